@@ -1,0 +1,42 @@
+"""jacli: Jacobians and vector-Jacobian products of formulas.
+
+    >>> import jacli
+    >>> jacli.jacobian("x**2", {"x": [2.0, 3.0]})["x"]
+    tensor([[4., 0.],
+            [0., 6.]], dtype=torch.float64)
+
+Importing jacli is cheap: torch and SymPy load on the first computation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jacli.errors import (
+    DeviceError,
+    ExpressionError,
+    InputError,
+    JacliError,
+    JacliWarning,
+    ResourceError,
+    ShapeError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "jacobian", "vjp", "compute_jacobian", "compute_vjp", "Result",
+    "JacliError", "ExpressionError", "InputError", "ShapeError", "DeviceError", "ResourceError",
+    "JacliWarning", "__version__",
+]
+
+_API = {"jacobian", "vjp", "compute_jacobian", "compute_vjp", "Result"}
+
+
+def __getattr__(name: str) -> Any:
+    # The API module imports SymPy-facing code on use; keep `import jacli` (and --help) light.
+    if name in _API:
+        from jacli import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'jacli' has no attribute {name!r}")

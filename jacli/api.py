@@ -1,0 +1,365 @@
+"""The library behind the CLI: expression text + inputs → a ``Result`` that explains itself.
+
+``jacobian`` and ``vjp`` return plain dicts of tensors for Python users; ``compute_jacobian``
+and ``compute_vjp`` return the whole ``Result`` (inputs, output, method, device ...) that the
+renderer and later teaching features read.
+
+Example:
+    >>> jacobian("x**2", {"x": [2.0, 3.0]})["x"]
+    tensor([[4., 0.],
+            [0., 6.]], dtype=torch.float64)
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from jacli import devices, inputs as specs
+from jacli.errors import ExpressionError, InputError, JacliWarning
+from jacli.limits import check_budget, default_budget
+
+InputValue = Any
+"""A tensor, a number, nested lists of numbers, a spec string like ``"eye:3"``, or a parsed Spec."""
+
+
+@dataclass
+class Result:
+    """Everything one computation produced, for rendering and explaining.
+
+    Attributes:
+        command: ``"jacobian"`` or ``"vjp"``.
+        expression: the text as given.
+        variables: the expression's inputs, in order of appearance.
+        wrt: the inputs differentiated with respect to.
+        method: the method that ran (never ``auto``).
+        device, dtype: where and in what precision it ran, as names.
+        inputs: name → input tensor.
+        output: the expression's value at the inputs.
+        values: name → result tensor (a Jacobian block, or the VJP shaped like the input).
+        v: the vector of a VJP, shaped like the output.
+        tree: the SymPy tree of the expression.
+    """
+
+    command: str
+    expression: str
+    variables: tuple[str, ...]
+    wrt: tuple[str, ...]
+    method: str
+    device: str
+    dtype: str
+    inputs: dict[str, Any]
+    output: Any
+    values: dict[str, Any]
+    v: Any = None
+    tree: Any = field(default=None, repr=False)
+
+
+def jacobian(
+    expr: str,
+    inputs: Mapping[str, InputValue],
+    *,
+    wrt: Sequence[str] | None = None,
+    method: str = "auto",
+    device: Any = "cpu",
+    dtype: Any = "float64",
+) -> dict[str, Any]:
+    """The Jacobian of ``expr`` with respect to each input in ``wrt``.
+
+    Args:
+        expr: e.g. ``"[r*cos(t), r*sin(t)]"``.
+        inputs: name → tensor, number, nested list or spec string (``"eye:3"``).
+        wrt: names to differentiate with respect to; default all.
+        method: ``auto``, ``reverse`` (jacrev), ``forward`` (jacfwd) or ``rows``.
+        device: ``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto`` or a torch.device.
+        dtype: ``float64`` or ``float32`` (a name or a torch.dtype).
+
+    Returns:
+        name → tensor of shape ``output.shape + input.shape``.
+
+    Example:
+        >>> jacobian("[r*cos(t), r*sin(t)]", {"r": 2.0, "t": 0.0})["t"]
+        tensor([0., 2.], dtype=torch.float64)
+    """
+    return compute_jacobian(expr, inputs, wrt=wrt, method=method, device=device, dtype=dtype).values
+
+
+def vjp(
+    expr: str,
+    inputs: Mapping[str, InputValue],
+    v: InputValue,
+    *,
+    wrt: Sequence[str] | None = None,
+    method: str = "auto",
+    device: Any = "cpu",
+    dtype: Any = "float64",
+) -> dict[str, Any]:
+    """vᵀJ for each input: exactly what ``y.backward(v)`` leaves in ``x.grad``.
+
+    Args:
+        v: shaped like the output; a tensor, number, list, or spec (``"ones"``, ``"onehot:0"``).
+        method: ``auto`` or ``grad`` (torch.autograd.grad), or ``backward`` (y.backward(v)).
+
+    Returns:
+        name → tensor shaped like that input.
+
+    Example:
+        >>> vjp("2*x", {"x": [1.0, 2.0]}, [1.0, 0.1])["x"]
+        tensor([2.0000, 0.2000], dtype=torch.float64)
+    """
+    return compute_vjp(expr, inputs, v, wrt=wrt, method=method, device=device, dtype=dtype).values
+
+
+def compute_jacobian(
+    expr: str,
+    inputs: Mapping[str, InputValue] | Iterable[tuple[str | None, InputValue]],
+    *,
+    wrt: Sequence[str] | None = None,
+    method: str = "auto",
+    device: Any = "cpu",
+    dtype: Any = "float64",
+    seed: int = 0,
+    max_memory: int | None = None,
+    progress: Any = None,
+) -> Result:
+    """Like ``jacobian`` but returns the whole ``Result``; refuses Jacobians over the budget.
+
+    Args:
+        inputs: a mapping, or ``(name or None, value)`` pairs as the CLI gives them (None binds
+            the only variable).
+        seed: seeds ``rand``/``randn`` specs.
+        max_memory: the memory budget in bytes (default: half the available memory).
+        progress: ``progress(done, total)`` for the row loop.
+    """
+    from jacli import engine
+
+    if method not in engine.JACOBIAN_METHODS:
+        raise InputError(f"unknown method {method!r}; use {', '.join(engine.JACOBIAN_METHODS)}")
+    problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory)
+    output = problem.output
+    wrt_tensors = [problem.inputs[name] for name in problem.wrt]
+    elements = engine.jacobian_elements(output.shape, [t.shape for t in wrt_tensors])
+    itemsize = output.element_size()
+    shapes = " + ".join(f"{n} {tuple(t.shape)}" for n, t in zip(problem.wrt, wrt_tensors))
+    check_budget(
+        elements * itemsize, problem.budget,
+        f"the Jacobian of {expr} ({output.numel():,} output elements × "
+        f"{sum(t.numel() for t in wrt_tensors):,} input elements = {elements:,} numbers, "
+        f"for output {tuple(output.shape)} and {shapes})",
+        "Use `jacli vjp` with --v for one combination of its rows, pick fewer inputs with --wrt, "
+        "use smaller inputs, or raise --max-memory.",
+    )
+    if method == "auto":
+        method = engine.choose_jacobian_method(sum(t.numel() for t in wrt_tensors), output.numel())
+    chunk_size = None
+    if method == "reverse":
+        # jacrev pulls back one basis vector per output element, all at once under vmap; when
+        # that would not fit in the budget, it goes in chunks.
+        basis = output.numel()
+        per_vector = max(1, len(problem.compiled.tree.atoms()) + 4) * itemsize * (
+            output.numel() + sum(t.numel() for t in problem.inputs.values())
+        )
+        if basis * per_vector > problem.budget:
+            chunk_size = max(1, problem.budget // per_vector)
+    blocks = engine.jacobian(
+        problem.compiled.function, problem.args, problem.wrt_positions, method,
+        progress=progress, chunk_size=chunk_size,
+    )
+    return problem.result("jacobian", method, output, dict(zip(problem.wrt, blocks)))
+
+
+def compute_vjp(
+    expr: str,
+    inputs: Mapping[str, InputValue] | Iterable[tuple[str | None, InputValue]],
+    v: InputValue,
+    *,
+    wrt: Sequence[str] | None = None,
+    method: str = "auto",
+    device: Any = "cpu",
+    dtype: Any = "float64",
+    seed: int = 0,
+    max_memory: int | None = None,
+) -> Result:
+    """Like ``vjp`` but returns the whole ``Result``."""
+    from jacli import engine
+
+    if method not in engine.VJP_METHODS:
+        raise InputError(f"unknown method {method!r}; use {', '.join(engine.VJP_METHODS)}")
+    v_spec = _as_spec(v, for_v=True) if isinstance(v, str) else v
+    problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory)
+    output = problem.output
+    v_tensor = _materialize(v_spec, "v", problem, output_shape=tuple(output.shape))
+    v_text = getattr(v_spec, "text", None) or _describe(v_tensor)
+    v_tensor = specs.fit_to_output(v_tensor, tuple(output.shape), v_text)
+    _report_nonfinite(v_tensor, "--v")
+    method = "grad" if method == "auto" else method
+    grads = engine.vjp(problem.compiled.function, problem.args, problem.wrt_positions, v_tensor, method)
+    result = problem.result("vjp", method, output, dict(zip(problem.wrt, grads)))
+    result.v = v_tensor
+    return result
+
+
+# -- shared preparation -------------------------------------------------------------------------
+
+
+@dataclass
+class _Problem:
+    compiled: Any
+    inputs: dict[str, Any]
+    wrt: tuple[str, ...]
+    output: Any
+    budget: int
+    device: Any
+    dtype: Any
+    seed: int
+
+    @property
+    def args(self) -> tuple:
+        return tuple(self.inputs[name] for name in self.compiled.variables)
+
+    @property
+    def wrt_positions(self) -> tuple[int, ...]:
+        return tuple(self.compiled.variables.index(name) for name in self.wrt)
+
+    def result(self, command: str, method: str, output: Any, values: dict[str, Any]) -> Result:
+        return Result(
+            command=command, expression=self.compiled.text, variables=self.compiled.variables,
+            wrt=self.wrt, method=method, device=str(self.device), dtype=str(self.dtype).replace("torch.", ""),
+            inputs=self.inputs, output=output, values=values, tree=self.compiled.tree,
+        )
+
+
+def _prepare(expr, inputs, wrt, device, dtype, seed, max_memory) -> _Problem:
+    """Check everything cheap first (names, specs, the expression), then import torch and build."""
+    devices.check_names(device if isinstance(device, str) else "cpu", dtype if isinstance(dtype, str) else "float64")
+    pairs = list(inputs.items()) if isinstance(inputs, Mapping) else list(inputs)
+    given = [(name, _as_spec(value) if isinstance(value, str) else value) for name, value in pairs]
+
+    from jacli.compile import compile_expression
+
+    compiled = compile_expression(expr)
+    bound = bind(compiled.variables, given)
+    wrt_names = _check_wrt(compiled.variables, wrt)
+    specs.check_single_stdin({n: s for n, s in bound.items() if not _is_tensor_like(s)})
+
+    torch_dtype = devices.resolve_dtype(dtype)
+    torch_device = devices.resolve_device(device, torch_dtype)
+    budget = max_memory if max_memory is not None else _default_budget(torch_device)
+    problem = _Problem(compiled, {}, wrt_names, None, budget, torch_device, torch_dtype, seed)
+    for name in compiled.variables:
+        problem.inputs[name] = _materialize(bound[name], name, problem)
+        _report_nonfinite(problem.inputs[name], f"input {name}")
+    problem.output = compiled.checked(*problem.args).detach()
+    return problem
+
+
+def bind(variables: Sequence[str], given: list[tuple[str | None, Any]]) -> dict[str, Any]:
+    """Match given inputs to the expression's variables; errors list what is needed."""
+    if not variables:
+        raise ExpressionError(
+            "the expression has no variables, so there is nothing to differentiate; "
+            "use a name such as x and give it with --input x=..."
+        )
+    bound: dict[str, Any] = {}
+    for name, value in given:
+        if name is None:
+            if len(variables) != 1:
+                raise InputError(
+                    f"an --input without a name fits only an expression with one variable; this one "
+                    f"has {len(variables)} ({', '.join(variables)}), so write NAME=SPEC, e.g. "
+                    f"--input {variables[0]}=1,2,3"
+                )
+            name = variables[0]
+        if name not in variables:
+            close = difflib.get_close_matches(name, variables, n=1)
+            hint = f"; did you mean {close[0]}?" if close else "."
+            raise InputError(
+                f"input {name!r} is not used by the expression{hint} Its variables are: {', '.join(variables)}"
+            )
+        if name in bound:
+            raise InputError(f"input {name!r} is given twice; give each variable once")
+        bound[name] = value
+    missing = [name for name in variables if name not in bound]
+    if missing:
+        example = " ".join(f"-i {name}=1,2,3" for name in missing)
+        raise InputError(
+            f"no input for {', '.join(missing)}; the expression needs {', '.join(variables)}. "
+            f"Give each one, e.g. {example}"
+        )
+    return bound
+
+
+def _check_wrt(variables: Sequence[str], wrt: Sequence[str] | None) -> tuple[str, ...]:
+    if not wrt:
+        return tuple(variables)
+    names: list[str] = []
+    for item in wrt:
+        for name in (part.strip() for part in item.split(",")):
+            if not name:
+                continue
+            if name not in variables:
+                close = difflib.get_close_matches(name, variables, n=1)
+                hint = f"; did you mean {close[0]}?" if close else "."
+                raise InputError(f"--wrt {name!r} is not a variable of the expression{hint} Its variables are: {', '.join(variables)}")
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise InputError(f"--wrt names no variable; its variables are: {', '.join(variables)}")
+    return tuple(name for name in variables if name in names)
+
+
+def _as_spec(text: str, for_v: bool = False) -> Any:
+    return specs.parse_spec(text, for_v=for_v)
+
+
+def _is_tensor_like(value: Any) -> bool:
+    return not isinstance(value, (specs.Literal, specs.Constructor, specs.File, specs.OneHot))
+
+
+def _materialize(value: Any, name: str, problem: _Problem, output_shape: tuple[int, ...] | None = None) -> Any:
+    import torch
+
+    if _is_tensor_like(value):
+        try:
+            tensor = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise InputError(f"input {name}: cannot make a tensor of {_describe(value)} ({error})") from None
+        if tensor.is_complex() or tensor.dtype == torch.bool or tensor.numel() == 0:
+            raise InputError(f"input {name}: jacli needs a non-empty tensor of real numbers, not {_describe(value)}")
+        check_budget(tensor.numel() * tensor.element_size(), problem.budget, f"input {name}", "Use a smaller input.")
+        return tensor.detach().to(dtype=problem.dtype, device=problem.device)
+    return specs.materialize(
+        value, name=name, dtype=problem.dtype, device=problem.device, seed=problem.seed,
+        budget=problem.budget, output_shape=output_shape,
+    )
+
+
+def _default_budget(device: Any) -> int:
+    budget = default_budget()
+    if device.type == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(device)
+        budget = min(budget, free // 2)
+    return budget
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _report_nonfinite(tensor: Any, what: str) -> None:
+    """NaN or infinite numbers are accepted, with a warning (the CLI prints it on stderr)."""
+    import torch
+
+    count = int((~torch.isfinite(tensor)).sum())
+    if count:
+        warnings.warn(
+            f"{what} holds {count} NaN or infinite number{'s' if count > 1 else ''}",
+            JacliWarning, stacklevel=3,
+        )
+
+

@@ -1,0 +1,289 @@
+"""The ``jacli`` command: options → library calls → rendering. Only this module knows Typer.
+
+Library errors (``JacliError``) become ``Error: …`` on stderr and exit 1; usage errors (unknown
+options, bad choices) exit 2 through Typer. torch and SymPy are imported inside the commands, so
+``--help`` and ``--version`` answer at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from enum import Enum
+from typing import Any, Callable, List, Optional
+
+import typer
+
+from jacli import __version__
+from jacli.errors import JacliError
+
+app = typer.Typer(
+    name="jacli",
+    help="Jacobians and vector-Jacobian products of formulas, computed with PyTorch.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class JacobianMethod(str, Enum):
+    auto = "auto"
+    reverse = "reverse"
+    forward = "forward"
+    rows = "rows"
+
+
+class VjpMethod(str, Enum):
+    auto = "auto"
+    grad = "grad"
+    backward = "backward"
+
+
+class DType(str, Enum):
+    float64 = "float64"
+    float32 = "float32"
+
+
+class Format(str, Enum):
+    pretty = "pretty"
+    plain = "plain"
+    json = "json"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"jacli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Jacobians and vector-Jacobian products of formulas, computed with PyTorch.
+
+    Example: jacli jacobian "(x+1)**2" --input eye:2
+    """
+
+
+# Options shared by the commands (Typer reads them from each function's signature).
+INPUT = typer.Option(
+    [], "--input", "-i", metavar="NAME=SPEC",
+    help="Bind a variable: x=1,2,3  x=eye:3  x=randn:2x3  x=@x.npy. With one variable the name may "
+    "be left out. Repeat for each variable.",
+)
+WRT = typer.Option(
+    [], "--wrt", metavar="NAMES", help="Differentiate with respect to these inputs only (a,b or repeated). Default: all."
+)
+DEVICE = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto.")
+DTYPE_OPTION = typer.Option(DType.float64, "--dtype", help="Floating-point precision.")
+FORMAT = typer.Option(
+    None, "--format", "-f",
+    help="pretty (default on a terminal), plain (default otherwise: numbers for awk/loadtxt) or json.",
+)
+SEED = typer.Option(0, "--seed", help="Seed for rand/randn specs.")
+PRECISION = typer.Option(
+    None, "--precision", min=1, max=17,
+    help="Significant digits shown (default: 6 in pretty; every digit in plain and json).",
+)
+FULL = typer.Option(False, "--full", help="Show every entry of large tensors in the pretty view.")
+MAX_MEMORY = typer.Option(
+    None, "--max-memory", metavar="SIZE", help="Memory budget, e.g. 2GB (default: half of the available memory)."
+)
+DEBUG = typer.Option(
+    False, "--debug", help="Show the Python traceback of an error (also JACLI_DEBUG=1)."
+)
+
+
+@app.command()
+def jacobian(
+    expression: str = typer.Argument(..., metavar="EXPR", help="The formula, e.g. \"[r*cos(t), r*sin(t)]\"."),
+    inputs: List[str] = INPUT,
+    wrt: List[str] = WRT,
+    method: JacobianMethod = typer.Option(
+        JacobianMethod.auto, "--method", "-m",
+        help="reverse (torch.func.jacrev), forward (jacfwd), rows (one autograd.grad per output "
+        "element), or auto: forward when the inputs have fewer elements than the output.",
+    ),
+    device: str = DEVICE,
+    dtype: DType = DTYPE_OPTION,
+    output_format: Optional[Format] = FORMAT,
+    seed: int = SEED,
+    precision: Optional[int] = PRECISION,
+    full: bool = FULL,
+    max_memory: Optional[str] = MAX_MEMORY,
+    debug: bool = DEBUG,
+) -> None:
+    """The Jacobian of EXPR with respect to each input; shape output.shape + input.shape.
+
+    Examples:
+
+      jacli jacobian "(x+1)**2" --input eye:2
+
+      jacli jacobian "[r*cos(t), r*sin(t)]" -i r=2 -i t=0.5
+
+      jacli jacobian "x**2" -i 2,3 --method rows
+    """
+
+    def compute() -> Any:
+        from jacli import api
+
+        specs, budget = _parse_common(inputs, device, max_memory)
+        return api.compute_jacobian(
+            expression, specs, wrt=wrt, method=method.value, device=device, dtype=dtype.value,
+            seed=seed, max_memory=budget, progress=_RowProgress(),
+        )
+
+    _run(compute, output_format, precision, full, debug)
+
+
+@app.command()
+def vjp(
+    expression: str = typer.Argument(..., metavar="EXPR", help="The formula, e.g. \"3*a + 2*b**2\"."),
+    v: str = typer.Option(
+        ..., "--v", metavar="SPEC",
+        help="The vector v, shaped like the output: 1,0.5  ones  randn  onehot:0  @v.npy. "
+        "ones, zeros, rand, randn without a shape take the output's shape.",
+    ),
+    inputs: List[str] = INPUT,
+    wrt: List[str] = WRT,
+    method: VjpMethod = typer.Option(
+        VjpMethod.auto, "--method", "-m",
+        help="grad (torch.autograd.grad), backward (y.backward(v), then read x.grad), or auto (grad).",
+    ),
+    device: str = DEVICE,
+    dtype: DType = DTYPE_OPTION,
+    output_format: Optional[Format] = FORMAT,
+    seed: int = SEED,
+    precision: Optional[int] = PRECISION,
+    full: bool = FULL,
+    max_memory: Optional[str] = MAX_MEMORY,
+    debug: bool = DEBUG,
+) -> None:
+    """vᵀJ for each input: what y.backward(v) leaves in x.grad, shaped like x.
+
+    A non-scalar output y needs v (one weight per output element) because backward computes
+    the gradient of the scalar sum(v * y).
+
+    Examples:
+
+      jacli vjp "3*a + 2*b**2 + log(c)" -i a=1,2,3 -i b=3,4,5 -i c=6,7,8 --v 0.1,1,0.0001
+
+      jacli vjp "relu(x)" -i arange:-8,8,0.1 --v ones --format json
+    """
+
+    def compute() -> Any:
+        from jacli import api, inputs as spec_module
+
+        specs, budget = _parse_common(inputs, device, max_memory)
+        v_spec = spec_module.parse_spec(v, for_v=True)
+        return api.compute_vjp(
+            expression, specs, v_spec, wrt=wrt, method=method.value, device=device,
+            dtype=dtype.value, seed=seed, max_memory=budget,
+        )
+
+    _run(compute, output_format, precision, full, debug)
+
+
+def _parse_common(inputs: List[str], device: str, max_memory: Optional[str]) -> tuple[list, Optional[int]]:
+    """Check the cheap things (specs, device name, budget) before torch or SymPy load."""
+    from jacli import devices, inputs as spec_module, limits
+
+    devices.check_names(device, "float64")
+    specs = [spec_module.parse_input_option(text) for text in inputs]
+    budget = limits.parse_size(max_memory) if max_memory is not None else None
+    return specs, budget
+
+
+def _run(
+    compute: Callable[[], Any], output_format: Optional[Format], precision: Optional[int],
+    full: bool, debug: bool,
+) -> None:
+    """Compute, render, and turn library errors into ``Error:`` lines with exit code 1."""
+    debug = debug or os.environ.get("JACLI_DEBUG", "") not in ("", "0")
+    warnings.showwarning = _show_warning
+    try:
+        result = compute()
+        _render(result, output_format, precision, full)
+    except JacliError as error:
+        if debug:
+            raise
+        sys.stderr.write(f"Error: {error}\n")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        sys.stderr.write("Interrupted.\n")
+        raise typer.Exit(130) from None
+    except BrokenPipeError:
+        # The reader (head, a closed pager) went away; there is no one left to tell.
+        _silence_stdout()
+        raise typer.Exit(0) from None
+
+
+def _render(result: Any, output_format: Optional[Format], precision: Optional[int], full: bool) -> None:
+    from jacli import render
+
+    chosen = output_format.value if output_format else ("pretty" if sys.stdout.isatty() else "plain")
+    if chosen == "json":
+        sys.stdout.write(render.to_json(result))
+    elif chosen == "plain":
+        sys.stdout.write(render.to_plain(result, precision))
+    else:
+        from rich.console import Console
+
+        render.print_pretty(result, Console(), precision, full)
+    sys.stdout.flush()
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    sys.stderr.write(f"Warning: {message}\n")
+
+
+class _RowProgress:
+    """A progress bar on stderr for the row loop, shown only once it has run a moment."""
+
+    DELAY = 0.5
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if done == total or time.monotonic() - self.start < self.DELAY:
+                return
+            from rich.console import Console
+            from rich.progress import Progress
+
+            console = Console(stderr=True)
+            if not console.is_terminal:
+                self.start = float("inf")  # never again: no bars in logs
+                return
+            self.bar = Progress(console=console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("Jacobian rows", total=total)
+        self.bar.update(self.task, completed=done)
+        if done == total:
+            self.bar.stop()
+
+
+def main() -> None:
+    """Entry point of the ``jacli`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""SymPy tree → torch function, by walking the tree with the function table.
+
+No code is generated and nothing is ``eval``-ed: each tree node becomes a small Python closure
+that calls the torch function the table names for it. The closures follow the tree's order, which
+is the order the user wrote (the parser builds with ``evaluate=False``), so jacli computes
+``a/b`` as a division and ``x - y`` as a subtraction, exactly as torch would on the same text.
+
+Compilation is a pure function of the expression text and is cached.
+
+Example:
+    >>> f = compile_expression("(x+1)**2")
+    >>> f(torch.tensor([1.0, 2.0]))
+    tensor([4., 9.])
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import sympy as sp
+import torch
+
+from jacli import nodes
+from jacli.errors import ExpressionError, ShapeError
+from jacli.functions import BY_NODE
+from jacli.parse import parse
+
+# A compiled node: maps the positional input tensors to a tensor, or to a Python number for
+# constants (torch combines those with tensors without allocating, exactly as in `x + 1`).
+Node = Callable[[tuple], Any]
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """An expression ready to run on tensors.
+
+    Attributes:
+        text: the expression as written.
+        tree: its SymPy tree (what later stages read to explain or exploit structure).
+        variables: the input names, in order of first appearance; the function's positional order.
+        function: ``function(*tensors) -> tensor``; raw torch errors, for use inside torch.func.
+        checked: the same function, but a shape mismatch raises ``ShapeError`` naming the
+            sub-expression; run it once on the real inputs before differentiating.
+    """
+
+    text: str
+    tree: sp.Basic
+    variables: tuple[str, ...]
+    function: Callable[..., torch.Tensor] = field(repr=False)
+    checked: Callable[..., torch.Tensor] = field(repr=False)
+
+    def __call__(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return self.function(*tensors)
+
+
+@functools.lru_cache(maxsize=256)
+def compile_expression(text: str) -> Compiled:
+    """Parse and compile ``text`` (cached: the result depends on the text alone).
+
+    Args:
+        text: a jacli expression such as ``"3*a + 2*b**2 + log(c)"``.
+
+    Returns:
+        A ``Compiled`` whose function takes one tensor per variable, in ``variables`` order.
+    """
+    parsed = parse(text)
+    position = {name: i for i, name in enumerate(parsed.variables)}
+    fast = _Compiler(position, guard=False).node(parsed.tree)
+    safe = _Compiler(position, guard=True).node(parsed.tree)
+    return Compiled(
+        text=text,
+        tree=parsed.tree,
+        variables=parsed.variables,
+        function=lambda *tensors: _as_tensor(fast(tensors), tensors),
+        checked=lambda *tensors: _as_tensor(safe(tensors), tensors),
+    )
+
+
+def _as_tensor(value: Any, args: tuple) -> torch.Tensor:
+    """A Python number as a tensor with the inputs' dtype and device; tensors pass through."""
+    if isinstance(value, torch.Tensor):
+        return value
+    like = args[0]
+    return torch.tensor(value, dtype=like.dtype, device=like.device)
+
+
+def _negated(term: sp.Basic) -> sp.Basic | None:
+    """``t`` when ``term`` is ``-1 * t`` (how the parser writes subtraction), else None."""
+    if isinstance(term, sp.Mul) and len(term.args) == 2 and term.args[0] == sp.S.NegativeOne:
+        return term.args[1]
+    return None
+
+
+def _reciprocal_base(factor: sp.Basic) -> sp.Basic | None:
+    """``b`` when ``factor`` is ``b**-1`` (how the parser writes division), else None."""
+    if isinstance(factor, sp.Pow) and factor.args[1] == sp.S.NegativeOne:
+        return factor.args[0]
+    return None
+
+
+def _number(value: sp.Basic) -> float | int:
+    """A SymPy number as the nearest Python number (ints stay exact for integer powers)."""
+    if isinstance(value, sp.Integer):
+        return int(value)
+    if isinstance(value, sp.Rational):
+        return int(value.p) / int(value.q)  # int / int is correctly rounded
+    return float(value)
+
+
+class _Compiler:
+    """Turns one SymPy node into a ``Node`` closure, recursively."""
+
+    def __init__(self, position: dict[str, int], guard: bool):
+        self.position = position
+        self.guard = guard
+
+    def node(self, tree: sp.Basic) -> Node:
+        if isinstance(tree, sp.Symbol):
+            index = self.position[tree.name]
+            return lambda args: args[index]
+        if isinstance(tree, (sp.Number, sp.NumberSymbol)):
+            value = _number(tree)
+            return lambda args: value
+        if isinstance(tree, sp.Add):
+            return self._add(tree)
+        if isinstance(tree, sp.Mul):
+            return self._mul(tree)
+        if isinstance(tree, sp.Pow):
+            return self._pow(tree)
+        if isinstance(tree, nodes.Components):
+            return self._apply(tree, list(tree.args), _stack)
+        if isinstance(tree, nodes.Index):
+            key = tree.key()
+            return self._apply(tree, [tree.args[0]], lambda x: x[key])
+        entry = BY_NODE.get(tree.func)
+        if entry is None:
+            raise ExpressionError(f"jacli cannot compile {tree} (no torch function for {tree.func})")
+        n_tensors = entry.tensors[1] if entry.ints != (0,) else len(tree.args)
+        ints = [int(i) for i in tree.args[n_tensors:]]
+        torch_fn = entry.torch
+        return self._apply(tree, list(tree.args[:n_tensors]), lambda *xs: torch_fn(*xs, *ints))
+
+    def _apply(self, tree: sp.Basic, children: list[sp.Basic], fn: Callable[..., Any]) -> Node:
+        """A node that calls ``fn`` on its children's values, lifted to tensors."""
+        compiled = [self.node(child) for child in children]
+        if not self.guard:
+            return lambda args: fn(*(_as_tensor(c(args), args) for c in compiled))
+
+        def checked(args: tuple) -> Any:
+            values = [_as_tensor(c(args), args) for c in compiled]
+            try:
+                return fn(*values)
+            except (RuntimeError, IndexError, ValueError, TypeError) as error:
+                raise _shape_error(tree, values, error) from None
+
+        return checked
+
+    def _binary(self, tree: sp.Basic, left: Node, right: Node, op: Callable[[Any, Any], Any]) -> Node:
+        """``op`` on two values; two plain numbers are lifted first so torch's rules apply."""
+
+        def run(args: tuple) -> Any:
+            a, b = left(args), right(args)
+            if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
+                a = _as_tensor(a, args)
+            if not self.guard:
+                return op(a, b)
+            try:
+                return op(a, b)
+            except (RuntimeError, IndexError, ValueError, TypeError) as error:
+                raise _shape_error(tree, [a, b], error) from None
+
+        return run
+
+    def _add(self, tree: sp.Add) -> Node:
+        first, *rest = tree.args
+        negated = _negated(first)
+        result = self.node(first if negated is None else negated)
+        if negated is not None:
+            inner = result
+            result = lambda args: -inner(args)
+        for term in rest:
+            negated = _negated(term)
+            if negated is None:
+                result = self._binary(tree, result, self.node(term), lambda a, b: a + b)
+            else:
+                result = self._binary(tree, result, self.node(negated), lambda a, b: a - b)
+        return result
+
+    def _mul(self, tree: sp.Mul) -> Node:
+        negated = _negated(tree)
+        if negated is not None:
+            inner = self.node(negated)
+            return lambda args: -inner(args)
+        first, *rest = tree.args
+        result = self.node(first)
+        for factor in rest:
+            base = _reciprocal_base(factor)
+            if base is None:
+                result = self._binary(tree, result, self.node(factor), lambda a, b: a * b)
+            else:
+                result = self._binary(tree, result, self.node(base), lambda a, b: a / b)
+        return result
+
+    def _pow(self, tree: sp.Pow) -> Node:
+        base, exponent = tree.args
+        if base == sp.E:
+            return self._apply(tree, [exponent], torch.exp)
+        if exponent.is_Number:
+            if exponent == sp.S.Half:
+                return self._apply(tree, [base], torch.sqrt)
+            if exponent == -sp.S.Half:
+                return self._apply(tree, [base], torch.rsqrt)
+            if exponent == sp.S.NegativeOne:
+                return self._apply(tree, [base], torch.reciprocal)
+            power = _number(exponent)
+            return self._apply(tree, [base], lambda x: torch.pow(x, power))
+        return self._binary(tree, self.node(base), self.node(exponent), torch.pow)
+
+
+def _stack(*components: torch.Tensor) -> torch.Tensor:
+    """Components broadcast to one shape, stacked along a new first axis."""
+    return torch.stack(torch.broadcast_tensors(*components))
+
+
+def _shape_error(tree: sp.Basic, values: list[Any], error: Exception) -> ShapeError:
+    shapes = ", ".join(
+        str(tuple(v.shape)) if isinstance(v, torch.Tensor) else "scalar" for v in values
+    )
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    noun = "shape" if len(values) == 1 else "shapes"
+    return ShapeError(
+        f"cannot evaluate {tree} with input {noun} {shapes}: {reason}. "
+        "Check the shapes of the inputs (--input) against the expression."
+    )
+
+
+__all__ = ["Compiled", "compile_expression"]

@@ -1,0 +1,511 @@
+"""Input specs: text such as ``"eye:5"``, ``"1,2,3"`` or ``"@x.npy"`` → tensors.
+
+Two steps, so that bad specs fail before torch is imported:
+
+1. ``parse_spec(text)`` checks the text and returns a small ``Spec`` (pure Python);
+2. ``materialize(spec, ...)`` makes the tensor (imports torch; reads files).
+
+Grammar (SHAPE is ``5``, ``2x3`` or ``2x3x4``):
+
+    2.5                  a number (a 0-dimensional tensor); nan and inf are accepted
+    1,2,3  [[1,2],[3,4]] a flat list, or nested brackets
+    eye:N  eye:NxM       identity matrix
+    ones:SHAPE  zeros:SHAPE  full:SHAPE:VALUE
+    arange:STOP  arange:START,STOP[,STEP]     torch.arange semantics
+    linspace:START,STOP,N
+    rand:SHAPE  randn:SHAPE                   reproducible through the seed
+    @file.npy @file.pt @file.json @file.csv @file.txt   @- reads the text forms from stdin
+
+For ``--v`` only: ``ones``, ``zeros``, ``rand``, ``randn`` without a shape take the output's
+shape; ``onehot:I`` (flat index) and ``onehot:I,J`` (multi-index) give a one-hot tensor.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+import sys
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+from jacli.errors import InputError, ShapeError
+from jacli.limits import check_budget
+
+MAX_NESTING = 32
+"""Deepest bracket nesting accepted in a literal."""
+
+CONSTRUCTORS = ("eye", "ones", "zeros", "full", "arange", "linspace", "rand", "randn")
+OUTPUT_SHAPED = ("ones", "zeros", "rand", "randn")
+"""Constructors that --v may give without a shape: they take the output's shape."""
+
+FILE_SUFFIXES = (".npy", ".pt", ".json", ".csv", ".txt")
+
+Nested = Union[float, list]
+
+
+@dataclass(frozen=True)
+class Literal:
+    """Numbers written out: ``2.5``, ``1,2,3``, ``[[1,2],[3,4]]``."""
+
+    text: str
+    values: Nested
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Constructor:
+    """``eye:3``, ``ones:2x3``, ``arange:0,1,0.1`` ...; ``shape`` None means the output's."""
+
+    text: str
+    kind: str
+    shape: tuple[int, ...] | None
+    params: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class File:
+    """``@path``; ``@-`` is standard input."""
+
+    text: str
+    path: str
+
+
+@dataclass(frozen=True)
+class OneHot:
+    """``onehot:I`` or ``onehot:I,J`` (for --v): 1 at that index, 0 elsewhere."""
+
+    text: str
+    index: tuple[int, ...]
+
+
+Spec = Union[Literal, Constructor, File, OneHot]
+
+
+# -- parsing (no torch) -------------------------------------------------------------------------
+
+
+def parse_input_option(text: str) -> tuple[str | None, Spec]:
+    """``"a=1,2,3"`` → ``("a", spec)``; ``"eye:5"`` → ``(None, spec)``.
+
+    Raises:
+        InputError: naming the bad part.
+    """
+    match = re.fullmatch(r"\s*([A-Za-z]\w*)\s*=(.*)", text, flags=re.DOTALL)
+    if match:
+        return match.group(1), parse_spec(match.group(2), option=f"--input {text}")
+    if re.match(r"\s*[^@=\s]*=", text):
+        name = text.split("=", 1)[0].strip()
+        raise InputError(
+            f"--input {text!r}: {name!r} is not a variable name; write NAME=SPEC, e.g. x=1,2,3"
+        )
+    return None, parse_spec(text, option=f"--input {text}")
+
+
+def parse_spec(text: str, *, for_v: bool = False, option: str | None = None) -> Spec:
+    """Check a spec and return what it describes, without making the tensor.
+
+    Args:
+        text: the spec, e.g. ``"eye:5"``.
+        for_v: allow the --v forms (``ones`` without a shape, ``onehot:I``).
+        option: how to name the spec in errors, e.g. ``"--input x=eye:5"``.
+
+    Raises:
+        InputError: naming the bad part and showing a form that works.
+    """
+    where = option or ("--v " + text if for_v else text)
+    spec = text.strip()
+    if not spec:
+        raise InputError(f"{where}: the spec is empty; give numbers like 1,2,3 or a form like ones:3")
+    if spec.startswith("@"):
+        path = spec[1:].strip()
+        if not path:
+            raise InputError(f"{where}: '@' needs a file name, like @x.npy, or @- for stdin")
+        if path != "-" and Path(path).suffix.lower() not in FILE_SUFFIXES:
+            raise InputError(
+                f"{where}: cannot tell the format of {path!r}; "
+                f"use a file ending in {', '.join(FILE_SUFFIXES)}"
+            )
+        return File(spec, path)
+    head, colon, body = spec.partition(":")
+    head = head.strip().lower()
+    if re.fullmatch(r"[a-z]+", head) and head not in ("nan", "inf", "infinity"):
+        return _parse_named(spec, head, body if colon else None, for_v, where)
+    return _parse_literal(spec, where)
+
+
+def _parse_named(spec: str, kind: str, body: str | None, for_v: bool, where: str) -> Spec:
+    known = CONSTRUCTORS + (("onehot",) if for_v else ())
+    if kind == "onehot" and not for_v:
+        raise InputError(f"{where}: onehot is for --v only (it takes the output's shape)")
+    if kind not in known:
+        close = difflib.get_close_matches(kind, known, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise InputError(
+            f"{where}: unknown spec {kind!r}; {hint}known forms: numbers like 1,2,3, "
+            f"[[1,2],[3,4]], {', '.join(k + ':...' for k in known)}, @file"
+        )
+    if body is None:
+        if for_v and kind in OUTPUT_SHAPED:
+            return Constructor(spec, kind, None)
+        example = {"eye": "eye:3", "full": "full:2x3:0.5", "arange": "arange:5",
+                   "linspace": "linspace:0,1,5", "onehot": "onehot:0"}.get(kind, f"{kind}:2x3")
+        shaped = " (only --v may leave out the shape)" if kind in OUTPUT_SHAPED else ""
+        raise InputError(f"{where}: {kind} needs more, like {example}{shaped}")
+    if kind == "eye":
+        shape = _shape(body, where)
+        if len(shape) > 2:
+            raise InputError(f"{where}: eye makes a matrix; give N or NxM, like eye:3 or eye:2x3")
+        return Constructor(spec, kind, shape * 2 if len(shape) == 1 else shape)
+    if kind in ("ones", "zeros", "rand", "randn"):
+        return Constructor(spec, kind, _shape(body, where))
+    if kind == "full":
+        shape_text, colon, value = body.partition(":")
+        if not colon:
+            raise InputError(f"{where}: full needs a shape and a value, like full:2x3:0.5")
+        return Constructor(spec, kind, _shape(shape_text, where), (_number(value, where),))
+    if kind == "arange":
+        params = tuple(_number(p, where) for p in body.split(","))
+        if not 1 <= len(params) <= 3:
+            raise InputError(f"{where}: arange takes STOP or START,STOP[,STEP], like arange:0,1,0.1")
+        start, stop, step = (0.0, params[0], 1.0) if len(params) == 1 else (*params[:2], params[2] if len(params) == 3 else 1.0)
+        if step == 0 or not all(math.isfinite(p) for p in (start, stop, step)):
+            raise InputError(f"{where}: arange needs finite bounds and a non-zero step")
+        length = math.ceil((stop - start) / step)
+        if length <= 0:
+            raise InputError(f"{where}: arange from {start:g} to {stop:g} by {step:g} is empty")
+        return Constructor(spec, kind, (length,), (start, stop, step))
+    if kind == "linspace":
+        parts = body.split(",")
+        if len(parts) != 3:
+            raise InputError(f"{where}: linspace takes START,STOP,N, like linspace:0,1,5")
+        start, stop = _number(parts[0], where), _number(parts[1], where)
+        count = _positive_int(parts[2], where, "the number of points")
+        return Constructor(spec, kind, (count,), (start, stop))
+    # onehot
+    index = tuple(_int(p, where) for p in body.split(","))
+    return OneHot(spec, index)
+
+
+def _shape(text: str, where: str) -> tuple[int, ...]:
+    parts = re.split(r"[xX×]", text.strip())
+    if not text.strip() or not all(re.fullmatch(r"\s*\d+\s*", p) for p in parts):
+        raise InputError(f"{where}: bad shape {text!r}; write it like 5 or 2x3 or 2x3x4")
+    shape = tuple(int(p) for p in parts)
+    if any(n == 0 for n in shape):
+        raise InputError(f"{where}: shape {text!r} has no elements; every size must be at least 1")
+    return shape
+
+
+def _number(text: str, where: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise InputError(f"{where}: {text.strip()!r} is not a number") from None
+
+
+def _int(text: str, where: str) -> int:
+    if not re.fullmatch(r"\s*-?\d+\s*", text):
+        raise InputError(f"{where}: {text.strip()!r} is not an integer index")
+    return int(text)
+
+
+def _positive_int(text: str, where: str, what: str) -> int:
+    if not re.fullmatch(r"\s*\d+\s*", text) or int(text) < 1:
+        raise InputError(f"{where}: {what} must be a positive integer, not {text.strip()!r}")
+    return int(text)
+
+
+_TOKEN = re.compile(r"\s*(?:(\[)|(\])|(,)|([^\[\],\s]+))")
+
+
+def _parse_literal(spec: str, where: str) -> Literal:
+    """Numbers, comma lists and nested brackets; no eval."""
+    text = spec if spec.startswith("[") or "," not in spec else f"[{spec}]"
+    tokens: list[str] = []
+    position = 0
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if not match or match.end() == position:
+            break
+        tokens.append(match.group(0).strip())
+        position = match.end()
+    tokens = [t for t in tokens if t]
+    values, rest = _parse_tokens(tokens, 0, where, 0)
+    if rest != len(tokens):
+        raise InputError(f"{where}: unexpected {tokens[rest]!r} after the end of the list")
+    return Literal(spec, values, _nested_shape(values, where))
+
+
+def _parse_tokens(tokens: list[str], i: int, where: str, depth: int) -> tuple[Nested, int]:
+    if i >= len(tokens):
+        raise InputError(f"{where}: the list ends too early; check the brackets")
+    token = tokens[i]
+    if token == "[":
+        if depth >= MAX_NESTING:
+            raise InputError(f"{where}: brackets nested deeper than {MAX_NESTING}")
+        items: list[Nested] = []
+        i += 1
+        while True:
+            if i < len(tokens) and tokens[i] == "]" and not items:
+                raise InputError(f"{where}: an empty list [] has no numbers")
+            item, i = _parse_tokens(tokens, i, where, depth + 1)
+            items.append(item)
+            if i < len(tokens) and tokens[i] == ",":
+                i += 1
+                continue
+            if i < len(tokens) and tokens[i] == "]":
+                return items, i + 1
+            found = repr(tokens[i]) if i < len(tokens) else "the end"
+            raise InputError(f"{where}: expected ',' or ']' but found {found}")
+    if token in ("]", ","):
+        raise InputError(f"{where}: expected a number but found {token!r}")
+    return _number(token, where), i + 1
+
+
+def _nested_shape(values: Nested, where: str) -> tuple[int, ...]:
+    """The shape of rectangular nested lists; ragged ones are an error naming the row."""
+    if not isinstance(values, list):
+        return ()
+    shapes = [_nested_shape(v, where) for v in values]
+    for i, shape in enumerate(shapes):
+        if shape != shapes[0]:
+            raise InputError(
+                f"{where}: the rows are not all the same shape: item 0 has shape {shapes[0]}, "
+                f"item {i} has shape {shape}"
+            )
+    return (len(values), *shapes[0])
+
+
+# -- making tensors -----------------------------------------------------------------------------
+
+
+def seed_for(seed: int, name: str) -> int:
+    """Each random input draws from its own generator, so adding an input changes no other."""
+    return (seed * 1_000_003 + zlib.crc32(name.encode("utf-8"))) % (2**63)
+
+
+def materialize(
+    spec: Spec,
+    *,
+    name: str,
+    dtype: Any,
+    device: Any,
+    seed: int = 0,
+    budget: int | None = None,
+    output_shape: tuple[int, ...] | None = None,
+) -> Any:
+    """Make the tensor a spec describes.
+
+    Args:
+        spec: from ``parse_spec``.
+        name: the variable (or ``"v"``); seeds random specs and names errors.
+        dtype, device: of the result.
+        seed: the run's seed (``--seed``).
+        budget: refuse specs whose tensor would exceed this many bytes, before allocating.
+        output_shape: the output's shape, for --v forms without a shape.
+
+    Raises:
+        InputError: unreadable files, non-numeric data, sizes over the budget.
+    """
+    import torch
+
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    if isinstance(spec, (Constructor, OneHot)) and (getattr(spec, "shape", None) is None):
+        if output_shape is None:
+            raise InputError(f"{spec.text!r} takes the output's shape, which is only known for --v")
+    if isinstance(spec, OneHot):
+        return _onehot(spec, output_shape or (), dtype, device)
+    shape = spec.shape if isinstance(spec, (Literal, Constructor)) else None
+    if isinstance(spec, Constructor) and shape is None:
+        shape = output_shape
+    if shape is not None and budget is not None:
+        check_budget(
+            math.prod(shape) * itemsize, budget,
+            f"{name} = {spec.text} ({math.prod(shape):,} elements)",
+            "Use a smaller shape, or raise --max-memory.",
+        )
+    if isinstance(spec, Literal):
+        return torch.tensor(spec.values, dtype=torch.float64).to(dtype=dtype, device=device)
+    if isinstance(spec, Constructor):
+        return _construct(spec, shape, name, seed, dtype, device)
+    tensor = _read_file(spec, name)
+    if budget is not None:
+        check_budget(tensor.numel() * itemsize, budget, f"{name} = {spec.text} ({tensor.numel():,} elements)",
+                     "Use a smaller file, or raise --max-memory.")
+    return tensor.to(dtype=dtype, device=device)
+
+
+def _construct(spec: Constructor, shape: tuple[int, ...], name: str, seed: int, dtype: Any, device: Any) -> Any:
+    import torch
+
+    kind = spec.kind
+    if kind == "eye":
+        return torch.eye(*shape, dtype=dtype, device=device)
+    if kind == "ones":
+        return torch.ones(shape, dtype=dtype, device=device)
+    if kind == "zeros":
+        return torch.zeros(shape, dtype=dtype, device=device)
+    if kind == "full":
+        return torch.full(shape, spec.params[0], dtype=dtype, device=device)
+    if kind == "arange":
+        return torch.arange(*spec.params, dtype=dtype, device=device)
+    if kind == "linspace":
+        return torch.linspace(*spec.params, shape[0], dtype=dtype, device=device)
+    # rand / randn: drawn on the CPU from a local generator, so values match on every device.
+    generator = torch.Generator(device="cpu").manual_seed(seed_for(seed, name))
+    draw = torch.rand if kind == "rand" else torch.randn
+    return draw(shape, generator=generator, dtype=torch.float64).to(dtype=dtype, device=device)
+
+
+def _onehot(spec: OneHot, shape: tuple[int, ...], dtype: Any, device: Any) -> Any:
+    import torch
+
+    numel = math.prod(shape)
+    tensor = torch.zeros(shape, dtype=dtype, device=device)
+    index = spec.index
+    if len(index) == 1 and len(shape) != 1:
+        if not -numel <= index[0] < numel:
+            raise ShapeError(
+                f"--v {spec.text}: flat index {index[0]} is out of range for the output's "
+                f"{numel} elements (shape {shape}); use 0 to {numel - 1}"
+            )
+        tensor.view(-1)[index[0]] = 1
+        return tensor
+    if len(index) != len(shape):
+        raise ShapeError(
+            f"--v {spec.text}: the output has shape {shape}, so give one flat index or "
+            f"{len(shape)} indices, like onehot:{','.join('0' * len(shape)) or '0'}"
+        )
+    for i, size in zip(index, shape):
+        if not -size <= i < size:
+            raise ShapeError(f"--v {spec.text}: index {i} is out of range for the output's shape {shape}")
+    tensor[index] = 1
+    return tensor
+
+
+def check_single_stdin(specs: dict[str, Spec]) -> None:
+    """Standard input can be read once: at most one spec may be ``@-``."""
+    readers = [name for name, spec in specs.items() if isinstance(spec, File) and spec.path == "-"]
+    if len(readers) > 1:
+        raise InputError(
+            f"{' and '.join(readers)} all read @- (standard input), which can be read only once; "
+            "put all but one in files"
+        )
+
+
+def _read_file(spec: File, name: str) -> Any:
+    import torch
+
+    path = spec.path
+    if path == "-":
+        return _from_text(sys.stdin.read(), "standard input", name)
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix == ".npy":
+            import numpy
+
+            array = numpy.load(path, allow_pickle=False)
+            if array.dtype.kind not in "biuf":
+                raise InputError(f"{name} = @{path}: holds {array.dtype} data; jacli needs real numbers")
+            return torch.from_numpy(array.astype("float64"))
+        if suffix == ".pt":
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(loaded, torch.Tensor) or loaded.is_complex():
+                raise InputError(f"{name} = @{path}: does not hold one real tensor")
+            return loaded.detach().to(torch.float64)
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as error:
+        raise InputError(f"{name} = @{path}: cannot read it ({error.strerror or error})") from None
+    except ValueError as error:
+        raise InputError(f"{name} = @{path}: not a readable {suffix} file ({error})") from None
+    except Exception as error:  # torch.load's unpickling errors have no common base class
+        if isinstance(error, InputError):
+            raise
+        raise InputError(f"{name} = @{path}: not a readable {suffix} file ({error})") from None
+    return _from_text(text, f"@{path}", name, json_only=suffix == ".json")
+
+
+def _from_text(text: str, where: str, name: str, json_only: bool = False) -> Any:
+    """JSON (numbers or nested lists, "nan"/"inf" strings allowed) or rows of numbers."""
+    import torch
+
+    stripped = text.strip()
+    if json_only or stripped.startswith("["):
+        try:
+            data = json.loads(stripped)
+        except (json.JSONDecodeError, RecursionError):
+            if json_only:
+                raise InputError(f"{name} = {where}: not valid JSON") from None
+        else:
+            values = _json_numbers(data, f"{name} = {where}")
+            return torch.tensor(values, dtype=torch.float64).reshape(_nested_shape(values, f"{name} = {where}"))
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            rows.append([float(v) for v in re.split(r"[,\s]+", line) if v])
+        except ValueError:
+            raise InputError(f"{name} = {where}: line {number} holds something that is not a number") from None
+    if not rows:
+        raise InputError(f"{name} = {where}: holds no numbers")
+    if any(len(row) != len(rows[0]) for row in rows):
+        raise InputError(f"{name} = {where}: the rows have different lengths")
+    tensor = torch.tensor(rows, dtype=torch.float64)
+    if len(rows) == 1:
+        return tensor[0] if len(rows[0]) > 1 else tensor[0, 0]
+    return tensor
+
+
+def _json_numbers(data: Any, where: str) -> Nested:
+    if isinstance(data, list):
+        if not data:
+            raise InputError(f"{where}: an empty list has no numbers")
+        return [_json_numbers(item, where) for item in data]
+    if isinstance(data, bool) or not isinstance(data, (int, float, str)):
+        raise InputError(f"{where}: {json.dumps(data)[:40]} is not a number")
+    try:
+        return float(data)
+    except (ValueError, OverflowError):
+        raise InputError(f"{where}: {data!r} is not a number") from None
+
+
+def fit_to_output(v: Any, output_shape: tuple[int, ...], spec_text: str) -> Any:
+    """Check --v's shape against the output's; a single number fits a one-element output."""
+    shape = tuple(v.shape)
+    if shape == output_shape:
+        return v
+    if v.numel() == 1 and math.prod(output_shape) == 1:
+        return v.reshape(output_shape)
+    raise ShapeError(
+        f"--v {spec_text} has shape {_show(shape)} but the output has shape {_show(output_shape)}; "
+        f"v must match the output. Try --v {_example(output_shape)} (or --v ones, --v onehot:"
+        f"{','.join('0' for _ in output_shape) or '0'})"
+    )
+
+
+def _show(shape: tuple[int, ...]) -> str:
+    return "() (a scalar)" if not shape else str(shape)
+
+
+def _example(shape: tuple[int, ...]) -> str:
+    """A literal spec of that shape, counting 1, 2, 3 ... (abbreviated when large)."""
+    if not shape:
+        return "1"
+    if math.prod(shape) > 12:
+        return "ones:" + "x".join(map(str, shape))
+    counter = iter(range(1, math.prod(shape) + 1))
+
+    def build(dims: tuple[int, ...]) -> str:
+        if len(dims) == 1:
+            return ",".join(str(next(counter)) for _ in range(dims[0]))
+        return ",".join(f"[{build(dims[1:])}]" for _ in range(dims[0]))
+
+    text = build(shape)
+    return text if len(shape) == 1 else f"'[{text}]'"

@@ -1,0 +1,78 @@
+"""Memory budgets: how much jacli may allocate, and sizes written for people.
+
+Large requests are refused before allocation with the estimate in the message, instead of
+letting the operating system kill the process. Pure Python: no torch.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from jacli.errors import InputError, ResourceError
+
+BUDGET_FRACTION = 0.5
+"""The default budget is this fraction of the memory available when jacli starts."""
+
+_UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+          "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
+
+
+def available_memory() -> int:
+    """Bytes of RAM available now (MemAvailable on Linux; physical memory elsewhere)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4 * 10**9
+
+
+def default_budget() -> int:
+    """The default memory budget in bytes: half of what is available."""
+    return int(available_memory() * BUDGET_FRACTION)
+
+
+def parse_size(text: str) -> int:
+    """``"2GB"``, ``"500M"``, ``"1.5GiB"``, ``"1e9"`` → bytes.
+
+    Raises:
+        InputError: naming the text when it is not a size.
+    """
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMGT]?I?)B?\s*", text.upper())
+    if not match or match.group(2) not in _UNITS:
+        raise InputError(f"--max-memory {text!r} is not a size; write it like 500MB, 2GB or 1.5GiB")
+    size = float(match.group(1)) * _UNITS[match.group(2)]
+    if size < 1:
+        raise InputError(f"--max-memory {text!r} is too small; give at least 1 byte")
+    return int(size)
+
+
+def format_bytes(size: float) -> str:
+    """Bytes for people: ``8.0 TB``, ``512.0 MB``."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(size) < 1000 or unit == "PB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def check_budget(needed: int, budget: int, what: str, advice: str) -> None:
+    """Raise ``ResourceError`` when ``needed`` bytes exceed ``budget``.
+
+    Args:
+        needed: the estimate, in bytes.
+        budget: the limit, in bytes.
+        what: what would be built, with its element count, e.g. "the Jacobian (10^12 elements)".
+        advice: what the user can do instead.
+    """
+    if needed > budget:
+        raise ResourceError(
+            f"{what} would need {format_bytes(needed)}, over the memory budget of "
+            f"{format_bytes(budget)}. {advice}"
+        )

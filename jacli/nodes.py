@@ -1,0 +1,135 @@
+"""SymPy node types that jacli adds to SymPy's own.
+
+SymPy knows scalars. jacli's variables are tensors, so a few operations need nodes of their own:
+
+* ``relu``, ``sigmoid``, ``softplus``: elementwise functions SymPy lacks, with exact derivatives
+  (``fdiff``) so that SymPy can differentiate them like ``sin``.
+* ``TensorOp`` subclasses (``sum``, ``mean``, ``reshape``, ``matmul`` ...): operations on whole
+  tensors. They never evaluate; their trailing integer arguments (axis, shape) are SymPy Integers.
+* ``Components``: a list literal ``[e1, e2]`` that stacks its components along a new first axis.
+* ``Index`` and ``Slice``: ``x[0]``, ``x[1:3, -1]``.
+
+All of them print back as jacli syntax, so ``str(tree)`` is an expression jacli can parse again.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.core.symbol import Str
+
+# A missing slice bound (the ``None`` of ``x[1:]``). SymPy nodes need SymPy arguments.
+NONE = Str("None")
+
+
+class relu(sp.Function):
+    """max(x, 0); its derivative is Heaviside(x, 0), which matches torch's 0 at the kink."""
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_number and x.is_extended_real:
+            return sp.Max(x, 0)
+        return None
+
+    def fdiff(self, argindex=1):
+        return sp.Heaviside(self.args[0], 0)
+
+    def _eval_rewrite_as_Max(self, x, **kwargs):
+        return sp.Max(x, 0)
+
+
+class sigmoid(sp.Function):
+    """1 / (1 + exp(-x)); its derivative is sigmoid(x) * (1 - sigmoid(x))."""
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number:
+            return 1 / (1 + sp.exp(-x))
+        return None
+
+    def fdiff(self, argindex=1):
+        s = sigmoid(self.args[0])
+        return s * (1 - s)
+
+    def _eval_rewrite_as_exp(self, x, **kwargs):
+        return 1 / (1 + sp.exp(-x))
+
+
+class softplus(sp.Function):
+    """log(1 + exp(x)); its derivative is sigmoid(x)."""
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number:
+            return sp.log(1 + sp.exp(x))
+        return None
+
+    def fdiff(self, argindex=1):
+        return sigmoid(self.args[0])
+
+    def _eval_rewrite_as_exp(self, x, **kwargs):
+        return sp.log(1 + sp.exp(x))
+
+
+def elementary(tree: sp.Basic) -> sp.Basic:
+    """The tree with relu, sigmoid and softplus written with Max, exp and log (for SymPy's evalf)."""
+    return tree.replace(relu, lambda x: sp.Max(x, 0)).replace(
+        sigmoid, lambda x: 1 / (1 + sp.exp(-x))
+    ).replace(softplus, lambda x: sp.log(1 + sp.exp(x)))
+
+
+class TensorOp(sp.Function):
+    """An operation on whole tensors; it never evaluates symbolically."""
+
+    @classmethod
+    def eval(cls, *args):
+        return None
+
+    def _sympystr(self, printer):
+        return f"{self.func.__name__}({', '.join(printer._print(a) for a in self.args)})"
+
+
+_TENSOR_OPS: dict[str, type[TensorOp]] = {}
+
+
+def tensor_op(name: str) -> type[TensorOp]:
+    """The TensorOp subclass called ``name`` (one class per name, so trees compare equal)."""
+    if name not in _TENSOR_OPS:
+        _TENSOR_OPS[name] = type(name, (TensorOp,), {"__module__": __name__})
+    return _TENSOR_OPS[name]
+
+
+class MatMul(TensorOp):
+    """``a @ b``: torch.matmul."""
+
+    def _sympystr(self, printer):
+        a, b = (printer.parenthesize(arg, 100) for arg in self.args)
+        return f"{a} @ {b}"
+
+
+class Components(TensorOp):
+    """``[e1, e2, ...]``: the components, broadcast to one shape and stacked along a new axis 0."""
+
+    def _sympystr(self, printer):
+        return "[" + ", ".join(printer._print(a) for a in self.args) + "]"
+
+
+class Slice(sp.Basic):
+    """``start:stop:step`` inside an index; missing bounds are ``NONE``."""
+
+    def as_slice(self) -> slice:
+        return slice(*(None if a == NONE else int(a) for a in self.args))
+
+    def _sympystr(self, printer):
+        start, stop, step = ("" if a == NONE else str(a) for a in self.args)
+        return f"{start}:{stop}" + (f":{step}" if step else "")
+
+
+class Index(TensorOp):
+    """``x[i, j:k]``: the first argument indexed by the rest (Integers and Slices)."""
+
+    def key(self) -> tuple:
+        return tuple(k.as_slice() if isinstance(k, Slice) else int(k) for k in self.args[1:])
+
+    def _sympystr(self, printer):
+        keys = ", ".join(printer._print(k) for k in self.args[1:])
+        return f"{printer.parenthesize(self.args[0], 999)}[{keys}]"

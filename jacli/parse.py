@@ -1,0 +1,363 @@
+"""Expression text → SymPy tree, through Python's ``ast`` with an allow-list. Never ``eval``.
+
+The text is parsed by ``ast.parse(mode="eval")`` (which only builds a syntax tree) and every
+node is checked against the short list of constructs jacli accepts; the SymPy tree is then built
+by hand with ``evaluate=False`` so that it mirrors the text: ``x - x`` stays ``x - x`` (a tensor of
+zeros, shaped like ``x``) instead of collapsing to the scalar ``0``, and the compiled function
+evaluates operations in the order they were written.
+
+Example:
+    >>> parse("(x+1)^2").tree
+    (x + 1)**2
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import sys
+from dataclasses import dataclass
+
+import sympy as sp
+
+from jacli import nodes
+from jacli.errors import ExpressionError
+from jacli.functions import CONSTANTS, FUNCTIONS, Function
+
+MAX_LENGTH = 10_000
+"""Longest expression text accepted, in characters."""
+
+MAX_DEPTH = 100
+"""Deepest nesting of operations accepted (SymPy walks trees recursively)."""
+
+LARGEST_LITERAL = sys.float_info.max
+"""Number literals beyond float64's range are refused rather than silently made infinite."""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A parsed expression.
+
+    Attributes:
+        text: the expression as the user wrote it.
+        tree: the SymPy tree; variables are real Symbols, jacli's tensor ops are ``nodes``.
+        variables: the free names, in order of first appearance in the text.
+    """
+
+    text: str
+    tree: sp.Basic
+    variables: tuple[str, ...]
+
+
+def parse(text: str) -> Parsed:
+    """Parse jacli expression text.
+
+    Args:
+        text: e.g. ``"3*a + 2*b**2 + log(c)"`` or ``"[r*cos(t), r*sin(t)]"``.
+
+    Returns:
+        The SymPy tree and the variables in order of appearance.
+
+    Raises:
+        ExpressionError: naming the rejected construct and its column.
+    """
+    if not isinstance(text, str):
+        raise ExpressionError(f"the expression must be text, not {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(
+            f"the expression is {len(text):,} characters long; the limit is {MAX_LENGTH:,}"
+        )
+    if not text.strip():
+        raise ExpressionError("the expression is empty; write a formula such as 'x**2'")
+    source, columns = _caret_to_power(text)
+    try:
+        syntax = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as error:
+        raise _syntax_error(text, source, columns, error) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ExpressionError(
+            f"the expression is nested too deeply to parse; the limit is {MAX_DEPTH} levels"
+        ) from None
+    builder = _Builder(text, source.strip(), columns, len(source) - len(source.lstrip()))
+    builder.check_depth(syntax.body)
+    tree = builder.build(syntax.body)
+    return Parsed(text=text, tree=tree, variables=tuple(builder.variables))
+
+
+def _caret_to_power(text: str) -> tuple[str, list[int]]:
+    """Replace ``^`` with ``**``; also return, for each source index, the index in ``text``.
+
+    Done on characters, not Python's ``^`` operator, because ``^`` binds looser than ``+`` in
+    Python while mathematicians mean ``x^2 + 1`` as ``(x^2) + 1``.
+    """
+    pieces: list[str] = []
+    columns: list[int] = []
+    for index, char in enumerate(text):
+        if char == "^":
+            pieces.append("**")
+            columns += [index, index]
+        else:
+            pieces.append(char)
+            columns.append(index)
+    columns.append(len(text))
+    return "".join(pieces), columns
+
+
+def _caret(text: str, index: int) -> str:
+    """Two lines: the expression's line holding ``index``, and a ``^`` under that character."""
+    line_start = text.rfind("\n", 0, index) + 1
+    line_end = text.find("\n", index)
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    return f"\n  {line}\n  {' ' * (index - line_start)}^"
+
+
+def _location(text: str, index: int) -> str:
+    line = text.count("\n", 0, index) + 1
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    return f"line {line}, column {column}" if "\n" in text else f"column {column}"
+
+
+def _syntax_error(text: str, source: str, columns: list[int], error: SyntaxError) -> ExpressionError:
+    lines = source.strip().splitlines() or [""]
+    offset = len(source) - len(source.lstrip())
+    line_number = min(max(error.lineno or 1, 1), len(lines))
+    # SyntaxError.offset counts characters from 1 on its line.
+    index = offset + sum(len(line) + 1 for line in lines[: line_number - 1])
+    reason = (error.msg or "invalid syntax").replace("'**'", "'^' or '**'")
+    if not error.offset:  # CPython reports an early end of input at offset 0
+        original = len(text.rstrip())
+        reason = "the expression ends too early"
+    else:
+        original = columns[min(index + error.offset - 1, len(columns) - 1)]
+    return ExpressionError(
+        f"cannot parse the expression: {reason} ({_location(text, original)})"
+        + _caret(text, original)
+    )
+
+
+_BINARY_NAMES = {
+    ast.FloorDiv: "'//'", ast.Mod: "'%'", ast.LShift: "'<<'", ast.RShift: "'>>'",
+    ast.BitOr: "'|'", ast.BitAnd: "'&'",
+}
+
+_REJECTED = {
+    ast.Attribute: "attribute access",
+    ast.Lambda: "lambda",
+    ast.Compare: "comparison",
+    ast.BoolOp: "'and'/'or'",
+    ast.IfExp: "conditional expression",
+    ast.Dict: "dictionary",
+    ast.Set: "set",
+    ast.Tuple: "tuple (use [a, b] for a list of components)",
+    ast.ListComp: "list comprehension",
+    ast.SetComp: "set comprehension",
+    ast.DictComp: "dictionary comprehension",
+    ast.GeneratorExp: "generator expression",
+    ast.JoinedStr: "f-string",
+    ast.Starred: "'*' unpacking",
+    ast.NamedExpr: "':=' assignment",
+    ast.Await: "await",
+    ast.Yield: "yield",
+    ast.YieldFrom: "yield",
+    ast.Slice: "slice outside an index",
+}
+
+
+class _Builder:
+    """Walks the checked ``ast`` and builds the SymPy tree, collecting variables."""
+
+    def __init__(self, text: str, source: str, columns: list[int], lead: int):
+        self.text = text
+        self.source_lines = source.splitlines()
+        self.columns = columns
+        self.lead = lead
+        self.variables: list[str] = []
+
+    # -- errors ---------------------------------------------------------------------------------
+
+    def _index(self, node: ast.AST) -> int:
+        line = getattr(node, "lineno", 1)
+        byte_col = getattr(node, "col_offset", 0)
+        # ast columns are UTF-8 byte offsets; turn them into character offsets.
+        line_text = self.source_lines[line - 1] if line - 1 < len(self.source_lines) else ""
+        char_col = len(line_text.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+        index = self.lead + sum(len(s) + 1 for s in self.source_lines[: line - 1]) + char_col
+        return self.columns[min(index, len(self.columns) - 1)]
+
+    def fail(self, node: ast.AST, message: str) -> ExpressionError:
+        index = self._index(node)
+        return ExpressionError(f"{message} ({_location(self.text, index)})" + _caret(self.text, index))
+
+    def segment(self, node: ast.AST) -> str:
+        start = self._index(node)
+        end_node = ast.Constant(0)
+        end_node.lineno = getattr(node, "end_lineno", node.lineno)
+        end_node.col_offset = getattr(node, "end_col_offset", node.col_offset)
+        return self.text[start : self._index(end_node)]
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    def check_depth(self, root: ast.AST) -> None:
+        """Refuse trees nested deeper than MAX_DEPTH, without recursing."""
+        stack = [(root, 1)]
+        while stack:
+            node, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                raise self.fail(
+                    node, f"the expression is nested more than {MAX_DEPTH} levels deep"
+                )
+            stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+    # -- building -------------------------------------------------------------------------------
+
+    def build(self, node: ast.AST) -> sp.Basic:
+        method = getattr(self, f"_{type(node).__name__}", None)
+        if method is None:
+            what = _REJECTED.get(type(node), type(node).__name__)
+            raise self.fail(node, f"{what} is not allowed in a jacli expression")
+        return method(node)
+
+    def _Constant(self, node: ast.Constant) -> sp.Basic:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float, complex)):
+            kind = "a string" if isinstance(value, (str, bytes)) else repr(value)
+            raise self.fail(node, f"{kind} is not allowed; only numbers and names are")
+        if isinstance(value, complex):
+            raise self.fail(node, "complex numbers are not supported")
+        if isinstance(value, int):
+            number = sp.Integer(value)
+        else:
+            # The literal's own text, read exactly: 0.1 is 1/10, rounded once when evaluated.
+            number = sp.Rational(self.segment(node).replace("_", ""))
+        if abs(number) > LARGEST_LITERAL:
+            raise self.fail(
+                node, f"the number {self.segment(node)[:20]} is larger than float64 can hold"
+            )
+        return number
+
+    def _Name(self, node: ast.Name) -> sp.Basic:
+        name = node.id
+        if name.startswith("_"):
+            raise self.fail(node, f"names starting with '_' are not allowed: {name!r}")
+        if name in CONSTANTS:
+            return CONSTANTS[name]
+        if name in FUNCTIONS:
+            raise self.fail(node, f"{name} is a function; call it like {name}(x)")
+        if name not in self.variables:
+            self.variables.append(name)
+        return sp.Symbol(name, real=True)
+
+    def _BinOp(self, node: ast.BinOp) -> sp.Basic:
+        op = type(node.op)
+        if op in _BINARY_NAMES:
+            raise self.fail(node, f"the operator {_BINARY_NAMES[op]} is not allowed")
+        left, right = self.build(node.left), self.build(node.right)
+        if op is ast.Add:
+            return sp.Add(left, right, evaluate=False)
+        if op is ast.Sub:
+            return sp.Add(left, sp.Mul(sp.S.NegativeOne, right, evaluate=False), evaluate=False)
+        if op is ast.Mult:
+            return sp.Mul(left, right, evaluate=False)
+        if op is ast.Div:
+            return sp.Mul(left, sp.Pow(right, sp.S.NegativeOne, evaluate=False), evaluate=False)
+        if op in (ast.Pow, ast.BitXor):  # BitXor cannot occur ('^' became '**'), kept for safety
+            return sp.Pow(left, right, evaluate=False)
+        if op is ast.MatMult:
+            return nodes.MatMul(left, right)
+        raise self.fail(node, f"the operator {type(node.op).__name__} is not allowed")
+
+    def _UnaryOp(self, node: ast.UnaryOp) -> sp.Basic:
+        if isinstance(node.op, ast.UAdd):
+            return self.build(node.operand)
+        if isinstance(node.op, ast.USub):
+            operand = self.build(node.operand)
+            if isinstance(node.operand, ast.Constant):
+                return -operand  # a negative literal, so x**-2 has the exponent -2
+            return sp.Mul(sp.S.NegativeOne, operand, evaluate=False)
+        symbol = {ast.Not: "'not'", ast.Invert: "'~'"}.get(type(node.op), "this operator")
+        raise self.fail(node, f"{symbol} is not allowed")
+
+    def _List(self, node: ast.List) -> sp.Basic:
+        if not node.elts:
+            raise self.fail(node, "an empty list has no components; write [a, b, ...]")
+        lists = [e for e in node.elts if isinstance(e, ast.List)]
+        if lists and len(lists) != len(node.elts):
+            raise self.fail(node, "a list mixes sub-lists and single components; make every row a list")
+        if lists and len({len(e.elts) for e in lists}) > 1:
+            lengths = ", ".join(str(len(e.elts)) for e in lists)
+            raise self.fail(node, f"the rows of this list have different lengths ({lengths})")
+        return nodes.Components(*(self.build(e) for e in node.elts))
+
+    def _Call(self, node: ast.Call) -> sp.Basic:
+        if isinstance(node.func, ast.Attribute):
+            raise self.fail(node.func, "attribute access is not allowed in a jacli expression")
+        if not isinstance(node.func, ast.Name):
+            raise self.fail(node.func, "only functions called by name, like sin(x), are allowed")
+        name = node.func.id
+        if name.startswith("_"):
+            raise self.fail(node.func, f"names starting with '_' are not allowed: {name!r}")
+        entry = FUNCTIONS.get(name)
+        if entry is None:
+            raise self.fail(node.func, unknown_function_message(name))
+        if node.keywords:
+            raise self.fail(node, f"keyword arguments are not allowed; call {name}(x, ...) with positions")
+        for arg in node.args:
+            if isinstance(arg, ast.Starred):
+                raise self.fail(arg, "'*' unpacking is not allowed")
+        n_tensors = entry.tensors[1] if entry.ints != (0,) else len(node.args)
+        n_ints = len(node.args) - n_tensors
+        if not entry.tensors[0] <= n_tensors <= entry.tensors[1] or n_ints not in entry.ints:
+            raise self.fail(node, f"{name} takes {_arity(entry)}, got {len(node.args)}")
+        tensors = [self.build(a) for a in node.args[:n_tensors]]
+        ints = [self._integer(a, f"{name}'s integer argument") for a in node.args[n_tensors:]]
+        return entry.make(tensors, ints)
+
+    def _Subscript(self, node: ast.Subscript) -> sp.Basic:
+        value = self.build(node.value)
+        items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        keys: list[sp.Basic] = []
+        for item in items:
+            if isinstance(item, ast.Slice):
+                bounds = [
+                    nodes.NONE if part is None else sp.Integer(self._integer(part, "a slice bound"))
+                    for part in (item.lower, item.upper, item.step)
+                ]
+                if bounds[2] != nodes.NONE and int(bounds[2]) <= 0:
+                    raise self.fail(item, "a slice step must be a positive integer")
+                keys.append(nodes.Slice(*bounds))
+            else:
+                keys.append(sp.Integer(self._integer(item, "an index")))
+        return nodes.Index(value, *keys)
+
+    def _integer(self, node: ast.AST, what: str) -> int:
+        """An integer literal, possibly negative (axes, shapes, indices)."""
+        sign, inner = 1, node
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            sign, inner = -1, node.operand
+        if (
+            isinstance(inner, ast.Constant)
+            and isinstance(inner.value, int)
+            and not isinstance(inner.value, bool)
+        ):
+            if abs(inner.value) > 2**62:
+                raise self.fail(node, f"{what} {inner.value} is too large")
+            return sign * inner.value
+        raise self.fail(node, f"{what} must be an integer literal such as 0 or -1")
+
+
+def _arity(entry: Function) -> str:
+    low, high = entry.tensors
+    count = f"{low}" if low == high else f"{low} or {high}"
+    noun = "argument" if high == 1 else "arguments"
+    text = f"{count} {noun}"
+    extra = [n for n in entry.ints if n]
+    if extra:
+        text += " and " + " or ".join(map(str, extra)) + " integer" + ("s" if max(extra) > 1 else "")
+    return text
+
+
+def unknown_function_message(name: str) -> str:
+    """'unknown function', a 'did you mean' for near misses, and the known names."""
+    close = difflib.get_close_matches(name, FUNCTIONS, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else "."
+    return f"unknown function {name!r}{hint} Known functions: {', '.join(FUNCTIONS)}"
