@@ -1,0 +1,116 @@
+"""Jacobian speed: jacli against its peers, side by side in one process.
+
+For each case the same function is differentiated by
+  * jacli (the library call: compiled expression, inputs from specs, budget check, forward pass),
+    with each method;
+  * torch.func.jacrev / jacfwd on the hand-written torch function;
+  * the hand-written row loop (one torch.autograd.grad per output element);
+  * JAX's jit(jacrev) / jit(jacfwd), where JAX is installed (compile time excluded).
+It prints the median time of each and its ratio to torch.func.jacrev on the hand-written
+function. Nothing here is asserted: the figures go into benchmarks/README.md.
+
+    python benchmarks/bench_jacobian.py            # all cases
+    python benchmarks/bench_jacobian.py --quick    # fewer repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+import jacli
+from jacli.compile import compile_expression
+
+
+def timed(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``fn`` in seconds, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def rows_loop(f: Callable[..., torch.Tensor], *args: torch.Tensor) -> list[torch.Tensor]:
+    """The classic loop as tutorials write it: one autograd.grad per output element."""
+    leaves = [a.detach().requires_grad_() for a in args]
+    y = f(*leaves)
+    blocks = [torch.zeros(y.shape + a.shape, dtype=y.dtype) for a in leaves]
+    for k in range(y.numel()):
+        one_hot = torch.zeros_like(y)
+        one_hot.view(-1)[k] = 1
+        grads = torch.autograd.grad(y, leaves, one_hot, retain_graph=True)
+        for block, grad in zip(blocks, grads):
+            block.view(y.numel(), -1)[k] = grad.reshape(-1)
+    return blocks
+
+
+def cases(n: int) -> list[tuple[str, str, dict[str, torch.Tensor], Callable[..., torch.Tensor], Callable]]:
+    """(name, jacli expression, inputs, the function in torch, (jax, jnp) → the function in JAX)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, dtype=torch.float64, generator=g)
+    a = torch.randn(20, 30, dtype=torch.float64, generator=g)
+    b = torch.randn(30, 10, dtype=torch.float64, generator=g)
+    return [
+        ("elementwise n=%d" % n, "sin(x)*x + x**2", {"x": x},
+         lambda x: torch.sin(x) * x + x**2, lambda jax, jnp: lambda x: jnp.sin(x) * x + x**2),
+        ("softmax n=%d" % n, "softmax(x)", {"x": x},
+         lambda x: torch.softmax(x, 0), lambda jax, jnp: jax.nn.softmax),
+        ("polar (2 scalars)", "[r*cos(t), r*sin(t)]",
+         {"r": torch.tensor(2.0, dtype=torch.float64), "t": torch.tensor(0.5, dtype=torch.float64)},
+         lambda r, t: torch.stack([r * torch.cos(t), r * torch.sin(t)]),
+         lambda jax, jnp: lambda r, t: jnp.stack([r * jnp.cos(t), r * jnp.sin(t)])),
+        ("matmul 20x30 @ 30x10", "a @ b", {"a": a, "b": b},
+         lambda a, b: a @ b, lambda jax, jnp: lambda a, b: a @ b),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("-n", type=int, default=300, help="vector length for the vector cases")
+    options = parser.parse_args()
+    repeats = 3 if options.quick else 7
+    try:
+        import jax
+        import jax.numpy as jnp
+
+        jax.config.update("jax_enable_x64", True)
+    except ImportError:
+        jax = None
+    torch.set_num_threads(torch.get_num_threads())
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.processor() or platform.machine()}, python {platform.python_version()}"
+          + (f", jax {jax.__version__}" if jax else ", jax not installed"))
+    print(f"{'case':<24} {'method':<34} {'median ms':>10} {'× jacrev':>9}")
+    for name, expression, inputs, hand, jax_version in cases(options.n):
+        args = tuple(inputs.values())
+        argnums = tuple(range(len(args)))
+        reference = timed(lambda: torch.func.jacrev(hand, argnums=argnums)(*args), repeats)
+        rows = [("torch.func.jacrev (hand-written)", reference)]
+        rows.append(("torch.func.jacfwd (hand-written)",
+                     timed(lambda: torch.func.jacfwd(hand, argnums=argnums)(*args), repeats)))
+        rows.append(("row loop (hand-written)", timed(lambda: rows_loop(hand, *args), repeats)))
+        compile_expression(expression)  # compiled once, as the cache does for repeated calls
+        for method in ("reverse", "forward", "rows"):
+            rows.append((f"jacli --method {method}",
+                         timed(lambda: jacli.jacobian(expression, inputs, method=method), repeats)))
+        if jax is not None:
+            jax_fn = jax_version(jax, jnp)
+            jax_args = [jnp.asarray(t.numpy()) for t in args]
+            for label, transform in (("jax jit(jacrev)", jax.jacrev), ("jax jit(jacfwd)", jax.jacfwd)):
+                compiled = jax.jit(transform(jax_fn, argnums=argnums))
+                rows.append((label, timed(lambda: jax.block_until_ready(compiled(*jax_args)), repeats)))
+        for method, seconds in rows:
+            print(f"{name:<24} {method:<34} {seconds * 1e3:>10.3f} {seconds / reference:>9.2f}")
+
+
+if __name__ == "__main__":
+    main()
