@@ -25,12 +25,17 @@ from jacli.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "jacobian", "vjp", "compute_jacobian", "compute_vjp", "Result",
+    "jacobian", "vjp", "jvp", "grad", "hessian", "hvp", "check",
+    "compute_jacobian", "compute_vjp", "compute_jvp", "compute_grad", "compute_hessian",
+    "compute_hvp", "Result",
     "JacliError", "ExpressionError", "InputError", "ShapeError", "DeviceError", "ResourceError",
     "JacliWarning", "__version__",
 ]
 
-_API = {"jacobian", "vjp", "compute_jacobian", "compute_vjp", "Result"}
+_API = {
+    "jacobian", "vjp", "jvp", "grad", "hessian", "hvp", "compute_jacobian", "compute_vjp",
+    "compute_jvp", "compute_grad", "compute_hessian", "compute_hvp", "Result",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -39,4 +44,8 @@ def __getattr__(name: str) -> Any:
         from jacli import api
 
         return getattr(api, name)
+    if name == "check":
+        from jacli.check import check
+
+        return check
     raise AttributeError(f"module 'jacli' has no attribute {name!r}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from jacli import devices, inputs as specs
-from jacli.errors import ExpressionError, InputError, JacliWarning
+from jacli.errors import ExpressionError, InputError, JacliWarning, ShapeError
 from jacli.limits import check_budget, default_budget
 
 InputValue = Any
@@ -39,8 +39,12 @@ class Result:
         inputs: name → input tensor.
         output: the expression's value at the inputs.
         values: name → result tensor (a Jacobian block, or the VJP shaped like the input).
-        v: the vector of a VJP, shaped like the output.
+        v: the vector of a VJP (shaped like the output), or name → direction for jvp and hvp.
         tree: the SymPy tree of the expression.
+        symbolic: name → exact derivative entries (numpy object arrays of SymPy expressions),
+            when asked for with ``symbolic=True`` or ``method="symbolic"``.
+        diagonal: for elementwise expressions, name → the one scalar derivative on the diagonal.
+        det: the Jacobian determinant (``det=True``), and ``det_symbolic`` its exact form.
     """
 
     command: str
@@ -55,6 +59,10 @@ class Result:
     values: dict[str, Any]
     v: Any = None
     tree: Any = field(default=None, repr=False)
+    symbolic: dict[str, Any] | None = field(default=None, repr=False)
+    diagonal: dict[str, Any] | None = field(default=None, repr=False)
+    det: Any = None
+    det_symbolic: Any = field(default=None, repr=False)
 
 
 def jacobian(
@@ -112,6 +120,44 @@ def vjp(
     return compute_vjp(expr, inputs, v, wrt=wrt, method=method, device=device, dtype=dtype).values
 
 
+def jvp(expr: str, inputs: Mapping[str, InputValue], v: Any, *, device: Any = "cpu", dtype: Any = "float64") -> Any:
+    """J·u, shaped like the output, in one forward-mode pass.
+
+    Example:
+        >>> jvp("x**2", {"x": [1.0, 2.0]}, {"x": [1.0, 1.0]})
+        tensor([2., 4.], dtype=torch.float64)
+    """
+    return compute_jvp(expr, inputs, v, device=device, dtype=dtype).values["output"]
+
+
+def grad(expr: str, inputs: Mapping[str, InputValue], *, wrt: Sequence[str] | None = None,
+         method: str = "auto", device: Any = "cpu", dtype: Any = "float64") -> dict[str, Any]:
+    """The gradient of a single-element output, one tensor per input (shaped like it).
+
+    Example:
+        >>> grad("x**2 + 3*x + 1", {"x": 2.0})["x"]
+        tensor(7., dtype=torch.float64)
+    """
+    return compute_grad(expr, inputs, wrt=wrt, method=method, device=device, dtype=dtype).values
+
+
+def hessian(expr: str, inputs: Mapping[str, InputValue], *, wrt: Sequence[str] | None = None,
+            method: str = "auto", device: Any = "cpu", dtype: Any = "float64") -> dict[str, Any]:
+    """The Hessian of a single-element output, blocks keyed ``"a,b"``.
+
+    Example:
+        >>> hessian("x[0]**2*x[1] + x[1]**3", {"x": [1.0, 2.0]})["x,x"]
+        tensor([[ 4.,  2.],
+                [ 2., 12.]], dtype=torch.float64)
+    """
+    return compute_hessian(expr, inputs, wrt=wrt, method=method, device=device, dtype=dtype).values
+
+
+def hvp(expr: str, inputs: Mapping[str, InputValue], v: Any, *, device: Any = "cpu", dtype: Any = "float64") -> dict[str, Any]:
+    """H·u without building H, one tensor per input."""
+    return compute_hvp(expr, inputs, v, device=device, dtype=dtype).values
+
+
 def compute_jacobian(
     expr: str,
     inputs: Mapping[str, InputValue] | Iterable[tuple[str | None, InputValue]],
@@ -123,20 +169,24 @@ def compute_jacobian(
     seed: int = 0,
     max_memory: int | None = None,
     progress: Any = None,
+    symbolic: bool = False,
+    det: bool = False,
 ) -> Result:
     """Like ``jacobian`` but returns the whole ``Result``; refuses Jacobians over the budget.
 
     Args:
         inputs: a mapping, or ``(name or None, value)`` pairs as the CLI gives them (None binds
             the only variable).
+        method: also ``symbolic``: SymPy's exact derivative, evaluated on torch.
         seed: seeds ``rand``/``randn`` specs.
         max_memory: the memory budget in bytes (default: half the available memory).
         progress: ``progress(done, total)`` for the row loop.
+        symbolic: also keep the exact derivative (``Result.symbolic``).
+        det: also compute the determinant of the square Jacobian (all inputs together).
     """
     from jacli import engine
 
-    if method not in engine.JACOBIAN_METHODS:
-        raise InputError(f"unknown method {method!r}; use {', '.join(engine.JACOBIAN_METHODS)}")
+    _check_method(method, engine.JACOBIAN_METHODS + ("symbolic",))
     problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory)
     output = problem.output
     wrt_tensors = [problem.inputs[name] for name in problem.wrt]
@@ -163,11 +213,22 @@ def compute_jacobian(
         )
         if basis * per_vector > problem.budget:
             chunk_size = max(1, problem.budget // per_vector)
-    blocks = engine.jacobian(
-        problem.compiled.function, problem.args, problem.wrt_positions, method,
-        progress=progress, chunk_size=chunk_size,
-    )
-    return problem.result("jacobian", method, output, dict(zip(problem.wrt, blocks)))
+    exact = problem.symbolic_jacobian() if symbolic or method == "symbolic" else None
+    if method == "symbolic":
+        values = {name: problem.evaluate(exact[name]) for name in problem.wrt}
+    else:
+        blocks = engine.jacobian(
+            problem.compiled.function, problem.args, problem.wrt_positions, method,
+            progress=progress, chunk_size=chunk_size,
+        )
+        values = dict(zip(problem.wrt, blocks))
+    result = problem.result("jacobian", method, output, values)
+    if exact is not None:
+        result.symbolic = exact
+        result.diagonal = problem.diagonal()
+    if det:
+        result.det, result.det_symbolic = _determinant(problem, values, exact)
+    return result
 
 
 def compute_vjp(
@@ -185,20 +246,207 @@ def compute_vjp(
     """Like ``vjp`` but returns the whole ``Result``."""
     from jacli import engine
 
-    if method not in engine.VJP_METHODS:
-        raise InputError(f"unknown method {method!r}; use {', '.join(engine.VJP_METHODS)}")
+    _check_method(method, engine.VJP_METHODS)
     v_spec = _as_spec(v, for_v=True) if isinstance(v, str) else v
     problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory)
     output = problem.output
     v_tensor = _materialize(v_spec, "v", problem, output_shape=tuple(output.shape))
-    v_text = getattr(v_spec, "text", None) or _describe(v_tensor)
-    v_tensor = specs.fit_to_output(v_tensor, tuple(output.shape), v_text)
+    v_tensor = specs.fit_to_output(v_tensor, tuple(output.shape), _spec_text(v_spec, v_tensor))
     _report_nonfinite(v_tensor, "--v")
     method = "grad" if method == "auto" else method
     grads = engine.vjp(problem.compiled.function, problem.args, problem.wrt_positions, v_tensor, method)
     result = problem.result("vjp", method, output, dict(zip(problem.wrt, grads)))
     result.v = v_tensor
     return result
+
+
+def compute_jvp(
+    expr: str,
+    inputs: Mapping[str, InputValue] | Iterable[tuple[str | None, InputValue]],
+    v: Mapping[str, InputValue] | Iterable[tuple[str | None, InputValue]] | InputValue,
+    *,
+    device: Any = "cpu",
+    dtype: Any = "float64",
+    seed: int = 0,
+    max_memory: int | None = None,
+) -> Result:
+    """J·u in one forward-mode pass, shaped like the output (``Result.values["output"]``).
+
+    Args:
+        v: the direction: name → value for each input that moves (the others stay still), or a
+            single value when the expression has one variable.
+    """
+    from jacli import engine
+
+    problem = _prepare(expr, inputs, None, device, dtype, seed, max_memory)
+    directions = _directions(problem, v, "jvp")
+    problem.wrt = tuple(directions)
+    out = engine.jvp(problem.compiled.function, problem.args, problem.wrt_positions, list(directions.values()))
+    result = problem.result("jvp", "forward", problem.output, {"output": out})
+    result.v = directions
+    return result
+
+
+def compute_grad(
+    expr: str,
+    inputs: Mapping[str, InputValue] | Iterable[tuple[str | None, InputValue]],
+    *,
+    wrt: Sequence[str] | None = None,
+    method: str = "auto",
+    device: Any = "cpu",
+    dtype: Any = "float64",
+    seed: int = 0,
+    max_memory: int | None = None,
+    symbolic: bool = False,
+) -> Result:
+    """The gradient of a single-element output: what ``y.backward()`` leaves in ``x.grad``.
+
+    Args:
+        method: ``auto``/``reverse`` (torch.autograd.grad), ``forward`` (jacfwd) or ``symbolic``.
+    """
+    from jacli import engine
+
+    _check_method(method, ("auto", "reverse", "forward", "symbolic"))
+    problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory)
+    _require_scalar(problem, "grad")
+    method = "reverse" if method == "auto" else method
+    exact = problem.symbolic_jacobian() if symbolic or method == "symbolic" else None
+    if exact is not None:
+        exact = {name: block.reshape(problem.shapes[name]) for name, block in exact.items()}
+    if method == "symbolic":
+        values = {name: problem.evaluate(exact[name]) for name in problem.wrt}
+    else:
+        grads = engine.grad(problem.compiled.function, problem.args, problem.wrt_positions, method)
+        values = dict(zip(problem.wrt, grads))
+    result = problem.result("grad", method, problem.output, values)
+    result.symbolic = exact
+    return result
+
+
+def compute_hessian(
+    expr: str,
+    inputs: Mapping[str, InputValue] | Iterable[tuple[str | None, InputValue]],
+    *,
+    wrt: Sequence[str] | None = None,
+    method: str = "auto",
+    device: Any = "cpu",
+    dtype: Any = "float64",
+    seed: int = 0,
+    max_memory: int | None = None,
+    symbolic: bool = False,
+) -> Result:
+    """The Hessian of a single-element output: one block per pair of inputs, keyed ``"a,b"``,
+    shaped ``a.shape + b.shape``.
+
+    Args:
+        method: ``auto``/``forward`` (forward-over-reverse), ``reverse`` (reverse-over-reverse)
+            or ``symbolic``.
+    """
+    from jacli import engine, symbolic as exact_module
+
+    _check_method(method, ("auto", "forward", "reverse", "symbolic"))
+    problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory)
+    _require_scalar(problem, "hessian")
+    sizes = [problem.inputs[n].numel() for n in problem.wrt]
+    check_budget(
+        sum(sizes) ** 2 * problem.output.element_size(), problem.budget,
+        f"the Hessian ({sum(sizes):,} × {sum(sizes):,} numbers)",
+        "Use `jacli hvp` for Hessian-vector products without building it, or pick fewer inputs with --wrt.",
+    )
+    method = "forward" if method == "auto" else method
+    exact = None
+    if symbolic or method == "symbolic":
+        exact_module.check_size(problem.shapes, (sum(sizes),), problem.wrt)
+        pairs = exact_module.hessian(problem.compiled.tree, problem.shapes, problem.wrt)
+        exact = {f"{a},{b}": block for (a, b), block in pairs.items()}
+    if method == "symbolic":
+        values = {key: problem.evaluate(block) for key, block in exact.items()}
+    else:
+        blocks = engine.hessian(problem.compiled.function, problem.args, problem.wrt_positions, method)
+        names = problem.compiled.variables
+        values = {f"{names[i]},{names[j]}": block for (i, j), block in blocks.items()}
+    result = problem.result("hessian", method, problem.output, values)
+    result.symbolic = exact
+    return result
+
+
+def compute_hvp(
+    expr: str,
+    inputs: Mapping[str, InputValue] | Iterable[tuple[str | None, InputValue]],
+    v: Mapping[str, InputValue] | Iterable[tuple[str | None, InputValue]] | InputValue,
+    *,
+    device: Any = "cpu",
+    dtype: Any = "float64",
+    seed: int = 0,
+    max_memory: int | None = None,
+) -> Result:
+    """H·u for a single-element output, without building H, one tensor per input (shaped like it).
+
+    Args:
+        v: the direction, as for ``compute_jvp``; inputs without a direction stay still.
+    """
+    from jacli import engine
+
+    problem = _prepare(expr, inputs, None, device, dtype, seed, max_memory)
+    _require_scalar(problem, "hvp")
+    directions = _directions(problem, v, "hvp")
+    tangents = [directions.get(name, None) for name in problem.wrt]
+    tangents = [t if t is not None else problem.inputs[n].new_zeros(problem.inputs[n].shape)
+                for t, n in zip(tangents, problem.wrt)]
+    out = engine.hvp(problem.compiled.function, problem.args, problem.wrt_positions, tangents)
+    result = problem.result("hvp", "forward-over-reverse", problem.output, dict(zip(problem.wrt, out)))
+    result.v = directions
+    return result
+
+
+def _require_scalar(problem: "_Problem", command: str) -> None:
+    """grad, hessian and hvp need one output number; say why and what works instead."""
+    shape = tuple(problem.output.shape)
+    if problem.output.numel() == 1:
+        return
+    raise ShapeError(
+        f"{command} needs an expression with a single number as output, but this output has shape "
+        f"{shape} ({problem.output.numel()} numbers). The gradient of a vector is not defined "
+        "without a weighting vector v (torch: \"grad can be implicitly created only for scalar "
+        "outputs\"): y.backward(v) takes the gradient of sum(v * y). Try\n"
+        f"  {problem.command_line('vjp', '--v ones')}\n"
+        f"for vᵀJ with v = ones (the gradient of sum(y)), or\n"
+        f"  {problem.command_line('jacobian')}\n"
+        "for the whole Jacobian" + (", or wrap the expression in sum(...) or mean(...)" if command != "grad" else "")
+    )
+
+
+def _directions(problem: "_Problem", v: Any, command: str) -> dict[str, Any]:
+    """--v for jvp and hvp: one direction per input, each shaped like its input."""
+    if isinstance(v, Mapping):
+        pairs = list(v.items())
+    elif isinstance(v, (list, tuple)) and v and all(isinstance(p, tuple) and len(p) == 2 for p in v):
+        pairs = list(v)
+    else:
+        pairs = [(None, v)]
+    directions: dict[str, Any] = {}
+    variables = problem.compiled.variables
+    for name, value in pairs:
+        if name is None:
+            if len(variables) != 1:
+                raise InputError(
+                    f"{command}: a --v without a name fits only an expression with one variable; "
+                    f"write --v NAME=SPEC for each input that moves ({', '.join(variables)})"
+                )
+            name = variables[0]
+        if name not in variables:
+            close = difflib.get_close_matches(name, variables, n=1)
+            hint = f"; did you mean {close[0]}?" if close else "."
+            raise InputError(f"--v {name}=...: {name!r} is not a variable of the expression{hint} Its variables are: {', '.join(variables)}")
+        if name in directions:
+            raise InputError(f"--v gives a direction for {name!r} twice")
+        spec = _as_spec(value, for_v=True) if isinstance(value, str) else value
+        shape = tuple(problem.inputs[name].shape)
+        tensor = _materialize(spec, f"v for {name}", problem, output_shape=shape)
+        tensor = specs.fit_to_output(tensor, shape, _spec_text(spec, tensor), what=f"input {name}")
+        _report_nonfinite(tensor, f"--v for {name}")
+        directions[name] = tensor
+    return {name: directions[name] for name in variables if name in directions}
 
 
 # -- shared preparation -------------------------------------------------------------------------
@@ -214,6 +462,7 @@ class _Problem:
     device: Any
     dtype: Any
     seed: int
+    given: dict[str, Any] = field(default_factory=dict)
 
     @property
     def args(self) -> tuple:
@@ -222,6 +471,40 @@ class _Problem:
     @property
     def wrt_positions(self) -> tuple[int, ...]:
         return tuple(self.compiled.variables.index(name) for name in self.wrt)
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: tuple(t.shape) for name, t in self.inputs.items()}
+
+    def symbolic_jacobian(self) -> dict[str, Any]:
+        from jacli import symbolic
+
+        symbolic.check_size(self.shapes, tuple(self.output.shape), self.wrt)
+        return symbolic.jacobian(self.compiled.tree, self.shapes, self.wrt)
+
+    def evaluate(self, entries: Any) -> Any:
+        """Exact SymPy entries evaluated on torch at the inputs."""
+        from jacli import symbolic
+        from jacli.compile import compile_tree
+
+        return symbolic.evaluate(entries, self.compiled.variables, self.args, compile_tree)
+
+    def diagonal(self) -> dict[str, Any] | None:
+        """For an elementwise expression of tensors: the one derivative on each diagonal."""
+        from jacli import symbolic
+
+        if all(not self.shapes[n] for n in self.wrt) or not symbolic.is_elementwise(self.compiled.tree):
+            return None
+        return {name: symbolic.scalar_derivative(self.compiled.tree, name) for name in self.wrt}
+
+    def command_line(self, command: str, extra: str = "") -> str:
+        """A jacli command line that repeats this problem's expression and inputs."""
+        import shlex
+
+        parts = ["jacli", command, shlex.quote(self.compiled.text)]
+        for name in self.compiled.variables:
+            parts += ["-i", shlex.quote(f"{name}={self.given.get(name, '...')}")]
+        return " ".join(parts) + (f" {extra}" if extra else "")
 
     def result(self, command: str, method: str, output: Any, values: dict[str, Any]) -> Result:
         return Result(
@@ -248,6 +531,7 @@ def _prepare(expr, inputs, wrt, device, dtype, seed, max_memory) -> _Problem:
     torch_device = devices.resolve_device(device, torch_dtype)
     budget = max_memory if max_memory is not None else _default_budget(torch_device)
     problem = _Problem(compiled, {}, wrt_names, None, budget, torch_device, torch_dtype, seed)
+    problem.given = {name: _spec_text(bound[name], bound[name]) for name in compiled.variables}
     for name in compiled.variables:
         problem.inputs[name] = _materialize(bound[name], name, problem)
         _report_nonfinite(problem.inputs[name], f"input {name}")
@@ -308,6 +592,51 @@ def _check_wrt(variables: Sequence[str], wrt: Sequence[str] | None) -> tuple[str
     if not names:
         raise InputError(f"--wrt names no variable; its variables are: {', '.join(variables)}")
     return tuple(name for name in variables if name in names)
+
+
+def _check_method(method: str, known: Sequence[str]) -> None:
+    if method not in known:
+        raise InputError(f"unknown method {method!r}; use {', '.join(known)}")
+
+
+def _spec_text(spec: Any, value: Any) -> str:
+    """How the user wrote a value: its spec text, or a short description of a tensor."""
+    text = getattr(spec, "text", None)
+    if text is not None:
+        return text
+    try:
+        import torch
+
+        tensor = torch.as_tensor(value)
+        if tensor.numel() <= 12:
+            return ",".join(repr(float(x)) for x in tensor.reshape(-1)) if tensor.dim() == 1 else repr(tensor.tolist()).replace(" ", "")
+    except (TypeError, ValueError, RuntimeError):
+        pass
+    return _describe(value)
+
+
+def _determinant(problem: _Problem, values: dict[str, Any], exact: dict[str, Any] | None) -> tuple[Any, Any]:
+    """det of the Jacobian with all inputs side by side as columns (the volume factor)."""
+    import torch
+
+    rows = problem.output.numel()
+    matrix = torch.cat([values[name].reshape(rows, -1) for name in problem.wrt], dim=1)
+    if matrix.shape[0] != matrix.shape[1]:
+        raise ShapeError(
+            f"--det needs a square Jacobian, but the output has {matrix.shape[0]} elements and the "
+            f"inputs ({', '.join(problem.wrt)}) have {matrix.shape[1]} together; choose inputs with "
+            "--wrt so that the counts match"
+        )
+    determinant = torch.linalg.det(matrix)
+    exact_det = None
+    if exact is not None:
+        import numpy as np
+        import sympy as sp
+
+        columns = np.concatenate([exact[name].reshape(rows, -1) for name in problem.wrt], axis=1)
+        if rows <= 6:
+            exact_det = sp.simplify(sp.Matrix(columns.tolist()).det())
+    return determinant, exact_det
 
 
 def _as_spec(text: str, for_v: bool = False) -> Any:

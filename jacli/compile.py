@@ -66,9 +66,9 @@ def compile_expression(text: str) -> Compiled:
         A ``Compiled`` whose function takes one tensor per variable, in ``variables`` order.
     """
     parsed = parse(text)
-    position = {name: i for i, name in enumerate(parsed.variables)}
-    fast = _Compiler(position, guard=False).node(parsed.tree)
-    safe = _Compiler(position, guard=True).node(parsed.tree)
+    read = _positional(parsed.variables)
+    fast = _Compiler(read, guard=False).node(parsed.tree)
+    safe = _Compiler(read, guard=True).node(parsed.tree)
     return Compiled(
         text=text,
         tree=parsed.tree,
@@ -76,6 +76,26 @@ def compile_expression(text: str) -> Compiled:
         function=lambda *tensors: _as_tensor(fast(tensors), tensors),
         checked=lambda *tensors: _as_tensor(safe(tensors), tensors),
     )
+
+
+def compile_tree(tree: sp.Basic, read_symbol: Callable[[sp.Symbol], Node]) -> Node:
+    """Compile any SymPy tree whose symbols ``read_symbol`` knows how to fetch from the inputs.
+
+    Used for trees jacli builds itself: exact derivatives (whose symbols are input *elements*
+    such as ``x[0, 1]``) and sub-expressions. The returned node may give a Python number.
+    """
+    return _Compiler(read_symbol, guard=False).node(tree)
+
+
+def _positional(variables: tuple[str, ...]) -> Callable[[sp.Symbol], Node]:
+    """Symbols read as whole inputs, by position in ``variables``."""
+    position = {name: i for i, name in enumerate(variables)}
+
+    def read(symbol: sp.Symbol) -> Node:
+        index = position[symbol.name]
+        return lambda args: args[index]
+
+    return read
 
 
 def _as_tensor(value: Any, args: tuple) -> torch.Tensor:
@@ -112,14 +132,13 @@ def _number(value: sp.Basic) -> float | int:
 class _Compiler:
     """Turns one SymPy node into a ``Node`` closure, recursively."""
 
-    def __init__(self, position: dict[str, int], guard: bool):
-        self.position = position
+    def __init__(self, read_symbol: Callable[[sp.Symbol], Node], guard: bool):
+        self.read_symbol = read_symbol
         self.guard = guard
 
     def node(self, tree: sp.Basic) -> Node:
         if isinstance(tree, sp.Symbol):
-            index = self.position[tree.name]
-            return lambda args: args[index]
+            return self.read_symbol(tree)
         if isinstance(tree, (sp.Number, sp.NumberSymbol)):
             value = _number(tree)
             return lambda args: value
@@ -236,4 +255,4 @@ def _shape_error(tree: sp.Basic, values: list[Any], error: Exception) -> ShapeEr
     )
 
 
-__all__ = ["Compiled", "compile_expression"]
+__all__ = ["Compiled", "compile_expression", "compile_tree"]

@@ -185,10 +185,27 @@ _TABLE = [
     ),
 ]
 
+# Nodes that appear in exact derivatives (relu' is Heaviside(x, 0), sign' is 2*DiracDelta(x),
+# max' is Heaviside(a - b)) but that users do not call. Their torch sides match torch's own
+# derivatives: relu'(0) = 0, max splits ties 1/2 : 1/2, sign' = 0.
+_DERIVATIVE_ONLY = [
+    Function(
+        "heaviside", "0 below zero, 1 above, H0 at zero (SymPy's default H0 is 1/2)",
+        lambda x, at_zero=None: torch.heaviside(
+            x, torch.full_like(x, 0.5) if at_zero is None else at_zero.to(x.dtype).expand_as(x)
+        ),
+        sp.Heaviside, tensors=(1, 2), elementwise=True,
+    ),
+    Function(
+        "diracdelta", "zero away from zero (torch's derivative of sign)",
+        lambda x, *order: torch.zeros_like(x), sp.DiracDelta, tensors=(1, 2), elementwise=True,
+    ),
+]
+
 FUNCTIONS: dict[str, Function] = {f.name: f for f in _TABLE}
 """Every callable name, in table order."""
 
-BY_NODE: dict[type, Function] = {f.node: f for f in _TABLE if f.node is not None}
+BY_NODE: dict[type, Function] = {f.node: f for f in _TABLE + _DERIVATIVE_ONLY if f.node is not None}
 """The table entry behind each SymPy node class (the compiler's lookup)."""
 
 CONSTANTS: dict[str, sp.Basic] = {"pi": sp.pi, "e": sp.E}

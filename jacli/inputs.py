@@ -88,21 +88,25 @@ Spec = Union[Literal, Constructor, File, OneHot]
 # -- parsing (no torch) -------------------------------------------------------------------------
 
 
-def parse_input_option(text: str) -> tuple[str | None, Spec]:
+def parse_input_option(text: str, option: str = "--input", for_v: bool = False) -> tuple[str | None, Spec]:
     """``"a=1,2,3"`` → ``("a", spec)``; ``"eye:5"`` → ``(None, spec)``.
+
+    Args:
+        option: the option's name for messages (``--input``, or ``--v`` for jvp and hvp).
+        for_v: allow the --v forms (``ones`` without a shape, ``onehot:I``).
 
     Raises:
         InputError: naming the bad part.
     """
     match = re.fullmatch(r"\s*([A-Za-z]\w*)\s*=(.*)", text, flags=re.DOTALL)
     if match:
-        return match.group(1), parse_spec(match.group(2), option=f"--input {text}")
+        return match.group(1), parse_spec(match.group(2), for_v=for_v, option=f"{option} {text}")
     if re.match(r"\s*[^@=\s]*=", text):
         name = text.split("=", 1)[0].strip()
         raise InputError(
-            f"--input {text!r}: {name!r} is not a variable name; write NAME=SPEC, e.g. x=1,2,3"
+            f"{option} {text!r}: {name!r} is not a variable name; write NAME=SPEC, e.g. x=1,2,3"
         )
-    return None, parse_spec(text, option=f"--input {text}")
+    return None, parse_spec(text, for_v=for_v, option=f"{option} {text}")
 
 
 def parse_spec(text: str, *, for_v: bool = False, option: str | None = None) -> Spec:
@@ -476,16 +480,17 @@ def _json_numbers(data: Any, where: str) -> Nested:
         raise InputError(f"{where}: {data!r} is not a number") from None
 
 
-def fit_to_output(v: Any, output_shape: tuple[int, ...], spec_text: str) -> Any:
-    """Check --v's shape against the output's; a single number fits a one-element output."""
+def fit_to_output(v: Any, output_shape: tuple[int, ...], spec_text: str, what: str = "the output") -> Any:
+    """Check --v's shape against the output's (or an input's, ``what``); a single number fits a
+    one-element target."""
     shape = tuple(v.shape)
     if shape == output_shape:
         return v
     if v.numel() == 1 and math.prod(output_shape) == 1:
         return v.reshape(output_shape)
     raise ShapeError(
-        f"--v {spec_text} has shape {_show(shape)} but the output has shape {_show(output_shape)}; "
-        f"v must match the output. Try --v {_example(output_shape)} (or --v ones, --v onehot:"
+        f"--v {spec_text} has shape {_show(shape)} but {what} has shape {_show(output_shape)}; "
+        f"v must match {what}. Try --v {_example(output_shape)} (or --v ones, --v onehot:"
         f"{','.join('0' for _ in output_shape) or '0'})"
     )
 

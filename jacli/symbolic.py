@@ -1,0 +1,310 @@
+"""Exact derivatives with SymPy.
+
+jacli's variables are tensors, SymPy's are scalars. To differentiate exactly, each variable of
+shape S becomes an array of scalar symbols (``x[0, 1]``...), the expression is *expanded* over
+those arrays — numpy object arrays of SymPy expressions, so broadcasting, indexing, reshaping and
+``@`` behave exactly as in torch — and every output entry is differentiated by every input entry.
+A variable of shape ``()`` stays the plain symbol ``x``, so polar coordinates read
+``[[cos(t), -r⋅sin(t)], [sin(t), r⋅cos(t)]]``.
+
+The exact entries are evaluated on torch through the same compiler as the expression itself.
+
+Example:
+    >>> jac = jacobian(parse("[r*cos(t), r*sin(t)]").tree, {"r": (), "t": ()}, ["r", "t"])
+    >>> jac["t"].tolist()
+    [-r*sin(t), r*cos(t)]
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import sympy as sp
+
+from jacli import nodes
+from jacli.errors import ResourceError, ShapeError
+from jacli.functions import BY_NODE
+
+MAX_INPUT_ELEMENTS = 400
+"""Symbolic expansion handles at most this many input elements in all."""
+
+MAX_ENTRIES = 10_000
+"""... and Jacobians of at most this many entries (SymPy works entry by entry)."""
+
+Symbolic = np.ndarray
+"""A numpy object array of SymPy expressions (0-dimensional for a scalar)."""
+
+
+def element_symbol(name: str, index: tuple[int, ...]) -> sp.Symbol:
+    """The scalar symbol for one element: ``x`` for a scalar variable, else ``x[i, j]``."""
+    if not index:
+        return sp.Symbol(name, real=True)
+    return sp.Symbol(f"{name}[{', '.join(map(str, index))}]", real=True)
+
+
+def element_symbols(name: str, shape: tuple[int, ...]) -> Symbolic:
+    """An object array of shape ``shape`` holding each element's symbol."""
+    array = np.empty(shape, dtype=object)
+    for index in itertools.product(*(range(n) for n in shape)):
+        array[index] = element_symbol(name, index)
+    return array
+
+
+def check_size(shapes: Mapping[str, tuple[int, ...]], output_shape: tuple[int, ...], wrt: Sequence[str]) -> None:
+    """Refuse expansions too big for SymPy to finish in reasonable time."""
+    inputs = sum(math.prod(shapes[name]) for name in shapes)
+    entries = math.prod(output_shape) * sum(math.prod(shapes[name]) for name in wrt)
+    if inputs > MAX_INPUT_ELEMENTS or entries > MAX_ENTRIES:
+        raise ResourceError(
+            f"the symbolic method works entry by entry and handles at most {MAX_INPUT_ELEMENTS} "
+            f"input elements and {MAX_ENTRIES:,} Jacobian entries; this has {inputs:,} and "
+            f"{entries:,}. Use --method reverse or forward for inputs this large."
+        )
+
+
+def expand(tree: sp.Basic, shapes: Mapping[str, tuple[int, ...]]) -> Symbolic:
+    """The expression's output as an object array of scalar SymPy expressions.
+
+    Args:
+        tree: the parsed expression.
+        shapes: each variable's shape.
+    """
+    return _Expander({name: element_symbols(name, shape) for name, shape in shapes.items()}).node(tree)
+
+
+def jacobian(
+    tree: sp.Basic, shapes: Mapping[str, tuple[int, ...]], wrt: Sequence[str]
+) -> dict[str, Symbolic]:
+    """The exact Jacobian blocks, shaped ``output.shape + input.shape``, as object arrays."""
+    output = expand(tree, shapes)
+    check_size(shapes, output.shape, wrt)
+    blocks = {}
+    for name in wrt:
+        symbols = element_symbols(name, shapes[name])
+        block = np.empty(output.shape + symbols.shape, dtype=object)
+        for out_index in itertools.product(*(range(n) for n in output.shape)):
+            entry = output[out_index]
+            for in_index in itertools.product(*(range(n) for n in symbols.shape)):
+                block[out_index + in_index] = sp.diff(entry, symbols[in_index])
+        blocks[name] = block
+    return blocks
+
+
+def hessian(
+    tree: sp.Basic, shapes: Mapping[str, tuple[int, ...]], wrt: Sequence[str]
+) -> dict[tuple[str, str], Symbolic]:
+    """The exact Hessian blocks of a single-element output, keyed by (a, b), shaped a.shape + b.shape."""
+    output = expand(tree, shapes)
+    if output.size != 1:
+        raise ShapeError(f"the Hessian needs a single-element output; this one has shape {output.shape}")
+    scalar = output.reshape(-1)[0]
+    check_size(shapes, (sum(math.prod(shapes[n]) for n in wrt),), wrt)
+    gradients = {name: _map(lambda s: sp.diff(scalar, s), element_symbols(name, shapes[name])) for name in wrt}
+    blocks = {}
+    for a in wrt:
+        for b in wrt:
+            symbols = element_symbols(b, shapes[b])
+            block = np.empty(shapes[a] + shapes[b], dtype=object)
+            for i in itertools.product(*(range(n) for n in shapes[a])):
+                for j in itertools.product(*(range(n) for n in shapes[b])):
+                    block[i + j] = sp.diff(gradients[a][i], symbols[j])
+            blocks[(a, b)] = block
+    return blocks
+
+
+def is_elementwise(tree: sp.Basic) -> bool:
+    """True when every operation applies entry by entry (arithmetic and elementwise functions)."""
+    if isinstance(tree, (sp.Symbol, sp.Number, sp.NumberSymbol)):
+        return True
+    if isinstance(tree, (sp.Add, sp.Mul, sp.Pow)):
+        return all(is_elementwise(a) for a in tree.args)
+    entry = BY_NODE.get(tree.func)
+    return bool(entry and entry.elementwise) and all(is_elementwise(a) for a in tree.args)
+
+
+def scalar_derivative(tree: sp.Basic, name: str) -> sp.Basic:
+    """d tree / d name with every variable read as a scalar: the diagonal of an elementwise Jacobian."""
+    return sp.diff(tree, sp.Symbol(name, real=True))
+
+
+def evaluate(
+    entries: Symbolic,
+    variables: Sequence[str],
+    args: Sequence[Any],
+    compile_scalar: Callable[[sp.Basic, Callable[[sp.Symbol], Any]], Callable[[tuple], Any]],
+) -> Any:
+    """Evaluate an object array of exact expressions on torch, at the given input tensors.
+
+    Args:
+        entries: exact expressions in element symbols.
+        variables: the input names, in the order of ``args``.
+        args: the input tensors.
+        compile_scalar: compiles one scalar SymPy expression, given how to read a symbol.
+    """
+    import torch
+
+    position = {name: i for i, name in enumerate(variables)}
+    shapes = {name: tuple(args[i].shape) for name, i in position.items()}
+    lookup: dict[sp.Symbol, Any] = {}
+    for name, shape in shapes.items():
+        for index in itertools.product(*(range(n) for n in shape)):
+            lookup[element_symbol(name, index)] = (position[name], index)
+
+    def read(symbol: sp.Symbol) -> Callable[[tuple], Any]:
+        if symbol not in lookup:
+            raise ShapeError(f"the symbolic derivative mentions {symbol}, which is no input element")
+        slot, index = lookup[symbol]
+        return lambda a: a[slot][index] if index else a[slot]
+
+    like = args[0]
+    flat = [_value(compile_scalar(entry, read)(tuple(args)), like) for entry in entries.reshape(-1)]
+    if not flat:
+        return like.new_zeros(entries.shape)
+    return torch.stack(flat).reshape(entries.shape)
+
+
+def _value(value: Any, like: Any) -> Any:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype=like.dtype, device=like.device).reshape(())
+    return torch.tensor(value, dtype=like.dtype, device=like.device)
+
+
+def to_strings(entries: Symbolic) -> Any:
+    """Nested lists of strings, one per entry (for JSON)."""
+    return np.vectorize(str, otypes=[object])(entries).tolist() if entries.shape else str(entries[()])
+
+
+# -- expansion ----------------------------------------------------------------------------------
+
+
+def _array(value: Any) -> Symbolic:
+    """Wrap a SymPy expression or an object array as an object array."""
+    if isinstance(value, np.ndarray):
+        return value.astype(object, copy=False)
+    result = np.empty((), dtype=object)
+    result[()] = sp.sympify(value)
+    return result
+
+
+def _map(fn: Callable[..., sp.Basic], *arrays: Symbolic) -> Symbolic:
+    """Apply a scalar SymPy function entry by entry, broadcasting the arguments."""
+    return _array(np.vectorize(fn, otypes=[object])(*arrays))
+
+
+def _reduce(fn: Callable[[Symbolic, int | None], Any], x: Symbolic, axis: int | None) -> Symbolic:
+    if x.ndim == 0 and axis in (None, 0, -1):
+        return x
+    return _array(fn(x, axis))
+
+
+class _Expander:
+    """Evaluates the tree on object arrays of scalar SymPy expressions."""
+
+    def __init__(self, symbols: Mapping[str, Symbolic]):
+        self.symbols = symbols
+
+    def node(self, tree: sp.Basic) -> Symbolic:
+        if isinstance(tree, sp.Symbol):
+            return self.symbols[tree.name]
+        if isinstance(tree, (sp.Number, sp.NumberSymbol)):
+            return _array(tree)
+        n_operands = _operand_count(tree)
+        args = [self.node(a) for a in tree.args[:n_operands]]
+        ints = [int(a) for a in tree.args[n_operands:]]
+        if isinstance(tree, sp.Add):
+            return _array(sum(args[1:], start=args[0]))
+        if isinstance(tree, sp.Mul):
+            result = args[0]
+            for factor in args[1:]:
+                result = result * factor
+            return _array(result)
+        if isinstance(tree, sp.Pow):
+            return _map(lambda b, e: b**e, *args)
+        if isinstance(tree, nodes.Components):
+            return _array(np.stack(np.broadcast_arrays(*args)))
+        if isinstance(tree, nodes.Index):
+            x = args[0]
+            try:
+                return _array(x[tree.key()])
+            except IndexError as error:
+                raise ShapeError(f"cannot evaluate {tree}: {error}") from None
+        name = tree.func.__name__
+        expand = _TENSOR_EXPANSIONS.get(name)
+        if expand is not None:
+            try:
+                return expand(*args, *ints)
+            except (ValueError, IndexError) as error:
+                raise ShapeError(f"cannot evaluate {tree}: {error}") from None
+        # An elementwise function: SymPy's own class, applied entry by entry.
+        return _map(lambda *a: tree.func(*a), *args)
+
+
+def _operand_count(tree: sp.Basic) -> int:
+    """How many leading arguments are operands; the rest are integer parameters (axis, shape)."""
+    if isinstance(tree, nodes.Index):
+        return 1
+    entry = BY_NODE.get(tree.func)
+    if entry is None or entry.ints == (0,):
+        return len(tree.args)
+    return entry.tensors[1]
+
+
+def _sum(x: Symbolic, axis: int | None = None) -> Symbolic:
+    return _reduce(lambda a, ax: np.sum(a, axis=ax) if a.size else sp.S.Zero, x, axis)
+
+
+def _mean(x: Symbolic, axis: int | None = None) -> Symbolic:
+    count = x.size if axis is None else (x.shape[axis] if x.ndim else 1)
+    return _array(_sum(x, axis) / sp.Integer(count))
+
+
+def _prod(x: Symbolic, axis: int | None = None) -> Symbolic:
+    return _reduce(lambda a, ax: np.prod(a, axis=ax), x, axis)
+
+
+def _exp(x: Symbolic) -> Symbolic:
+    return _map(sp.exp, x)
+
+
+def _softmax(x: Symbolic, axis: int | None = None) -> Symbolic:
+    exps = _exp(x)
+    if axis is None:
+        return _array(exps / _sum(exps)[()])
+    return _array(exps / np.sum(exps, axis=axis, keepdims=True)) if x.ndim else _array(exps / exps)
+
+
+def _logsumexp(x: Symbolic, axis: int | None = None) -> Symbolic:
+    return _map(sp.log, _sum(_exp(x), axis))
+
+
+def _norm(x: Symbolic, axis: int | None = None) -> Symbolic:
+    return _map(sp.sqrt, _sum(_array(x * x), axis))
+
+
+def _dot(a: Symbolic, b: Symbolic) -> Symbolic:
+    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"dot needs two vectors of the same length, got shapes {a.shape} and {b.shape}")
+    return _sum(_array(a * b))
+
+
+def _transpose(x: Symbolic, dim0: int | None = None, dim1: int | None = None) -> Symbolic:
+    return _array(x.transpose() if dim0 is None else np.swapaxes(x, dim0, dim1))
+
+
+_TENSOR_EXPANSIONS: dict[str, Callable[..., Symbolic]] = {
+    "sum": _sum,
+    "mean": _mean,
+    "prod": _prod,
+    "norm": _norm,
+    "dot": _dot,
+    "softmax": _softmax,
+    "logsumexp": _logsumexp,
+    "reshape": lambda x, *shape: _array(x.reshape(shape)),
+    "transpose": _transpose,
+    "MatMul": lambda a, b: _array(np.matmul(a, b)),
+}
