@@ -45,7 +45,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "check":
-        from jacli.check import check
+        from jacli.verify import check
 
         return check
     raise AttributeError(f"module 'jacli' has no attribute {name!r}")

@@ -190,17 +190,8 @@ def compute_jacobian(
     problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory)
     output = problem.output
     wrt_tensors = [problem.inputs[name] for name in problem.wrt]
-    elements = engine.jacobian_elements(output.shape, [t.shape for t in wrt_tensors])
     itemsize = output.element_size()
-    shapes = " + ".join(f"{n} {tuple(t.shape)}" for n, t in zip(problem.wrt, wrt_tensors))
-    check_budget(
-        elements * itemsize, problem.budget,
-        f"the Jacobian of {expr} ({output.numel():,} output elements × "
-        f"{sum(t.numel() for t in wrt_tensors):,} input elements = {elements:,} numbers, "
-        f"for output {tuple(output.shape)} and {shapes})",
-        "Use `jacli vjp` with --v for one combination of its rows, pick fewer inputs with --wrt, "
-        "use smaller inputs, or raise --max-memory.",
-    )
+    _check_jacobian_budget(problem)
     if method == "auto":
         method = engine.choose_jacobian_method(sum(t.numel() for t in wrt_tensors), output.numel())
     chunk_size = None
@@ -592,6 +583,24 @@ def _check_wrt(variables: Sequence[str], wrt: Sequence[str] | None) -> tuple[str
     if not names:
         raise InputError(f"--wrt names no variable; its variables are: {', '.join(variables)}")
     return tuple(name for name in variables if name in names)
+
+
+def _check_jacobian_budget(problem: _Problem) -> None:
+    """Refuse a Jacobian whose blocks would not fit in the memory budget, before building it."""
+    from jacli import engine
+
+    output = problem.output
+    wrt_tensors = [problem.inputs[name] for name in problem.wrt]
+    elements = engine.jacobian_elements(output.shape, [t.shape for t in wrt_tensors])
+    shapes = " + ".join(f"{n} {tuple(t.shape)}" for n, t in zip(problem.wrt, wrt_tensors))
+    check_budget(
+        elements * output.element_size(), problem.budget,
+        f"the Jacobian of {problem.compiled.text} ({output.numel():,} output elements × "
+        f"{sum(t.numel() for t in wrt_tensors):,} input elements = {elements:,} numbers, "
+        f"for output {tuple(output.shape)} and {shapes})",
+        "Use `jacli vjp` with --v for one combination of its rows, pick fewer inputs with --wrt, "
+        "use smaller inputs, or raise --max-memory.",
+    )
 
 
 def _check_method(method: str, known: Sequence[str]) -> None:

@@ -35,12 +35,27 @@ class JacobianMethod(str, Enum):
     reverse = "reverse"
     forward = "forward"
     rows = "rows"
+    symbolic = "symbolic"
 
 
 class VjpMethod(str, Enum):
     auto = "auto"
     grad = "grad"
     backward = "backward"
+
+
+class GradMethod(str, Enum):
+    auto = "auto"
+    reverse = "reverse"
+    forward = "forward"
+    symbolic = "symbolic"
+
+
+class HessianMethod(str, Enum):
+    auto = "auto"
+    forward = "forward"
+    reverse = "reverse"
+    symbolic = "symbolic"
 
 
 class DType(str, Enum):
@@ -96,6 +111,14 @@ FULL = typer.Option(False, "--full", help="Show every entry of large tensors in 
 MAX_MEMORY = typer.Option(
     None, "--max-memory", metavar="SIZE", help="Memory budget, e.g. 2GB (default: half of the available memory)."
 )
+SYMBOLIC = typer.Option(
+    False, "--symbolic", help="Also show SymPy's exact derivative above the numbers."
+)
+V_DIRECTION = typer.Option(
+    ..., "--v", metavar="[NAME=]SPEC",
+    help="The direction, shaped like the input: x=1,0  x=onehot:0  x=ones. Repeat for each input "
+    "that moves (the others stay still); with one variable the name may be left out.",
+)
 DEBUG = typer.Option(
     False, "--debug", help="Show the Python traceback of an error (also JACLI_DEBUG=1)."
 )
@@ -109,7 +132,12 @@ def jacobian(
     method: JacobianMethod = typer.Option(
         JacobianMethod.auto, "--method", "-m",
         help="reverse (torch.func.jacrev), forward (jacfwd), rows (one autograd.grad per output "
-        "element), or auto: forward when the inputs have fewer elements than the output.",
+        "element), symbolic (SymPy's exact derivative, evaluated on torch), or auto: forward when "
+        "the inputs have fewer elements than the output, else reverse.",
+    ),
+    symbolic: bool = SYMBOLIC,
+    det: bool = typer.Option(
+        False, "--det", help="Also the determinant of the square Jacobian (all inputs as columns)."
     ),
     device: str = DEVICE,
     dtype: DType = DTYPE_OPTION,
@@ -129,6 +157,8 @@ def jacobian(
       jacli jacobian "[r*cos(t), r*sin(t)]" -i r=2 -i t=0.5
 
       jacli jacobian "x**2" -i 2,3 --method rows
+
+      jacli jacobian "[r*cos(t), r*sin(t)]" -i r=2 -i t=0.5 --symbolic --det
     """
 
     def compute() -> Any:
@@ -137,7 +167,7 @@ def jacobian(
         specs, budget = _parse_common(inputs, device, max_memory)
         return api.compute_jacobian(
             expression, specs, wrt=wrt, method=method.value, device=device, dtype=dtype.value,
-            seed=seed, max_memory=budget, progress=_RowProgress(),
+            seed=seed, max_memory=budget, progress=_RowProgress(), symbolic=symbolic, det=det,
         )
 
     _run(compute, output_format, precision, full, debug)
@@ -191,6 +221,199 @@ def vjp(
     _run(compute, output_format, precision, full, debug)
 
 
+@app.command()
+def jvp(
+    expression: str = typer.Argument(..., metavar="EXPR", help="The formula, e.g. \"[r*cos(t), r*sin(t)]\"."),
+    v: List[str] = V_DIRECTION,
+    inputs: List[str] = INPUT,
+    device: str = DEVICE,
+    dtype: DType = DTYPE_OPTION,
+    output_format: Optional[Format] = FORMAT,
+    seed: int = SEED,
+    precision: Optional[int] = PRECISION,
+    full: bool = FULL,
+    max_memory: Optional[str] = MAX_MEMORY,
+    debug: bool = DEBUG,
+) -> None:
+    """J·v, the Jacobian-vector product, shaped like the output (one forward-mode pass).
+
+    v is a direction in input space: how fast the output changes when the inputs move along v.
+
+    Examples:
+
+      jacli jvp "[r*cos(t), r*sin(t)]" -i r=2 -i t=0.5 --v t=1
+
+      jacli jvp "x**2" -i 1,2,3 --v 1,0,0
+    """
+
+    def compute() -> Any:
+        from jacli import api
+
+        specs, budget = _parse_common(inputs, device, max_memory)
+        return api.compute_jvp(
+            expression, specs, _directions(v), device=device, dtype=dtype.value, seed=seed,
+            max_memory=budget,
+        )
+
+    _run(compute, output_format, precision, full, debug)
+
+
+@app.command()
+def grad(
+    expression: str = typer.Argument(..., metavar="EXPR", help="A formula with one number as output."),
+    inputs: List[str] = INPUT,
+    wrt: List[str] = WRT,
+    method: GradMethod = typer.Option(
+        GradMethod.auto, "--method", "-m",
+        help="reverse (torch.autograd.grad, also auto), forward (jacfwd) or symbolic (SymPy).",
+    ),
+    symbolic: bool = SYMBOLIC,
+    device: str = DEVICE,
+    dtype: DType = DTYPE_OPTION,
+    output_format: Optional[Format] = FORMAT,
+    seed: int = SEED,
+    precision: Optional[int] = PRECISION,
+    full: bool = FULL,
+    max_memory: Optional[str] = MAX_MEMORY,
+    debug: bool = DEBUG,
+) -> None:
+    """The gradient of a single-number output: what y.backward() leaves in x.grad.
+
+    Examples:
+
+      jacli grad "x**2 + 3*x + 1" -i 2
+
+      jacli grad "3*a + 2*b**2 + log(c)" -i a=0.1 -i b=1 -i c=0.1 --symbolic
+    """
+
+    def compute() -> Any:
+        from jacli import api
+
+        specs, budget = _parse_common(inputs, device, max_memory)
+        return api.compute_grad(
+            expression, specs, wrt=wrt, method=method.value, device=device, dtype=dtype.value,
+            seed=seed, max_memory=budget, symbolic=symbolic,
+        )
+
+    _run(compute, output_format, precision, full, debug)
+
+
+@app.command()
+def hessian(
+    expression: str = typer.Argument(..., metavar="EXPR", help="A formula with one number as output."),
+    inputs: List[str] = INPUT,
+    wrt: List[str] = WRT,
+    method: HessianMethod = typer.Option(
+        HessianMethod.auto, "--method", "-m",
+        help="forward (forward-over-reverse: jacfwd of jacrev, also auto), reverse "
+        "(reverse-over-reverse) or symbolic (SymPy).",
+    ),
+    symbolic: bool = SYMBOLIC,
+    device: str = DEVICE,
+    dtype: DType = DTYPE_OPTION,
+    output_format: Optional[Format] = FORMAT,
+    seed: int = SEED,
+    precision: Optional[int] = PRECISION,
+    full: bool = FULL,
+    max_memory: Optional[str] = MAX_MEMORY,
+    debug: bool = DEBUG,
+) -> None:
+    """The Hessian of a single-number output: shape input.shape + input.shape; with several
+    inputs, one block per pair (keyed "a,b" in JSON).
+
+    Examples:
+
+      jacli hessian "x[0]**2*x[1] + x[1]**3" -i 1,2
+
+      jacli hessian "a*b**2" -i a=1 -i b=2 --symbolic
+    """
+
+    def compute() -> Any:
+        from jacli import api
+
+        specs, budget = _parse_common(inputs, device, max_memory)
+        return api.compute_hessian(
+            expression, specs, wrt=wrt, method=method.value, device=device, dtype=dtype.value,
+            seed=seed, max_memory=budget, symbolic=symbolic,
+        )
+
+    _run(compute, output_format, precision, full, debug)
+
+
+@app.command()
+def hvp(
+    expression: str = typer.Argument(..., metavar="EXPR", help="A formula with one number as output."),
+    v: List[str] = V_DIRECTION,
+    inputs: List[str] = INPUT,
+    device: str = DEVICE,
+    dtype: DType = DTYPE_OPTION,
+    output_format: Optional[Format] = FORMAT,
+    seed: int = SEED,
+    precision: Optional[int] = PRECISION,
+    full: bool = FULL,
+    max_memory: Optional[str] = MAX_MEMORY,
+    debug: bool = DEBUG,
+) -> None:
+    """H·v, the Hessian-vector product, without building the Hessian (forward over reverse).
+
+    Examples:
+
+      jacli hvp "x[0]**2*x[1] + x[1]**3" -i 1,2 --v 1,0
+    """
+
+    def compute() -> Any:
+        from jacli import api
+
+        specs, budget = _parse_common(inputs, device, max_memory)
+        return api.compute_hvp(
+            expression, specs, _directions(v), device=device, dtype=dtype.value, seed=seed,
+            max_memory=budget,
+        )
+
+    _run(compute, output_format, precision, full, debug)
+
+
+@app.command()
+def check(
+    expression: str = typer.Argument(..., metavar="EXPR", help="The formula to verify."),
+    inputs: List[str] = INPUT,
+    wrt: List[str] = WRT,
+    rtol: float = typer.Option(1e-3, "--rtol", help="Relative tolerance (gradcheck's default)."),
+    atol: float = typer.Option(1e-5, "--atol", help="Absolute tolerance (gradcheck's default)."),
+    output_format: Optional[Format] = FORMAT,
+    seed: int = SEED,
+    max_memory: Optional[str] = MAX_MEMORY,
+    debug: bool = DEBUG,
+) -> None:
+    """Compute the Jacobian with every method (reverse, forward, rows, symbolic, finite
+    differences) in float64 and compare each with the exact answer. Exits 0 when all agree
+    within --rtol/--atol, 1 otherwise, so it can run in CI scripts.
+
+    Examples:
+
+      jacli check "softmax(x)*x" -i randn:5
+
+      jacli check "relu(x)" -i -1,0,1
+    """
+
+    def compute() -> Any:
+        from jacli import verify
+
+        specs, budget = _parse_common(inputs, "cpu", max_memory)
+        return verify.check(expression, specs, wrt=wrt, rtol=rtol, atol=atol, seed=seed, max_memory=budget)
+
+    report = _run(compute, output_format, None, False, debug)
+    if report is not None and not report.ok:
+        raise typer.Exit(1)
+
+
+def _directions(texts: List[str]) -> list:
+    """--v values of jvp and hvp: [NAME=]SPEC each."""
+    from jacli import inputs as spec_module
+
+    return [spec_module.parse_input_option(text, option="--v", for_v=True) for text in texts]
+
+
 def _parse_common(inputs: List[str], device: str, max_memory: Optional[str]) -> tuple[list, Optional[int]]:
     """Check the cheap things (specs, device name, budget) before torch or SymPy load."""
     from jacli import devices, inputs as spec_module, limits
@@ -204,13 +427,14 @@ def _parse_common(inputs: List[str], device: str, max_memory: Optional[str]) -> 
 def _run(
     compute: Callable[[], Any], output_format: Optional[Format], precision: Optional[int],
     full: bool, debug: bool,
-) -> None:
+) -> Any:
     """Compute, render, and turn library errors into ``Error:`` lines with exit code 1."""
     debug = debug or os.environ.get("JACLI_DEBUG", "") not in ("", "0")
     warnings.showwarning = _show_warning
     try:
         result = compute()
         _render(result, output_format, precision, full)
+        return result
     except JacliError as error:
         if debug:
             raise

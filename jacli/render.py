@@ -29,8 +29,15 @@ METHOD_NAMES = {
     "reverse": "reverse mode (torch.func.jacrev)",
     "forward": "forward mode (torch.func.jacfwd)",
     "rows": "rows (one torch.autograd.grad per output element)",
+    "symbolic": "symbolic (SymPy's exact derivative, evaluated on torch)",
     "grad": "torch.autograd.grad(y, x, v)",
     "backward": "y.backward(v), then x.grad",
+    ("grad", "reverse"): "reverse mode (torch.autograd.grad, as y.backward())",
+    ("grad", "forward"): "forward mode (torch.func.jacfwd)",
+    ("hessian", "forward"): "forward-over-reverse (torch.func.jacfwd of jacrev)",
+    ("hessian", "reverse"): "reverse-over-reverse (torch.func.jacrev of jacrev)",
+    ("jvp", "forward"): "forward mode (torch.func.jvp)",
+    ("hvp", "forward-over-reverse"): "forward-over-reverse (torch.func.jvp of torch.func.grad)",
 }
 
 
@@ -95,6 +102,8 @@ def _json_tensor(tensor: Any, with_values: bool = True) -> dict[str, Any]:
 
 def to_json(result: Any) -> str:
     """One strict JSON object: NaN and infinities are the strings "nan", "inf", "-inf"."""
+    if result.command == "check":
+        return json.dumps(_check_document(result), allow_nan=False) + "\n"
     document = {
         "command": result.command,
         "expression": result.expression,
@@ -105,7 +114,42 @@ def to_json(result: Any) -> str:
         "output": _json_tensor(result.output),
         "result": {name: _json_tensor(t) for name, t in result.values.items()},
     }
+    if result.symbolic is not None:
+        from jacli.symbolic import to_strings
+
+        document["symbolic"] = {name: to_strings(entries) for name, entries in result.symbolic.items()}
+    if result.det is not None:
+        document["det"] = _json_values(result.det)
+        if result.det_symbolic is not None:
+            document["det_symbolic"] = str(result.det_symbolic)
     return json.dumps(document, allow_nan=False) + "\n"
+
+
+def _json_float(value: float) -> Any:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def _check_document(report: Any) -> dict[str, Any]:
+    return {
+        "command": "check",
+        "expression": report.expression,
+        "inputs": {name: {"shape": list(shape)} for name, shape in report.inputs.items()},
+        "output": {"shape": list(report.output_shape)},
+        "reference": report.reference,
+        "rtol": report.rtol,
+        "atol": report.atol,
+        "ok": report.ok,
+        "kinks": report.kinks,
+        "methods": [
+            {"method": m.method, "max_abs": _json_float(m.max_abs), "max_rel": _json_float(m.max_rel),
+             "ok": m.ok, "skipped": m.skipped, "note": m.note}
+            for m in report.methods
+        ],
+    }
 
 
 # -- plain --------------------------------------------------------------------------------------
@@ -114,17 +158,63 @@ def to_json(result: Any) -> str:
 def to_plain(result: Any, precision: int | None = None) -> str:
     """A ``# name shape`` line per result, then its numbers: one row per line, space-separated.
 
-    Tensors of three or more axes are written as rows along the last axis (what numpy.savetxt
-    would write for ``t.reshape(-1, t.shape[-1])``).
+    Jacobian and Hessian blocks are written as the classic matrix: one row per output element
+    (per element of the first input, for a Hessian), one column per input element. Other tensors
+    of two or more axes are written as rows along the last axis (what numpy.savetxt writes for
+    ``t.reshape(-1, t.shape[-1])``). Either way ``numpy.loadtxt(...).reshape(shape)`` restores them.
     """
+    if result.command == "check":
+        return _check_plain(result)
     lines: list[str] = []
     for name, tensor in result.values.items():
         array = _numpy(tensor)
-        float32 = _is_float32(array)
         lines.append(f"# {name} {shape_text(array.shape)}")
-        rows = array.reshape(1, -1) if array.ndim <= 1 else array.reshape(-1, array.shape[-1])
-        for row in rows:
-            lines.append(" ".join(format_number(float(v), precision, float32) for v in row))
+        lines += _plain_rows(array.reshape(_plain_matrix_shape(result, name, array)), precision)
+        if result.symbolic is not None and name in result.symbolic:
+            lines += [f"# exact: {line}" for line in _symbolic_lines(result, name)]
+    if result.det is not None:
+        lines.append("# det scalar")
+        lines += _plain_rows(_numpy(result.det).reshape(1, 1), precision)
+        if result.det_symbolic is not None:
+            lines.append(f"# exact: {result.det_symbolic}")
+    return "\n".join(lines) + "\n"
+
+
+def _plain_matrix_shape(result: Any, name: str, array: np.ndarray) -> tuple[int, int]:
+    """The 2-D shape a result is written in (see ``to_plain``)."""
+    split = None
+    if result.command == "jacobian":
+        split = result.output.dim()
+    elif result.command == "hessian":
+        split = result.inputs[name.split(",")[0]].dim()
+    if split is not None:
+        return (math.prod(array.shape[:split]), math.prod(array.shape[split:]))
+    if array.ndim <= 1:
+        return (1, max(array.size, 1))
+    return (-1, array.shape[-1])
+
+
+def _plain_rows(matrix: np.ndarray, precision: int | None) -> list[str]:
+    float32 = _is_float32(matrix)
+    return [" ".join(format_number(float(v), precision, float32) for v in row) for row in matrix]
+
+
+def _symbolic_lines(result: Any, name: str) -> list[str]:
+    """The exact derivative in one line per entry (or the diagonal, for elementwise expressions)."""
+    if result.diagonal is not None and name in result.diagonal:
+        return [f"diagonal {result.diagonal[name]}"]
+    entries = result.symbolic[name]
+    return [str(e) for e in entries.reshape(-1)]
+
+
+def _check_plain(report: Any) -> str:
+    lines = [f"# check {report.expression} reference {report.reference} rtol {report.rtol} atol {report.atol}"]
+    lines += [f"# kink: {k}" for k in report.kinks]
+    lines.append("# method max_abs max_rel ok")
+    for m in report.methods:
+        status = "skipped" if m.skipped else ("ok" if m.ok else "FAIL")
+        lines.append(f"{m.method.replace(' ', '_')} {format_number(m.max_abs, None)} {format_number(m.max_rel, None)} {status}")
+    lines.append(f"# {'all agree' if report.ok else 'MISMATCH'}")
     return "\n".join(lines) + "\n"
 
 
@@ -133,15 +223,28 @@ def to_plain(result: Any, precision: int | None = None) -> str:
 
 def print_pretty(result: Any, console: Console, precision: int | None = None, full: bool = False) -> None:
     """The header (expression, inputs, method, device), then each result as tables."""
+    if result.command == "check":
+        _print_check(result, console)
+        return
     digits = DEFAULT_PRECISION if precision is None else precision
     console.print(_header(result))
-    if result.command == "jacobian" and all(result.inputs[n].dim() == 0 for n in result.values):
-        console.print(_classic_matrix(result, digits))
-        return
-    for name, tensor in result.values.items():
+    if result.symbolic is not None:
         console.print()
-        console.print(_title(result, name, tensor))
-        console.print(_tensor_view(tensor, digits, full, "J" if result.command == "jacobian" else f"{name}.grad"))
+        console.print(_symbolic_view(result))
+    console.print()
+    if result.command in ("jacobian", "hessian") and all(t.dim() == 0 for t in result.inputs.values()):
+        console.print(_classic_matrix(result, digits))
+    else:
+        for index, (name, tensor) in enumerate(result.values.items()):
+            if index:
+                console.print()
+            console.print(_title(result, name, tensor))
+            console.print(_tensor_view(tensor, digits, full, _block_label(result, name)))
+    if result.det is not None:
+        console.print()
+        console.print(Text.assemble(("det J", "bold"), f" = {format_number(float(result.det), digits)}"))
+        if result.det_symbolic is not None:
+            console.print(Text.assemble(("det J", "bold"), " = ", _pretty_sympy(result.det_symbolic)))
 
 
 def _header(result: Any) -> Table:
@@ -153,9 +256,13 @@ def _header(result: Any) -> Table:
         mark = "" if name in result.wrt else "  (held constant)"
         grid.add_row("input", Text(f"{name}: shape {_shape_tuple(tensor.shape)}{mark}"))
     grid.add_row("output", Text(f"shape {_shape_tuple(result.output.shape)}"))
-    if result.v is not None:
+    if isinstance(result.v, dict):
+        for name, direction in result.v.items():
+            grid.add_row("v", Text(f"{name}: shape {_shape_tuple(direction.shape)} (like {name})"))
+    elif result.v is not None:
         grid.add_row("v", Text(f"shape {_shape_tuple(result.v.shape)} (like the output)"))
-    grid.add_row("method", Text(METHOD_NAMES.get(result.method, result.method)))
+    method = METHOD_NAMES.get((result.command, result.method)) or METHOD_NAMES.get(result.method, result.method)
+    grid.add_row("method", Text(method))
     grid.add_row("on", Text(f"{result.device}, {result.dtype}"))
     return grid
 
@@ -166,13 +273,74 @@ def _shape_tuple(shape: Sequence[int]) -> str:
 
 def _title(result: Any, name: str, tensor: Any) -> Text:
     shape = _shape_tuple(tensor.shape)
-    if result.command == "jacobian":
+    command = result.command
+    if command == "jacobian":
         return Text.assemble(
             (f"∂y/∂{name}", "bold"),
             f"  shape {shape} = output {_shape_tuple(result.output.shape)} + {name} "
             f"{_shape_tuple(result.inputs[name].shape)}",
         )
+    if command == "hessian":
+        a, b = name.split(",")
+        return Text.assemble(
+            (f"∂²y/∂{a}∂{b}" if a != b else f"∂²y/∂{a}²", "bold"),
+            f"  shape {shape} = {a} {_shape_tuple(result.inputs[a].shape)} + {b} "
+            f"{_shape_tuple(result.inputs[b].shape)}",
+        )
+    if command == "jvp":
+        moved = " + ".join(f"∂y/∂{n}·v_{n}" for n in result.v) if result.v else "0"
+        return Text.assemble(("J·v", "bold"), f" = {moved}  shape {shape}, like the output")
+    if command == "hvp":
+        return Text.assemble((f"(H·v) for {name}", "bold"), f"  shape {shape}, like {name}")
+    if command == "grad":
+        return Text.assemble((f"{name}.grad = ∂y/∂{name}", "bold"), f"  shape {shape}, like {name}")
     return Text.assemble((f"{name}.grad = vᵀ·∂y/∂{name}", "bold"), f"  shape {shape}, like {name}")
+
+
+def _block_label(result: Any, name: str) -> str:
+    return {"jacobian": "J", "hessian": f"H[{name}]", "jvp": "Jv", "hvp": f"Hv[{name}]"}.get(
+        result.command, f"{name}.grad"
+    )
+
+
+def _pretty_sympy(expression: Any) -> Text:
+    import sympy as sp
+
+    return Text(sp.pretty(expression, use_unicode=True))
+
+
+def _symbolic_view(result: Any) -> RenderableType:
+    """SymPy's exact derivative: the diagonal of an elementwise Jacobian, the classic matrix
+    for scalar inputs, else each block (small ones in full)."""
+    import sympy as sp
+
+    parts: list[RenderableType] = [Text("exact derivative (SymPy)", style="bold cyan")]
+    scalars = all(t.dim() == 0 for t in result.inputs.values())
+    if result.diagonal is not None:
+        for name, derivative in result.diagonal.items():
+            parts.append(Text.assemble(
+                f"∂y/∂{name} is diagonal: ∂y[i]/∂{name}[i] = ", _pretty_sympy(derivative)
+            ))
+    elif result.command == "jacobian" and scalars:
+        columns = [result.symbolic[name].reshape(-1, 1) for name in result.symbolic]
+        parts.append(_pretty_sympy(sp.Matrix(np.concatenate(columns, axis=1).tolist())))
+    elif result.command == "hessian" and scalars:
+        names = list(result.inputs)
+        rows = [[result.symbolic[f"{a},{b}"][()] for b in names] for a in names]
+        parts.append(_pretty_sympy(sp.Matrix(rows)))
+    else:
+        for key, entries in result.symbolic.items():
+            label = _block_label(result, key) if result.command != "grad" else f"∂y/∂{key}"
+            if entries.size > 64:
+                parts.append(Text(f"{label}: {entries.size} entries (--format json lists them)"))
+            elif entries.ndim == 0:
+                parts.append(Text.assemble(f"{label} = ", _pretty_sympy(entries[()])))
+            elif entries.ndim <= 2:
+                matrix = entries.reshape(entries.shape[0], -1) if entries.ndim == 2 else entries.reshape(1, -1)
+                parts.append(Text.assemble(f"{label} = ", "\n", _pretty_sympy(sp.Matrix(matrix.tolist()))))
+            else:
+                parts.append(Text.assemble(f"{label} = ", _pretty_sympy(sp.Array(entries.tolist()))))
+    return Group(*parts)
 
 
 def _cell(value: float, digits: int) -> Text:
@@ -194,17 +362,27 @@ def _edges(count: int, edge: int, full: bool) -> list[int | None]:
 
 
 def _classic_matrix(result: Any, digits: int) -> Table:
-    """All inputs scalar: the m×n Jacobian matrix, one labelled column per variable."""
-    names = list(result.values)
-    table = Table(title=Text("Jacobian: ∂y/∂(" + ", ".join(names) + ")"), title_justify="left")
+    """All inputs scalar: the m×n Jacobian (or n×n Hessian) matrix, one labelled column per
+    variable."""
+    if result.command == "hessian":
+        names = list(result.inputs)
+        title = "Hessian: ∂²y/∂(" + ", ".join(names) + ")²"
+        rows = [(Text(f"∂/∂{a}"), [float(_numpy(result.values[f"{a},{b}"])) for b in names]) for a in names]
+    else:
+        names = list(result.values)
+        title = "Jacobian: ∂y/∂(" + ", ".join(names) + ")"
+        output_shape = tuple(result.output.shape)
+        arrays = {name: _numpy(t).reshape(-1) for name, t in result.values.items()}
+        rows = [
+            (Text(f"y[{_index_label(index)}]" if output_shape else "y"), [float(arrays[n][flat]) for n in names])
+            for flat, index in enumerate(itertools.product(*(range(n) for n in output_shape)))
+        ]
+    table = Table(title=Text(title), title_justify="left")
     table.add_column("", style="bold")
     for name in names:
         table.add_column(Text(f"∂/∂{name}"), justify="right")
-    output_shape = tuple(result.output.shape)
-    arrays = {name: _numpy(t).reshape(-1) for name, t in result.values.items()}
-    for flat, index in enumerate(itertools.product(*(range(n) for n in output_shape))):
-        label = f"y[{_index_label(index)}]" if output_shape else "y"
-        table.add_row(Text(label), *(_cell(float(arrays[n][flat]), digits) for n in names))
+    for label, values in rows:
+        table.add_row(label, *(_cell(v, digits) for v in values))
     return table
 
 
@@ -268,3 +446,29 @@ def _blocks(array: np.ndarray, digits: int, full: bool, label: str) -> Iterator[
         index = indices[position]
         yield Text(f"{label}[{_index_label(index)}, :, :]", style="bold")
         yield _matrix_table(array[index], digits, full)
+
+
+def _print_check(report: Any, console: Console) -> None:
+    """The check table: each method's largest differences from the reference, and the verdict."""
+    console.print(Text.assemble(("check  ", "bold cyan"), (report.expression, "bold")))
+    shapes = ", ".join(f"{n}: {_shape_tuple(s)}" for n, s in report.inputs.items())
+    console.print(Text(f"inputs {shapes}; output {_shape_tuple(report.output_shape)}; float64 on cpu"))
+    console.print(Text(f"reference: {report.reference}; tolerance |a - r| ≤ {report.atol:g} + {report.rtol:g}·|r|"))
+    for kink in report.kinks:
+        console.print(Text(f"kink: {kink}; the derivative is not defined there (torch uses 0, or 1/2 at ties)", style="yellow"))
+    table = Table()
+    table.add_column("method")
+    table.add_column("max abs diff", justify="right")
+    table.add_column("max rel diff", justify="right")
+    table.add_column("result")
+    for m in report.methods:
+        if m.skipped:
+            table.add_row(m.method, "", "", Text(m.note, style="dim"))
+            continue
+        verdict = Text("agrees" if m.ok else "DIFFERS", style="green" if m.ok else "bold red")
+        if m.note:
+            verdict.append(f" ({m.note})", style="yellow")
+        table.add_row(m.method, f"{m.max_abs:.3g}", f"{m.max_rel:.3g}", verdict)
+    console.print(table)
+    console.print(Text("all methods agree" if report.ok else "MISMATCH: some method differs beyond tolerance",
+                       style="bold green" if report.ok else "bold red"))
