@@ -11,7 +11,9 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 import typer
@@ -111,6 +113,11 @@ FULL = typer.Option(False, "--full", help="Show every entry of large tensors in 
 MAX_MEMORY = typer.Option(
     None, "--max-memory", metavar="SIZE", help="Memory budget, e.g. 2GB (default: half of the available memory)."
 )
+OUTPUT = typer.Option(
+    None, "--output", "-o", metavar="FILE",
+    help="Write the result to FILE instead of stdout: .json, .txt (plain) or .npy (one result). "
+    "The file is replaced only when everything succeeded.",
+)
 SYMBOLIC = typer.Option(
     False, "--symbolic", help="Also show SymPy's exact derivative above the numbers."
 )
@@ -145,6 +152,7 @@ def jacobian(
     seed: int = SEED,
     precision: Optional[int] = PRECISION,
     full: bool = FULL,
+    output: Optional[Path] = OUTPUT,
     max_memory: Optional[str] = MAX_MEMORY,
     debug: bool = DEBUG,
 ) -> None:
@@ -170,7 +178,7 @@ def jacobian(
             seed=seed, max_memory=budget, progress=_RowProgress(), symbolic=symbolic, det=det,
         )
 
-    _run(compute, output_format, precision, full, debug)
+    _run(compute, _Out(output_format, precision, full, output), debug)
 
 
 @app.command()
@@ -193,6 +201,7 @@ def vjp(
     seed: int = SEED,
     precision: Optional[int] = PRECISION,
     full: bool = FULL,
+    output: Optional[Path] = OUTPUT,
     max_memory: Optional[str] = MAX_MEMORY,
     debug: bool = DEBUG,
 ) -> None:
@@ -218,7 +227,7 @@ def vjp(
             dtype=dtype.value, seed=seed, max_memory=budget,
         )
 
-    _run(compute, output_format, precision, full, debug)
+    _run(compute, _Out(output_format, precision, full, output), debug)
 
 
 @app.command()
@@ -232,6 +241,7 @@ def jvp(
     seed: int = SEED,
     precision: Optional[int] = PRECISION,
     full: bool = FULL,
+    output: Optional[Path] = OUTPUT,
     max_memory: Optional[str] = MAX_MEMORY,
     debug: bool = DEBUG,
 ) -> None:
@@ -255,7 +265,7 @@ def jvp(
             max_memory=budget,
         )
 
-    _run(compute, output_format, precision, full, debug)
+    _run(compute, _Out(output_format, precision, full, output), debug)
 
 
 @app.command()
@@ -274,6 +284,7 @@ def grad(
     seed: int = SEED,
     precision: Optional[int] = PRECISION,
     full: bool = FULL,
+    output: Optional[Path] = OUTPUT,
     max_memory: Optional[str] = MAX_MEMORY,
     debug: bool = DEBUG,
 ) -> None:
@@ -295,7 +306,7 @@ def grad(
             seed=seed, max_memory=budget, symbolic=symbolic,
         )
 
-    _run(compute, output_format, precision, full, debug)
+    _run(compute, _Out(output_format, precision, full, output), debug)
 
 
 @app.command()
@@ -315,6 +326,7 @@ def hessian(
     seed: int = SEED,
     precision: Optional[int] = PRECISION,
     full: bool = FULL,
+    output: Optional[Path] = OUTPUT,
     max_memory: Optional[str] = MAX_MEMORY,
     debug: bool = DEBUG,
 ) -> None:
@@ -337,7 +349,7 @@ def hessian(
             seed=seed, max_memory=budget, symbolic=symbolic,
         )
 
-    _run(compute, output_format, precision, full, debug)
+    _run(compute, _Out(output_format, precision, full, output), debug)
 
 
 @app.command()
@@ -351,6 +363,7 @@ def hvp(
     seed: int = SEED,
     precision: Optional[int] = PRECISION,
     full: bool = FULL,
+    output: Optional[Path] = OUTPUT,
     max_memory: Optional[str] = MAX_MEMORY,
     debug: bool = DEBUG,
 ) -> None:
@@ -370,7 +383,7 @@ def hvp(
             max_memory=budget,
         )
 
-    _run(compute, output_format, precision, full, debug)
+    _run(compute, _Out(output_format, precision, full, output), debug)
 
 
 @app.command()
@@ -382,6 +395,7 @@ def check(
     atol: float = typer.Option(1e-5, "--atol", help="Absolute tolerance (gradcheck's default)."),
     output_format: Optional[Format] = FORMAT,
     seed: int = SEED,
+    output: Optional[Path] = OUTPUT,
     max_memory: Optional[str] = MAX_MEMORY,
     debug: bool = DEBUG,
 ) -> None:
@@ -402,7 +416,7 @@ def check(
         specs, budget = _parse_common(inputs, "cpu", max_memory)
         return verify.check(expression, specs, wrt=wrt, rtol=rtol, atol=atol, seed=seed, max_memory=budget)
 
-    report = _run(compute, output_format, None, False, debug)
+    report = _run(compute, _Out(output_format, None, False, output), debug)
     if report is not None and not report.ok:
         raise typer.Exit(1)
 
@@ -424,16 +438,27 @@ def _parse_common(inputs: List[str], device: str, max_memory: Optional[str]) -> 
     return specs, budget
 
 
-def _run(
-    compute: Callable[[], Any], output_format: Optional[Format], precision: Optional[int],
-    full: bool, debug: bool,
-) -> Any:
+@dataclass
+class _Out:
+    """Where and how to write the result."""
+
+    format: Optional[Format]
+    precision: Optional[int]
+    full: bool
+    file: Optional[Path]
+
+
+def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
     """Compute, render, and turn library errors into ``Error:`` lines with exit code 1."""
     debug = debug or os.environ.get("JACLI_DEBUG", "") not in ("", "0")
     warnings.showwarning = _show_warning
     try:
+        if out.file is not None:
+            from jacli import render
+
+            render.check_file_suffix(out.file)  # before computing: a typo costs nothing
         result = compute()
-        _render(result, output_format, precision, full)
+        _render(result, out)
         return result
     except JacliError as error:
         if debug:
@@ -443,6 +468,7 @@ def _run(
     except KeyboardInterrupt:
         if debug:
             raise
+        _RowProgress.stop_all()
         sys.stderr.write("Interrupted.\n")
         raise typer.Exit(130) from None
     except BrokenPipeError:
@@ -451,19 +477,48 @@ def _run(
         raise typer.Exit(0) from None
 
 
-def _render(result: Any, output_format: Optional[Format], precision: Optional[int], full: bool) -> None:
+def _render(result: Any, out: _Out) -> None:
     from jacli import render
 
-    chosen = output_format.value if output_format else ("pretty" if sys.stdout.isatty() else "plain")
+    if out.file is not None:
+        _write_atomically(out.file, render.to_bytes(result, out.file.suffix.lower(), out.precision))
+        sys.stderr.write(f"jacli: wrote {out.file}\n")
+        return
+    chosen = out.format.value if out.format else ("pretty" if sys.stdout.isatty() else "plain")
     if chosen == "json":
         sys.stdout.write(render.to_json(result))
     elif chosen == "plain":
-        sys.stdout.write(render.to_plain(result, precision))
+        sys.stdout.write(render.to_plain(result, out.precision))
     else:
         from rich.console import Console
 
-        render.print_pretty(result, Console(), precision, full)
+        render.print_pretty(result, Console(), out.precision, out.full)
     sys.stdout.flush()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path``, then rename it into place: an error or Ctrl-C
+    never leaves a truncated file, and an existing file is replaced only on success."""
+    import tempfile
+
+    from jacli.errors import InputError
+
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        handle = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    except OSError as error:
+        raise InputError(f"--output {path}: cannot write in {folder} ({error.strerror or error})") from None
+    try:
+        with handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException as error:
+        os.unlink(handle.name)
+        if isinstance(error, OSError):
+            raise InputError(f"--output {path}: cannot write it ({error.strerror or error})") from None
+        raise
 
 
 def _silence_stdout() -> None:
@@ -479,6 +534,15 @@ class _RowProgress:
     """A progress bar on stderr for the row loop, shown only once it has run a moment."""
 
     DELAY = 0.5
+    active: list["_RowProgress"] = []
+
+    @classmethod
+    def stop_all(cls) -> None:
+        """Put the terminal back (cursor, line) when the loop is interrupted."""
+        for progress in cls.active:
+            if progress.bar is not None:
+                progress.bar.stop()
+        cls.active.clear()
 
     def __init__(self) -> None:
         self.start = time.monotonic()
@@ -498,10 +562,12 @@ class _RowProgress:
                 return
             self.bar = Progress(console=console, transient=True)
             self.bar.start()
+            _RowProgress.active.append(self)
             self.task = self.bar.add_task("Jacobian rows", total=total)
         self.bar.update(self.task, completed=done)
         if done == total:
             self.bar.stop()
+            _RowProgress.active.remove(self)
 
 
 def main() -> None:

@@ -152,6 +152,41 @@ def _check_document(report: Any) -> dict[str, Any]:
     }
 
 
+# -- files --------------------------------------------------------------------------------------
+
+FILE_SUFFIXES = (".json", ".txt", ".npy")
+
+
+def check_file_suffix(path: Any) -> None:
+    """Refuse --output names whose format jacli cannot tell, before any work is done."""
+    from jacli.errors import InputError
+
+    suffix = str(path)[str(path).rfind("."):].lower() if "." in str(path) else ""
+    if suffix not in FILE_SUFFIXES:
+        raise InputError(f"--output {path}: cannot tell the format; use a name ending in {', '.join(FILE_SUFFIXES)}")
+
+
+def to_bytes(result: Any, suffix: str, precision: int | None = None) -> bytes:
+    """The file contents for --output: JSON, plain text, or one tensor as .npy."""
+    if suffix == ".json":
+        return to_json(result).encode("utf-8")
+    if suffix == ".txt":
+        return to_plain(result, precision).encode("utf-8")
+    import io
+
+    from jacli.errors import InputError
+
+    if result.command == "check" or len(result.values) != 1:
+        raise InputError(
+            "--output .npy holds one tensor, but this result has "
+            f"{'a table' if result.command == 'check' else len(result.values)}; "
+            "use .json or .txt, or pick one input with --wrt"
+        )
+    buffer = io.BytesIO()
+    np.save(buffer, _numpy(next(iter(result.values.values()))), allow_pickle=False)
+    return buffer.getvalue()
+
+
 # -- plain --------------------------------------------------------------------------------------
 
 
