@@ -661,7 +661,9 @@ def _materialize(value: Any, name: str, problem: _Problem, output_shape: tuple[i
 
     if _is_tensor_like(value):
         try:
-            tensor = torch.as_tensor(value)
+            # Python numbers and lists are read in float64: as_tensor's default, float32, would
+            # round 0.1 to 0.10000000149 before the requested dtype is applied.
+            tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=torch.float64)
         except (TypeError, ValueError, RuntimeError) as error:
             raise InputError(f"input {name}: cannot make a tensor of {_describe(value)} ({error})") from None
         if tensor.is_complex() or tensor.dtype == torch.bool or tensor.numel() == 0:

@@ -213,6 +213,11 @@ class _Expander:
             return self.symbols[tree.name]
         if isinstance(tree, (sp.Number, sp.NumberSymbol)):
             return _array(tree)
+        if isinstance(tree, nodes.Index):
+            try:
+                return _array(self.node(tree.args[0])[tree.key()])
+            except IndexError as error:
+                raise ShapeError(f"cannot evaluate {tree}: {error}") from None
         n_operands = _operand_count(tree)
         args = [self.node(a) for a in tree.args[:n_operands]]
         ints = [int(a) for a in tree.args[n_operands:]]
@@ -227,12 +232,6 @@ class _Expander:
             return _map(lambda b, e: b**e, *args)
         if isinstance(tree, nodes.Components):
             return _array(np.stack(np.broadcast_arrays(*args)))
-        if isinstance(tree, nodes.Index):
-            x = args[0]
-            try:
-                return _array(x[tree.key()])
-            except IndexError as error:
-                raise ShapeError(f"cannot evaluate {tree}: {error}") from None
         name = tree.func.__name__
         expand = _TENSOR_EXPANSIONS.get(name)
         if expand is not None:
@@ -246,8 +245,6 @@ class _Expander:
 
 def _operand_count(tree: sp.Basic) -> int:
     """How many leading arguments are operands; the rest are integer parameters (axis, shape)."""
-    if isinstance(tree, nodes.Index):
-        return 1
     entry = BY_NODE.get(tree.func)
     if entry is None or entry.ints == (0,):
         return len(tree.args)

@@ -1,0 +1,302 @@
+"""jvp, grad, hessian, hvp, exact (symbolic) derivatives, det and check — against SymPy's exact
+derivatives built independently here, and against the identities that tie them together."""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+from typer.testing import CliRunner
+
+import jacli
+from jacli.cli import app
+from jacli.errors import InputError, ResourceError, ShapeError
+
+F64 = torch.float64
+
+
+def cli(*argv: str):
+    return CliRunner().invoke(app, list(argv), env={"JACLI_DEBUG": ""})
+
+
+def cli_json(*argv: str) -> dict:
+    result = cli(*argv, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def random(shape, seed: int) -> torch.Tensor:
+    return torch.randn(shape, dtype=F64, generator=torch.Generator().manual_seed(seed))
+
+
+# -- jvp ----------------------------------------------------------------------------------------
+
+JVP_CASES = [
+    ("sin(x)*x + x**2", {"x": (4,)}),
+    ("[r*cos(t), r*sin(t)]", {"r": (), "t": ()}),
+    ("a @ b + 1", {"a": (2, 3), "b": (3, 2)}),
+    ("softmax(x) * sum(y)", {"x": (3,), "y": (2,)}),
+    ("x[0]**2*x[1] + x[1]**3", {"x": (2,)}),
+]
+
+
+@pytest.mark.parametrize("expr,shapes", JVP_CASES)
+def test_jvp_equals_jacobian_times_v_and_vjp_identity(expr, shapes):
+    inputs = {name: random(shape, i) for i, (name, shape) in enumerate(shapes.items())}
+    if "r" in inputs:
+        inputs["r"] = inputs["r"].abs() + 0.5
+    directions = {name: random(shape, 10 + i) for i, (name, shape) in enumerate(shapes.items())}
+    jac = jacli.jacobian(expr, inputs)
+    out_dims = jac[next(iter(jac))].dim() - inputs[next(iter(jac))].dim()
+    expected = sum(
+        torch.tensordot(jac[n], directions[n], dims=directions[n].dim()) for n in inputs
+    )
+    got = jacli.jvp(expr, inputs, directions)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    # vᵀ (J u) = (vᵀ J) u
+    v = random(got.shape, 99)
+    left = (v * got).sum()
+    vjp = jacli.vjp(expr, inputs, v)
+    right = sum((vjp[n] * directions[n]).sum() for n in inputs)
+    torch.testing.assert_close(left, right, rtol=1e-12, atol=1e-12)
+    assert got.dim() == out_dims
+
+
+def test_jvp_missing_direction_is_zero():
+    # d/dt [r cos t, r sin t] at r=2, t=0.5, moving t only: r * [-sin t, cos t]
+    got = jacli.jvp("[r*cos(t), r*sin(t)]", {"r": 2.0, "t": 0.5}, {"t": 1.0})
+    torch.testing.assert_close(got, torch.tensor([-2 * math.sin(0.5), 2 * math.cos(0.5)], dtype=F64))
+
+
+def test_jvp_cli_result_key_is_output():
+    doc = cli_json("jvp", "x**2", "-i", "1,2,3", "--v", "1,0,0")
+    assert list(doc["result"]) == ["output"]
+    assert doc["result"]["output"]["values"] == [2.0, 0.0, 0.0]
+
+
+def test_jvp_direction_errors():
+    with pytest.raises(InputError, match="NAME=SPEC"):
+        jacli.jvp("a*b", {"a": 1.0, "b": 2.0}, [(None, "1")])
+    with pytest.raises(InputError, match="did you mean a"):
+        jacli.jvp("a*b", {"a": 1.0, "b": 2.0}, {"aa": 1.0})
+    with pytest.raises(ShapeError, match="input x"):
+        jacli.jvp("x**2", {"x": [1.0, 2.0]}, {"x": [1.0, 2.0, 3.0]})
+
+
+# -- grad ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["auto", "reverse", "forward", "symbolic"])
+def test_grad_must_reproduce(method):
+    assert float(jacli.grad("x**2 + 3*x + 1", {"x": 2.0}, method=method)["x"]) == pytest.approx(7)
+    g = jacli.grad("3*a + 2*b**2 + log(c)", {"a": 0.1, "b": 1.0, "c": 0.1}, method=method)
+    assert [float(g[n]) for n in "abc"] == pytest.approx([3, 4, 10], rel=1e-12)
+    g = jacli.grad("mean((x+1)**2)", {"x": "ones:2x2"}, method=method)["x"]
+    torch.testing.assert_close(g, torch.ones(2, 2, dtype=F64))
+    g = jacli.grad("sum(a @ b)", {"a": [[1, 2, 3]], "b": [[1], [2], [3]]}, method=method)
+    torch.testing.assert_close(g["a"], torch.tensor([[1.0, 2, 3]], dtype=F64))
+    torch.testing.assert_close(g["b"], torch.tensor([[1.0], [2], [3]], dtype=F64))
+
+
+def test_grad_equals_backward():
+    x = random((5,), 3)
+    leaf = x.clone().requires_grad_()
+    (torch.sin(leaf) * leaf.exp()).sum().backward()
+    torch.testing.assert_close(jacli.grad("sum(sin(x)*exp(x))", {"x": x})["x"], leaf.grad, rtol=0, atol=0)
+
+
+def test_grad_of_vector_explains_and_its_suggestions_work():
+    result = cli("grad", "x*x", "-i", "1,2,3")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ")
+    assert "grad can be implicitly created only for scalar outputs" in result.stderr
+    suggestions = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("jacli ")]
+    assert any(" vjp " in s and "--v ones" in s for s in suggestions)
+    assert any(" jacobian " in s for s in suggestions)
+    for suggestion in suggestions:  # the commands it shows really work
+        argv = shlex.split(suggestion)[1:]
+        follow = cli(*argv, "--format", "json")
+        assert follow.exit_code == 0, follow.stderr
+    vjp = json.loads(cli(*shlex.split(suggestions[0])[1:], "--format", "json").stdout)
+    assert vjp["result"]["x"]["values"] == [2.0, 4.0, 6.0]
+
+
+# -- hessian and hvp ----------------------------------------------------------------------------
+
+
+def sympy_hessian(expr_of_symbols, symbols, point):
+    h = sp.hessian(expr_of_symbols, symbols)
+    return torch.tensor([[float(h[i, j].subs(point)) for j in range(len(symbols))] for i in range(len(symbols))], dtype=F64)
+
+
+@pytest.mark.parametrize("method", ["auto", "forward", "reverse", "symbolic"])
+def test_hessian_must_reproduce_and_matches_sympy(method):
+    h = jacli.hessian("x[0]**2*x[1] + x[1]**3", {"x": [1.0, 2.0]}, method=method)["x,x"]
+    torch.testing.assert_close(h, torch.tensor([[4.0, 2.0], [2.0, 12.0]], dtype=F64))
+    a, b, c = sp.symbols("a b c", real=True)
+    point = {a: 0.3, b: -1.2, c: 0.7}
+    expected = sympy_hessian(sp.sin(a * b) + sp.exp(c) * a**2 + sp.log(1 + b**2) * c, [a, b, c], point)
+    got = jacli.hessian(
+        "sin(a*b) + exp(c)*a**2 + log(1 + b**2)*c", {"a": 0.3, "b": -1.2, "c": 0.7}, method=method
+    )
+    names = "abc"
+    table = torch.stack([torch.stack([got[f"{p},{q}"] for q in names]) for p in names])
+    torch.testing.assert_close(table, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(table, table.T, rtol=0, atol=1e-14)  # symmetric
+
+
+def test_hessian_blocks_shapes_and_symmetry():
+    inputs = {"x": random((3,), 1), "w": random((2, 3), 2)}
+    h = jacli.hessian("sum(tanh(w @ x)**2)", inputs)
+    assert h["x,x"].shape == (3, 3) and h["w,w"].shape == (2, 3, 2, 3) and h["x,w"].shape == (3, 2, 3)
+    torch.testing.assert_close(h["x,w"], h["w,x"].permute(2, 0, 1), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h["x,x"], h["x,x"].T, rtol=1e-12, atol=1e-12)
+
+
+def test_hvp_equals_hessian_times_v():
+    inputs = {"x": random((3,), 1), "w": random((2, 3), 2)}
+    u = {"x": random((3,), 5), "w": random((2, 3), 6)}
+    h = jacli.hessian("sum(tanh(w @ x)**2)", inputs)
+    hv = jacli.hvp("sum(tanh(w @ x)**2)", inputs, u)
+    for a in inputs:
+        expected = sum(torch.tensordot(h[f"{a},{b}"], u[b], dims=u[b].dim()) for b in inputs)
+        torch.testing.assert_close(hv[a], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_hessian_of_vector_output_is_an_error():
+    with pytest.raises(ShapeError, match="single number"):
+        jacli.hessian("x**2", {"x": [1.0, 2.0]})
+
+
+def test_hessian_cli_keys():
+    doc = cli_json("hessian", "a*b**2", "-i", "a=1", "-i", "b=2")
+    assert set(doc["result"]) == {"a,a", "a,b", "b,a", "b,b"}
+    # d²(a b²): aa 0, ab 2b = 4, bb 2a = 2
+    assert [doc["result"][k]["values"] for k in ("a,a", "a,b", "b,b")] == [0.0, 4.0, 2.0]
+
+
+# -- symbolic -----------------------------------------------------------------------------------
+
+SYMBOLIC_CASES = [
+    ("sin(x)*cos(x) + tan(x/3) + exp(-x) + log(x + 3) + sqrt(x + 4)", (4,)),
+    ("asin(x/2) + acos(x/3) + atan(x) + sinh(x) + cosh(x) + tanh(x)", (3,)),
+    ("asinh(x) + acosh(x + 3) + atanh(x/2) + erf(x) + sigmoid(x) + softplus(x)", (3,)),
+    ("abs(x) + sign(x) + relu(x) + min(x, 0.5) + max(x, -0.5) + log(x + 5, 2)", (4,)),
+    ("sum(x) * mean(x) + prod(x) + norm(x) + logsumexp(x)", (3,)),
+    ("softmax(x) + softmax(reshape(x, 3, 2), 0)[0, 0] + dot(x, x)", (6,)),
+    ("transpose(reshape(x, 2, 3)) @ reshape(x, 2, 3)", (6,)),
+    ("[x[0]*x[1], x[1:]**2, 3]", (2,)),
+    ("x - x + x ^ 2 - e ** x * pi", (2, 2)),
+]
+
+
+@pytest.mark.parametrize("expr,shape", SYMBOLIC_CASES)
+def test_symbolic_method_equals_autograd(expr, shape):
+    x = random(shape, 7) * 0.8
+    exact = jacli.jacobian(expr, {"x": x}, method="symbolic")["x"]
+    torch.testing.assert_close(exact, jacli.jacobian(expr, {"x": x}, method="reverse")["x"], rtol=1e-10, atol=1e-12)
+
+
+def test_symbolic_display_elementwise_and_polar():
+    result = cli("jacobian", "(x+1)**2", "-i", "eye:2", "--symbolic", "--format", "pretty")
+    assert result.exit_code == 0
+    assert "2⋅x + 2" in result.stdout
+    doc = cli_json("jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0.5", "--symbolic")
+    assert doc["symbolic"] == {"r": ["cos(t)", "sin(t)"], "t": ["-r*sin(t)", "r*cos(t)"]}
+    pretty = cli("jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0.5", "--symbolic", "-f", "pretty").stdout
+    assert "-r⋅sin(t)" in pretty and "r⋅cos(t)" in pretty
+
+
+def test_symbolic_too_large_is_refused():
+    with pytest.raises(ResourceError, match="symbolic"):
+        jacli.jacobian("x**2", {"x": "ones:1000"}, method="symbolic")
+
+
+# -- det ----------------------------------------------------------------------------------------
+
+
+def test_det_of_polar_is_r():
+    doc = cli_json("jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0.5", "--det", "--symbolic")
+    assert doc["det"] == pytest.approx(2.0, rel=1e-15)
+    assert doc["det_symbolic"] == "r"
+    # spherical coordinates: det = r² sin(θ)
+    r, th, ph = 1.5, 0.7, 0.3
+    doc = cli_json(
+        "jacobian", "[r*sin(th)*cos(ph), r*sin(th)*sin(ph), r*cos(th)]",
+        "-i", f"r={r}", "-i", f"th={th}", "-i", f"ph={ph}", "--det",
+    )
+    assert doc["det"] == pytest.approx(r**2 * math.sin(th), rel=1e-12)
+
+
+def test_det_needs_square():
+    result = cli("jacobian", "[x*y, x+y, x-y]", "-i", "x=1", "-i", "y=2", "--det")
+    assert result.exit_code == 1 and "square" in result.stderr and result.stdout == ""
+
+
+# -- check --------------------------------------------------------------------------------------
+
+
+def test_check_agrees_on_smooth_expressions():
+    report = jacli.check("softmax(x) * sin(x) + x @ x", {"x": "randn:4"})
+    assert report.ok and report.reference == "symbolic"
+    assert {m.method for m in report.methods} == {"reverse", "forward", "rows", "finite differences"}
+    assert all(m.max_abs < 1e-8 for m in report.methods)
+
+
+def test_check_fails_with_a_wrong_reference():
+    def wrong(f, args, wrt):
+        return [torch.diag(2 * args[0]) * (1 + 1e-2)]
+
+    report = jacli.check("x**2", {"x": "1,2,3"}, reference=wrong)
+    assert not report.ok
+    assert all(not m.ok for m in report.methods)
+    assert all(m.max_rel == pytest.approx(1e-2 / 1.01, rel=1e-6) for m in report.methods)
+
+
+def test_check_cli_exit_codes_and_kinks():
+    ok = cli("check", "sin(x)*x", "-i", "randn:3", "--format", "json")
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["ok"] is True
+    kink = cli("check", "relu(x)", "-i", "-1,0,1", "--format", "json")
+    doc = json.loads(kink.stdout)
+    assert kink.exit_code == 0 and doc["kinks"] and "[1]" in doc["kinks"][0]
+    fd = next(m for m in doc["methods"] if m["method"] == "finite differences")
+    assert fd["max_abs"] == pytest.approx(0.5) and "kink" in fd["note"]
+    # no tolerance at all: rounding differences between methods must make check fail, exit 1
+    strict = cli("check", "softmax(x)", "-i", "0.3,1.7,-0.2", "--rtol", "0", "--atol", "0", "--format", "json")
+    assert strict.exit_code == 1 and json.loads(strict.stdout)["ok"] is False
+
+
+def test_check_skips_symbolic_when_too_large_and_uses_reverse():
+    report = jacli.check("x**2", {"x": "randn:500"})
+    assert report.reference == "reverse"
+    symbolic = next(m for m in report.methods if m.method == "symbolic")
+    assert symbolic.skipped and "400" in symbolic.note
+
+
+# -- --output -----------------------------------------------------------------------------------
+
+
+def test_output_files(tmp_path):
+    target = tmp_path / "j.npy"
+    assert cli("jacobian", "x**2", "-i", "1,2", "-o", str(target)).exit_code == 0
+    np.testing.assert_array_equal(np.load(target), np.array([[2.0, 0.0], [0.0, 4.0]]))
+    target = tmp_path / "j.txt"
+    assert cli("jacobian", "x**2", "-i", "1,2", "-o", str(target)).exit_code == 0
+    np.testing.assert_array_equal(np.loadtxt(target), np.array([[2.0, 0.0], [0.0, 4.0]]))
+
+
+def test_output_replaces_only_on_success(tmp_path):
+    target = tmp_path / "j.json"
+    target.write_text("previous")
+    result = cli("jacobian", "x +* 2", "-i", "1", "-o", str(target))
+    assert result.exit_code == 1
+    assert target.read_text() == "previous"
+    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
+    assert cli("jacobian", "x*2", "-i", "1", "-o", str(target)).exit_code == 0
+    assert json.loads(target.read_text())["result"]["x"]["values"] == 2.0
