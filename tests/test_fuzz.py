@@ -1,0 +1,252 @@
+"""Fuzz and property suite: hostile text never escapes as anything but a JacliError, never reaches
+eval/exec/compile, and valid expressions get the same derivatives from every method.
+
+Profiles (tests/conftest.py): "ci" runs by default; the deep run is
+
+    python -m pytest tests/test_fuzz.py --hypothesis-profile=deep
+
+which draws 10,000 cases per property.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import math
+import sys
+
+import pytest
+import torch
+from hypothesis import assume, given, note
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import jacli
+from jacli.cli import app
+from jacli.errors import JacliError
+from jacli.functions import FUNCTIONS
+from jacli.inputs import parse_spec
+from jacli.parse import parse
+
+F64 = torch.float64
+
+# -- never execute ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def no_code_execution():
+    """eval and exec of source text raise; compile is allowed only to build syntax trees (what
+    ast.parse does). Code objects may still run: that is how Python imports modules."""
+    real_compile, real_eval, real_exec = builtins.compile, builtins.eval, builtins.exec
+    calls: list[str] = []
+
+    def refuse(name, real):
+        def call(source, *args, **kwargs):
+            if isinstance(source, (str, bytes)):
+                calls.append(name)
+                raise AssertionError(f"{name} was called on {source!r:.80}")
+            return real(source, *args, **kwargs)
+
+        return call
+
+    def ast_only(source, filename, mode, flags=0, *args, **kwargs):
+        if not flags & ast.PyCF_ONLY_AST:
+            calls.append("compile")
+            raise AssertionError("compile() was asked for a code object")
+        return real_compile(source, filename, mode, flags, *args, **kwargs)
+
+    saved = builtins.eval, builtins.exec, builtins.compile
+    builtins.eval, builtins.exec = refuse("eval", real_eval), refuse("exec", real_exec)
+    builtins.compile = ast_only
+    try:
+        yield calls
+    finally:
+        builtins.eval, builtins.exec, builtins.compile = saved
+    assert not calls, calls
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_imports():
+    """Python's own machinery (dataclasses, lazy imports in torch) execs library source the first
+    time it runs; do all of that once here, so that under no_code_execution() any exec or eval of
+    text can only come from jacli handling user input."""
+    inputs = {"x": [0.5, 1.5], "a": 0.3}
+    for method in ("reverse", "forward", "rows", "symbolic"):
+        jacli.jacobian("softmax(x)*a + relu(x) + [x[0], 1]", inputs, method=method)
+    jacli.vjp("x*a", inputs, "ones")
+    jacli.jvp("x*a", inputs, {"x": "ones"})
+    jacli.check("sum(x)*a", inputs)
+    CliRunner().invoke(app, ["jacobian", "x", "-i", "1", "-f", "json"])
+
+
+HOSTILE = [
+    "__import__('os').system('echo pwned')",
+    "().__class__.__base__.__subclasses__()",
+    "exec('1')", "eval('1')", "open('/etc/passwd')", "lambda: 1", "[x for x in y]",
+    "x.real", "x if y else z", "f'{x}'", "{'a': 1}", "x[::-1]", "*x", "x := 1", "'abc'",
+    "Symbol('x')", "sympify('x')", "9**9**9**9", "((9**9)**9999)**9999", "1e999", "10**10**10",
+    "(" * 500 + "x" + ")" * 500, "-" * 5000 + "x", "x" * 20000, "sin(" * 300 + "x" + ")" * 300,
+    "\x00", "x\n+1", "x;y", "x # comment", "\\", "x @", "@x", "x[1.5]", "x[y]", "sum(x, 1.0)",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_text_is_refused_or_computed_without_executing(text):
+    with no_code_execution():
+        try:
+            parse(text)
+        except JacliError:
+            pass
+
+
+@given(st.text(max_size=200))
+def test_parse_raises_only_jacli_errors(text):
+    with no_code_execution():
+        try:
+            parse(text)
+        except JacliError:
+            pass
+
+
+ALPHABET = "xyab()[]+-*/^@,.:0123456789e " + "".join({c for name in FUNCTIONS for c in name})
+
+
+@given(st.text(alphabet=ALPHABET, max_size=60))
+def test_cli_on_random_expressions_exits_cleanly(text):
+    # `--` ends the options, so that an expression such as "-x" is not read as one.
+    result = CliRunner().invoke(app, ["jacobian", "-i", "x=0.5,1.5", "-f", "json", "--", text], env={"JACLI_DEBUG": ""})
+    assert result.exit_code in (0, 1), (text, result.exception)
+    assert "Traceback" not in result.stderr
+    if result.exit_code == 1:
+        assert result.stderr.startswith("Error: ") and result.stdout == ""
+    else:
+        assert result.stdout.startswith("{")
+
+
+@given(st.text(max_size=80))
+def test_spec_parser_raises_only_jacli_errors(text):
+    with no_code_execution():
+        for for_v in (False, True):
+            try:
+                parse_spec(text, for_v=for_v)
+            except JacliError:
+                pass
+
+
+# -- well-formed expressions from the function table --------------------------------------------
+# Each strategy returns (text, shape) where shape is () or (3,). Bounded sub-expressions keep every
+# function inside its domain and away from overflow, so all methods must agree.
+
+BOUNDED = ["sin({})", "cos({})", "tanh({})", "sigmoid({})", "atan({})", "erf({})", "({})/(1 + ({})^2)"]
+SAFE_OF_BOUNDED = [
+    "exp({})", "log(2 + {})", "sqrt(2 + {})", "asin({}/2)", "acos({}/2)", "atanh({}/2)",
+    "acosh(2 + {})", "asinh({})", "sinh({})", "cosh({})", "({})**2", "({})^3", "relu({})",
+    "abs({})", "softplus({})", "tan({}/2)", "log(3 + {}, 2)", "min({}, 0.3)", "max({}, -0.3)",
+]
+LEAVES = st.sampled_from([("x", (3,)), ("y", (3,)), ("a", ()), ("0.5", ()), ("pi", ())])
+
+
+def _bounded(child):
+    return st.tuples(st.sampled_from(BOUNDED), child).map(
+        lambda pair: (pair[0].format(pair[1][0], pair[1][0]), pair[1][1])
+    )
+
+
+def _safe(child):
+    return st.tuples(st.sampled_from(SAFE_OF_BOUNDED), _bounded(child)).map(
+        lambda pair: (pair[0].format(pair[1][0]), pair[1][1])
+    )
+
+
+def _binary(child):
+    def combine(args):
+        op, (left, left_shape), (right, right_shape) = args
+        shape = left_shape or right_shape
+        if op == "/":
+            return f"({left})/(1.5 + sin({right}))", shape
+        return f"({left}) {op} ({right})", shape
+
+    return st.tuples(st.sampled_from(["+", "-", "*", "/"]), child, child).map(combine)
+
+
+def _tensor(child):
+    vector = child.filter(lambda e: e[1] == (3,))
+
+    def reduce(args):
+        template, (text, _) = args
+        return template.format(text), ()
+
+    reductions = st.tuples(
+        st.sampled_from(["sum({})", "mean({})", "logsumexp({})", "norm(2 + sin({}))", "prod(sin({}))"]), vector
+    ).map(reduce)
+    reshaped = st.tuples(st.sampled_from(["softmax({})", "sum(({})[1:]) * ({})", "[({})[0], ({})[2], 1]"]), vector).map(
+        lambda args: (args[0].format(args[1][0], args[1][0]), (3,))
+    )
+    products = st.tuples(vector, vector).map(
+        lambda pair: (f"sum(reshape({pair[0][0]}, 3, 1) @ reshape({pair[1][0]}, 1, 3), 0)", (3,))
+    )
+    dots = st.tuples(vector, vector).map(lambda pair: (f"dot({pair[0][0]}, {pair[1][0]})", ()))
+    return st.one_of(reductions, reshaped, products, dots)
+
+
+EXPRESSIONS = st.recursive(
+    LEAVES, lambda child: st.one_of(_bounded(child), _safe(child), _binary(child), _tensor(child)), max_leaves=6
+)
+# Away from 0, where relu, abs and sign have their kinks (and float32 would flush tiny values).
+COORDINATE = st.floats(-1.5, 1.5).filter(lambda v: abs(v) > 1e-2)
+POINTS = st.tuples(
+    st.lists(COORDINATE, min_size=3, max_size=3),
+    st.lists(COORDINATE, min_size=3, max_size=3),
+    COORDINATE,
+)
+
+
+def _inputs(text, point):
+    x, y, a = point
+    values = {"x": torch.tensor(x, dtype=F64), "y": torch.tensor(y, dtype=F64), "a": torch.tensor(a, dtype=F64)}
+    used = parse(text).variables
+    return {name: values[name] for name in used}
+
+
+@given(EXPRESSIONS, POINTS)
+def test_all_methods_agree_on_generated_expressions(expression, point):
+    text, _shape = expression
+    inputs = _inputs(text, point)
+    assume(inputs)  # a constant expression has nothing to differentiate
+    note(f"expression: {text}")
+    with no_code_execution():
+        reverse = jacli.jacobian(text, inputs, method="reverse")
+    assume(all(torch.isfinite(block).all() for block in reverse.values()))
+    for method in ("forward", "rows"):
+        other = jacli.jacobian(text, inputs, method=method)
+        for name in inputs:
+            torch.testing.assert_close(other[name], reverse[name], rtol=1e-9, atol=1e-12)
+    report = jacli.check(text, inputs)
+    assert report.ok or report.kinks, [(m.method, m.max_abs, m.max_rel) for m in report.methods]
+
+
+@given(EXPRESSIONS, POINTS, st.integers(0, 2**31))
+def test_vjp_jvp_and_float32_agree_with_the_jacobian(expression, point, seed):
+    text, _shape = expression
+    inputs = _inputs(text, point)
+    assume(inputs)
+    jac = jacli.jacobian(text, inputs)
+    assume(all(torch.isfinite(block).all() for block in jac.values()))
+    generator = torch.Generator().manual_seed(seed)
+    first = next(iter(inputs))
+    out_shape = jac[first].shape[: jac[first].dim() - inputs[first].dim()]
+    v = torch.randn(out_shape, dtype=F64, generator=generator)
+    u = {name: torch.randn(t.shape, dtype=F64, generator=generator) for name, t in inputs.items()}
+    vjp = jacli.vjp(text, inputs, v)
+    jvp = jacli.jvp(text, inputs, u)
+    out_dims = len(out_shape)
+    for name, block in jac.items():
+        expected = torch.tensordot(v, block, dims=out_dims) if out_dims else v * block
+        torch.testing.assert_close(vjp[name], expected, rtol=1e-9, atol=1e-11)
+    expected_jvp = sum(torch.tensordot(jac[n], u[n], dims=u[n].dim()) for n in inputs)
+    torch.testing.assert_close(jvp, expected_jvp, rtol=1e-9, atol=1e-11)
+    single = jacli.jacobian(text, inputs, dtype="float32")
+    for name, block in jac.items():
+        scale = max(1.0, float(block.abs().max()))
+        torch.testing.assert_close(single[name].double(), block, rtol=2e-3, atol=2e-4 * scale)
