@@ -498,6 +498,9 @@ class _Problem:
         return " ".join(parts) + (f" {extra}" if extra else "")
 
     def result(self, command: str, method: str, output: Any, values: dict[str, Any]) -> Result:
+        _report_nonfinite(output, "the output", where=True)
+        for name, value in values.items():
+            _report_nonfinite(value, f"the result for {name}", where=True)
         return Result(
             command=command, expression=self.compiled.text, variables=self.compiled.variables,
             wrt=self.wrt, method=method, device=str(self.device), dtype=str(self.dtype).replace("torch.", ""),
@@ -616,7 +619,8 @@ def _spec_text(spec: Any, value: Any) -> str:
     try:
         import torch
 
-        tensor = torch.as_tensor(value)
+        # detach: describing a tensor that requires grad must not warn about float(tensor).
+        tensor = torch.as_tensor(value).detach()
         if tensor.numel() <= 12:
             return ",".join(repr(float(x)) for x in tensor.reshape(-1)) if tensor.dim() == 1 else repr(tensor.tolist()).replace(" ", "")
     except (TypeError, ValueError, RuntimeError):
@@ -691,15 +695,23 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _report_nonfinite(tensor: Any, what: str) -> None:
-    """NaN or infinite numbers are accepted, with a warning (the CLI prints it on stderr)."""
+def _report_nonfinite(tensor: Any, what: str, where: bool = False) -> None:
+    """NaN or infinite numbers are accepted, with a warning (the CLI prints it on stderr) that
+    says how many and, with ``where``, at which indices."""
     import torch
 
-    count = int((~torch.isfinite(tensor)).sum())
-    if count:
-        warnings.warn(
-            f"{what} holds {count} NaN or infinite number{'s' if count > 1 else ''}",
-            JacliWarning, stacklevel=3,
-        )
+    bad = ~torch.isfinite(tensor)
+    count = int(bad.sum())
+    if not count:
+        return
+    places = ""
+    if where and tensor.dim():
+        indices = bad.nonzero().tolist()[:5]
+        places = " at " + ", ".join(f"[{', '.join(map(str, i))}]" for i in indices)
+        places += f" and {count - 5} more" if count > 5 else ""
+    warnings.warn(
+        f"{what} holds {count} NaN or infinite number{'s' if count > 1 else ''}{places}",
+        JacliWarning, stacklevel=3,
+    )
 
 
