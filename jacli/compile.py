@@ -102,6 +102,8 @@ def _as_tensor(value: Any, args: tuple) -> torch.Tensor:
     """A Python number as a tensor with the inputs' dtype and device; tensors pass through."""
     if isinstance(value, torch.Tensor):
         return value
+    if not args:  # an expression without variables, such as "pi/2": jacli's default dtype
+        return torch.tensor(value, dtype=torch.float64)
     like = args[0]
     return torch.tensor(value, dtype=like.dtype, device=like.device)
 
@@ -250,7 +252,7 @@ def _shape_error(tree: sp.Basic, values: list[Any], error: Exception) -> ShapeEr
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     noun = "shape" if len(values) == 1 else "shapes"
     return ShapeError(
-        f"cannot evaluate {tree} with input {noun} {shapes}: {reason}. "
+        f"cannot evaluate {nodes.to_text(tree)} with input {noun} {shapes}: {reason}. "
         "Check the shapes of the inputs (--input) against the expression."
     )
 

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import ast
 import difflib
+import math
+import re
 import sys
 from dataclasses import dataclass
+from decimal import Decimal
 
 import sympy as sp
 
@@ -32,6 +35,12 @@ MAX_DEPTH = 100
 
 LARGEST_LITERAL = sys.float_info.max
 """Number literals beyond float64's range are refused rather than silently made infinite."""
+
+# NUL, and the lone surrogates that undecodable bytes in argv become: no printable caret line.
+_UNREADABLE = "[\0\ud800-\udfff]"
+
+MAX_LITERAL_LENGTH = 400
+"""Longest number literal read exactly, in characters (float64 keeps about 17 digits)."""
 
 
 @dataclass(frozen=True)
@@ -65,19 +74,30 @@ def parse(text: str) -> Parsed:
         raise ExpressionError(f"the expression must be text, not {type(text).__name__}")
     if len(text) > MAX_LENGTH:
         raise ExpressionError(
-            f"the expression is {len(text):,} characters long; the limit is {MAX_LENGTH:,}"
+            f"the expression is {len(text):,} characters long; the limit is {MAX_LENGTH:,} "
+            f"(everything from column {MAX_LENGTH + 1} on is too much)"
         )
     if not text.strip():
         raise ExpressionError("the expression is empty; write a formula such as 'x**2'")
+    # Python cannot compile these at all (and older versions raise ValueError, not SyntaxError).
+    unreadable = re.search(_UNREADABLE, text)
+    if unreadable:
+        index = unreadable.start()
+        raise ExpressionError(
+            f"the character U+{ord(text[index]):04X} cannot be part of an expression "
+            f"({_location(text, index)})" + _caret(re.sub(_UNREADABLE, "?", text), index)
+        )
     source, columns = _caret_to_power(text)
     try:
         syntax = ast.parse(source.strip(), mode="eval")
     except SyntaxError as error:
         raise _syntax_error(text, source, columns, error) from None
-    except (RecursionError, MemoryError, ValueError):
+    except (RecursionError, MemoryError):
         raise ExpressionError(
             f"the expression is nested too deeply to parse; the limit is {MAX_DEPTH} levels"
         ) from None
+    except ValueError as error:
+        raise ExpressionError(f"cannot parse the expression: {error}") from None
     builder = _Builder(text, source.strip(), columns, len(source) - len(source.lstrip()))
     builder.check_depth(syntax.body)
     tree = builder.build(syntax.body)
@@ -124,6 +144,14 @@ def _syntax_error(text: str, source: str, columns: list[int], error: SyntaxError
     # SyntaxError.offset counts characters from 1 on its line.
     index = offset + sum(len(line) + 1 for line in lines[: line_number - 1])
     reason = (error.msg or "invalid syntax").replace("'**'", "'^' or '**'")
+    digits = re.search(r"[0-9](?:_?[0-9]){4300,}", text)
+    if not error.offset and "digits" in reason and digits:
+        # CPython refuses integer literals of more than 4300 digits, at offset 0.
+        index = digits.start()
+        return ExpressionError(
+            f"the number {text[index:index + 20]}... is larger than float64 can hold "
+            f"({_location(text, index)})" + _caret(text, index)
+        )
     if not error.offset:  # CPython reports an early end of input at offset 0
         original = len(text.rstrip())
         reason = "the expression ends too early"
@@ -224,16 +252,28 @@ class _Builder:
             raise self.fail(node, f"{kind} is not allowed; only numbers and names are")
         if isinstance(value, complex):
             raise self.fail(node, "complex numbers are not supported")
+        literal = self.segment(node).replace("_", "")
         if isinstance(value, int):
-            number = sp.Integer(value)
-        else:
-            # The literal's own text, read exactly: 0.1 is 1/10, rounded once when evaluated.
-            number = sp.Rational(self.segment(node).replace("_", ""))
-        if abs(number) > LARGEST_LITERAL:
+            if abs(value) > LARGEST_LITERAL:
+                raise self.fail(node, f"the number {literal[:20]} is larger than float64 can hold")
+            return sp.Integer(value)
+        if len(literal) > MAX_LITERAL_LENGTH:
             raise self.fail(
-                node, f"the number {self.segment(node)[:20]} is larger than float64 can hold"
+                node,
+                f"the number {literal[:20]}... has {len(literal):,} characters; jacli reads at most "
+                f"{MAX_LITERAL_LENGTH} (float64 keeps about 17 significant digits)",
             )
-        return number
+        if math.isinf(value):
+            raise self.fail(node, f"the number {literal[:20]} is larger than float64 can hold")
+        exact = Decimal(literal)
+        if value == 0 and exact != 0:
+            raise self.fail(
+                node,
+                f"the number {literal[:20]} is smaller than float64 can hold (it would be 0); "
+                "write 0 if you mean zero",
+            )
+        # The literal's own text, read exactly: 0.1 is 1/10, rounded once when evaluated.
+        return sp.Rational(*exact.as_integer_ratio())
 
     def _Name(self, node: ast.Name) -> sp.Basic:
         name = node.id
@@ -300,7 +340,9 @@ class _Builder:
         if entry is None:
             raise self.fail(node.func, unknown_function_message(name))
         if node.keywords:
-            raise self.fail(node, f"keyword arguments are not allowed; call {name}(x, ...) with positions")
+            raise self.fail(
+                node.keywords[0], f"keyword arguments are not allowed; call {name}(x, ...) with positions"
+            )
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise self.fail(arg, "'*' unpacking is not allowed")

@@ -1,0 +1,525 @@
+"""The parser: the grammar it accepts, the constructs it refuses, and that it never runs code.
+
+Expected trees are built here with SymPy's own constructors (``evaluate=False``, in the order the
+text is written), expected columns are worked out by hand from the text, and expected values are
+what the mathematics says, so nothing below is copied from jacli's output.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+
+import pytest
+import sympy as sp
+from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import strategies as st
+
+from jacli import nodes
+from jacli.errors import ExpressionError
+from jacli.functions import FUNCTIONS
+from jacli.parse import MAX_DEPTH, MAX_LENGTH, parse
+
+x, y, z, a, b = (sp.Symbol(name, real=True) for name in "xyzab")
+
+
+def add(*args):
+    return sp.Add(*args, evaluate=False)
+
+
+def mul(*args):
+    return sp.Mul(*args, evaluate=False)
+
+
+def pow_(base, exponent):
+    return sp.Pow(base, exponent, evaluate=False)
+
+
+def neg(term):
+    return mul(sp.S.NegativeOne, term)
+
+
+def div(numerator, denominator):
+    return mul(numerator, pow_(denominator, sp.S.NegativeOne))
+
+
+def value(tree: sp.Basic, **values: float) -> sp.Basic:
+    """The tree evaluated exactly at the given values."""
+    return tree.subs({sp.Symbol(k, real=True): v for k, v in values.items()}).doit()
+
+
+# -- the accepted grammar -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("3", sp.Integer(3)),
+        ("0.1", sp.Rational(1, 10)),  # read exactly from the text, not via the float 0.1
+        (".5", sp.Rational(1, 2)),
+        ("2.5e-3", sp.Rational(1, 400)),
+        ("1e3", sp.Integer(1000)),
+        ("1_000", sp.Integer(1000)),
+        ("x", x),
+        ("x + 1", add(x, 1)),
+        ("x - y", add(x, neg(y))),
+        ("x * y", mul(x, y)),
+        ("x / y", div(x, y)),
+        ("x ** y", pow_(x, y)),
+        ("x ^ y", pow_(x, y)),
+        ("x^2+1", add(pow_(x, 2), 1)),  # ^ is a power with math precedence, not Python's xor
+        ("2^3^2", pow_(2, pow_(3, 2))),  # right-associative
+        ("-x^2", neg(pow_(x, 2))),  # -(x^2)
+        ("(-x)^2", pow_(neg(x), 2)),
+        ("-x", neg(x)),
+        ("+x", x),
+        ("x**-2", pow_(x, -2)),  # a negative literal exponent
+        ("2*-x", mul(2, neg(x))),
+        ("-3*x", mul(-3, x)),
+        ("(x + 1) * 2", mul(add(x, 1), 2)),
+        ("((x))", x),
+        ("x - y - z", add(add(x, neg(y)), neg(z))),  # left-associative
+        ("x - (y - z)", add(x, neg(add(y, neg(z))))),
+        ("x / y / z", div(div(x, y), z)),
+        ("x - x", add(x, neg(x))),  # not collapsed to 0: it keeps x's shape
+        ("x * y + z", add(mul(x, y), z)),
+        ("x + y * z", add(x, mul(y, z))),
+        ("a @ b", nodes.MatMul(a, b)),
+        ("a @ b * 2", mul(nodes.MatMul(a, b), 2)),
+        ("[x, 1]", nodes.Components(x, sp.Integer(1))),
+        (
+            "[[x, 1], [2, y]]",
+            nodes.Components(nodes.Components(x, sp.Integer(1)), nodes.Components(sp.Integer(2), y)),
+        ),
+        ("pi", sp.pi),
+        ("e", sp.E),
+        ("e^x", pow_(sp.E, x)),
+    ],
+)
+def test_grammar_builds_the_tree_as_written(text: str, expected: sp.Basic) -> None:
+    assert parse(text).tree == expected
+
+
+@pytest.mark.parametrize(
+    "text, point, expected",
+    [
+        ("x^2+1", {"x": 3}, 10),
+        ("2^3^2", {}, 512),
+        ("-x^2", {"x": 3}, -9),
+        ("-2^2", {}, -4),
+        ("(-2)^2", {}, 4),
+        ("2**-1", {}, sp.Rational(1, 2)),
+        ("x - y - z", {"x": 10, "y": 3, "z": 2}, 5),
+        ("x / y / z", {"x": 12, "y": 3, "z": 2}, 2),
+        ("x / y * z", {"x": 12, "y": 3, "z": 2}, 8),
+        ("2 * x ^ 2 - 3 * x / 4 + 1", {"x": 2}, sp.Rational(15, 2)),
+        ("pi - e", {}, sp.pi - sp.E),
+    ],
+)
+def test_precedence_gives_the_mathematical_value(text: str, point: dict, expected) -> None:
+    assert sp.simplify(value(parse(text).tree, **point) - expected) == 0
+
+
+def test_variables_in_order_of_first_appearance() -> None:
+    parsed = parse("b*a + sin(c) - a*b + d[0]")
+    assert parsed.variables == ("b", "a", "c", "d")
+
+
+def test_constants_are_not_variables() -> None:
+    parsed = parse("pi*x + e^y")
+    assert parsed.variables == ("x", "y")
+    assert parsed.tree == add(mul(sp.pi, x), pow_(sp.E, y))
+
+
+def test_expression_without_variables() -> None:
+    assert parse("2*pi").variables == ()
+
+
+def _call(name: str, n_tensors: int, n_ints: int) -> str:
+    tensors = ["x", "y"][:n_tensors]
+    return f"{name}({', '.join(tensors + ['0'] * n_ints)})"
+
+
+def _arities(name: str) -> list[tuple[int, int]]:
+    entry = FUNCTIONS[name]
+    low, high = entry.tensors
+    return [(n, k) for n in range(low, high + 1) for k in entry.ints]
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_table_function_parses_with_each_right_arity(name: str) -> None:
+    entry = FUNCTIONS[name]
+    for n_tensors, n_ints in _arities(name):
+        text = _call(name, n_tensors, n_ints)
+        parsed = parse(text)
+        assert parsed.variables == ("x", "y")[:n_tensors], text
+        if entry.node is not None and name != "log":
+            assert parsed.tree.func is entry.node, text
+            assert parsed.tree.args[n_tensors:] == tuple(sp.Integer(0) for _ in range(n_ints))
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_every_table_function_refuses_wrong_arities(name: str) -> None:
+    high = FUNCTIONS[name].tensors[1]
+    right = {n + k for n, k in _arities(name)}
+    for count in (m for m in range(0, 11) if m not in right):
+        args = ["x", "y"][: min(count, high)] + ["0"] * (count - min(count, high))
+        text = f"1 + {name}({', '.join(args)})"
+        with pytest.raises(ExpressionError) as info:
+            parse(text)
+        message = str(info.value)
+        assert f"{name} takes" in message and f"got {len(args)}" in message, text
+        assert f"(column {text.index(name) + 1})" in message, text
+
+
+def test_specific_function_nodes() -> None:
+    assert parse("sqrt(x)").tree == pow_(x, sp.S.Half)
+    assert parse("log(x)").tree == sp.log(x, evaluate=False)
+    assert parse("log(x, 2)").tree == div(sp.log(x, evaluate=False), sp.log(2, evaluate=False))
+    assert sp.simplify(value(parse("log(x, 2)").tree, x=8) - 3) == 0
+    assert parse("sum(x, -1)").tree == nodes.tensor_op("sum")(x, sp.Integer(-1))
+    assert parse("reshape(x, 2, -1)").tree == nodes.tensor_op("reshape")(x, 2, -1)
+    assert parse("matmul(a, b)").tree == nodes.MatMul(a, b)
+    assert parse("relu(x)").tree == nodes.relu(x, evaluate=False)
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("x[1]", (1,)),
+        ("x[-1]", (-1,)),
+        ("x[1, 2]", (1, 2)),
+        ("x[1, -2]", (1, -2)),
+        ("x[1:3]", (slice(1, 3, None),)),
+        ("x[-3:-1]", (slice(-3, -1, None),)),
+        ("x[1:]", (slice(1, None, None),)),
+        ("x[:-1]", (slice(None, -1, None),)),
+        ("x[::2]", (slice(None, None, 2),)),
+        ("x[-4:-1:2]", (slice(-4, -1, 2),)),
+        ("x[:, 0]", (slice(None, None, None), 0)),
+        ("x[1:, -1]", (slice(1, None, None), -1)),
+    ],
+)
+def test_indexing_and_slicing(text: str, key: tuple) -> None:
+    tree = parse(text).tree
+    assert isinstance(tree, nodes.Index)
+    assert tree.args[0] == x
+    assert tree.key() == key
+
+
+def test_indexing_applies_to_any_expression() -> None:
+    tree = parse("(x + y)[0][1]").tree
+    assert isinstance(tree, nodes.Index) and tree.key() == (1,)
+    inner = tree.args[0]
+    assert isinstance(inner, nodes.Index) and inner.key() == (0,)
+    assert inner.args[0] == add(x, y)
+
+
+# -- the refused constructs ---------------------------------------------------------------------
+
+# (text, words the message must contain, the text at which the reported column must point)
+REFUSED = [
+    ("1 + x.real", ["attribute"], "x.real"),
+    ('x + "s"', ["string"], '"s"'),
+    ("x + b'1'", ["string"], "b'1'"),
+    ("x + (lambda: 1)", ["lambda"], "lambda"),
+    ("2 * [i for i in x]", ["comprehension"], "[i for"),
+    ("2 * {i for i in x}", ["comprehension"], "{i for"),
+    ("2 * {i: i for i in x}", ["comprehension"], "{i:"),
+    ("sum((i for i in x))", ["generator"], "(i for"),
+    ("sin(x, k=2)", ["keyword"], "k=2"),
+    ("x + _y", ["'_'", "_y"], "_y"),
+    ("x * __import__('os')", ["'_'", "__import__"], "__import__"),
+    ("x * __builtins__", ["'_'"], "__builtins__"),
+    ("2 * (x < 1)", ["comparison"], "x < 1"),
+    ("2 * (x == y)", ["comparison"], "x == y"),
+    ("2 * (x in y)", ["comparison"], "x in y"),
+    ("x + (x and y)", ["'and'/'or'"], "x and"),
+    ("x + (x or y)", ["'and'/'or'"], "x or"),
+    ("x + (not y)", ["'not'"], "not"),
+    ("x + (1 if y else 2)", ["conditional"], "1 if"),
+    ("x + {1: 2}", ["dictionary"], "{1"),
+    ("x + {1, 2}", ["set"], "{1"),
+    ("x + (1, 2)", ["tuple"], "(1, 2)"),
+    ('x + f"{x}"', ["f-string"], 'f"'),
+    ("sin(*x)", ["'*' unpacking"], "*x"),
+    ("[x, *y]", ["'*' unpacking"], "*y"),
+    ("x + (y := 2)", ["':='"], "y :="),
+    ("x + 2 // 3", ["'//'"], "2 //"),
+    ("x + 2 % 3", ["'%'"], "2 %"),
+    ("x + (y | z)", ["'|'"], "y |"),
+    ("x + (y & z)", ["'&'"], "y &"),
+    ("x + (y << 1)", ["'<<'"], "y <<"),
+    ("x + (y >> 1)", ["'>>'"], "y >>"),
+    ("x + ~y", ["'~'"], "~y"),
+    ("2 * sinn(x)", ["unknown function 'sinn'", "did you mean sin"], "sinn"),
+    ("2 * qqq(x)", ["unknown function 'qqq'", "Known functions: sin"], "qqq"),
+    ("x + sin", ["sin is a function"], "sin"),
+    ("x + sin(x)(y)", ["called by name"], "sin(x)(y)"),
+    ("x + sum(x, 1.5)", ["integer"], "1.5"),
+    ("x + sum(x, y)", ["integer"], "y)"),
+    ("reshape(x, 2, z)", ["integer"], "z)"),
+    ("x + x[y]", ["integer"], "y]"),
+    ("x + x[0:1.5]", ["integer"], "1.5"),
+    ("x + [[1, 2], [3]]", ["different lengths"], "[[1"),
+    ("x + [x, [y]]", ["mixes"], "[x, [y"),
+    ("x + []", ["empty list"], "[]"),
+    ("x[::-1]", ["slice step"], "::-1"),
+    ("x[1:3:0]", ["slice step"], "1:3:0"),
+    ("x + 2j", ["complex"], "2j"),
+    ("x * 1e309", ["1e309", "larger than float64"], "1e309"),
+    ("x * 2e400", ["larger than float64"], "2e400"),
+    ("x * 1e-400", ["1e-400", "smaller than float64"], "1e-400"),
+    ("x + " + "9" * 400, ["larger than float64"], "9"),
+    ("x + " + "9" * 5000, ["larger than float64"], "9"),  # CPython itself refuses this literal
+    ("x + 1." + "5" * 500, ["characters"], "1.5"),
+    ("x + True", ["True"], "True"),
+    ("x + None", ["None"], "None"),
+    ("x + ...", ["Ellipsis"], "..."),
+    ("x +\x00 1", ["U+0000"], "\x00"),
+    ("x + \udcff", ["U+DCFF"], "\udcff"),  # what an undecodable byte in argv becomes
+    ("é + 'é'", ["string"], "'é'"),  # columns count characters, not UTF-8 bytes
+    ("   x + 's'", ["string"], "'s'"),  # leading spaces count
+    ("x^2^2 + y.z", ["attribute"], "y.z"),  # '^' becoming '**' does not shift the column
+]
+
+
+@pytest.mark.parametrize("text, words, at", REFUSED)
+def test_refused_construct_names_it_and_its_column(text: str, words: list[str], at: str) -> None:
+    with pytest.raises(ExpressionError) as info:
+        parse(text)
+    message = str(info.value)
+    for word in words:
+        assert word in message
+    column = text.index(at) + 1
+    assert re.search(rf"\(column {column}\)", message), message
+    # The last line puts a caret under that column.
+    assert message.splitlines()[-1] == "  " + " " * (column - 1) + "^"
+
+
+@pytest.mark.parametrize(
+    "text, column",
+    [
+        ("x + * 2", 5),  # the '*' that cannot start an operand
+        ("x^^2", 3),  # the second '^', although the parser saw '****'
+        ("sin(x))", 7),  # the unmatched ')'
+        ("(x + 1", 1),  # the '(' that is never closed
+        ("2 +", 4),  # just past the end
+        ("x + $", 5),
+        ("yield x", 1),
+    ],
+)
+def test_syntax_errors_show_the_column(text: str, column: int) -> None:
+    with pytest.raises(ExpressionError) as info:
+        parse(text)
+    message = str(info.value)
+    assert message.startswith("cannot parse the expression")
+    assert f"(column {column})" in message
+
+
+def test_errors_on_a_later_line_give_line_and_column() -> None:
+    with pytest.raises(ExpressionError, match=r"attribute access .*\(line 2, column 2\)"):
+        parse("(x +\n y.real)")
+
+
+def test_too_long_text() -> None:
+    text = "x+" * (MAX_LENGTH // 2) + "x"
+    assert len(text) == MAX_LENGTH + 1
+    with pytest.raises(ExpressionError, match=rf"{MAX_LENGTH + 1:,} characters.*column {MAX_LENGTH + 1}\b"):
+        parse(text)
+
+
+def test_too_deep_nesting_points_into_the_nest() -> None:
+    levels = MAX_DEPTH + 20
+    text = "sin(" * levels + "x" + ")" * levels
+    with pytest.raises(ExpressionError, match=f"more than {MAX_DEPTH} levels") as info:
+        parse(text)
+    column = int(re.search(r"\(column (\d+)\)", str(info.value)).group(1))
+    # The column points at one of the calls nested deeper than the limit.
+    assert text[column - 1 : column + 3] == "sin("
+    assert (column - 1) // 4 + 1 > MAX_DEPTH - 5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" + "+x" * (MAX_DEPTH + 5),
+        "-" * (MAX_DEPTH + 5) + "x",
+        "-" * 5000 + "x",  # deeper than CPython's own parser goes
+        "x" + "[0]" * (MAX_DEPTH + 5),
+        "(" * 300 + "x" + ")" * 300,
+    ],
+)
+def test_deep_nesting_is_an_expression_error(text: str) -> None:
+    with pytest.raises(ExpressionError, match="nest"):
+        parse(text)
+
+
+def test_nesting_up_to_the_limit_is_fine() -> None:
+    text = "sin(" * (MAX_DEPTH - 2) + "x" + ")" * (MAX_DEPTH - 2)
+    tree = parse(text).tree
+    depth = 0
+    while tree != x:
+        assert tree.func is sp.sin
+        tree, depth = tree.args[0], depth + 1
+    assert depth == MAX_DEPTH - 2
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n"])
+def test_empty_expression(text: str) -> None:
+    with pytest.raises(ExpressionError, match="empty"):
+        parse(text)
+
+
+def test_non_text_is_refused() -> None:
+    with pytest.raises(ExpressionError, match="text"):
+        parse(3)  # type: ignore[arg-type]
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Characters jacli's grammar uses, so that generated text reaches far past the tokenizer.
+GRAMMAR_CHARS = "xyz+-*/^()[]:,.@_0123456789e jsinlogqrtmaxpu%<>=!&|~\"'{}\n\t"
+
+
+def _parse_or_expression_error(text: str) -> None:
+    try:
+        parsed = parse(text)
+    except ExpressionError as error:
+        assert str(error)  # a message, never an empty one
+    else:
+        assert isinstance(parsed.tree, sp.Basic)
+
+
+@SETTINGS
+@given(st.text(max_size=300))
+def test_arbitrary_text_parses_or_raises_expression_error(text: str) -> None:
+    _parse_or_expression_error(text)
+
+
+@SETTINGS
+@given(st.text(alphabet=GRAMMAR_CHARS, max_size=60))
+def test_grammar_like_text_parses_or_raises_expression_error(text: str) -> None:
+    _parse_or_expression_error(text)
+
+
+NEVER_EVAL_SAMPLES = [
+    "x^2 + 1", "[[x, 1], [2, y]]", "sum(x, 0) + 0.1", "x[1:-1:2] @ y", "log(x, 2) - pi*e",
+    "__import__('os').system('true')", "eval('1')", "exec('x=1')", "(lambda: 1)()", "x.__class__",
+    "open('/etc/passwd')", "1e309", "x + [i for i in y]",
+]
+
+
+def test_parse_never_calls_eval_or_exec(monkeypatch: pytest.MonkeyPatch) -> None:
+    for text in NEVER_EVAL_SAMPLES:  # once unpatched, so lazy imports have happened
+        _parse_or_expression_error(text)
+    calls: list[str] = []
+
+    def refuse(name: str):
+        def called(*args, **kwargs):
+            calls.append(name)
+            raise AssertionError(f"parse called {name}")
+
+        return called
+
+    monkeypatch.setattr(builtins, "eval", refuse("eval"))
+    monkeypatch.setattr(builtins, "exec", refuse("exec"))
+    results = []
+    for text in NEVER_EVAL_SAMPLES:
+        try:
+            results.append(parse(text).tree)
+        except ExpressionError:
+            results.append(None)
+    monkeypatch.undo()
+    assert calls == []
+    assert results[0] == add(pow_(x, 2), 1)
+    assert results[5:] == [None] * (len(NEVER_EVAL_SAMPLES) - 5)
+
+
+# A strategy for well-formed expressions from the elementwise table entries.
+ELEMENTWISE = sorted(name for name, entry in FUNCTIONS.items() if entry.elementwise)
+LEAVES = st.one_of(
+    st.sampled_from(["x", "y", "pi", "e"]),
+    st.integers(0, 20).map(str),
+    st.sampled_from(["0.5", "0.1", "2.25", "1e-3", "1.5e3", "0.0"]),
+)
+
+
+def _maybe_parenthesized(draw, text: str) -> str:
+    return f"({text})" if draw(st.booleans()) else text
+
+
+@st.composite
+def _call_of(draw, children) -> str:
+    name = draw(st.sampled_from(ELEMENTWISE))
+    entry = FUNCTIONS[name]
+    n = draw(st.integers(entry.tensors[0], entry.tensors[1]))
+    return f"{name}({', '.join(draw(children) for _ in range(n))})"
+
+
+@st.composite
+def _binary(draw, children) -> str:
+    op = draw(st.sampled_from(["+", "-", "*", "/"]))
+    left = _maybe_parenthesized(draw, draw(children))
+    right = _maybe_parenthesized(draw, draw(children))
+    return f"{left} {op} {right}"
+
+
+@st.composite
+def _power(draw, children) -> str:
+    base = _maybe_parenthesized(draw, draw(children))
+    exponent = draw(st.integers(-3, 3))
+    op = draw(st.sampled_from(["**", "^"]))
+    return f"{base}{op}{exponent}" if exponent >= 0 else f"{base}{op}({exponent})"
+
+
+@st.composite
+def _negation(draw, children) -> str:
+    return "-" + _maybe_parenthesized(draw, draw(children))
+
+
+EXPRESSIONS = st.recursive(
+    LEAVES,
+    lambda children: st.one_of(
+        _call_of(children), _binary(children), _power(children), _negation(children),
+        children.map(lambda t: f"({t})"),
+    ),
+    max_leaves=12,
+)
+
+
+@SETTINGS
+@given(EXPRESSIONS)
+def test_printed_tree_parses_back_to_the_same_tree(text: str) -> None:
+    try:
+        tree = parse(text).tree
+    except ExpressionError as error:  # a rare draw nested deeper than jacli allows
+        assert "nested" in str(error)
+        reject()
+    printed = nodes.to_text(tree)
+    assert parse(printed).tree == tree, (text, printed)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "y + x*y - e^x", "x - x", "x - y - x", "x - (y - x)", "-(x*y)", "-x*y", "-(-x)", "x - 3",
+        "x + -3", "x - -3", "-2**2", "(-2)**2", "x**-1", "1/x", "x**-0.5", "sqrt(x)", "x*0.1",
+        "1e-300*x", "min(x, y)", "max(y, 1)", "abs(x)", "x@y@z", "x@(y@z)", "-(x@y)", "(x*y)@z",
+        "[x, -1]", "[[x, 1], [-2, y]]", "(x + y)[0][1]", "-x[0]", "x[1:-1:2]", "x[:, ::2]",
+        "sum(x, -1)", "reshape(x*2, 2, -1)", "transpose(-x, 0, 1)", "log(x, 2)", "pi*e - e**pi",
+        "x/(y*z)", "x*(y/z)", "x/y*z", "(x - 1)**-1", "sqrt(x)**2", "2**x**-1", "softmax(x) @ y",
+    ],
+)
+def test_printed_tree_parses_back_for_tricky_cases(text: str) -> None:
+    tree = parse(text).tree
+    assert parse(nodes.to_text(tree)).tree == tree
+
+
+def test_printing_keeps_the_written_order_and_jacli_names() -> None:
+    # SymPy's str() sorts terms and writes Abs/Max/E; jacli's printer writes what was typed.
+    assert nodes.to_text(parse("y + x*y - e^x").tree) == "y + x*y - e**x"
+    assert nodes.to_text(parse("abs(x) + max(x, y)").tree) == "abs(x) + max(x, y)"
+    assert nodes.to_text(parse("x - 0.1").tree) == "x - 0.1"
