@@ -21,9 +21,9 @@ import typer
 from jacli import __version__
 from jacli.errors import JacliError
 
+# No help= here: it would replace the callback's docstring, and with it the example in --help.
 app = typer.Typer(
     name="jacli",
-    help="Jacobians and vector-Jacobian products of formulas, computed with PyTorch.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -450,7 +450,7 @@ class _Out:
 
 def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
     """Compute, render, and turn library errors into ``Error:`` lines with exit code 1."""
-    debug = debug or os.environ.get("JACLI_DEBUG", "") not in ("", "0")
+    debug = debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
     warnings.showwarning = _show_warning
     try:
         if out.file is not None:
@@ -527,6 +527,10 @@ def _silence_stdout() -> None:
 
 
 def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    # Deprecation notices are for developers (Python hides them unless a test runner or
+    # PYTHONWARNINGS turns them on); torch raises one on its first forward-mode pass.
+    if issubclass(category, (DeprecationWarning, PendingDeprecationWarning)):
+        return
     sys.stderr.write(f"Warning: {message}\n")
 
 

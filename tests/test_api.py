@@ -1,0 +1,463 @@
+"""The public Python API: jacli.jacobian, jacli.vjp and the Result behind them.
+
+Expected values are worked out by hand (the derivative of each expression is written next to it)
+or come from exact SymPy evaluation; errors must be JacliError subclasses with useful messages.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+import jacli
+from jacli import api
+from jacli.errors import (
+    DeviceError,
+    ExpressionError,
+    InputError,
+    JacliError,
+    JacliWarning,
+    ResourceError,
+    ShapeError,
+)
+
+# torch's first forward-mode pass loads decompositions through torch.jit.script, which warns
+# DeprecationWarning (hidden by Python outside pytest).
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
+F64 = torch.float64
+
+
+def t64(values) -> torch.Tensor:
+    return torch.tensor(values, dtype=F64)
+
+
+# -- inputs in every form -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        torch.tensor([1.0, 2.0, 3.0]),
+        torch.tensor([1, 2, 3]),  # integers are converted to the requested dtype
+        np.array([1.0, 2.0, 3.0]),
+        [1, 2, 3],
+        [1.0, 2.0, 3.0],
+        "1,2,3",
+        "[1,2,3]",
+        "arange:1,4",
+        "linspace:1,3,3",
+    ],
+    ids=["tensor", "int-tensor", "ndarray", "int-list", "list", "spec-list", "spec-brackets", "arange", "linspace"],
+)
+
+def test_jacobian_accepts_every_input_form(value) -> None:
+    # d(x**2)/dx = diag(2x) = diag(2, 4, 6)
+    result = jacli.jacobian("x**2", {"x": value})
+    assert set(result) == {"x"}
+    assert result["x"].dtype == F64
+    assert torch.equal(result["x"], torch.diag(t64([2.0, 4.0, 6.0])))
+
+
+def test_number_input_gives_a_zero_dimensional_block() -> None:
+    # d(x**3)/dx at 2 = 3 * 4 = 12
+    result = jacli.jacobian("x**3", {"x": 2})
+    assert result["x"].shape == ()
+    assert result["x"].item() == 12.0
+
+
+def test_python_numbers_keep_float64_precision() -> None:
+    # d(x**2)/dx at 0.1 is 2 * 0.1, exactly 0.2 in float64 (0.20000000298... if read as float32)
+    assert jacli.jacobian("x**2", {"x": 0.1})["x"].item() == 0.2
+    assert jacli.jacobian("x**2", {"x": [0.1, 0.3]})["x"].diagonal().tolist() == [0.2, 0.6]
+    assert jacli.vjp("x", {"x": 1.0}, 0.1)["x"].item() == 0.1
+    assert jacli.vjp("x", {"x": [1.0, 2.0]}, [0.1, 0.7])["x"].tolist() == [0.1, 0.7]
+
+
+def test_nested_list_input_gives_output_shape_plus_input_shape() -> None:
+    # y = 3*x elementwise on a 2x2 input: J[i,j,k,l] = 3 if (i,j) == (k,l)
+    result = jacli.jacobian("3*x", {"x": [[1, 2], [3, 4]]})
+    expected = torch.zeros(2, 2, 2, 2, dtype=F64)
+    for i in range(2):
+        for j in range(2):
+            expected[i, j, i, j] = 3
+    assert torch.equal(result["x"], expected)
+
+
+def test_spec_string_eye() -> None:
+    # (x+1)**2 at eye:2: the diagonal of J is 2(x+1): 4 where x = 1, 2 where x = 0
+    block = jacli.jacobian("(x+1)**2", {"x": "eye:2"})["x"]
+    assert block.shape == (2, 2, 2, 2)
+    assert torch.equal(block.reshape(4, 4), torch.diag(t64([4.0, 2.0, 2.0, 4.0])))
+
+
+def test_mixed_input_forms_and_names() -> None:
+    # y = [r*cos(t), r*sin(t)]; dy/dr = [cos t, sin t]; dy/dt = [-r sin t, r cos t]
+    result = jacli.jacobian("[r*cos(t), r*sin(t)]", {"r": torch.tensor(2.0), "t": "0.5"})
+    assert list(result) == ["r", "t"]
+    torch.testing.assert_close(result["r"], t64([math.cos(0.5), math.sin(0.5)]), rtol=1e-15, atol=0)
+    torch.testing.assert_close(result["t"], t64([-2 * math.sin(0.5), 2 * math.cos(0.5)]), rtol=1e-15, atol=0)
+
+
+def test_input_tensor_is_not_modified_and_may_require_grad() -> None:
+    x = torch.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = jacli.jacobian("x**2", {"x": x})
+        grads = jacli.vjp("x**2", {"x": x}, [1.0, 1.0])
+    assert torch.equal(result["x"], torch.diag(t64([2.0, 4.0])))
+    assert torch.equal(grads["x"], t64([2.0, 4.0]))
+    assert x.grad is None
+    assert torch.equal(x.detach(), t64([1.0, 2.0]))
+
+
+# -- dtype, device, method ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", torch.float32])
+def test_dtype_by_name_or_torch_dtype(dtype) -> None:
+    result = jacli.jacobian("x**2", {"x": [2.0, 3.0]}, dtype=dtype)
+    assert result["x"].dtype == torch.float32
+    assert torch.equal(result["x"], torch.diag(torch.tensor([4.0, 6.0])))
+
+
+@pytest.mark.parametrize("dtype", ["float64", torch.float64])
+def test_float64_is_the_default_and_accepted_by_name_or_dtype(dtype) -> None:
+    assert jacli.jacobian("x", {"x": 1.0}, dtype=dtype)["x"].dtype == F64
+    assert jacli.jacobian("x", {"x": 1.0})["x"].dtype == F64
+
+
+def _exact(expr_fn, point: dict[str, float], names: list[str]) -> dict[str, np.ndarray]:
+    """SymPy's exact derivative of a list of scalar expressions, at a point of scalar inputs."""
+    symbols = {n: sp.Symbol(n, real=True) for n in names}
+    outputs = expr_fn(**symbols)
+    at = {symbols[n]: sp.Rational(v) for n, v in point.items()}
+    return {
+        n: np.array([float(sp.N(sp.diff(o, symbols[n]).xreplace(at), 30)) for o in outputs])
+        for n in names
+    }
+
+
+@pytest.mark.parametrize(
+    "text,fn",
+    [
+        ("[r*cos(t), r*sin(t)]", lambda r, t: [r * sp.cos(t), r * sp.sin(t)]),
+        ("[exp(r)*t, log(r + t**2), tanh(r*t)]", lambda r, t: [sp.exp(r) * t, sp.log(r + t**2), sp.tanh(r * t)]),
+        ("[sqrt(r)/t, sigmoid(r - t)]", lambda r, t: [sp.sqrt(r) / t, 1 / (1 + sp.exp(-(r - t)))]),
+    ],
+)
+@pytest.mark.parametrize("method", ["reverse", "forward", "rows"])
+def test_float32_agrees_with_float64_and_exact(text: str, fn, method: str) -> None:
+    point = {"r": 1.25, "t": 0.75}
+    exact = _exact(fn, point, ["r", "t"])
+    r64 = jacli.jacobian(text, point, method=method, dtype="float64")
+    r32 = jacli.jacobian(text, point, method=method, dtype="float32")
+    for name in ("r", "t"):
+        assert r32[name].dtype == torch.float32
+        np.testing.assert_allclose(r64[name].numpy(), exact[name], rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(r32[name].numpy(), exact[name], rtol=2e-6, atol=1e-6)
+        np.testing.assert_allclose(r32[name].double().numpy(), r64[name].numpy(), rtol=2e-6, atol=1e-6)
+
+
+def test_float32_vjp_agrees_with_float64() -> None:
+    inputs = {"a": "linspace:0.5,2,7", "b": "linspace:1,3,7"}
+    v = [0.1, 1, 0.01, -2, 3, 0.5, 1e-3]
+    r64 = jacli.vjp("a*log(b) + softmax(a)*b", inputs, v)
+    r32 = jacli.vjp("a*log(b) + softmax(a)*b", inputs, v, dtype="float32")
+    for name in ("a", "b"):
+        assert r32[name].dtype == torch.float32
+        np.testing.assert_allclose(r32[name].double().numpy(), r64[name].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_device_as_torch_device() -> None:
+    result = api.compute_jacobian("x**2", {"x": 3.0}, device=torch.device("cpu"))
+    assert result.device == "cpu"
+    assert result.values["x"].item() == 6.0
+
+
+@pytest.mark.parametrize("method", ["reverse", "forward", "rows", "auto"])
+def test_jacobian_methods_give_the_hand_result(method: str) -> None:
+    # y = x[0]**2*x[1] + x[1]**3 at (1, 2): dy/dx0 = 2 x0 x1 = 4, dy/dx1 = x0² + 3 x1² = 13
+    result = jacli.jacobian("x[0]**2*x[1] + x[1]**3", {"x": [1.0, 2.0]}, method=method)
+    assert torch.equal(result["x"], t64([4.0, 13.0]))
+
+
+@pytest.mark.parametrize(
+    "inputs,expr,expected",
+    [
+        ({"x": [1.0, 2.0]}, "x**2", "reverse"),  # 2 inputs, 2 outputs: not fewer inputs
+        ({"x": 1.0}, "[x, x**2, x**3]", "forward"),  # 1 input, 3 outputs
+        ({"x": [1.0, 2.0, 3.0]}, "sum(x)", "reverse"),  # 3 inputs, 1 output
+    ],
+)
+def test_auto_method_is_resolved_and_reported(inputs, expr, expected) -> None:
+    assert api.compute_jacobian(expr, inputs).method == expected
+
+
+@pytest.mark.parametrize("method", ["grad", "backward", "auto"])
+def test_vjp_by_hand(method: str) -> None:
+    # 3a + 2b² + log(c): vᵀJ is v*3, v*4b, v/c
+    result = jacli.vjp(
+        "3*a + 2*b**2 + log(c)", {"a": "1,2,3", "b": [3, 4, 5], "c": t64([6, 7, 8])}, [0.1, 1, 0.0001],
+        method=method,
+    )
+    torch.testing.assert_close(result["a"], t64([0.3, 3, 0.0003]), rtol=1e-15, atol=0)
+    torch.testing.assert_close(result["b"], t64([1.2, 16, 0.002]), rtol=1e-15, atol=0)
+    torch.testing.assert_close(result["c"], t64([0.1 / 6, 1 / 7, 0.0001 / 8]), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize(
+    "v,expected",
+    [
+        ("ones", [2.0, 2.0, 2.0, 2.0]),
+        ("onehot:2", [0.0, 0.0, 2.0, 0.0]),
+        ([1, 0.1, 0.01, 0.001], [2.0, 0.2, 0.02, 0.002]),
+        (t64([4, 3, 2, 1]), [8.0, 6.0, 4.0, 2.0]),
+        ("1,-1,1,-1", [2.0, -2.0, 2.0, -2.0]),
+    ],
+)
+def test_vjp_v_forms(v, expected) -> None:
+    result = jacli.vjp("2*x", {"x": [1, 2, 3, 4]}, v)
+    torch.testing.assert_close(result["x"], t64(expected), rtol=1e-15, atol=0)
+
+
+def test_vjp_number_v_for_a_scalar_output() -> None:
+    # mean((x+1)**2) over 4 ones: d/dx = 2(x+1)/4 = 1 everywhere
+    result = jacli.vjp("mean((x+1)**2)", {"x": "ones:2x2"}, 1)
+    assert torch.equal(result["x"], torch.ones(2, 2, dtype=F64))
+
+
+def test_vjp_methods_bitwise_equal() -> None:
+    inputs = {"W": "randn:3x4", "x": "randn:4"}
+    a = jacli.vjp("tanh(W @ x)", inputs, "randn", method="grad")
+    b = jacli.vjp("tanh(W @ x)", inputs, "randn", method="backward")
+    for name in ("W", "x"):
+        assert torch.equal(a[name], b[name])
+
+
+# -- wrt ----------------------------------------------------------------------------------------
+
+
+def test_wrt_selects_inputs() -> None:
+    result = jacli.jacobian("[r*cos(t), r*sin(t)]", {"r": 2.0, "t": 0.5}, wrt=["t"])
+    assert list(result) == ["t"]
+    torch.testing.assert_close(result["t"], t64([-2 * math.sin(0.5), 2 * math.cos(0.5)]), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("wrt", [["a,c"], ["a", "c"], ["c", "a"], [" c , a "]])
+def test_wrt_forms(wrt) -> None:
+    # a*b + c**2: d/da = b = 5, d/dc = 2c = 6
+    result = jacli.jacobian("a*b + c**2", {"a": 1.0, "b": 5.0, "c": 3.0}, wrt=wrt)
+    assert set(result) == {"a", "c"}
+    assert result["a"].item() == 5.0 and result["c"].item() == 6.0
+
+
+@pytest.mark.parametrize("method", ["reverse", "forward", "rows"])
+def test_wrt_input_without_effect_gives_zeros(method: str) -> None:
+    # x (2,) + 0*y (1, 2) broadcasts to an output of shape (1, 2): J has shape (1, 2) + (1, 2)
+    result = jacli.jacobian("x**2 + 0*y", {"x": [1.0, 2.0], "y": [[1.0, 2.0]]}, wrt=["y"], method=method)
+    assert torch.equal(result["y"], torch.zeros(1, 2, 1, 2, dtype=F64))
+
+
+def test_vjp_wrt() -> None:
+    result = jacli.vjp("x*y", {"x": [1.0, 2.0], "y": [3.0, 4.0]}, "ones", wrt=["y"])
+    assert list(result) == ["y"]
+    assert torch.equal(result["y"], t64([1.0, 2.0]))
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+def test_error_classes_are_jacli_errors() -> None:
+    for cls in (ExpressionError, InputError, ShapeError, DeviceError, ResourceError):
+        assert issubclass(cls, JacliError)
+        assert getattr(jacli, cls.__name__) is cls
+    assert issubclass(JacliWarning, Warning)
+
+
+def test_missing_input_lists_the_needed_names() -> None:
+    with pytest.raises(InputError) as info:
+        jacli.jacobian("x*y + z", {"x": 1.0})
+    message = str(info.value)
+    assert "y, z" in message
+    assert "x, y, z" in message
+
+
+def test_unused_input_suggests_the_close_name() -> None:
+    with pytest.raises(InputError) as info:
+        jacli.jacobian("alpha*x", {"alpah": 1.0, "x": 2.0})
+    message = str(info.value)
+    assert "'alpah'" in message and "did you mean alpha?" in message
+
+
+def test_unused_input_without_close_name_lists_variables() -> None:
+    with pytest.raises(InputError, match="Its variables are: x") as info:
+        jacli.jacobian("x**2", {"x": 1.0, "zzz": 2.0})
+    assert "did you mean" not in str(info.value)
+
+
+def test_unnamed_input_with_several_variables() -> None:
+    with pytest.raises(InputError) as info:
+        api.compute_jacobian("a*b", [(None, 1.0)])
+    message = str(info.value)
+    assert "2 (a, b)" in message and "NAME=SPEC" in message
+
+
+def test_unnamed_input_binds_the_only_variable() -> None:
+    result = api.compute_jacobian("x**2", [(None, "3")])
+    assert result.values["x"].item() == 6.0
+
+
+@pytest.mark.parametrize("pairs", [[("x", 1.0), ("x", 2.0)], [(None, 1.0), ("x", 2.0)]])
+def test_duplicated_input(pairs) -> None:
+    with pytest.raises(InputError, match="'x' is given twice"):
+        api.compute_jacobian("x**2", pairs)
+
+
+@pytest.mark.parametrize("wrt,hint", [(["z"], None), (["yy"], "did you mean y?")])
+def test_unknown_wrt(wrt, hint) -> None:
+    with pytest.raises(InputError) as info:
+        jacli.jacobian("x*y", {"x": 1.0, "y": 2.0}, wrt=wrt)
+    message = str(info.value)
+    assert repr(wrt[0]) in message and "x, y" in message
+    if hint:
+        assert hint in message
+
+
+def test_empty_wrt_string() -> None:
+    with pytest.raises(InputError, match="names no variable"):
+        jacli.jacobian("x*y", {"x": 1.0, "y": 2.0}, wrt=[" , "])
+
+
+@pytest.mark.parametrize("inputs", [{}, {"x": 1.0}])
+def test_expression_without_variables(inputs) -> None:
+    with pytest.raises(ExpressionError, match="no variables"):
+        jacli.jacobian("2 + 3*pi", inputs)
+
+
+def test_unknown_method() -> None:
+    with pytest.raises(InputError, match="unknown method 'bogus'"):
+        jacli.jacobian("x", {"x": 1.0}, method="bogus")
+    with pytest.raises(InputError, match="unknown method 'rows'"):
+        jacli.vjp("x", {"x": 1.0}, 1.0, method="rows")
+
+
+@pytest.mark.parametrize("dtype", ["float16", torch.float16, torch.int64])
+def test_unsupported_dtype(dtype) -> None:
+    with pytest.raises(DeviceError):
+        jacli.jacobian("x", {"x": 1.0}, dtype=dtype)
+
+
+def test_unknown_device() -> None:
+    with pytest.raises(DeviceError, match="unknown device 'foo'"):
+        jacli.jacobian("x", {"x": 1.0}, device="foo")
+
+
+@pytest.mark.skipif(torch.version.cuda is not None, reason="this torch build has CUDA")
+def test_cuda_on_a_cpu_build() -> None:
+    with pytest.raises(DeviceError, match="no CUDA"):
+        jacli.jacobian("x", {"x": 1.0}, device="cuda")
+
+
+@pytest.mark.parametrize("value", [[[1, 2], [3]], [], "hello:3", "1,,2"])
+def test_bad_input_values(value) -> None:
+    with pytest.raises(InputError):
+        jacli.jacobian("x", {"x": value})
+
+
+def test_shape_mismatch_is_a_shape_error() -> None:
+    with pytest.raises(ShapeError, match=r"\(2, 3\), \(2, 3\)"):
+        jacli.jacobian("x @ y", {"x": "ones:2x3", "y": "ones:2x3"})
+
+
+def test_v_shape_mismatch() -> None:
+    with pytest.raises(ShapeError) as info:
+        jacli.vjp("2*x", {"x": [1, 2, 3]}, [1, 2])
+    assert "(2,)" in str(info.value) and "(3,)" in str(info.value)
+
+
+def test_jacobian_over_the_memory_budget_fails_fast() -> None:
+    # (1000*1000 outputs) * (1000*1000 inputs) = 10**12 numbers * 8 bytes = 8.0 TB
+    jacli.jacobian("x", {"x": 1.0})  # imports done before timing
+    start = time.perf_counter()
+    with pytest.raises(ResourceError) as info:
+        jacli.jacobian("(x+1)**2", {"x": "eye:1000"})
+    elapsed = time.perf_counter() - start
+    message = str(info.value)
+    assert "1,000,000,000,000" in message
+    assert "8.0 TB" in message
+    assert "jacli vjp" in message  # what to do instead
+    assert elapsed < 3.0, f"took {elapsed:.1f} s"
+
+
+def test_explicit_memory_budget() -> None:
+    # 10 outputs x 10 inputs x 8 bytes = 800 B > 500 B; the input itself (80 B) fits
+    with pytest.raises(ResourceError, match="800 B"):
+        api.compute_jacobian("x", {"x": "ones:10"}, max_memory=500)
+    result = api.compute_jacobian("x", {"x": "ones:10"}, max_memory=800)
+    assert torch.equal(result.values["x"], torch.eye(10, dtype=F64))
+
+
+# -- warnings -----------------------------------------------------------------------------------
+
+
+def jacli_warnings(call) -> list[str]:
+    """The messages of the warnings ``call()`` raises; all of them must be JacliWarnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    assert caught, "no warning"
+    assert all(issubclass(w.category, JacliWarning) for w in caught), [w.category for w in caught]
+    return [str(w.message) for w in caught]
+
+
+def test_nan_input_warns() -> None:
+    results = []
+    messages = jacli_warnings(lambda: results.append(jacli.jacobian("x**2", {"x": [float("nan"), 1.0]})))
+    assert "input x holds 1 NaN or infinite number" in messages
+    assert results[0]["x"][1, 1].item() == 2.0
+
+
+def test_infinite_inputs_warn_with_the_count() -> None:
+    messages = jacli_warnings(lambda: jacli.jacobian("x", {"x": "inf,-inf,1"}))
+    assert "input x holds 2 NaN or infinite numbers" in messages
+
+
+def test_nan_v_warns() -> None:
+    messages = jacli_warnings(lambda: jacli.vjp("x", {"x": [1.0, 2.0]}, [float("nan"), 1.0]))
+    assert any(m.startswith("--v") for m in messages)
+
+
+def test_finite_inputs_do_not_warn() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", JacliWarning)
+        jacli.jacobian("x**2", {"x": [1.0, 2.0]})
+
+
+# -- the Result ---------------------------------------------------------------------------------
+
+
+def test_compute_jacobian_result_fields() -> None:
+    result = api.compute_jacobian("(x+1)**2", {"x": [1.0, 2.0]}, method="rows")
+    assert result.command == "jacobian"
+    assert result.expression == "(x+1)**2"
+    assert result.variables == ("x",) and result.wrt == ("x",)
+    assert result.method == "rows"
+    assert result.device == "cpu" and result.dtype == "float64"
+    assert torch.equal(result.inputs["x"], t64([1.0, 2.0]))
+    assert torch.equal(result.output, t64([4.0, 9.0]))
+    assert torch.equal(result.values["x"], torch.diag(t64([4.0, 6.0])))
+
+
+def test_compute_vjp_result_fields() -> None:
+    result = api.compute_vjp("x*y", {"x": [1.0, 2.0], "y": [3.0, 4.0]}, "onehot:1", method="backward")
+    assert result.command == "vjp" and result.method == "backward"
+    assert torch.equal(result.v, t64([0.0, 1.0]))
+    assert torch.equal(result.values["x"], t64([0.0, 4.0]))  # v * y
+    assert torch.equal(result.values["y"], t64([0.0, 2.0]))  # v * x

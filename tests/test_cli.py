@@ -1,0 +1,428 @@
+"""The jacli command: exit codes, what goes to stdout and stderr, formats, help, start-up cost.
+
+Most tests run the Typer app in-process with CliRunner (click >= 8.2 keeps stdout and stderr
+apart: ``result.stdout`` / ``result.stderr``); a few run ``python -m jacli`` in a subprocess to
+check the real process end to end. Expected numbers are worked out by hand.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import jacli
+from jacli.cli import app
+
+# torch's first forward-mode pass loads decompositions through torch.jit.script, which warns
+# DeprecationWarning (hidden by Python outside pytest).
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
+CLEAN_ENV = {"JACLI_DEBUG": None, "COLUMNS": "120"}
+
+
+def run(*args: str, env: dict | None = None, input: str | None = None):
+    result = CliRunner().invoke(app, list(args), env={**CLEAN_ENV, **(env or {})}, input=input)
+    # A JacliError must never escape as an exception unless --debug asked for it.
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        assert "--debug" in args or (env or {}).get("JACLI_DEBUG"), repr(result.exception)
+    return result
+
+
+def strict_json(text: str):
+    def refuse(name: str):
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def subprocess_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "JACLI_DEBUG"}
+    env.update(extra)
+    return env
+
+
+def run_process(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=subprocess_env(**env)
+    )
+
+
+def assert_user_error(result, *fragments: str) -> None:
+    """Exit 1, nothing on stdout, exactly one ``Error: `` line-start on stderr, no traceback."""
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ")
+    assert result.stderr.count("Error:") == 1
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+# -- success: stdout carries the results -------------------------------------------------------
+
+
+def test_plain_jacobian_by_hand() -> None:
+    result = run("jacobian", "x**2", "-i", "2,3", "--method", "rows")
+    assert result.exit_code == 0
+    assert result.stdout == "# x 2x2\n4.0 0.0\n0.0 6.0\n"
+    assert result.stderr == ""
+
+
+def test_default_format_off_a_terminal_is_plain() -> None:
+    plain = run("jacobian", "x**2", "-i", "2,3", "-f", "plain").stdout
+    assert run("jacobian", "x**2", "-i", "2,3").stdout == plain
+
+
+def test_plain_output_loads_with_numpy() -> None:
+    # (x+1)**2 at eye:3, v = ones: 2(x+1) → 4 on the diagonal, 2 elsewhere
+    result = run("vjp", "(x+1)**2", "-i", "eye:3", "--v", "ones")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "# x 3x3"
+    table = np.loadtxt(io.StringIO(result.stdout))
+    assert np.array_equal(table, [[4, 2, 2], [2, 4, 2], [2, 2, 4]])
+
+
+def test_plain_jacobian_blocks_load_and_reshape() -> None:
+    # sum(x*y, 0) with x, y of shape (3, 2): d/dx[i,j] of out[k] = y[i,j] if j == k
+    x = [[1, 2], [3, 4], [5, 6]]
+    y = [[7, 8], [9, 10], [11, 12]]
+    result = run("jacobian", "sum(x*y, 0)", "-i", f"x={json.dumps(x)}", "-i", f"y={json.dumps(y)}")
+    assert result.exit_code == 0
+    text = result.stdout
+    parts = re.split(r"^# (\w+) (\S+)\n", text, flags=re.MULTILINE)[1:]
+    blocks = {parts[i]: (parts[i + 1], parts[i + 2]) for i in range(0, len(parts), 3)}
+    assert set(blocks) == {"x", "y"}
+    for name, other in (("x", np.array(y, float)), ("y", np.array(x, float))):
+        shape_text, body = blocks[name]
+        assert shape_text == "2x3x2"
+        expected = np.zeros((2, 3, 2))
+        for k in range(2):
+            expected[k, :, k] = other[:, k]
+        assert np.array_equal(np.loadtxt(io.StringIO(body)).reshape(2, 3, 2), expected)
+
+
+def test_json_output_is_strict_and_by_hand() -> None:
+    result = run("vjp", "2*x", "-i", "[[1,2,3,4]]", "--v", "onehot:0,1", "-f", "json")
+    assert result.exit_code == 0 and result.stderr == ""
+    document = strict_json(result.stdout)
+    assert set(document) == {"command", "expression", "method", "device", "dtype", "inputs", "output", "result"}
+    assert document["command"] == "vjp" and document["expression"] == "2*x"
+    assert document["method"] == "grad" and document["device"] == "cpu" and document["dtype"] == "float64"
+    assert document["inputs"] == {"x": {"shape": [1, 4]}}
+    assert document["output"] == {"shape": [1, 4], "values": [[2.0, 4.0, 6.0, 8.0]]}
+    assert document["result"] == {"x": {"shape": [1, 4], "values": [[0.0, 2.0, 0.0, 0.0]]}}
+
+
+def test_json_nan_goes_to_strings_and_the_warning_to_stderr() -> None:
+    # d(x**2)/dx = 2x; row 1 of the reverse-mode Jacobian is [0*nan, 2] → nan in column 0
+    result = run("jacobian", "x**2", "-i", "nan,1", "-f", "json")
+    assert result.exit_code == 0
+    lines = result.stderr.splitlines()
+    assert lines[0] == "Warning: input x holds 1 NaN or infinite number"
+    assert all(line.startswith("Warning: ") for line in lines)
+    document = strict_json(result.stdout)
+    values = document["result"]["x"]["values"]
+    assert values[0][0] == "nan" and values[1][1] == 2.0
+
+
+@pytest.mark.filterwarnings("always::DeprecationWarning")
+def test_deprecation_notices_stay_off_stderr(monkeypatch) -> None:
+    """A test runner turns DeprecationWarnings on; users of the CLI still see only jacli's own."""
+    import warnings
+
+    from jacli import api
+
+    original = api.compute_jacobian
+
+    def noisy(*args, **kwargs):
+        warnings.warn("some library API is deprecated", DeprecationWarning)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(api, "compute_jacobian", noisy)
+    result = run("jacobian", "x**2", "-i", "inf,1", "--wrt", "x", "-m", "forward")
+    assert result.exit_code == 0
+    assert "deprecated" not in result.stderr
+    assert result.stderr.splitlines()[0] == "Warning: input x holds 1 NaN or infinite number"
+
+
+def test_pretty_output_on_stdout_only() -> None:
+    result = run("jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0.5", "-f", "pretty")
+    assert result.exit_code == 0 and result.stderr == ""
+    for number in (f"{math.cos(0.5):.6g}", f"{-2 * math.sin(0.5):.6g}", f"{math.sin(0.5):.6g}", f"{2 * math.cos(0.5):.6g}"):
+        assert number in result.stdout
+    assert "∂/∂r" in result.stdout and "∂/∂t" in result.stdout
+
+
+def test_pretty_escapes_the_expression() -> None:
+    result = run("jacobian", "[x, y]", "-i", "x=1,2", "-i", "y=3,4", "-f", "pretty")
+    assert result.exit_code == 0
+    assert "[x, y]" in result.stdout
+
+
+def test_precision_option() -> None:
+    result = run("vjp", "3*a + 2*b**2 + log(c)", "-i", "a=1,2,3", "-i", "b=3,4,5", "-i", "c=6,7,8",
+                 "--v", "0.1,1,0.0001", "--precision", "3")
+    assert result.exit_code == 0
+    # by hand: 3v = 0.3 3 0.0003; 4bv = 1.2 16 0.002; v/c = 0.0167 0.143 1.25e-05
+    assert result.stdout == "# a 3\n0.3 3 0.0003\n# b 3\n1.2 16 0.002\n# c 3\n0.0167 0.143 1.25e-05\n"
+
+
+def test_every_digit_by_default() -> None:
+    result = run("vjp", "3*a", "-i", "a=1", "--v", "0.1")
+    assert result.stdout.splitlines()[1] == repr(3 * 0.1)
+
+
+def test_wrt_option() -> None:
+    result = run("jacobian", "a*b + c**2", "-i", "a=1", "-i", "b=5", "-i", "c=3", "--wrt", "c,a", "-f", "json")
+    assert result.exit_code == 0
+    document = strict_json(result.stdout)
+    assert document["result"] == {"a": {"shape": [], "values": 5.0}, "c": {"shape": [], "values": 6.0}}
+
+
+def test_dtype_float32_option() -> None:
+    result = run("vjp", "x**2", "-i", "0.1,0.2", "--v", "ones", "--dtype", "float32", "-f", "json")
+    document = strict_json(result.stdout)
+    assert document["dtype"] == "float32"
+    # 2x in float32, written with the fewest digits that read back as that float32
+    values = document["result"]["x"]["values"]
+    assert [np.float32(v) for v in values] == [np.float32(2) * np.float32(0.1), np.float32(2) * np.float32(0.2)]
+    assert values == [0.2, 0.4]
+
+
+def test_input_from_stdin() -> None:
+    result = run("jacobian", "x**2", "-i", "@-", input="1 2\n")
+    assert result.exit_code == 0
+    assert np.array_equal(np.loadtxt(io.StringIO(result.stdout)), [[2, 0], [0, 4]])
+
+
+# -- user errors: exit 1 ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["jacobian", "x**2", "-i", "y=1"], ["'y'", "x"]),
+        (["jacobian", "x*y", "-i", "x=1"], ["no input for y"]),
+        (["jacobian", "x*y", "-i", "1"], ["without a name"]),
+        (["jacobian", "x", "-i", "x=1", "-i", "x=2"], ["twice"]),
+        (["jacobian", "x", "-i", "x=bogus:3"], ["bogus"]),
+        (["jacobian", "x", "-i", "x="], ["empty"]),
+        (["jacobian", "x", "-i", "x=[[1,2],[3]]"], ["same shape"]),
+        (["jacobian", "sine(x)", "-i", "1"], ["did you mean sin"]),
+        (["jacobian", "x +", "-i", "1"], ["cannot parse"]),
+        (["jacobian", "__import__('os')", "-i", "1"], ["not allowed"]),
+        (["jacobian", "2 + 3"], ["no variables"]),
+        (["jacobian", "x @ y", "-i", "x=ones:2x3", "-i", "y=ones:2x3"], ["(2, 3)"]),
+        (["jacobian", "x*y", "-i", "x=1", "-i", "y=2", "--wrt", "z"], ["--wrt 'z'"]),
+        (["jacobian", "x", "-i", "1", "--max-memory", "lots"], ["--max-memory 'lots'"]),
+        (["jacobian", "x", "-i", "ones:10", "--max-memory", "500B"], ["800 B"]),
+        (["jacobian", "x", "-i", "1", "--device", "foo"], ["unknown device 'foo'", "cpu"]),
+        (["jacobian", "x", "-i", "@/no/such/file.npy"], ["cannot read"]),
+        (["vjp", "2*x", "-i", "1,2,3", "--v", "1,2"], ["(2,)", "(3,)"]),
+        (["vjp", "2*x", "-i", "1,2,3", "--v", "onehot:7"], ["out of range"]),
+        (["vjp", "x", "-i", "x=onehot:1", "--v", "1"], ["onehot"]),
+    ],
+)
+def test_user_errors_exit_1(args, fragments) -> None:
+    assert_user_error(run(*args), *fragments)
+
+
+def test_the_input_is_validated_before_the_expression_is_compiled() -> None:
+    # Both are wrong; the cheap spec check answers first, with one error only.
+    assert_user_error(run("jacobian", "x +", "-i", "x=bogus:3"), "bogus")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is available here")
+def test_cuda_device_without_cuda() -> None:
+    assert_user_error(run("jacobian", "x**2", "-i", "1,2", "--device", "cuda"), "CUDA", "--device cpu")
+
+
+def test_memory_budget_fails_fast() -> None:
+    run("jacobian", "x", "-i", "1")  # imports done before timing
+    start = time.perf_counter()
+    result = run("jacobian", "(x+1)**2", "-i", "eye:1000")
+    elapsed = time.perf_counter() - start
+    # (10**6 outputs) * (10**6 inputs) = 10**12 numbers; * 8 bytes = 8.0 TB
+    assert_user_error(result, "1,000,000,000,000", "8.0 TB", "jacli vjp")
+    assert elapsed < 3.0, f"took {elapsed:.1f} s"
+
+
+# -- usage errors: exit 2 -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["jacobian", "x", "-i", "1", "--bogus"], "No such option"),
+        (["jacobian", "x", "-i", "1", "--method", "grad"], "--method"),
+        (["vjp", "x", "-i", "1", "--v", "1", "--method", "rows"], "--method"),
+        (["jacobian", "x", "-i", "1", "--format", "xml"], "--format"),
+        (["jacobian", "x", "-i", "1", "--dtype", "float16"], "--dtype"),
+        (["jacobian", "x", "-i", "1", "--precision", "0"], "--precision"),
+        (["jacobian"], "Missing argument"),
+        (["vjp", "x", "-i", "1"], "--v"),
+        (["nosuchcommand"], "No such command"),
+    ],
+)
+def test_usage_errors_exit_2(args, fragment) -> None:
+    result = run(*args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- --debug, --version, --help -----------------------------------------------------------------
+
+
+def test_debug_option_raises_the_error() -> None:
+    result = run("jacobian", "x**2", "-i", "y=1", "--debug")
+    assert result.exit_code == 1
+    assert isinstance(result.exception, jacli.InputError)
+    assert "Error:" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["1", "yes"])
+def test_debug_environment_variable_raises_the_error(value: str) -> None:
+    result = run("jacobian", "x**2", "-i", "y=1", env={"JACLI_DEBUG": value})
+    assert isinstance(result.exception, jacli.InputError)
+
+
+def test_debug_environment_variable_zero_is_off() -> None:
+    assert_user_error(run("jacobian", "x**2", "-i", "y=1", env={"JACLI_DEBUG": "0"}))
+
+
+def test_debug_shows_a_traceback_in_a_real_process() -> None:
+    process = run_process("-m", "jacli", "jacobian", "x", "-i", "x=bogus:3", JACLI_DEBUG="1")
+    assert process.returncode == 1
+    assert process.stdout == ""
+    assert "Traceback (most recent call last)" in process.stderr
+    assert "jacli.errors.InputError" in process.stderr
+    process = run_process("-m", "jacli", "jacobian", "x", "-i", "x=bogus:3", "--debug")
+    assert process.returncode == 1 and "Traceback" in process.stderr
+    process = run_process("-m", "jacli", "jacobian", "x", "-i", "x=bogus:3")
+    assert process.returncode == 1 and "Traceback" not in process.stderr
+    assert process.stderr.startswith("Error: ") and process.stderr.count("Error:") == 1
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0
+    assert re.fullmatch(r"jacli \d+\.\d+\.\d+\S*\n", result.stdout)
+    assert result.stdout == f"jacli {jacli.__version__}\n"
+
+
+def command_names() -> list[str]:
+    return [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands]
+
+
+def test_the_two_core_commands_exist() -> None:
+    assert {"jacobian", "vjp"} <= set(command_names())
+
+
+@pytest.mark.parametrize("name", command_names())
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_every_command_has_help_with_an_example(name: str, flag: str) -> None:
+    result = run(name, flag)
+    assert result.exit_code == 0 and result.stderr == ""
+    assert re.search(rf"^\s+jacli {name} \S", result.stdout, flags=re.MULTILINE), result.stdout
+
+
+def test_top_level_help_lists_commands_with_an_example() -> None:
+    result = run("--help")
+    assert result.exit_code == 0
+    for name in command_names():
+        assert re.search(rf"^\s+{name}\s", result.stdout, flags=re.MULTILINE)
+    assert re.search(r"jacli jacobian \S", result.stdout), result.stdout
+
+
+IMPORT_PROBE = """
+import sys
+from typer.testing import CliRunner
+from jacli.cli import app
+
+runner = CliRunner()
+names = [c.name or c.callback.__name__ for c in app.registered_commands]
+for args in [["--help"], ["--version"]] + [[n, "--help"] for n in names]:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, (args, result.output)
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "sympy", "numpy"))
+print(",".join(heavy) or "none")
+"""
+
+
+def test_help_and_version_import_neither_torch_nor_sympy() -> None:
+    process = run_process("-c", IMPORT_PROBE)
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.strip() == "none"
+
+
+def _imported(stderr: str) -> set[str]:
+    """Module names from ``python -X importtime`` output."""
+    names = set()
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip())
+    return names
+
+
+@pytest.mark.parametrize("args", [["--help"], ["jacobian", "--help"], ["vjp", "--help"], ["--version"]])
+def test_python_m_jacli_help_imports_neither_torch_nor_sympy(args) -> None:
+    process = run_process("-X", "importtime", "-m", "jacli", *args)
+    assert process.returncode == 0
+    imported = _imported(process.stderr)
+    assert "jacli.cli" in imported  # the probe sees jacli's own imports
+    heavy = {m for m in imported if m.split(".")[0] in ("torch", "sympy")}
+    assert not heavy, sorted(heavy)[:5]
+
+
+def test_console_script_is_installed() -> None:
+    script = shutil.which("jacli")
+    if script is None:
+        pytest.skip("the jacli script is not on PATH")
+    process = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60, env=subprocess_env())
+    assert process.returncode == 0
+    assert process.stdout == f"jacli {jacli.__version__}\n"
+
+
+# -- end to end in a real process ---------------------------------------------------------------
+
+
+def test_end_to_end_json() -> None:
+    process = run_process("-m", "jacli", "jacobian", "(x+1)**2", "-i", "eye:2", "-f", "json")
+    assert process.returncode == 0, process.stderr
+    assert process.stderr == ""
+    document = strict_json(process.stdout)
+    expected = [[[[4, 0], [0, 0]], [[0, 2], [0, 0]]], [[[0, 0], [2, 0]], [[0, 0], [0, 4]]]]
+    assert document["result"]["x"] == {"shape": [2, 2, 2, 2], "values": expected}
+
+
+def test_end_to_end_memory_budget() -> None:
+    start = time.perf_counter()
+    process = run_process("-m", "jacli", "jacobian", "(x+1)**2", "-i", "eye:1000", timeout=60)
+    elapsed = time.perf_counter() - start
+    assert process.returncode == 1
+    assert process.stdout == ""
+    assert process.stderr.startswith("Error: the Jacobian") and process.stderr.count("Error:") == 1
+    assert "1,000,000,000,000 numbers" in process.stderr and "8.0 TB" in process.stderr
+    assert elapsed < 30, f"took {elapsed:.1f} s (start-up included)"
+
+
+def test_end_to_end_unknown_device() -> None:
+    # (--device cuda is checked in-process above; it needs torch, which costs seconds to start.)
+    process = run_process("-m", "jacli", "jacobian", "x", "-i", "1", "--device", "foo")
+    assert process.returncode in (1, 2) and process.stdout == ""
+    assert "foo" in process.stderr and "cpu" in process.stderr and "Traceback" not in process.stderr

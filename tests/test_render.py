@@ -1,0 +1,408 @@
+"""jacli.render: JSON, plain text and the rich view, on Results built here by hand.
+
+The values come from the test, never from jacli's computation, so every expected number below is
+known independently of the code under test.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from rich.console import Console
+
+from jacli import render
+from jacli.api import Result, compute_jacobian
+
+F64 = torch.float64
+TOP_LEVEL_KEYS = {"command", "expression", "method", "device", "dtype", "inputs", "output", "result"}
+
+
+def make_result(
+    values: dict[str, torch.Tensor],
+    inputs: dict[str, torch.Tensor],
+    output: torch.Tensor,
+    *,
+    command: str = "jacobian",
+    expression: str = "f(x)",
+    method: str = "reverse",
+    v: torch.Tensor | None = None,
+) -> Result:
+    dtype = str(output.dtype).replace("torch.", "")
+    return Result(
+        command=command, expression=expression, variables=tuple(inputs), wrt=tuple(values),
+        method=method, device="cpu", dtype=dtype, inputs=inputs, output=output, values=values, v=v,
+    )
+
+
+def vjp_result(value: torch.Tensor, expression: str = "f(x)") -> Result:
+    """A vjp Result whose x.grad is ``value`` (input shaped like it, a vector output)."""
+    output = torch.zeros(3, dtype=value.dtype)
+    return make_result({"x": value}, {"x": torch.zeros_like(value)}, output, command="vjp",
+                       method="grad", expression=expression, v=torch.ones(3, dtype=value.dtype))
+
+
+def strict_loads(text: str, **kwargs):
+    def refuse(name: str):
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse, **kwargs)
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+
+
+def test_json_document_shape_and_values() -> None:
+    # The polar Jacobian at r=2, t=0, by hand: d/dr = [1, 0], d/dt = [0, 2].
+    result = make_result(
+        {"r": torch.tensor([1.0, 0.0], dtype=F64), "t": torch.tensor([0.0, 2.0], dtype=F64)},
+        {"r": torch.tensor(2.0, dtype=F64), "t": torch.tensor(0.0, dtype=F64)},
+        torch.tensor([2.0, 0.0], dtype=F64),
+        expression="[r*cos(t), r*sin(t)]",
+    )
+    text = render.to_json(result)
+    assert text.endswith("\n") and text.count("\n") == 1
+    document = strict_loads(text)
+    assert set(document) == TOP_LEVEL_KEYS
+    assert document["command"] == "jacobian"
+    assert document["expression"] == "[r*cos(t), r*sin(t)]"
+    assert document["method"] == "reverse"
+    assert document["device"] == "cpu"
+    assert document["dtype"] == "float64"
+    assert document["inputs"] == {"r": {"shape": []}, "t": {"shape": []}}
+    assert document["output"] == {"shape": [2], "values": [2.0, 0.0]}
+    assert document["result"] == {
+        "r": {"shape": [2], "values": [1.0, 0.0]},
+        "t": {"shape": [2], "values": [0.0, 2.0]},
+    }
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3), (2, 1, 2), (2, 2, 1, 2)])
+def test_json_values_are_nested_lists(shape) -> None:
+    values = torch.arange(1.0, 1.0 + math.prod(shape), dtype=F64).reshape(shape)
+    document = strict_loads(render.to_json(vjp_result(values)))
+    entry = document["result"]["x"]
+    assert entry["shape"] == list(shape)
+    assert np.array_equal(np.array(entry["values"], dtype=float), values.numpy())
+    depth, item = 0, entry["values"]
+    while isinstance(item, list):
+        depth, item = depth + 1, item[0]
+    assert depth == len(shape)
+
+
+def test_json_nan_and_infinities_are_strings() -> None:
+    values = torch.tensor([[float("nan"), float("inf")], [float("-inf"), 1.5]], dtype=F64)
+    text = render.to_json(vjp_result(values))
+    assert "NaN" not in text and "Infinity" not in text
+    document = strict_loads(text)
+    assert document["result"]["x"]["values"] == [["nan", "inf"], ["-inf", 1.5]]
+
+
+def test_json_float64_round_trips_exactly() -> None:
+    generator = torch.Generator().manual_seed(0)
+    values = torch.randn(50, dtype=F64, generator=generator) * torch.logspace(-300, 300, 50, dtype=F64)
+    specials = torch.tensor([0.1, 1 / 3, 5e-324, 1.7976931348623157e308, -2.5e-310, 2.0**53 + 2], dtype=F64)
+    values = torch.cat([values, specials])
+    document = strict_loads(render.to_json(vjp_result(values)))
+    written = document["result"]["x"]["values"]
+    assert all(isinstance(w, float) for w in written)
+    assert written == values.tolist()
+
+
+def _significant_digits(token: str) -> int:
+    mantissa = token.lower().lstrip("-").split("e")[0].replace(".", "")
+    return len(mantissa.strip("0")) or 1
+
+
+def _fewest_digits_float32(value: np.float32) -> int:
+    """The fewest significant digits k for which rounding to k digits reads back as ``value``."""
+    for k in range(1, 10):
+        if np.float32(float(f"{float(value):.{k - 1}e}")) == value:
+            return k
+    raise AssertionError("float32 always round-trips with 9 digits")
+
+
+@pytest.mark.parametrize(
+    "value,token",
+    [(0.1, "0.1"), (1 / 3, "0.33333334"), (16777217.0, "16777216.0"), (3.4028235e38, "3.4028235e+38"),
+     (1e-45, "1e-45"), (123456.789, "123456.79"), (-2.5, "-2.5")],
+)
+def test_json_float32_shortest_by_hand(value: float, token: str) -> None:
+    text = render.to_json(vjp_result(torch.tensor([value], dtype=torch.float32)))
+    raw = strict_loads(text, parse_float=str, parse_int=str)
+    assert raw["result"]["x"]["values"] == [token]
+
+
+def test_json_float32_shortest_digits_random() -> None:
+    generator = torch.Generator().manual_seed(1)
+    values = (torch.randn(200, generator=generator, dtype=F64) * torch.logspace(-30, 30, 200, dtype=F64)).float()
+    text = render.to_json(vjp_result(values))
+    assert strict_loads(text)["dtype"] == "float32"
+    tokens = strict_loads(text, parse_float=str, parse_int=str)["result"]["x"]["values"]
+    for token, value in zip(tokens, values.numpy()):
+        assert np.float32(float(token)) == value, token  # reads back to the same float32
+        assert _significant_digits(token) <= _fewest_digits_float32(value), (token, value)
+
+
+# -- plain --------------------------------------------------------------------------------------
+
+
+def plain_sections(text: str) -> dict[str, tuple[str, str]]:
+    """``# name shape`` header → (shape text, the lines below it)."""
+    sections: dict[str, tuple[str, list[str]]] = {}
+    current = None
+    for line in text.splitlines():
+        match = re.fullmatch(r"# (\S+) (scalar|\d+(?:x\d+)*)", line)
+        if match:
+            current = match.group(1)
+            sections[current] = (match.group(2), [])
+        elif not line.startswith("#"):
+            assert current is not None, f"numbers before any header: {line!r}"
+            sections[current][1].append(line)
+    return {name: (shape, "\n".join(lines)) for name, (shape, lines) in sections.items()}
+
+
+def shape_from_text(shape: str) -> tuple[int, ...]:
+    return () if shape == "scalar" else tuple(int(n) for n in shape.split("x"))
+
+
+@pytest.mark.parametrize("shape", [(), (4,), (2, 3), (2, 3, 4), (2, 1, 3, 2)])
+def test_plain_vjp_reads_back_with_loadtxt(shape) -> None:
+    generator = torch.Generator().manual_seed(2)
+    values = torch.randn(shape, dtype=F64, generator=generator) * 1e3
+    text = render.to_plain(vjp_result(values))
+    sections = plain_sections(text)
+    assert list(sections) == ["x"]
+    shape_text, body = sections["x"]
+    assert shape_from_text(shape_text) == shape
+    table = np.loadtxt(io.StringIO(body), ndmin=2)
+    # Rows along the last axis: each line holds shape[-1] numbers (all of a 0-D or 1-D tensor).
+    assert table.shape[1] == (shape[-1] if shape else 1)
+    assert np.array_equal(table.reshape(shape), values.numpy())  # every digit: exact
+
+
+@pytest.mark.parametrize(
+    "output_shape,input_shape", [((), ()), ((3,), ()), ((2,), (3,)), ((2, 2), (2, 2)), ((2,), (3, 2))]
+)
+def test_plain_jacobian_blocks_read_back(output_shape, input_shape) -> None:
+    shape = output_shape + input_shape
+    values = torch.arange(math.prod(shape), dtype=F64).reshape(shape) / 7
+    result = make_result(
+        {"x": values, "y": -values}, {"x": torch.zeros(input_shape, dtype=F64), "y": torch.zeros(input_shape, dtype=F64)},
+        torch.zeros(output_shape, dtype=F64),
+    )
+    sections = plain_sections(render.to_plain(result))
+    assert list(sections) == ["x", "y"]
+    for name, expected in (("x", values), ("y", -values)):
+        shape_text, body = sections[name]
+        assert shape_from_text(shape_text) == shape
+        table = np.loadtxt(io.StringIO(body), ndmin=2)
+        assert np.array_equal(table.reshape(shape), expected.numpy())
+
+
+def test_plain_shape_lines_by_hand() -> None:
+    text = render.to_plain(vjp_result(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=F64)))
+    assert text == "# x 2x3\n1.0 2.0 3.0\n4.0 5.0 6.0\n"
+    text = render.to_plain(vjp_result(torch.tensor(0.5, dtype=F64)))
+    assert text == "# x scalar\n0.5\n"
+
+
+def test_plain_nan_and_inf_read_back() -> None:
+    values = torch.tensor([float("nan"), float("inf"), float("-inf"), -0.25], dtype=F64)
+    _, body = plain_sections(render.to_plain(vjp_result(values)))["x"]
+    assert body.split() == ["nan", "inf", "-inf", "-0.25"]
+    np.testing.assert_array_equal(np.loadtxt(io.StringIO(body)), values.numpy())
+
+
+def test_plain_float32_shortest_round_trip() -> None:
+    values = torch.tensor([0.1, 1 / 3, 123456.789, -7.25e-12], dtype=torch.float32)
+    _, body = plain_sections(render.to_plain(vjp_result(values)))["x"]
+    assert body.split() == ["0.1", "0.33333334", "123456.79", "-7.25e-12"]
+    assert np.array_equal(np.loadtxt(io.StringIO(body), dtype=np.float32), values.numpy())
+
+
+def test_plain_precision() -> None:
+    values = torch.tensor([math.pi, 2 / 3, 12345.678, -0.0, 1e-7, 0.0, -1 / 3], dtype=F64)
+    text = render.to_plain(vjp_result(values), precision=3)
+    assert text == "# x 7\n3.14 0.667 1.23e+04 0 1e-07 0 -0.333\n"
+    text = render.to_plain(vjp_result(values), precision=1)
+    assert text.splitlines()[1].split() == ["3", "0.7", "1e+04", "0", "1e-07", "0", "-0.3"]
+
+
+def test_plain_default_prints_every_digit() -> None:
+    # 3 * 0.1 in binary floating point, the README's example
+    text = render.to_plain(vjp_result(torch.tensor([3 * 0.1], dtype=F64)))
+    assert text.splitlines()[1] == "0.30000000000000004"
+
+
+# -- pretty -------------------------------------------------------------------------------------
+
+
+def pretty(result: Result, precision: int | None = None, full: bool = False) -> str:
+    console = Console(record=True, width=120, file=io.StringIO())
+    render.print_pretty(result, console, precision, full)
+    return console.export_text()
+
+
+def distinct_values(shape) -> torch.Tensor:
+    """Values whose printed forms are all 4 digits, so no one is a substring of another."""
+    return (1000 + torch.arange(math.prod(shape), dtype=F64)).reshape(shape)
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3), (2, 2, 3), (2, 2, 2, 2)])
+def test_pretty_vjp_shows_every_value(shape) -> None:
+    values = distinct_values(shape)
+    text = pretty(vjp_result(values))
+    for value in values.reshape(-1).tolist():
+        assert str(int(value)) in text
+    assert "x.grad" in text
+
+
+@pytest.mark.parametrize(
+    "output_shape,input_shape", [((), (3,)), ((2,), (3,)), ((2,), (2, 2)), ((2, 2), (2, 2))]
+)
+def test_pretty_jacobian_blocks(output_shape, input_shape) -> None:
+    shape = output_shape + input_shape
+    values = distinct_values(shape)
+    result = make_result({"x": values}, {"x": torch.zeros(input_shape, dtype=F64)}, torch.zeros(output_shape, dtype=F64))
+    text = pretty(result)
+    for value in values.reshape(-1).tolist():
+        assert str(int(value)) in text
+    assert f"shape {shape}" in text  # a tuple's repr is how the title writes shapes
+    if len(shape) == 4:
+        for label in ("J[0, 0, :, :]", "J[0, 1, :, :]", "J[1, 0, :, :]", "J[1, 1, :, :]"):
+            assert label in text
+
+
+def test_pretty_zero_dimensional_jacobian() -> None:
+    # d(x**2)/dx at x=3 is 6: a 1x1 classic matrix
+    result = make_result({"x": torch.tensor(6.0, dtype=F64)}, {"x": torch.tensor(3.0, dtype=F64)},
+                         torch.tensor(9.0, dtype=F64), expression="x**2")
+    text = pretty(result)
+    rows = [line for line in text.splitlines() if re.search(r"\by\b", line) and "6" in line]
+    assert rows, text
+    assert "∂/∂x" in text
+
+
+def test_pretty_classic_matrix_for_scalar_inputs() -> None:
+    r, t = 2.0, 0.5
+    jacobian = {"r": [math.cos(t), math.sin(t)], "t": [-r * math.sin(t), r * math.cos(t)]}
+    result = make_result(
+        {name: torch.tensor(column, dtype=F64) for name, column in jacobian.items()},
+        {"r": torch.tensor(r, dtype=F64), "t": torch.tensor(t, dtype=F64)},
+        torch.tensor([r * math.cos(t), r * math.sin(t)], dtype=F64),
+        expression="[r*cos(t), r*sin(t)]",
+    )
+    text = pretty(result)
+    lines = text.splitlines()
+    header = next(line for line in lines if "∂/∂r" in line)
+    assert header.index("∂/∂r") < header.index("∂/∂t")
+    for i in range(2):
+        row = next(line for line in lines if f"y[{i}]" in line)
+        cells = [c.strip() for c in re.split(r"[│┃|]", row) if c.strip()]
+        assert cells == [f"y[{i}]", f"{jacobian['r'][i]:.6g}", f"{jacobian['t'][i]:.6g}"]
+    # by hand: cos .5 = 0.877583, -2 sin .5 = -0.958851, sin .5 = 0.479426, 2 cos .5 = 1.75517
+    for number in ("0.877583", "-0.958851", "0.479426", "1.75517"):
+        assert number in text
+
+
+def test_pretty_classic_matrix_from_a_real_computation() -> None:
+    result = compute_jacobian("[r*cos(t), r*sin(t)]", {"r": 2.0, "t": 0.5})
+    text = pretty(result, precision=4)
+    assert "∂/∂r" in text and "∂/∂t" in text
+    # 4 digits, by hand: 0.8776, -0.9589, 0.4794, 1.755
+    for number in ("0.8776", "-0.9589", "0.4794", "1.755"):
+        assert number in text
+
+
+@pytest.mark.parametrize("expression", ["[x, y]", "[red]", "[bold]x[/bold]", "[link=file:///etc]x"])
+def test_pretty_escapes_markup_in_user_text(expression: str) -> None:
+    result = make_result(
+        {"x": torch.eye(2, dtype=F64)}, {"x": torch.zeros(2, dtype=F64), "y": torch.zeros(2, dtype=F64)},
+        torch.zeros(2, dtype=F64), expression=expression,
+    )
+    text = pretty(result)
+    assert expression in text
+
+
+def test_pretty_escapes_markup_in_names() -> None:
+    result = make_result(
+        {"red": torch.tensor([1.0, 2.0], dtype=F64), "b": torch.tensor([3.0, 4.0], dtype=F64)},
+        {"red": torch.tensor(0.0, dtype=F64), "b": torch.tensor(0.0, dtype=F64)},
+        torch.zeros(2, dtype=F64), expression="[red, b]",
+    )
+    text = pretty(result)
+    assert "[red, b]" in text and "∂/∂red" in text
+
+
+def test_pretty_precision() -> None:
+    text = pretty(vjp_result(torch.tensor([math.pi, -1 / 3, 2 / 3], dtype=F64)), precision=3)
+    for number in ("3.14", "-0.333", "0.667"):
+        assert number in text
+    assert "3.142" not in text
+
+
+def test_pretty_nan_and_inf() -> None:
+    text = pretty(vjp_result(torch.tensor([float("nan"), float("inf"), float("-inf")], dtype=F64)))
+    for word in ("nan", "inf", "-inf"):
+        assert re.search(rf"(?<![\w-]){re.escape(word)}\b", text)
+
+
+def test_pretty_large_matrix_is_summarized_and_full_shows_all() -> None:
+    rows, columns = 30, 14
+    values = torch.zeros(rows, columns, dtype=F64)
+    values[:, 0] = 7
+    result = make_result({"x": values}, {"x": torch.zeros(columns, dtype=F64)}, torch.zeros(rows, dtype=F64))
+    summary = pretty(result)
+    assert "⋮" in summary and "…" in summary
+    labels = {int(m) for m in re.findall(r"^\s*(\d+) [│|]", summary, flags=re.MULTILINE)}
+    assert labels == set(range(8)) | set(range(rows - 8, rows))
+    everything = pretty(result, full=True)
+    assert "⋮" not in everything and "…" not in everything
+    labels = {int(m) for m in re.findall(r"^\s*(\d+) [│|]", everything, flags=re.MULTILINE)}
+    assert labels == set(range(rows))
+    assert everything.count("7") >= rows
+
+
+def test_pretty_long_vector_is_summarized_and_full_shows_all() -> None:
+    values = distinct_values((100,))
+    summary = pretty(vjp_result(values))
+    assert "⋮" in summary
+    assert "1000" in summary and "1099" in summary and "1050" not in summary
+    everything = pretty(vjp_result(values), full=True)
+    assert "⋮" not in everything
+    for value in values.tolist():
+        assert str(int(value)) in everything
+
+
+def test_pretty_many_blocks_are_summarized_and_full_shows_all() -> None:
+    values = distinct_values((10, 2, 2))  # a 3-D result: 10 blocks of 2x2
+    summary = pretty(vjp_result(values))
+    assert "… 2 more blocks" in summary
+    assert "x.grad[3, :, :]" in summary and "x.grad[4, :, :]" not in summary
+    everything = pretty(vjp_result(values), full=True)
+    assert "more blocks" not in everything
+    for i in range(10):
+        assert f"x.grad[{i}, :, :]" in everything
+    for value in values.reshape(-1).tolist():
+        assert str(int(value)) in everything
+
+
+def test_pretty_header_names_the_method_and_inputs() -> None:
+    result = make_result({"x": torch.eye(2, dtype=F64)}, {"x": torch.zeros(2, dtype=F64), "y": torch.zeros(2, dtype=F64)},
+                         torch.zeros(2, dtype=F64), method="rows")
+    text = pretty(result)
+    assert "one torch.autograd.grad per output element" in text
+    assert "y: shape (2,)  (held constant)" in text
+    assert "cpu, float64" in text
+
+
+def test_shape_text() -> None:
+    assert render.shape_text((2, 3)) == "2x3"
+    assert render.shape_text((5,)) == "5"
+    assert render.shape_text(()) == "scalar"
