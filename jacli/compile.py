@@ -23,7 +23,7 @@ import sympy as sp
 import torch
 
 from jacli import nodes
-from jacli.errors import ExpressionError, ShapeError
+from jacli.errors import ExpressionError, ResourceError, ShapeError
 from jacli.functions import BY_NODE
 from jacli.parse import parse
 
@@ -245,7 +245,12 @@ def _stack(*components: torch.Tensor) -> torch.Tensor:
     return torch.stack(torch.broadcast_tensors(*components))
 
 
-def _shape_error(tree: sp.Basic, values: list[Any], error: Exception) -> ShapeError:
+def _shape_error(tree: sp.Basic, values: list[Any], error: Exception) -> ShapeError | ResourceError:
+    if "allocate" in str(error) or "out of memory" in str(error):
+        return ResourceError(
+            f"evaluating {nodes.to_text(tree)} ran out of memory ({str(error).strip().splitlines()[0]}). "
+            "Use smaller inputs, or an expression whose intermediate results are smaller."
+        )
     shapes = ", ".join(
         str(tuple(v.shape)) if isinstance(v, torch.Tensor) else "scalar" for v in values
     )

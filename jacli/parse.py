@@ -33,6 +33,12 @@ MAX_LENGTH = 10_000
 MAX_DEPTH = 100
 """Deepest nesting of operations accepted (SymPy walks trees recursively)."""
 
+MAX_NODES = 5_000
+"""Most syntax-tree nodes accepted (numbers, names, operations, calls)."""
+
+LARGEST_MAGNITUDE = math.log10(sys.float_info.max)
+"""log10 of float64's largest number: constants estimated beyond it are refused, not computed."""
+
 LARGEST_LITERAL = sys.float_info.max
 """Number literals beyond float64's range are refused rather than silently made infinite."""
 
@@ -101,7 +107,76 @@ def parse(text: str) -> Parsed:
     builder = _Builder(text, source.strip(), columns, len(source) - len(source.lstrip()))
     builder.check_depth(syntax.body)
     tree = builder.build(syntax.body)
+    check_magnitudes(tree, text)
     return Parsed(text=text, tree=tree, variables=tuple(builder.variables))
+
+
+def check_magnitudes(tree: sp.Basic, text: str) -> None:
+    """Refuse constant sub-expressions too large for float64, such as ``9**9**9**9``.
+
+    SymPy would compute such towers exactly and never finish (sympy#6835), and a cap on each
+    literal's exponent is bypassed by ``((9**9)**9999)**9999``. Instead an upper bound of
+    log10|value| is carried up the tree — a sum for products, exponent × log10|base| for powers —
+    without ever computing the value; an exponent is evaluated only once its own bound is known
+    to be within float64's range.
+    """
+    memo: dict[sp.Basic, float | None] = {}
+
+    def magnitude(node: sp.Basic) -> float | None:
+        """An upper bound of log10|node| for constants; None where it is not tracked."""
+        if node in memo:
+            return memo[node]
+        result: float | None = None
+        if node.is_Number:
+            result = -math.inf if node == 0 else _log10(abs(node))
+        elif isinstance(node, sp.NumberSymbol):
+            result = math.log10(float(node))
+        elif isinstance(node, (sp.Add, sp.Mul, sp.Pow)):
+            children = [magnitude(arg) for arg in node.args]
+            if all(m is not None for m in children):
+                if isinstance(node, sp.Add):
+                    result = max(children) + math.log10(len(children))
+                elif isinstance(node, sp.Mul):
+                    result = sum(children)
+                else:
+                    result = _power_magnitude(node, children[0], children[1])
+        elif node.args:
+            for arg in node.args:
+                magnitude(arg)
+        if result is not None and result > LARGEST_MAGNITUDE:
+            shown = nodes.to_text(node)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ExpressionError(
+                f"the constant {shown} is about 10^{_format_exponent(result)}, beyond float64's range "
+                f"(about 1.8e308); jacli refuses it rather than computing it. Write a smaller constant."
+            )
+        memo[node] = result
+        return result
+
+    magnitude(tree)
+
+
+def _power_magnitude(node: sp.Pow, base: float, exponent: float) -> float:
+    """log10|b**e| from the bound of b and the value of e (safe to evaluate: |e| < 1e308)."""
+    if base == -math.inf:
+        return -math.inf
+    value = float(node.args[1].evalf(20))
+    if math.isinf(value) or math.isnan(value):
+        return math.inf
+    return value * base
+
+
+def _log10(number: sp.Basic) -> float:
+    """log10 of a positive SymPy number, exact enough for a bound, for any size."""
+    if number.is_Integer:
+        digits = len(str(int(number)))
+        return math.log10(int(number)) if digits < 300 else digits
+    p, q = number.as_numer_denom()
+    return _log10(sp.Integer(abs(p))) - _log10(sp.Integer(abs(q))) if p != 0 else -math.inf
+
+
+def _format_exponent(value: float) -> str:
+    return "infinity" if math.isinf(value) else (f"{value:.3g}" if value >= 1e6 else f"{value:.0f}")
 
 
 def _caret_to_power(text: str) -> tuple[str, list[int]]:
@@ -228,8 +303,14 @@ class _Builder:
     def check_depth(self, root: ast.AST) -> None:
         """Refuse trees nested deeper than MAX_DEPTH, without recursing."""
         stack = [(root, 1)]
+        count = 0
         while stack:
             node, depth = stack.pop()
+            count += 1
+            if count > MAX_NODES:
+                raise self.fail(
+                    root, f"the expression has more than {MAX_NODES:,} parts (numbers, names, operations)"
+                )
             if depth > MAX_DEPTH:
                 raise self.fail(
                     node, f"the expression is nested more than {MAX_DEPTH} levels deep"

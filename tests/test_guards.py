@@ -1,0 +1,147 @@
+"""Resource guards: hostile sizes are refused with a clear error, before any work is done."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+import jacli
+from jacli.cli import app
+from jacli.errors import ExpressionError, ResourceError
+from jacli.parse import MAX_DEPTH, MAX_LENGTH, MAX_NODES, parse
+
+
+def cli(*argv: str, **kwargs):
+    return CliRunner().invoke(app, list(argv), env={"JACLI_DEBUG": ""}, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("9**9**9**9", "9**(9**9)"),
+        ("((9**9)**9999)**9999", "(9**9)**9999"),
+        ("10**10**10", "10**(10**10)"),
+        ("x**(10**400)", "10**400"),
+        ("1e300*1e300 + x", "10^602"),
+        ("(-2)**1025 * x", "(-2)**1025"),
+        ("2**(2**(2**(2**(2**2))))", "10^19728"),  # 2**65536
+    ],
+)
+def test_huge_constants_are_refused_not_computed(text, needle):
+    with pytest.raises(ExpressionError, match="float64") as error:
+        parse(text)
+    assert needle.replace("(", "").replace(")", "") in str(error.value).replace("(", "").replace(")", "")
+
+
+@pytest.mark.parametrize("text", ["2**-5000 + x", "(1/3)**1000 * x", "10**308 + x", "x**(9**9)", "0**(10**5) * x"])
+def test_large_but_representable_constants_are_accepted(text):
+    parse(text)
+
+
+def test_power_of_a_huge_base_is_refused_even_with_a_small_exponent():
+    # log10(9**9**9) is about 3.7e8 digits: refused before the outer power is considered
+    with pytest.raises(ExpressionError, match="beyond float64"):
+        parse("(9**9**9)**(1/1000000000)")
+
+
+@pytest.mark.parametrize(
+    "text,limit",
+    [
+        ("(" * 10000 + "x" + ")" * 10000, f"{MAX_LENGTH:,}"),
+        ("-" * 100000 + "x", f"{MAX_LENGTH:,}"),
+        ("sin(" * (MAX_DEPTH + 5) + "x" + ")" * (MAX_DEPTH + 5), str(MAX_DEPTH)),
+        ("-" * (MAX_DEPTH + 5) + "x", str(MAX_DEPTH)),
+        ("+".join(["x"] * 3000), str(MAX_DEPTH)),  # a sum of 3000 terms nests 3000 deep
+        ("[" + ",".join(["x"] * 3000) + "]", f"{MAX_NODES:,}"),
+    ],
+)
+def test_size_and_depth_caps(text, limit):
+    with pytest.raises(ExpressionError) as error:
+        parse(text)
+    assert limit in str(error.value)
+
+
+def test_cli_guards_exit_1_without_traceback():
+    for argv in (
+        ["jacobian", "9**9**9**9*x", "-i", "1"],
+        ["jacobian", "(" * 10000 + "x" + ")" * 10000, "-i", "1"],
+        ["jacobian", "x", "-i", "ones:100000x100000"],
+        ["vjp", "x", "-i", "1,2", "--v", "ones:100000x100000"],
+    ):
+        result = cli(*argv)
+        assert result.exit_code == 1, argv
+        assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
+        assert result.stdout == ""
+
+
+def test_input_over_budget_names_its_size():
+    result = cli("jacobian", "x", "-i", "ones:100000x100000")
+    assert "10,000,000,000 elements" in result.stderr and "80.0 GB" in result.stderr
+
+
+def test_intermediate_out_of_memory_is_a_resource_error():
+    with pytest.raises(ResourceError, match="ran out of memory"):
+        jacli.jacobian("reshape(x, 100000000, 1) @ reshape(x, 1, 100000000)", {"x": "ones:100000000"})
+
+
+def test_nan_in_inputs_and_results_is_reported_on_stderr_and_json_stays_strict():
+    result = cli("jacobian", "log(x)", "-i", "0,1,-1", "-f", "json")
+    assert result.exit_code == 0
+    document = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))
+    assert document["output"]["values"] == ["-inf", 0.0, "nan"]
+    assert "the output holds 2 NaN or infinite numbers at [0], [2]" in result.stderr
+    result = cli("vjp", "x", "-i", "1,2", "--v", "nan,1", "-f", "json")
+    assert "--v holds 1 NaN" in result.stderr
+
+
+def test_ctrl_c_exits_130_with_one_line(monkeypatch):
+    from jacli import engine
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "jacobian", interrupted)
+    result = cli("jacobian", "x**2", "-i", "1,2")
+    assert result.exit_code == 130
+    assert result.stderr == "Interrupted.\n" and result.stdout == ""
+
+
+def test_ctrl_c_during_output_leaves_no_file(monkeypatch, tmp_path):
+    from jacli import render
+
+    target = tmp_path / "j.json"
+    target.write_text("old")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(render, "to_json", interrupted)
+    result = cli("jacobian", "x**2", "-i", "1,2", "-o", str(target))
+    assert result.exit_code == 130
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_sigint_to_a_real_row_loop_exits_130():
+    """A real Ctrl-C (SIGINT) while the row loop runs: exit 130, one line, no traceback."""
+    code = (
+        "import sys, signal, threading, os\n"
+        "from jacli import engine\n"
+        "real = engine._jacobian_rows\n"
+        "def slow(*a, **k):\n"
+        "    threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        "    import time; time.sleep(5)\n"
+        "    return real(*a, **k)\n"
+        "engine._jacobian_rows = slow\n"
+        "from jacli.cli import main\n"
+        "sys.argv = ['jacli', 'jacobian', 'x**2', '-i', '1,2', '--method', 'rows']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "JACLI_DEBUG": ""})
+    assert done.returncode == 130
+    assert done.stderr == "Interrupted.\n" and done.stdout == ""
