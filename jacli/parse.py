@@ -95,7 +95,11 @@ def parse(text: str) -> Parsed:
         )
     source, columns = _caret_to_power(text)
     try:
-        syntax = ast.parse(source.strip(), mode="eval")
+        with warnings.catch_warnings():
+            # Python warns about some malformed text ("0is": invalid decimal literal); as an
+            # error it becomes a SyntaxError with a column, instead of a stray warning line.
+            warnings.simplefilter("error", SyntaxWarning)
+            syntax = ast.parse(source.strip(), mode="eval")
     except SyntaxError as error:
         raise _syntax_error(text, source, columns, error) from None
     except (RecursionError, MemoryError):

@@ -145,3 +145,10 @@ def test_sigint_to_a_real_row_loop_exits_130():
                           env={**os.environ, "JACLI_DEBUG": ""})
     assert done.returncode == 130
     assert done.stderr == "Interrupted.\n" and done.stdout == ""
+
+
+def test_python_syntax_warnings_become_jacli_errors_not_stray_lines():
+    """Found by the deep fuzz run: "0is" made Python print a SyntaxWarning before the error."""
+    result = cli("jacobian", "-i", "1", "--", "0is")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot parse the expression: invalid decimal literal (column 1)")
