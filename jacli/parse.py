@@ -18,6 +18,7 @@ import difflib
 import math
 import re
 import sys
+import warnings
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -160,13 +161,20 @@ def check_magnitudes(tree: sp.Basic, text: str) -> None:
     magnitude(tree)
 
 
-def _power_magnitude(node: sp.Pow, base: float, exponent: float) -> float:
-    """log10|b**e| from the bound of b and the value of e (safe to evaluate: |e| < 1e308)."""
+def _power_magnitude(node: sp.Pow, base: float, exponent: float) -> float | None:
+    """log10|b**e| from the bound of b and the value of e (safe to evaluate: |e| < 1e308).
+
+    None (not tracked) where the value is not a finite real number, such as 0**-1 or
+    (-8)**(1/3): torch decides those (inf, nan), not the estimate.
+    """
     if base == -math.inf:
-        return -math.inf
-    value = float(node.args[1].evalf(20))
+        return None
+    try:
+        value = float(node.args[1].evalf(20))
+    except (TypeError, ValueError):
+        return None
     if math.isinf(value) or math.isnan(value):
-        return math.inf
+        return None if math.isnan(value) else math.inf
     return value * base
 
 
