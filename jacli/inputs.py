@@ -98,8 +98,9 @@ def parse_input_option(text: str, option: str = "--input", for_v: bool = False) 
     Raises:
         InputError: naming the bad part.
     """
-    match = re.fullmatch(r"\s*([A-Za-z]\w*)\s*=(.*)", text, flags=re.DOTALL)
-    if match:
+    match = re.fullmatch(r"\s*(\w+)\s*=(.*)", text, flags=re.DOTALL)
+    # The names the expression parser takes: Python identifiers in any alphabet ("é"), no leading _.
+    if match and match.group(1).isidentifier() and not match.group(1).startswith("_"):
         return match.group(1), parse_spec(match.group(2), for_v=for_v, option=f"{option} {text}")
     if re.match(r"\s*[^@=\s]*=", text):
         name = text.split("=", 1)[0].strip()
@@ -178,7 +179,10 @@ def _parse_named(spec: str, kind: str, body: str | None, for_v: bool, where: str
         start, stop, step = (0.0, params[0], 1.0) if len(params) == 1 else (*params[:2], params[2] if len(params) == 3 else 1.0)
         if step == 0 or not all(math.isfinite(p) for p in (start, stop, step)):
             raise InputError(f"{where}: arange needs finite bounds and a non-zero step")
-        length = math.ceil((stop - start) / step)
+        span = (stop - start) / step
+        if not math.isfinite(span):  # e.g. arange:-1e308,1e308 or a step of 1e-320
+            raise InputError(f"{where}: arange from {start:g} to {stop:g} by {step:g} has too many elements")
+        length = math.ceil(span)
         if length <= 0:
             raise InputError(f"{where}: arange from {start:g} to {stop:g} by {step:g} is empty")
         return Constructor(spec, kind, (length,), (start, stop, step))
@@ -198,7 +202,7 @@ def _shape(text: str, where: str) -> tuple[int, ...]:
     parts = re.split(r"[xX×]", text.strip())
     if not text.strip() or not all(re.fullmatch(r"\s*\d+\s*", p) for p in parts):
         raise InputError(f"{where}: bad shape {text!r}; write it like 5 or 2x3 or 2x3x4")
-    shape = tuple(int(p) for p in parts)
+    shape = tuple(_digits(p, where) for p in parts)
     if any(n == 0 for n in shape):
         raise InputError(f"{where}: shape {text!r} has no elements; every size must be at least 1")
     return shape
@@ -211,16 +215,24 @@ def _number(text: str, where: str) -> float:
         raise InputError(f"{where}: {text.strip()!r} is not a number") from None
 
 
+def _digits(text: str, where: str) -> int:
+    """int() of checked digits; Python refuses more than 4,300 of them with a ValueError."""
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"{where}: {text.strip()[:20]!r}... is too large a number") from None
+
+
 def _int(text: str, where: str) -> int:
     if not re.fullmatch(r"\s*-?\d+\s*", text):
         raise InputError(f"{where}: {text.strip()!r} is not an integer index")
-    return int(text)
+    return _digits(text, where)
 
 
 def _positive_int(text: str, where: str, what: str) -> int:
-    if not re.fullmatch(r"\s*\d+\s*", text) or int(text) < 1:
+    if not re.fullmatch(r"\s*\d+\s*", text) or _digits(text, where) < 1:
         raise InputError(f"{where}: {what} must be a positive integer, not {text.strip()!r}")
-    return int(text)
+    return _digits(text, where)
 
 
 _TOKEN = re.compile(r"\s*(?:(\[)|(\])|(,)|([^\[\],\s]+))")
@@ -313,7 +325,9 @@ def materialize(
         output_shape: the output's shape, for --v forms without a shape.
 
     Raises:
-        InputError: unreadable files, non-numeric data, sizes over the budget.
+        InputError: unreadable files, non-numeric data.
+        ResourceError: sizes over the budget.
+        ShapeError: a onehot index outside the output's shape.
     """
     import torch
 
@@ -442,36 +456,49 @@ def _from_text(text: str, where: str, name: str, json_only: bool = False) -> Any
     if json_only or stripped.startswith("["):
         try:
             data = json.loads(stripped)
-        except (json.JSONDecodeError, RecursionError):
+        except (json.JSONDecodeError, RecursionError) as error:
             if json_only:
-                raise InputError(f"{name} = {where}: not valid JSON") from None
+                raise InputError(f"{name} = {where}: not valid JSON ({error})") from None
         else:
             values = _json_numbers(data, f"{name} = {where}")
-            return torch.tensor(values, dtype=torch.float64).reshape(_nested_shape(values, f"{name} = {where}"))
-    rows = []
+            shape = _nested_shape(values, f"{name} = {where}")  # before torch.tensor, which raises ValueError
+            return torch.tensor(values, dtype=torch.float64).reshape(shape)
+    rows, line_numbers = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        try:
-            rows.append([float(v) for v in re.split(r"[,\s]+", line) if v])
-        except ValueError:
-            raise InputError(f"{name} = {where}: line {number} holds something that is not a number") from None
+        row = []
+        # Commas with optional spaces, or spaces alone: "1,,3" is a missing value, not "1,3".
+        for value in re.split(r"\s*,\s*|\s+", line):
+            try:
+                row.append(float(value))
+            except ValueError:
+                what = repr(value[:40]) if value else "an empty value"
+                raise InputError(f"{name} = {where}: line {number}: {what} is not a number") from None
+        rows.append(row)
+        line_numbers.append(number)
     if not rows:
         raise InputError(f"{name} = {where}: holds no numbers")
-    if any(len(row) != len(rows[0]) for row in rows):
-        raise InputError(f"{name} = {where}: the rows have different lengths")
+    for row, number in zip(rows, line_numbers):
+        if len(row) != len(rows[0]):
+            raise InputError(
+                f"{name} = {where}: the rows have different lengths: line {line_numbers[0]} has "
+                f"{len(rows[0])} numbers, line {number} has {len(row)}"
+            )
     tensor = torch.tensor(rows, dtype=torch.float64)
     if len(rows) == 1:
         return tensor[0] if len(rows[0]) > 1 else tensor[0, 0]
     return tensor
 
 
-def _json_numbers(data: Any, where: str) -> Nested:
+def _json_numbers(data: Any, where: str, depth: int = 0) -> Nested:
     if isinstance(data, list):
         if not data:
             raise InputError(f"{where}: an empty list has no numbers")
-        return [_json_numbers(item, where) for item in data]
+        if depth >= MAX_NESTING:  # as for literals; torch.tensor takes at most 64 dimensions
+            raise InputError(f"{where}: lists nested deeper than {MAX_NESTING}")
+        return [_json_numbers(item, where, depth + 1) for item in data]
     if isinstance(data, bool) or not isinstance(data, (int, float, str)):
         raise InputError(f"{where}: {json.dumps(data)[:40]} is not a number")
     try:

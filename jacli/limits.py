@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import re
+from decimal import Decimal
 
 from jacli.errors import InputError, ResourceError
 
 BUDGET_FRACTION = 0.5
 """The default budget is this fraction of the memory available when jacli starts."""
+
+MAX_SIZE = 2**63 - 1
+"""The largest size ``parse_size`` accepts (bytes): more than any machine has."""
 
 _UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
           "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
@@ -47,16 +51,22 @@ def parse_size(text: str) -> int:
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMGT]?I?)B?\s*", text.upper())
     if not match or match.group(2) not in _UNITS:
         raise InputError(f"--max-memory {text!r} is not a size; write it like 500MB, 2GB or 1.5GiB")
-    size = float(match.group(1)) * _UNITS[match.group(2)]
+    if float(match.group(1)) * _UNITS[match.group(2)] > MAX_SIZE:  # before Decimal makes 10**(10**9)
+        raise InputError(f"--max-memory {text!r} is too large; give at most {format_bytes(MAX_SIZE)}")
+    # Decimal, not float: "2.01KB" is 2010 bytes, where float arithmetic gives 2009.999...
+    size = int(Decimal(match.group(1)) * _UNITS[match.group(2)])
     if size < 1:
         raise InputError(f"--max-memory {text!r} is too small; give at least 1 byte")
-    return int(size)
+    return size
 
 
 def format_bytes(size: float) -> str:
     """Bytes for people: ``8.0 TB``, ``512.0 MB``."""
+    if abs(size) >= 10**18:  # Decimal: a shape like 10**400 elements is too large for a float
+        return f"{Decimal(size) / 10**15:.2e} PB"
     for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if abs(size) < 1000 or unit == "PB":
+        # Compare after rounding, so that 999,999 bytes is "1.0 MB", not "1000.0 kB".
+        if round(abs(size), 0 if unit == "B" else 1) < 1000 or unit == "PB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     raise AssertionError("unreachable")
