@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from jacli.errors import InputError, ShapeError
+from jacli.errors import InputError, JacliError, ShapeError
 from jacli.limits import check_budget
 
 MAX_NESTING = 32
@@ -238,9 +238,20 @@ def _positive_int(text: str, where: str, what: str) -> int:
 _TOKEN = re.compile(r"\s*(?:(\[)|(\])|(,)|([^\[\],\s]+))")
 
 
+def _top_level_comma(text: str) -> bool:
+    depth = 0
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            return True
+    return False
+
+
 def _parse_literal(spec: str, where: str) -> Literal:
     """Numbers, comma lists and nested brackets; no eval."""
-    text = spec if spec.startswith("[") or "," not in spec else f"[{spec}]"
+    # A comma outside all brackets means a list whose outer brackets were left out: 1,2,3 or
+    # [1,2],[3,4].
+    text = f"[{spec}]" if _top_level_comma(spec) else spec
     tokens: list[str] = []
     position = 0
     while position < len(text):
@@ -350,7 +361,7 @@ def materialize(
         return torch.tensor(spec.values, dtype=torch.float64).to(dtype=dtype, device=device)
     if isinstance(spec, Constructor):
         return _construct(spec, shape, name, seed, dtype, device)
-    tensor = _read_file(spec, name)
+    tensor = _read_file(spec, name, budget)
     if budget is not None:
         check_budget(tensor.numel() * itemsize, budget, f"{name} = {spec.text} ({tensor.numel():,} elements)",
                      "Use a smaller file, or raise --max-memory.")
@@ -415,7 +426,7 @@ def check_single_stdin(specs: dict[str, Spec]) -> None:
         )
 
 
-def _read_file(spec: File, name: str) -> Any:
+def _read_file(spec: File, name: str, budget: int | None = None) -> Any:
     import torch
 
     path = spec.path
@@ -426,10 +437,18 @@ def _read_file(spec: File, name: str) -> Any:
         if suffix == ".npy":
             import numpy
 
-            array = numpy.load(path, allow_pickle=False)
+            # Memory-mapped first: the header gives dtype and shape, so a file over the budget is
+            # refused before its data is read.
+            try:
+                array = numpy.load(path, mmap_mode="r", allow_pickle=False)
+            except ValueError:  # object arrays cannot be mapped; refused below, unpickled never
+                array = numpy.load(path, allow_pickle=False)
             if array.dtype.kind not in "biuf":
                 raise InputError(f"{name} = @{path}: holds {array.dtype} data; jacli needs real numbers")
-            return torch.from_numpy(array.astype("float64"))
+            if budget is not None:
+                check_budget(array.size * 8, budget, f"{name} = @{path} ({array.size:,} elements)",
+                             "Use a smaller file, or raise --max-memory.")
+            return torch.from_numpy(numpy.array(array, dtype="float64"))
         if suffix == ".pt":
             loaded = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(loaded, torch.Tensor) or loaded.is_complex():
@@ -442,7 +461,7 @@ def _read_file(spec: File, name: str) -> Any:
     except ValueError as error:
         raise InputError(f"{name} = @{path}: not a readable {suffix} file ({error})") from None
     except Exception as error:  # torch.load's unpickling errors have no common base class
-        if isinstance(error, InputError):
+        if isinstance(error, JacliError):
             raise
         raise InputError(f"{name} = @{path}: not a readable {suffix} file ({error})") from None
     return _from_text(text, f"@{path}", name, json_only=suffix == ".json")
