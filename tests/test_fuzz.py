@@ -37,7 +37,8 @@ F64 = torch.float64
 @contextlib.contextmanager
 def no_code_execution():
     """eval and exec of source text raise; compile is allowed only to build syntax trees (what
-    ast.parse does). Code objects may still run: that is how Python imports modules."""
+    ast.parse does); __import__ may only reach modules already loaded. Code objects may still
+    run: that is how Python's own machinery works."""
     real_compile, real_eval, real_exec = builtins.compile, builtins.eval, builtins.exec
     calls: list[str] = []
 
@@ -56,13 +57,24 @@ def no_code_execution():
             raise AssertionError("compile() was asked for a code object")
         return real_compile(source, filename, mode, flags, *args, **kwargs)
 
-    saved = builtins.eval, builtins.exec, builtins.compile
+    real_import = builtins.__import__
+    loaded = set(sys.modules)
+
+    def known_modules_only(name, globals=None, locals=None, fromlist=(), level=0):
+        # After the warm-up every module jacli needs is loaded; text that tried to reach a new
+        # one (os.system, subprocess ...) would show up here.
+        if level == 0 and name not in loaded:
+            calls.append(f"__import__({name!r})")
+            raise AssertionError(f"__import__ of a new module: {name}")
+        return real_import(name, globals, locals, fromlist, level)
+
+    saved = builtins.eval, builtins.exec, builtins.compile, builtins.__import__
     builtins.eval, builtins.exec = refuse("eval", real_eval), refuse("exec", real_exec)
-    builtins.compile = ast_only
+    builtins.compile, builtins.__import__ = ast_only, known_modules_only
     try:
         yield calls
     finally:
-        builtins.eval, builtins.exec, builtins.compile = saved
+        builtins.eval, builtins.exec, builtins.compile, builtins.__import__ = saved
     assert not calls, calls
 
 
@@ -78,6 +90,19 @@ def warm_imports():
     jacli.jvp("x*a", inputs, {"x": "ones"})
     jacli.check("sum(x)*a", inputs)
     CliRunner().invoke(app, ["jacobian", "x", "-i", "1", "-f", "json"])
+
+
+@pytest.mark.parametrize(
+    "action",
+    [lambda: eval("1"), lambda: exec("x = 1"), lambda: compile("1", "<t>", "eval"),
+     lambda: __import__("xml.dom.minidom")],
+)
+def test_the_guard_itself_catches_execution(action):
+    """The patched builtins really refuse: otherwise the properties below would prove nothing."""
+    sys.modules.pop("xml.dom.minidom", None)
+    with pytest.raises(AssertionError):
+        with no_code_execution():
+            action()
 
 
 HOSTILE = [
