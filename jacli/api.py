@@ -21,6 +21,9 @@ from jacli import devices, inputs as specs
 from jacli.errors import ExpressionError, InputError, JacliWarning, ShapeError
 from jacli.limits import check_budget, default_budget
 
+JACOBIAN_METHODS = ("auto", "reverse", "forward", "rows", "symbolic")
+VJP_METHODS = ("auto", "grad", "backward")
+
 InputValue = Any
 """A tensor, a number, nested lists of numbers, a spec string like ``"eye:3"``, or a parsed Spec."""
 
@@ -184,10 +187,10 @@ def compute_jacobian(
         symbolic: also keep the exact derivative (``Result.symbolic``).
         det: also compute the determinant of the square Jacobian (all inputs together).
     """
+    _check_method(method, JACOBIAN_METHODS)
+    problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory)
     from jacli import engine
 
-    _check_method(method, engine.JACOBIAN_METHODS + ("symbolic",))
-    problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory)
     output = problem.output
     wrt_tensors = [problem.inputs[name] for name in problem.wrt]
     itemsize = output.element_size()
@@ -235,11 +238,11 @@ def compute_vjp(
     max_memory: int | None = None,
 ) -> Result:
     """Like ``vjp`` but returns the whole ``Result``."""
-    from jacli import engine
-
-    _check_method(method, engine.VJP_METHODS)
+    _check_method(method, VJP_METHODS)
     v_spec = _as_spec(v, for_v=True) if isinstance(v, str) else v
     problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory)
+    from jacli import engine
+
     output = problem.output
     v_tensor = _materialize(v_spec, "v", problem, output_shape=tuple(output.shape))
     v_tensor = specs.fit_to_output(v_tensor, tuple(output.shape), _spec_text(v_spec, v_tensor))
@@ -267,9 +270,9 @@ def compute_jvp(
         v: the direction: name → value for each input that moves (the others stay still), or a
             single value when the expression has one variable.
     """
+    problem = _prepare(expr, inputs, None, device, dtype, seed, max_memory)
     from jacli import engine
 
-    problem = _prepare(expr, inputs, None, device, dtype, seed, max_memory)
     directions = _directions(problem, v, "jvp")
     problem.wrt = tuple(directions)
     out = engine.jvp(problem.compiled.function, problem.args, problem.wrt_positions, list(directions.values()))
@@ -295,10 +298,10 @@ def compute_grad(
     Args:
         method: ``auto``/``reverse`` (torch.autograd.grad), ``forward`` (jacfwd) or ``symbolic``.
     """
-    from jacli import engine
-
     _check_method(method, ("auto", "reverse", "forward", "symbolic"))
     problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory)
+    from jacli import engine
+
     _require_scalar(problem, "grad")
     method = "reverse" if method == "auto" else method
     exact = problem.symbolic_jacobian() if symbolic or method == "symbolic" else None
@@ -333,10 +336,10 @@ def compute_hessian(
         method: ``auto``/``forward`` (forward-over-reverse), ``reverse`` (reverse-over-reverse)
             or ``symbolic``.
     """
-    from jacli import engine, symbolic as exact_module
-
     _check_method(method, ("auto", "forward", "reverse", "symbolic"))
     problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory)
+    from jacli import engine, symbolic as exact_module
+
     _require_scalar(problem, "hessian")
     sizes = [problem.inputs[n].numel() for n in problem.wrt]
     check_budget(
@@ -376,9 +379,9 @@ def compute_hvp(
     Args:
         v: the direction, as for ``compute_jvp``; inputs without a direction stay still.
     """
+    problem = _prepare(expr, inputs, None, device, dtype, seed, max_memory)
     from jacli import engine
 
-    problem = _prepare(expr, inputs, None, device, dtype, seed, max_memory)
     _require_scalar(problem, "hvp")
     directions = _directions(problem, v, "hvp")
     tangents = [directions.get(name, None) for name in problem.wrt]
@@ -514,13 +517,25 @@ def _prepare(expr, inputs, wrt, device, dtype, seed, max_memory) -> _Problem:
     pairs = list(inputs.items()) if isinstance(inputs, Mapping) else list(inputs)
     given = [(name, _as_spec(value) if isinstance(value, str) else value) for name, value in pairs]
 
+    # Spec sizes, the expression and the names are checked before torch (and, for the sizes,
+    # SymPy) is imported, so that these errors answer at once.
+    if isinstance(device, str) and device == "cpu":
+        itemsize = 4 if str(dtype) in ("float32", "torch.float32") else 8
+        limit = max_memory if max_memory is not None else default_budget()
+        for name, spec in given:
+            if not _is_tensor_like(spec):
+                specs.check_spec_budget(spec, name or "the input", itemsize, limit)
+
+    from jacli.parse import parse
+
+    variables = parse(expr).variables
+    bound = bind(variables, given)
+    wrt_names = _check_wrt(variables, wrt)
+    specs.check_single_stdin({n: s for n, s in bound.items() if not _is_tensor_like(s)})
+
     from jacli.compile import compile_expression
 
     compiled = compile_expression(expr)
-    bound = bind(compiled.variables, given)
-    wrt_names = _check_wrt(compiled.variables, wrt)
-    specs.check_single_stdin({n: s for n, s in bound.items() if not _is_tensor_like(s)})
-
     torch_dtype = devices.resolve_dtype(dtype)
     torch_device = devices.resolve_device(device, torch_dtype)
     budget = max_memory if max_memory is not None else _default_budget(torch_device)

@@ -352,11 +352,7 @@ def materialize(
     if isinstance(spec, Constructor) and shape is None:
         shape = output_shape
     if shape is not None and budget is not None:
-        check_budget(
-            math.prod(shape) * itemsize, budget,
-            f"{name} = {spec.text} ({math.prod(shape):,} elements)",
-            "Use a smaller shape, or raise --max-memory.",
-        )
+        check_spec_budget(spec, name, itemsize, budget, shape)
     if isinstance(spec, Literal):
         return torch.tensor(spec.values, dtype=torch.float64).to(dtype=dtype, device=device)
     if isinstance(spec, Constructor):
@@ -366,6 +362,24 @@ def materialize(
         check_budget(tensor.numel() * itemsize, budget, f"{name} = {spec.text} ({tensor.numel():,} elements)",
                      "Use a smaller file, or raise --max-memory.")
     return tensor.to(dtype=dtype, device=device)
+
+
+def check_spec_budget(
+    spec: Spec, name: str, itemsize: int, budget: int, shape: tuple[int, ...] | None = None
+) -> None:
+    """Refuse a spec whose tensor would exceed ``budget`` bytes; pure Python, before any allocation.
+
+    Specs whose size is not known from the text (files, output-shaped --v forms) pass here and
+    are checked when they are read.
+    """
+    shape = shape if shape is not None else getattr(spec, "shape", None)
+    if shape is None:
+        return
+    check_budget(
+        math.prod(shape) * itemsize, budget,
+        f"{name} = {spec.text} ({math.prod(shape):,} elements)",
+        "Use a smaller shape, or raise --max-memory.",
+    )
 
 
 def _construct(spec: Constructor, shape: tuple[int, ...], name: str, seed: int, dtype: Any, device: Any) -> Any:

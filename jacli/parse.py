@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import math
 import re
 import sys
@@ -65,8 +66,9 @@ class Parsed:
     variables: tuple[str, ...]
 
 
+@functools.lru_cache(maxsize=256)
 def parse(text: str) -> Parsed:
-    """Parse jacli expression text.
+    """Parse jacli expression text (cached: the result depends on the text alone).
 
     Args:
         text: e.g. ``"3*a + 2*b**2 + log(c)"`` or ``"[r*cos(t), r*sin(t)]"``.

@@ -152,3 +152,27 @@ def test_python_syntax_warnings_become_jacli_errors_not_stray_lines():
     result = cli("jacobian", "-i", "1", "--", "0is")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: cannot parse the expression: invalid decimal literal (column 1)")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["jacobian", "9**9**9**9*x", "-i", "1"],
+        ["jacobian", "sine(x)", "-i", "1"],
+        ["jacobian", "x", "-i", "ones:100000x100000"],
+        ["vjp", "x*y", "-i", "x=1", "--v", "1"],
+    ],
+)
+def test_expression_and_spec_errors_answer_before_torch_is_imported(argv):
+    """What makes these errors answer at once: torch (seconds to import) is never loaded."""
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from jacli.cli import app\n"
+        f"result = CliRunner().invoke(app, {argv!r})\n"
+        "assert result.exit_code == 1, result.output\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
