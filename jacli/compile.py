@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -180,34 +181,50 @@ class _Compiler:
 
     def _binary(self, tree: sp.Basic, left: Node, right: Node, op: Callable[[Any, Any], Any]) -> Node:
         """``op`` on two values; two plain numbers are lifted first so torch's rules apply."""
+        return self._fold(tree, left, [(op, right)])
+
+    def _fold(
+        self, tree: sp.Basic, first: Node, steps: list[tuple[Callable[[Any, Any], Any], Node]]
+    ) -> Node:
+        """``first``, then each ``op`` with the next value, left to right, in one loop.
+
+        A sum or product of many terms is one node whose closure loops (not a chain of nested
+        closures, which would recurse once per term).
+        """
+        guard = self.guard
 
         def run(args: tuple) -> Any:
-            a, b = left(args), right(args)
-            if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
-                a = _as_tensor(a, args)
-            if not self.guard:
-                return op(a, b)
-            try:
-                return op(a, b)
-            except (RuntimeError, IndexError, ValueError, TypeError) as error:
-                raise _shape_error(tree, [a, b], error) from None
+            a = first(args)
+            for op, node in steps:
+                b = node(args)
+                if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
+                    a = _as_tensor(a, args)
+                if not guard:
+                    a = op(a, b)
+                    continue
+                try:
+                    a = op(a, b)
+                except (RuntimeError, IndexError, ValueError, TypeError) as error:
+                    raise _shape_error(tree, [a, b], error) from None
+            return a
 
         return run
 
     def _add(self, tree: sp.Add) -> Node:
         first, *rest = tree.args
         negated = _negated(first)
-        result = self.node(first if negated is None else negated)
+        start = self.node(first if negated is None else negated)
         if negated is not None:
-            inner = result
-            result = lambda args: -inner(args)
+            inner = start
+            start = lambda args: -inner(args)
+        steps = []
         for term in rest:
             negated = _negated(term)
             if negated is None:
-                result = self._binary(tree, result, self.node(term), lambda a, b: a + b)
+                steps.append((operator.add, self.node(term)))
             else:
-                result = self._binary(tree, result, self.node(negated), lambda a, b: a - b)
-        return result
+                steps.append((operator.sub, self.node(negated)))
+        return self._fold(tree, start, steps)
 
     def _mul(self, tree: sp.Mul) -> Node:
         negated = _negated(tree)
@@ -215,14 +232,14 @@ class _Compiler:
             inner = self.node(negated)
             return lambda args: -inner(args)
         first, *rest = tree.args
-        result = self.node(first)
+        steps = []
         for factor in rest:
             base = _reciprocal_base(factor)
             if base is None:
-                result = self._binary(tree, result, self.node(factor), lambda a, b: a * b)
+                steps.append((operator.mul, self.node(factor)))
             else:
-                result = self._binary(tree, result, self.node(base), lambda a, b: a / b)
-        return result
+                steps.append((operator.truediv, self.node(base)))
+        return self._fold(tree, self.node(first), steps)
 
     def _pow(self, tree: sp.Pow) -> Node:
         base, exponent = tree.args

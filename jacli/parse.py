@@ -107,7 +107,8 @@ def parse(text: str) -> Parsed:
         raise _syntax_error(text, source, columns, error) from None
     except (RecursionError, MemoryError):
         raise ExpressionError(
-            f"the expression is nested too deeply to parse; the limit is {MAX_DEPTH} levels"
+            "the expression is too long or nested too deeply to parse; the limits are "
+            f"{MAX_NODES:,} parts and {MAX_DEPTH} levels of nesting"
         ) from None
     except ValueError as error:
         raise ExpressionError(f"cannot parse the expression: {error}") from None
@@ -212,12 +213,26 @@ def _caret_to_power(text: str) -> tuple[str, list[int]]:
     return "".join(pieces), columns
 
 
+CARET_WIDTH = 76
+"""Longest stretch of the expression shown above the ``^`` in an error message."""
+
+
 def _caret(text: str, index: int) -> str:
-    """Two lines: the expression's line holding ``index``, and a ``^`` under that character."""
+    """Two lines: the expression's line holding ``index``, and a ``^`` under that character.
+
+    A line longer than CARET_WIDTH is cut to a window around ``index``, marked with "...".
+    """
     line_start = text.rfind("\n", 0, index) + 1
     line_end = text.find("\n", index)
     line = text[line_start : line_end if line_end >= 0 else len(text)]
-    return f"\n  {line}\n  {' ' * (index - line_start)}^"
+    column = index - line_start
+    if len(line) > CARET_WIDTH:
+        start = min(max(column - CARET_WIDTH // 2, 0), len(line) - CARET_WIDTH)
+        shown = line[start : start + CARET_WIDTH]
+        prefix = "..." if start > 0 else ""
+        suffix = "..." if start + CARET_WIDTH < len(line) else ""
+        line, column = prefix + shown + suffix, column - start + len(prefix)
+    return f"\n  {line}\n  {' ' * column}^"
 
 
 def _location(text: str, index: int) -> str:
@@ -320,6 +335,8 @@ class _Builder:
         count = 0
         while stack:
             node, depth = stack.pop()
+            if isinstance(node, (ast.expr_context, ast.operator, ast.unaryop)):
+                continue  # markers on their parent node (Load, Add, USub), not parts of their own
             count += 1
             if count > MAX_NODES:
                 raise self.fail(
@@ -329,7 +346,12 @@ class _Builder:
                 raise self.fail(
                     node, f"the expression is nested more than {MAX_DEPTH} levels deep"
                 )
-            stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+            for child in ast.iter_child_nodes(node):
+                # a + b + c is one level, not two: the parser builds it as one flat sum.
+                same_chain = child is getattr(node, "left", None) and _chain(child) is not None and (
+                    _chain(child) is _chain(node)
+                )
+                stack.append((child, depth if same_chain else depth + 1))
 
     # -- building -------------------------------------------------------------------------------
 
@@ -386,20 +408,36 @@ class _Builder:
         op = type(node.op)
         if op in _BINARY_NAMES:
             raise self.fail(node, f"the operator {_BINARY_NAMES[op]} is not allowed")
+        chain = _chain(node)
+        if chain is not None:
+            return self._chain(node, chain)
         left, right = self.build(node.left), self.build(node.right)
-        if op is ast.Add:
-            return sp.Add(left, right, evaluate=False)
-        if op is ast.Sub:
-            return sp.Add(left, sp.Mul(sp.S.NegativeOne, right, evaluate=False), evaluate=False)
-        if op is ast.Mult:
-            return sp.Mul(left, right, evaluate=False)
-        if op is ast.Div:
-            return sp.Mul(left, sp.Pow(right, sp.S.NegativeOne, evaluate=False), evaluate=False)
         if op in (ast.Pow, ast.BitXor):  # BitXor cannot occur ('^' became '**'), kept for safety
             return sp.Pow(left, right, evaluate=False)
         if op is ast.MatMult:
             return nodes.MatMul(left, right)
         raise self.fail(node, f"the operator {type(node.op).__name__} is not allowed")
+
+    def _chain(self, node: ast.BinOp, chain: type) -> sp.Basic:
+        """``a - b + c`` as one flat Add (``a * b / c`` as one Mul), in the order written.
+
+        Python nests these to the left, one level per operator; a flat node keeps every later
+        stage (SymPy, the compiler) from recursing once per term, so long sums are fine.
+        """
+        links = []
+        while isinstance(node, ast.BinOp) and _chain(node) is chain:
+            links.append(node)
+            node = node.left
+        terms = [self.build(node)]
+        for link in reversed(links):
+            right = self.build(link.right)
+            op = type(link.op)
+            if op is ast.Sub:
+                right = sp.Mul(sp.S.NegativeOne, right, evaluate=False)
+            elif op is ast.Div:
+                right = sp.Pow(right, sp.S.NegativeOne, evaluate=False)
+            terms.append(right)
+        return (sp.Add if chain is sp.Add else sp.Mul)(*terms, evaluate=False)
 
     def _UnaryOp(self, node: ast.UnaryOp) -> sp.Basic:
         if isinstance(node.op, ast.UAdd):
@@ -480,6 +518,14 @@ class _Builder:
                 raise self.fail(node, f"{what} {inner.value} is too large")
             return sign * inner.value
         raise self.fail(node, f"{what} must be an integer literal such as 0 or -1")
+
+
+_CHAINS = {ast.Add: sp.Add, ast.Sub: sp.Add, ast.Mult: sp.Mul, ast.Div: sp.Mul}
+
+
+def _chain(node: ast.AST) -> type | None:
+    """sp.Add for ``+``/``-``, sp.Mul for ``*``/``/``: operators that chain into one flat node."""
+    return _CHAINS.get(type(node.op)) if isinstance(node, ast.BinOp) else None
 
 
 def _arity(entry: Function) -> str:

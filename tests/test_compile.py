@@ -138,6 +138,8 @@ EAGER_CASES = [
     ("y**-1 + y**-0.5 + y**0.5 - x**-2", lambda x, y: y**-1 + y**-0.5 + y**0.5 - x**-2),
     ("2**x - 0.5**y + x**3", lambda x, y: 2**x - 0.5**y + x**3),
     ("x - 3 + -x - (-2)", lambda x, y: x - 3 + -x - (-2)),
+    ("x*y/3*x/y*2 - x/y/x + 1 - y", lambda x, y: x * y / 3 * x / y * 2 - x / y / x + 1 - y),
+    ("-1*x*y - x", lambda x, y: -1 * x * y - x),
 ]
 
 
@@ -159,6 +161,22 @@ def test_the_order_of_a_sum_matters_on_this_data() -> None:
     assert not torch.equal(x + y + x * y, x * y + y + x)
     assert torch.equal(compile_expression("x + y + x*y")(x, y), x + y + x * y)
     assert torch.equal(compile_expression("x*y + y + x")(x, y), x * y + y + x)
+
+
+def test_a_sum_of_eight_hundred_terms_runs_and_differentiates() -> None:
+    """A long sum is one flat node; evaluating it loops instead of recursing once per term."""
+    n = 800
+    text = "+".join(f"x[{i}]*{i % 7 + 1}" if i % 2 else f"x[{i}]" for i in range(n))
+    x = torch.linspace(-1, 1, n, dtype=torch.float64)
+    weights = torch.tensor([float(i % 7 + 1) if i % 2 else 1.0 for i in range(n)], dtype=torch.float64)
+    compiled = compile_expression(text)
+    expected = x[0].clone()
+    for i in range(1, n):  # the same left-to-right order, by hand
+        expected = expected + x[i] * weights[i] if i % 2 else expected + x[i]
+    assert torch.equal(compiled(x), expected)
+    (gradient,) = jacli.jacobian(text, {"x": x}, method="reverse").values()
+    assert torch.equal(gradient, weights)
+    assert torch.equal(jacli.jacobian(text, {"x": x}, method="forward")["x"], weights)
 
 
 # -- constants ----------------------------------------------------------------------------------

@@ -56,8 +56,8 @@ def test_power_of_a_huge_base_is_refused_even_with_a_small_exponent():
         ("-" * 100000 + "x", f"{MAX_LENGTH:,}"),
         ("sin(" * (MAX_DEPTH + 5) + "x" + ")" * (MAX_DEPTH + 5), str(MAX_DEPTH)),
         ("-" * (MAX_DEPTH + 5) + "x", str(MAX_DEPTH)),
-        ("+".join(["x"] * 3000), str(MAX_DEPTH)),  # a sum of 3000 terms nests 3000 deep
-        ("[" + ",".join(["x"] * 3000) + "]", f"{MAX_NODES:,}"),
+        ("+".join(["x"] * 3000), f"{MAX_NODES:,}"),  # 5,999 parts
+        ("[" + ",".join(["-x"] * 3000) + "]", f"{MAX_NODES:,}"),  # 6,001 parts
     ],
 )
 def test_size_and_depth_caps(text, limit):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from jacli import nodes
 from jacli.errors import ExpressionError
 from jacli.functions import FUNCTIONS
-from jacli.parse import MAX_DEPTH, MAX_LENGTH, parse
+from jacli.parse import CARET_WIDTH, MAX_DEPTH, MAX_LENGTH, parse
 
 x, y, z, a, b = (sp.Symbol(name, real=True) for name in "xyzab")
 
@@ -78,9 +78,15 @@ def value(tree: sp.Basic, **values: float) -> sp.Basic:
         ("-3*x", mul(-3, x)),
         ("(x + 1) * 2", mul(add(x, 1), 2)),
         ("((x))", x),
-        ("x - y - z", add(add(x, neg(y)), neg(z))),  # left-associative
+        # chains of + and - (of * and /) are one flat node, in the order written
+        ("x - y - z", add(x, neg(y), neg(z))),
+        ("x - y + z", add(x, neg(y), z)),
+        ("(x + y) + z", add(x, y, z)),  # the same sum as x + y + z, computed in the same order
+        ("x + (y + z)", add(x, add(y, z))),
         ("x - (y - z)", add(x, neg(add(y, neg(z))))),
-        ("x / y / z", div(div(x, y), z)),
+        ("x / y / z", mul(x, pow_(y, sp.S.NegativeOne), pow_(z, sp.S.NegativeOne))),
+        ("x * y / z * 2", mul(x, y, pow_(z, sp.S.NegativeOne), 2)),
+        ("x * y + z * x", add(mul(x, y), mul(z, x))),
         ("x - x", add(x, neg(x))),  # not collapsed to 0: it keeps x's shape
         ("x * y + z", add(mul(x, y), z)),
         ("x + y * z", add(x, mul(y, z))),
@@ -343,7 +349,7 @@ def test_too_deep_nesting_points_into_the_nest() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "x" + "+x" * (MAX_DEPTH + 5),
+        "x" + "+(x" * (MAX_DEPTH + 5) + ")" * (MAX_DEPTH + 5),
         "-" * (MAX_DEPTH + 5) + "x",
         "-" * 5000 + "x",  # deeper than CPython's own parser goes
         "x" + "[0]" * (MAX_DEPTH + 5),
@@ -353,6 +359,16 @@ def test_too_deep_nesting_points_into_the_nest() -> None:
 def test_deep_nesting_is_an_expression_error(text: str) -> None:
     with pytest.raises(ExpressionError, match="nest"):
         parse(text)
+
+
+@pytest.mark.parametrize("op", ["+", "-", "*", "/"])
+def test_long_chains_are_one_level_not_one_per_term(op: str) -> None:
+    # Python nests a + b + c ... one level per operator; jacli builds one flat node, so a sum
+    # of many terms is not "nested too deeply" (and nothing downstream recurses per term).
+    terms = 2 * MAX_DEPTH
+    tree = parse(op.join(["x"] * terms)).tree
+    assert isinstance(tree, sp.Add if op in "+-" else sp.Mul)
+    assert len(tree.args) == terms
 
 
 def test_nesting_up_to_the_limit_is_fine() -> None:
@@ -523,3 +539,16 @@ def test_printing_keeps_the_written_order_and_jacli_names() -> None:
     assert nodes.to_text(parse("y + x*y - e^x").tree) == "y + x*y - e**x"
     assert nodes.to_text(parse("abs(x) + max(x, y)").tree) == "abs(x) + max(x, y)"
     assert nodes.to_text(parse("x - 0.1").tree) == "x - 0.1"
+
+
+@pytest.mark.parametrize("before, after", [(0, 400), (400, 0), (400, 400), (10, 10)])
+def test_errors_in_long_expressions_show_a_window_around_the_column(before: int, after: int) -> None:
+    text = "x+" * before + "foo(x)" + "+x" * after
+    with pytest.raises(ExpressionError, match="unknown function 'foo'") as info:
+        parse(text)
+    *_, line, caret = str(info.value).splitlines()
+    assert len(line) <= 2 + 3 + CARET_WIDTH + 3
+    assert line.startswith("  ...") == (before == 400)
+    assert line.endswith("...") == (after == 400)
+    # the caret stands under the f of foo
+    assert caret.endswith("^") and line[len(caret) - 1 : len(caret) + 5] == "foo(x)"
