@@ -519,10 +519,11 @@ def _from_text(text: str, where: str, name: str, json_only: bool = False) -> Any
                 f"{name} = {where}: the rows have different lengths: line {line_numbers[0]} has "
                 f"{len(rows[0])} numbers, line {number} has {len(row)}"
             )
+    # As numpy.loadtxt reads text: one row or one column is a vector, one number a scalar.
     tensor = torch.tensor(rows, dtype=torch.float64)
     if len(rows) == 1:
         return tensor[0] if len(rows[0]) > 1 else tensor[0, 0]
-    return tensor
+    return tensor[:, 0] if len(rows[0]) == 1 else tensor
 
 
 def _json_numbers(data: Any, where: str, depth: int = 0) -> Nested:

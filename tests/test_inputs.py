@@ -303,6 +303,7 @@ def test_json_file(tmp_path, text, expected) -> None:
         (".txt", "  1.5e0 , -2  3\r\n4 5,6\n", [[1.5, -2, 3], [4, 5, 6]]),
         (".csv", "nan,inf\n-inf,0\n", [[math.nan, math.inf], [-math.inf, 0]]),
         (".csv", "1,2,3\n", [1.0, 2, 3]),  # one row: 1-D
+        (".txt", "1\n2\n# comment\n3\n", [1.0, 2, 3]),  # one column: 1-D as well
         (".txt", "\n# only one number\n  42  \n", 42.0),  # one value: 0-D
     ],
 )
@@ -310,6 +311,19 @@ def test_csv_and_txt_files(tmp_path, suffix, text, expected) -> None:
     path = tmp_path / f"x{suffix}"
     path.write_text(text)
     assert_same(make(f"@{path}"), torch.tensor(expected, dtype=F64))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1 2 3\n4 5 6\n", "1 2 3\n", "1\n2\n3\n", "7\n", "1 2\n# note\n3 4\n5 6\n", "0.5\n-1e3\n"],
+)
+def test_text_files_read_as_numpy_loadtxt_reads_them(tmp_path, text) -> None:
+    path = tmp_path / "x.txt"
+    path.write_text(text)
+    expected = np.loadtxt(path)  # the reference: shapes and values as numpy reads the same text
+    got = make(f"@{path}")
+    assert tuple(got.shape) == expected.shape
+    assert np.array_equal(got.numpy(), expected)
 
 
 def test_file_suffix_is_case_insensitive(tmp_path) -> None:
