@@ -463,13 +463,13 @@ def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
     except JacliError as error:
         if debug:
             raise
-        sys.stderr.write(f"Error: {error}\n")
+        _diagnose(f"Error: {error}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         if debug:
             raise
         _RowProgress.stop_all()
-        sys.stderr.write("Interrupted.\n")
+        _diagnose("Interrupted.")
         raise typer.Exit(130) from None
     except BrokenPipeError:
         # The reader (head, a closed pager) went away; there is no one left to tell.
@@ -477,12 +477,18 @@ def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
         raise typer.Exit(0) from None
 
 
+def _diagnose(line: str) -> None:
+    """One line on stderr, flushed at once (it may come before a long computation's result)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def _render(result: Any, out: _Out) -> None:
     from jacli import render
 
     if out.file is not None:
         _write_atomically(out.file, render.to_bytes(result, out.file.suffix.lower(), out.precision))
-        sys.stderr.write(f"jacli: wrote {out.file}\n")
+        _diagnose(f"jacli: wrote {out.file}")
         return
     chosen = out.format.value if out.format else ("pretty" if sys.stdout.isatty() else "plain")
     if chosen == "json":
@@ -531,7 +537,7 @@ def _show_warning(message: Any, category: Any, filename: str, lineno: int, file:
     # PYTHONWARNINGS turns them on); torch raises one on its first forward-mode pass.
     if issubclass(category, (DeprecationWarning, PendingDeprecationWarning)):
         return
-    sys.stderr.write(f"Warning: {message}\n")
+    _diagnose(f"Warning: {message}")
 
 
 class _RowProgress:

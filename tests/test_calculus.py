@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import sympy as sp
 import torch
-from typer.testing import CliRunner
+from helpers import cli_runner
 
 import jacli
 from jacli.cli import app
@@ -21,7 +21,7 @@ F64 = torch.float64
 
 
 def cli(*argv: str):
-    return CliRunner().invoke(app, list(argv), env={"JACLI_DEBUG": ""})
+    return cli_runner().invoke(app, list(argv), env={"JACLI_DEBUG": ""})
 
 
 def cli_json(*argv: str) -> dict:

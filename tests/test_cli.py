@@ -1,7 +1,7 @@
 """The jacli command: exit codes, what goes to stdout and stderr, formats, help, start-up cost.
 
-Most tests run the Typer app in-process with CliRunner (click >= 8.2 keeps stdout and stderr
-apart: ``result.stdout`` / ``result.stderr``); a few run ``python -m jacli`` in a subprocess to
+Most tests run the Typer app in-process with CliRunner, stdout and stderr kept apart
+(``result.stdout`` / ``result.stderr``; see ``helpers.cli_runner``); a few run ``python -m jacli`` in a subprocess to
 check the real process end to end. Expected numbers are worked out by hand.
 """
 
@@ -20,7 +20,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
+from helpers import cli_runner
 
 import jacli
 from jacli.cli import app
@@ -33,7 +33,7 @@ CLEAN_ENV = {"JACLI_DEBUG": None, "COLUMNS": "120"}
 
 
 def run(*args: str, env: dict | None = None, input: str | None = None):
-    result = CliRunner().invoke(app, list(args), env={**CLEAN_ENV, **(env or {})}, input=input)
+    result = cli_runner().invoke(app, list(args), env={**CLEAN_ENV, **(env or {})}, input=input)
     # A JacliError must never escape as an exception unless --debug asked for it.
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         assert "--debug" in args or (env or {}).get("JACLI_DEBUG"), repr(result.exception)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from helpers import cli_runner
 
 import jacli
 from jacli.cli import app
@@ -50,7 +50,7 @@ def test_vjp_grad_hessian_on_cuda_equal_cpu(expr, inputs):
 
 
 def test_float32_on_cuda_and_cli():
-    result = CliRunner().invoke(
+    result = cli_runner().invoke(
         app, ["vjp", "relu(x)", "-i", "arange:-8,8,0.1", "--v", "ones", "--device", "cuda",
               "--dtype", "float32", "-f", "json"],
     )
@@ -63,5 +63,5 @@ def test_float32_on_cuda_and_cli():
 
 def test_missing_gpu_index_is_an_error():
     index = torch.cuda.device_count()
-    result = CliRunner().invoke(app, ["jacobian", "x", "-i", "1", "--device", f"cuda:{index}"])
+    result = cli_runner().invoke(app, ["jacobian", "x", "-i", "1", "--device", f"cuda:{index}"])
     assert result.exit_code == 1 and "no such GPU" in result.stderr

@@ -20,7 +20,7 @@ import pytest
 import torch
 from hypothesis import assume, given, note
 from hypothesis import strategies as st
-from typer.testing import CliRunner
+from helpers import cli_runner
 
 import jacli
 from jacli.cli import app
@@ -89,7 +89,7 @@ def warm_imports():
     jacli.vjp("x*a", inputs, "ones")
     jacli.jvp("x*a", inputs, {"x": "ones"})
     jacli.check("sum(x)*a", inputs)
-    CliRunner().invoke(app, ["jacobian", "x", "-i", "1", "-f", "json"])
+    cli_runner().invoke(app, ["jacobian", "x", "-i", "1", "-f", "json"])
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ ALPHABET = "xyab()[]+-*/^@,.:0123456789e " + "".join({c for name in FUNCTIONS fo
 @given(st.text(alphabet=ALPHABET, max_size=60))
 def test_cli_on_random_expressions_exits_cleanly(text):
     # `--` ends the options, so that an expression such as "-x" is not read as one.
-    result = CliRunner().invoke(app, ["jacobian", "-i", "x=0.5,1.5", "-f", "json", "--", text], env={"JACLI_DEBUG": ""})
+    result = cli_runner().invoke(app, ["jacobian", "-i", "x=0.5,1.5", "-f", "json", "--", text], env={"JACLI_DEBUG": ""})
     assert result.exit_code in (0, 1), (text, result.exception)
     assert "Traceback" not in result.stderr
     if result.exit_code == 1:

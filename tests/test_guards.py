@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
+from helpers import cli_runner
 
 import jacli
 from jacli.cli import app
@@ -17,7 +17,7 @@ from jacli.parse import MAX_DEPTH, MAX_LENGTH, MAX_NODES, parse
 
 
 def cli(*argv: str, **kwargs):
-    return CliRunner().invoke(app, list(argv), env={"JACLI_DEBUG": ""}, **kwargs)
+    return cli_runner().invoke(app, list(argv), env={"JACLI_DEBUG": ""}, **kwargs)
 
 
 @pytest.mark.parametrize(

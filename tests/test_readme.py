@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from helpers import cli_runner
 
 from jacli.cli import app
 
@@ -40,7 +40,7 @@ def run(command: str) -> str:
     """What the command prints: stdout, then stderr (errors), as a user sees it in a terminal."""
     argv = shlex.split(command)
     assert argv[0] == "jacli"
-    result = CliRunner().invoke(app, argv[1:], env={"COLUMNS": WIDTH, "JACLI_DEBUG": ""})
+    result = cli_runner().invoke(app, argv[1:], env={"COLUMNS": WIDTH, "JACLI_DEBUG": ""})
     text = result.stdout + result.stderr
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
 

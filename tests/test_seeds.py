@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
+from helpers import cli_runner
 
 from jacli.cli import app
 
@@ -25,7 +25,7 @@ VJP_METHODS = ["grad", "backward", "auto"]
 
 
 def run_json(command: str, expression: str, *args: str, method: str) -> dict:
-    result = CliRunner().invoke(
+    result = cli_runner().invoke(
         app, [command, expression, *args, "--method", method, "--format", "json"], env={"JACLI_DEBUG": None}
     )
     assert result.exit_code == 0, result.stderr
