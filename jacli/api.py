@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -188,13 +189,12 @@ def compute_jacobian(
         det: also compute the determinant of the square Jacobian (all inputs together).
     """
     _check_method(method, JACOBIAN_METHODS)
-    problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory)
+    problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory, result="jacobian")
     from jacli import engine
 
     output = problem.output
     wrt_tensors = [problem.inputs[name] for name in problem.wrt]
     itemsize = output.element_size()
-    _check_jacobian_budget(problem)
     if method == "auto":
         method = engine.choose_jacobian_method(sum(t.numel() for t in wrt_tensors), output.numel())
     chunk_size = None
@@ -337,16 +337,11 @@ def compute_hessian(
             or ``symbolic``.
     """
     _check_method(method, ("auto", "forward", "reverse", "symbolic"))
-    problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory)
+    problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory, result="hessian")
     from jacli import engine, symbolic as exact_module
 
     _require_scalar(problem, "hessian")
     sizes = [problem.inputs[n].numel() for n in problem.wrt]
-    check_budget(
-        sum(sizes) ** 2 * problem.output.element_size(), problem.budget,
-        f"the Hessian ({sum(sizes):,} × {sum(sizes):,} numbers)",
-        "Use `jacli hvp` for Hessian-vector products without building it, or pick fewer inputs with --wrt.",
-    )
     method = "forward" if method == "auto" else method
     exact = None
     if symbolic or method == "symbolic":
@@ -462,6 +457,7 @@ class _Problem:
     def args(self) -> tuple:
         return tuple(self.inputs[name] for name in self.compiled.variables)
 
+
     @property
     def wrt_positions(self) -> tuple[int, ...]:
         return tuple(self.compiled.variables.index(name) for name in self.wrt)
@@ -511,8 +507,13 @@ class _Problem:
         )
 
 
-def _prepare(expr, inputs, wrt, device, dtype, seed, max_memory) -> _Problem:
-    """Check everything cheap first (names, specs, the expression), then import torch and build."""
+def _prepare(expr, inputs, wrt, device, dtype, seed, max_memory, result: str | None = None) -> _Problem:
+    """Check everything cheap first (names, specs, the expression), then import torch and build.
+
+    Sizes are checked from shapes before anything large is allocated: each input, the inputs
+    together, the expression's intermediate results, and the ``result`` to build ("jacobian" or
+    "hessian"). Inputs whose shape is only known once read (files) are read first.
+    """
     devices.check_names(device if isinstance(device, str) else "cpu", dtype if isinstance(dtype, str) else "float64")
     pairs = list(inputs.items()) if isinstance(inputs, Mapping) else list(inputs)
     given = [(name, _as_spec(value) if isinstance(value, str) else value) for name, value in pairs]
@@ -522,9 +523,13 @@ def _prepare(expr, inputs, wrt, device, dtype, seed, max_memory) -> _Problem:
     if isinstance(device, str) and device == "cpu":
         itemsize = 4 if str(dtype) in ("float32", "torch.float32") else 8
         limit = max_memory if max_memory is not None else default_budget()
+        sized = []
         for name, spec in given:
             if not _is_tensor_like(spec):
                 specs.check_spec_budget(spec, name or "the input", itemsize, limit)
+                if getattr(spec, "shape", None) is not None:
+                    sized.append((name or "the input", spec, math.prod(spec.shape)))
+        _check_inputs_together([(f"{n} = {s.text}", count * itemsize) for n, s, count in sized], limit)
 
     from jacli.parse import parse
 
@@ -541,11 +546,139 @@ def _prepare(expr, inputs, wrt, device, dtype, seed, max_memory) -> _Problem:
     budget = max_memory if max_memory is not None else _default_budget(torch_device)
     problem = _Problem(compiled, {}, wrt_names, None, budget, torch_device, torch_dtype, seed)
     problem.given = {name: _spec_text(bound[name], bound[name]) for name in compiled.variables}
+    shapes = {name: _known_shape(bound[name]) for name in compiled.variables}
+    planned = all(shape is not None for shape in shapes.values())
+    checked = planned and _check_plan(problem, shapes, result)
     for name in compiled.variables:
-        problem.inputs[name] = _materialize(bound[name], name, problem)
-        _report_nonfinite(problem.inputs[name], f"input {name}")
+        problem.inputs[name] = tensor = _materialize(bound[name], name, problem)
+        if tensor.numel() == 0:
+            raise InputError(
+                f"input {name} = {_short(problem.given[name])} has no numbers (shape {tuple(tensor.shape)}); "
+                "give at least one"
+            )
+        _report_nonfinite(tensor, f"input {name}")
+    shapes = {n: tuple(t.shape) for n, t in problem.inputs.items()}
+    if not planned:
+        checked = _check_plan(problem, shapes, result)
     problem.output = compiled.checked(*problem.args).detach()
+    if not checked:  # no shape-only run was possible: check the result from the real output
+        _check_result(problem, shapes, tuple(problem.output.shape), result)
+    if problem.output.numel() == 0:
+        raise ShapeError(
+            f"the output of {compiled.text} has no numbers (shape {tuple(problem.output.shape)}), so there "
+            "is nothing to differentiate. Check the indices and slices against the input shapes "
+            f"({', '.join(f'{n} {tuple(t.shape)}' for n, t in problem.inputs.items())})."
+        )
     return problem
+
+
+def _check_inputs_together(sizes: list[tuple[str, int]], budget: int) -> None:
+    """Several inputs may each fit the budget and still exceed it together."""
+    if len(sizes) > 1:
+        check_budget(
+            sum(size for _, size in sizes), budget,
+            "the inputs together (" + ", ".join(what for what, _ in sizes) + ")",
+            "Use smaller inputs, or raise --max-memory.",
+        )
+
+
+def _known_shape(value: Any) -> tuple[int, ...] | None:
+    """An input's shape when it is known without reading or allocating anything, else None."""
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return tuple(shape)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return ()
+    return None
+
+
+def _check_plan(problem: _Problem, shapes: dict[str, tuple[int, ...]], result: str | None) -> bool:
+    """Every size check that shapes alone decide: inputs together, evaluation, the result.
+
+    Returns whether the result could be checked (False when the shape-only run was not possible).
+    """
+    itemsize = _itemsize(problem)
+    sizes = {name: math.prod(shape) * itemsize for name, shape in shapes.items()}
+    _check_inputs_together([(f"{n} = {_short(problem.given[n])}", b) for n, b in sizes.items()], problem.budget)
+    output_shape, intermediates = _meta_evaluation(problem, shapes)
+    check_budget(
+        sum(sizes.values()) + intermediates, problem.budget,
+        f"evaluating {_short(problem.compiled.text)} (its intermediate results, with the inputs)",
+        "Use smaller inputs, or raise --max-memory.",
+    )
+    if output_shape is None:
+        return False
+    _check_result(problem, shapes, output_shape, result)
+    return True
+
+
+def _itemsize(problem: _Problem) -> int:
+    import torch
+
+    return torch.empty((), dtype=problem.dtype).element_size()
+
+
+def _check_result(
+    problem: _Problem, shapes: dict[str, tuple[int, ...]], output_shape: tuple[int, ...], result: str | None
+) -> None:
+    """Refuse a Jacobian or Hessian that would not fit beside the inputs and the output."""
+    if result is None:
+        return
+    itemsize = _itemsize(problem)
+    held = (sum(math.prod(shape) for shape in shapes.values()) + math.prod(output_shape)) * itemsize
+    wrt_shapes = [shapes[name] for name in problem.wrt]
+    if result == "jacobian":
+        _check_jacobian_size(problem, output_shape, wrt_shapes, itemsize, held)
+    elif result == "hessian" and math.prod(output_shape) == 1:
+        n = sum(math.prod(shape) for shape in wrt_shapes)
+        check_budget(
+            n * n * itemsize + held, problem.budget,
+            f"the Hessian ({n:,} × {n:,} numbers, with the inputs and output)",
+            "Use `jacli hvp` for Hessian-vector products without building it, or pick fewer inputs with --wrt.",
+        )
+
+
+def _meta_evaluation(problem: _Problem, shapes: dict[str, tuple[int, ...]]) -> tuple[tuple[int, ...] | None, int]:
+    """The output's shape and the bytes of all intermediate results, from shapes alone.
+
+    The expression runs first on shape-only ("meta") tensors, which allocate nothing, while a
+    dispatch mode adds up the size of every result; autograd may keep all of them for the
+    backward pass. ``x_col * y_row`` with two 100,000-element inputs is refused here instead of
+    being killed by the operating system. Where an operation has no meta version, the check is
+    skipped and the real evaluation's own out-of-memory error still applies.
+    """
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    class Tally(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for leaf in tree_leaves(out):
+                if isinstance(leaf, torch.Tensor):
+                    Tally.total += leaf.numel() * leaf.element_size()
+            return out
+
+    args = [torch.empty(shapes[name], dtype=problem.dtype, device="meta") for name in problem.compiled.variables]
+    try:
+        with Tally():
+            output = problem.compiled.function(*args)
+    except Exception:  # an operation without a meta kernel, or a shape error the real run will name
+        return None, 0
+    shape = tuple(output.shape) if isinstance(output, torch.Tensor) else ()
+    return shape, Tally.total
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """Text as it goes into a message: long specs and expressions are cut in the middle (their
+    start and end, such as a file's name, stay), not echoed whole."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    head = (limit - 3) // 2
+    return text[:head] + "..." + text[len(text) - (limit - 3 - head):]
 
 
 def bind(variables: Sequence[str], given: list[tuple[str | None, Any]]) -> dict[str, Any]:
@@ -603,19 +736,19 @@ def _check_wrt(variables: Sequence[str], wrt: Sequence[str] | None) -> tuple[str
     return tuple(name for name in variables if name in names)
 
 
-def _check_jacobian_budget(problem: _Problem) -> None:
+def _check_jacobian_size(
+    problem: _Problem, output_shape: tuple[int, ...], wrt_shapes: list[tuple[int, ...]], itemsize: int, held: int
+) -> None:
     """Refuse a Jacobian whose blocks would not fit in the memory budget, before building it."""
-    from jacli import engine
-
-    output = problem.output
-    wrt_tensors = [problem.inputs[name] for name in problem.wrt]
-    elements = engine.jacobian_elements(output.shape, [t.shape for t in wrt_tensors])
-    shapes = " + ".join(f"{n} {tuple(t.shape)}" for n, t in zip(problem.wrt, wrt_tensors))
+    outputs = math.prod(output_shape)
+    ins = sum(math.prod(shape) for shape in wrt_shapes)
+    shapes = " + ".join(f"{n} {tuple(s)}" for n, s in zip(problem.wrt, wrt_shapes))
     check_budget(
-        elements * output.element_size(), problem.budget,
-        f"the Jacobian of {problem.compiled.text} ({output.numel():,} output elements × "
-        f"{sum(t.numel() for t in wrt_tensors):,} input elements = {elements:,} numbers, "
-        f"for output {tuple(output.shape)} and {shapes})",
+        outputs * ins * itemsize + held, problem.budget,
+        f"the Jacobian of {_short(problem.compiled.text)} ({outputs:,} output "
+        f"element{'s' if outputs != 1 else ''} × {ins:,} input element{'s' if ins != 1 else ''} = "
+        f"{outputs * ins:,} numbers, for output {tuple(output_shape)} and {shapes}; with the inputs "
+        "and output it holds)",
         "Use `jacli vjp` with --v for one combination of its rows, pick fewer inputs with --wrt, "
         "use smaller inputs, or raise --max-memory.",
     )
@@ -715,6 +848,8 @@ def _report_nonfinite(tensor: Any, what: str, where: bool = False) -> None:
     says how many and, with ``where``, at which indices."""
     import torch
 
+    if tensor.is_floating_point() and torch.isfinite(tensor.sum()):
+        return  # any NaN or infinity makes the sum NaN or infinite; no tensor-sized mask needed
     bad = ~torch.isfinite(tensor)
     count = int(bad.sum())
     if not count:

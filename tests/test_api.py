@@ -397,11 +397,59 @@ def test_jacobian_over_the_memory_budget_fails_fast() -> None:
 
 
 def test_explicit_memory_budget() -> None:
-    # 10 outputs x 10 inputs x 8 bytes = 800 B > 500 B; the input itself (80 B) fits
-    with pytest.raises(ResourceError, match="800 B"):
-        api.compute_jacobian("x", {"x": "ones:10"}, max_memory=500)
-    result = api.compute_jacobian("x", {"x": "ones:10"}, max_memory=800)
+    # 10 outputs x 10 inputs x 8 bytes = 800 B, beside the input (80 B) and output (80 B): 960 B
+    with pytest.raises(ResourceError, match="960 B"):
+        api.compute_jacobian("x", {"x": "ones:10"}, max_memory=959)
+    result = api.compute_jacobian("x", {"x": "ones:10"}, max_memory=960)
     assert torch.equal(result.values["x"], torch.eye(10, dtype=F64))
+
+
+def test_inputs_are_budgeted_together() -> None:
+    # each input is 8,000 B and fits 10,000 B alone; together they need 16,000 B
+    with pytest.raises(ResourceError, match=r"inputs together .*16\.0 kB"):
+        api.compute_vjp("x*y", {"x": "ones:1000", "y": "ones:1000"}, "ones", max_memory=10_000)
+    # a tensor input and a file input are counted as well
+    with pytest.raises(ResourceError, match="inputs together"):
+        api.compute_vjp("x*y", {"x": torch.ones(1000, dtype=F64), "y": [1.0] * 1000}, "ones", max_memory=10_000)
+
+
+def test_intermediate_results_are_budgeted_before_they_are_computed() -> None:
+    # x (1000, 1) * y (1, 1000) broadcasts to 1,000,000 numbers = 8 MB, though the output is 8 B
+    started = time.perf_counter()
+    with pytest.raises(ResourceError, match=r"evaluating sum\(x\*y\).*8\.0 MB"):
+        api.compute_grad("sum(x*y)", {"x": "ones:1000x1", "y": "ones:1x1000"}, max_memory=1_000_000)
+    assert time.perf_counter() - started < 5  # refused from shapes, not computed
+    grad = api.compute_grad("sum(x*y)", {"x": "ones:1000x1", "y": "ones:1x1000"}, max_memory=10**8)
+    assert torch.equal(grad.values["x"], torch.full((1000, 1), 1000.0, dtype=F64))
+
+
+def test_a_jacobian_over_the_budget_is_refused_before_its_input_is_allocated(monkeypatch) -> None:
+    import jacli.inputs
+
+    def no_allocation(*args, **kwargs):
+        raise AssertionError("the input was allocated before the Jacobian was refused")
+
+    monkeypatch.setattr(jacli.inputs, "_construct", no_allocation)
+    with pytest.raises(ResourceError, match="Jacobian"):
+        api.compute_jacobian("sum(x)", {"x": "rand:1000000"}, max_memory=10_000_000)
+    with pytest.raises(ResourceError, match="Hessian"):
+        api.compute_hessian("sum(x)", {"x": "rand:10000"}, max_memory=10_000_000)
+
+
+@pytest.mark.parametrize(
+    "expr, spec", [("x[3:]", "1,2,3"), ("x[1:1]", "ones:4"), ("reshape(x[3:], 0, 2)", "ones:3")]
+)
+def test_an_output_without_numbers_is_an_error(expr, spec) -> None:
+    with pytest.raises(ShapeError, match=r"no numbers \(shape \(0"):
+        api.compute_jacobian(expr, {"x": spec})
+    with pytest.raises(ShapeError, match="no numbers"):
+        api.compute_jvp(expr, {"x": spec}, {"x": "ones"})
+
+
+def test_an_empty_file_input_is_an_error(tmp_path) -> None:
+    np.save(tmp_path / "e.npy", np.zeros(0))
+    with pytest.raises(InputError, match=r"x = @.*e\.npy has no numbers"):
+        api.compute_vjp("x*2", {"x": f"@{tmp_path / 'e.npy'}"}, "ones")
 
 
 # -- warnings -----------------------------------------------------------------------------------

@@ -80,9 +80,45 @@ def test_plain_jacobian_by_hand() -> None:
     assert result.stderr == ""
 
 
+def test_plain_layout_follows_the_shape_line() -> None:
+    # d sum(x)/dx = ones, shape () + (2, 2): two lines of two, as "# x 2x2" says, like grad's
+    jacobian = run("jacobian", "sum(x)", "-i", "[[1,2],[3,4]]", "-f", "plain")
+    assert jacobian.stdout == "# x 2x2\n1.0 1.0\n1.0 1.0\n"
+    assert run("grad", "sum(x)", "-i", "[[1,2],[3,4]]", "-f", "plain").stdout == jacobian.stdout
+    # polar: each block has shape (2,) + () and is one line, like a vjp of shape (2,):
+    # d/dr = (cos 0, sin 0) = (1, 0), d/dt = (-2 sin 0, 2 cos 0) = (0, 2)
+    polar = run("jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0", "-f", "plain")
+    assert polar.stdout == "# r 2\n1.0 0.0\n# t 2\n-0.0 2.0\n"
+
+
 def test_default_format_off_a_terminal_is_plain() -> None:
     plain = run("jacobian", "x**2", "-i", "2,3", "-f", "plain").stdout
     assert run("jacobian", "x**2", "-i", "2,3").stdout == plain
+
+
+@pytest.mark.parametrize("columns", ["100", "40"])
+def test_pretty_full_wide_matrix_shows_every_number(tmp_path, columns: str) -> None:
+    # The review's case, 3x50: vjp of x**2/2 with v = ones is x itself; torch's backward is the
+    # reference. Every number must appear whole under its own row and column index.
+    x = torch.randn(3, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 100
+    np.save(tmp_path / "x.npy", x.numpy())
+    leaf = x.clone().requires_grad_(True)
+    (leaf**2 / 2).backward(torch.ones(3, 50, dtype=torch.float64))
+    result = run("vjp", "x**2/2", "-i", f"@{tmp_path / 'x.npy'}", "--v", "ones", "--full", "-f", "pretty",
+                 env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.stderr
+    cells, header = {}, None
+    for line in result.stdout.splitlines():
+        assert len(line) <= int(columns) and line == line.rstrip()
+        if "┃" in line:
+            header = [c.strip() for c in line.split("┃")[1:]]
+        elif "│" in line:
+            row, *values = (c.strip() for c in line.split("│"))
+            cells.update({(int(row), int(j)): float(v) for j, v in zip(header, values)})
+    assert sorted(cells) == [(i, j) for i in range(3) for j in range(50)]
+    for (i, j), shown in cells.items():
+        assert shown == pytest.approx(leaf.grad[i, j].item(), rel=1e-5)  # 6 significant digits
+    assert "columns 0–" in result.stdout
 
 
 def test_plain_output_loads_with_numpy() -> None:
@@ -228,7 +264,7 @@ def test_input_from_stdin() -> None:
         (["jacobian", "x @ y", "-i", "x=ones:2x3", "-i", "y=ones:2x3"], ["(2, 3)"]),
         (["jacobian", "x*y", "-i", "x=1", "-i", "y=2", "--wrt", "z"], ["--wrt 'z'"]),
         (["jacobian", "x", "-i", "1", "--max-memory", "lots"], ["--max-memory 'lots'"]),
-        (["jacobian", "x", "-i", "ones:10", "--max-memory", "500B"], ["800 B"]),
+        (["jacobian", "x", "-i", "ones:10", "--max-memory", "500B"], ["960 B", "500 B"]),
         (["jacobian", "x", "-i", "1", "--device", "foo"], ["unknown device 'foo'", "cpu"]),
         (["jacobian", "x", "-i", "@/no/such/file.npy"], ["cannot read"]),
         (["vjp", "2*x", "-i", "1,2,3", "--v", "1,2"], ["(2,)", "(3,)"]),
