@@ -413,6 +413,7 @@ def check(
     def compute() -> Any:
         from jacli import verify
 
+        verify.check_tolerances(rtol, atol, ("--rtol", "--atol"))  # before reading any input
         specs, budget = _parse_common(inputs, "cpu", max_memory)
         return verify.check(expression, specs, wrt=wrt, rtol=rtol, atol=atol, seed=seed, max_memory=budget)
 

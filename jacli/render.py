@@ -143,10 +143,13 @@ def _check_document(report: Any) -> dict[str, Any]:
         "rtol": report.rtol,
         "atol": report.atol,
         "ok": report.ok,
+        "verdict": report.verdict,
         "kinks": report.kinks,
+        "singular": report.singular,
         "methods": [
             {"method": m.method, "max_abs": _json_float(m.max_abs), "max_rel": _json_float(m.max_rel),
-             "ok": m.ok, "skipped": m.skipped, "note": m.note}
+             "ok": m.ok, "skipped": m.skipped, "note": m.note, "nonfinite": m.nonfinite,
+             "excused": m.excused}
             for m in report.methods
         ],
     }
@@ -242,14 +245,26 @@ def _symbolic_lines(result: Any, name: str) -> list[str]:
     return [str(e) for e in entries.reshape(-1)]
 
 
+CHECK_VERDICTS = {
+    "agree": "all agree",
+    "mismatch": "MISMATCH: some method differs beyond tolerance",
+    "singular": "NOT CONFIRMED: the reference is not finite here, a singularity of the derivative; "
+    "no method can be checked at those entries",
+}
+
+
 def _check_plain(report: Any) -> str:
     lines = [f"# check {report.expression} reference {report.reference} rtol {report.rtol} atol {report.atol}"]
     lines += [f"# kink: {k}" for k in report.kinks]
+    lines += [f"# singular: {s}" for s in report.singular]
     lines.append("# method max_abs max_rel ok")
     for m in report.methods:
         status = "skipped" if m.skipped else ("ok" if m.ok else "FAIL")
-        lines.append(f"{m.method.replace(' ', '_')} {format_number(m.max_abs, None)} {format_number(m.max_rel, None)} {status}")
-    lines.append(f"# {'all agree' if report.ok else 'MISMATCH'}")
+        name = m.method.replace(" ", "_")
+        lines.append(f"{name} {format_number(m.max_abs, None)} {format_number(m.max_rel, None)} {status}")
+        if m.note:
+            lines.append(f"# {name}: {m.note}")
+    lines.append(f"# {CHECK_VERDICTS[report.verdict]}")
     return "\n".join(lines) + "\n"
 
 
@@ -491,6 +506,8 @@ def _print_check(report: Any, console: Console) -> None:
     console.print(Text(f"reference: {report.reference}; tolerance |a - r| ≤ {report.atol:g} + {report.rtol:g}·|r|"))
     for kink in report.kinks:
         console.print(Text(f"kink: {kink}; the derivative is not defined there (torch uses 0, or 1/2 at ties)", style="yellow"))
+    for singular in report.singular:
+        console.print(Text(f"singular: {singular}", style="bold red"))
     table = Table()
     table.add_column("method")
     table.add_column("max abs diff", justify="right")
@@ -503,7 +520,13 @@ def _print_check(report: Any, console: Console) -> None:
         verdict = Text("agrees" if m.ok else "DIFFERS", style="green" if m.ok else "bold red")
         if m.note:
             verdict.append(f" ({m.note})", style="yellow")
-        table.add_row(m.method, f"{m.max_abs:.3g}", f"{m.max_rel:.3g}", verdict)
+        table.add_row(m.method, _check_number(m.max_abs), _check_number(m.max_rel), verdict)
     console.print(table)
-    console.print(Text("all methods agree" if report.ok else "MISMATCH: some method differs beyond tolerance",
-                       style="bold green" if report.ok else "bold red"))
+    ok = report.verdict == "agree"
+    text = "all methods agree" if ok else CHECK_VERDICTS[report.verdict]
+    console.print(Text(text, style="bold green" if ok else "bold red"))
+
+
+def _check_number(value: float) -> str:
+    """A difference in the check table; NaN (no entry to compare) as a dash."""
+    return "–" if math.isnan(value) else f"{value:.3g}"

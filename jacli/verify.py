@@ -4,10 +4,24 @@ The Jacobian is computed in float64 on the CPU by reverse mode, forward mode, th
 SymPy's exact derivative (when the expression is small enough to expand) and central finite
 differences with Richardson extrapolation. Each is compared with the reference — the exact
 derivative where available, else reverse mode — entry by entry with gradcheck's rule
-``|a - r| <= atol + rtol * |r|``. Where an input sits on a kink (relu, abs, sign at 0; max or
-min at a tie) the derivative is not defined; torch picks a convention there (relu'(0) = 0,
-abs'(0) = 0, ties split 1/2 : 1/2) that finite differences cannot see, so a difference of finite
-differences there is reported as a kink, not as a failure.
+``|a - r| <= atol + rtol * |r|`` (for finite differences, plus ten times their error estimate).
+
+Three rules decide the verdict:
+
+* A NaN or infinite entry, in the reference or in a method, never counts as agreement. A
+  non-finite reference means the point is a singularity of the derivative (sqrt or log at 0,
+  norm at the origin): nothing can confirm the numbers there, and the check fails with the
+  entries named.
+* Finite differences cannot see torch's convention at a kink (relu'(0) = 0, abs'(0) = 0, ties
+  of max/min split 1/2 : 1/2, and the jumps of sign): a difference across a kink straddles two
+  pieces. So an entry of finite differences that differs is excused when its column's step
+  moves the argument of relu, abs, sign, Heaviside (or the difference of the two arguments of
+  max, min) from or across zero, i.e. the signs of that argument at x and at the points
+  x ± h, x ± h/2, x ± h/4 that the differences evaluate are not all the same. Only those
+  columns are excused, only for finite differences; every other entry must agree.
+* ``max_abs`` and ``max_rel`` are taken over the same entries: those finite in both the method
+  and the reference. ``max_rel`` is ``|a - r| / |r|``, infinite where the reference is 0 and the
+  method is not.
 
 Example:
     >>> check("sin(x)*x", {"x": "randn:5"}).ok
@@ -16,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -23,12 +38,20 @@ from typing import Any, Callable, Mapping, Sequence
 import sympy as sp
 
 from jacli import nodes
+from jacli.errors import InputError
 
 DEFAULT_RTOL = 1e-3
 DEFAULT_ATOL = 1e-5
 """gradcheck's defaults."""
 
 KINKED = (nodes.relu, sp.Abs, sp.sign, sp.Max, sp.Min, sp.Heaviside)
+
+FD = "finite differences"
+FD_SLACK = 10
+"""Finite differences may differ from the reference by this many times their error estimate."""
+
+SHOWN = 5
+"""How many places a message lists before "and N more"."""
 
 
 @dataclass
@@ -37,9 +60,12 @@ class MethodCheck:
 
     Attributes:
         method: e.g. ``"forward"``, ``"finite differences"``.
-        max_abs, max_rel: the largest absolute and relative differences from the reference.
-        ok: every entry within ``atol + rtol * |reference|``.
-        note: why a method was skipped, or why a difference is expected.
+        max_abs, max_rel: the largest absolute and relative differences from the reference, over
+            the entries finite in both (NaN when there are none, or when skipped).
+        ok: every entry finite and within ``atol + rtol * |reference|`` (or excused at a kink).
+        note: why a method was skipped, or why it failed or was excused where it was.
+        nonfinite: where this method's Jacobian is NaN or infinite, e.g. ``"nan at dy/dx[1, 0]"``.
+        excused: the input elements (``"x[1]"``) whose finite-difference columns differ across a kink.
     """
 
     method: str
@@ -48,6 +74,8 @@ class MethodCheck:
     ok: bool = True
     note: str = ""
     skipped: bool = False
+    nonfinite: list[str] = field(default_factory=list)
+    excused: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -62,12 +90,33 @@ class CheckReport:
     output_shape: tuple[int, ...]
     methods: list[MethodCheck] = field(default_factory=list)
     kinks: list[str] = field(default_factory=list)
+    singular: list[str] = field(default_factory=list)
+    """Where the reference is NaN or infinite: the derivative has a singularity there."""
 
     command = "check"
 
     @property
     def ok(self) -> bool:
-        return all(m.ok for m in self.methods)
+        return not self.singular and all(m.ok for m in self.methods)
+
+    @property
+    def verdict(self) -> str:
+        """``"agree"``, ``"singular"`` (the reference is not finite) or ``"mismatch"``."""
+        if self.singular:
+            return "singular"
+        return "agree" if self.ok else "mismatch"
+
+
+def check_tolerances(rtol: Any, atol: Any, names: tuple[str, str] = ("rtol", "atol")) -> None:
+    """A tolerance is a finite number >= 0; anything else is an ``InputError`` naming it."""
+    for name, value, default in zip(names, (rtol, atol), (DEFAULT_RTOL, DEFAULT_ATOL)):
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        if number is None or not math.isfinite(number) or number < 0:
+            shown = format(value, "g") if number is not None else repr(value)
+            raise InputError(
+                f"{name} {shown} is not a tolerance: give a finite number >= 0, "
+                f"such as {name} {default:g} (gradcheck's default), or 0 to demand exact agreement"
+            )
 
 
 def check(
@@ -85,18 +134,20 @@ def check(
 
     Args:
         expr, inputs, wrt, seed, max_memory: as for ``jacli.jacobian``.
-        rtol, atol: the tolerance, gradcheck's rule.
+        rtol, atol: the tolerance, gradcheck's rule; finite numbers >= 0.
         reference: replaces the reference method: ``reference(f, args, wrt_positions)`` returns
             one block per input (used by the tests to prove that check can fail).
 
     Returns:
-        A ``CheckReport``; ``report.ok`` is False when some method disagrees beyond tolerance.
+        A ``CheckReport``; ``report.ok`` is False when some method disagrees beyond tolerance or
+        a Jacobian entry is NaN or infinite.
     """
-    from jacli import api, engine, symbolic
+    from jacli import api, engine
 
-    problem = api._prepare(expr, inputs, wrt, "cpu", "float64", seed, max_memory)
-    api._check_jacobian_budget(problem)
+    check_tolerances(rtol, atol)
+    problem = api._prepare(expr, inputs, wrt, "cpu", "float64", seed, max_memory, result="jacobian")
     f, args, positions = problem.compiled.function, problem.args, problem.wrt_positions
+    names = list(problem.wrt)
     report = CheckReport(
         expression=expr, reference="", rtol=rtol, atol=atol, inputs=problem.shapes,
         output_shape=tuple(problem.output.shape),
@@ -112,7 +163,7 @@ def check(
     for method in ("reverse", "forward", "rows"):
         results[method] = engine.jacobian(f, args, positions, method)
     fd_blocks, fd_errors = engine.finite_differences(f, args, positions)
-    results["finite differences"] = fd_blocks
+    results[FD] = fd_blocks
 
     if reference is not None:
         report.reference, reference_blocks = "given reference", list(reference(f, args, positions))
@@ -120,7 +171,12 @@ def check(
         report.reference, reference_blocks = "symbolic", results["symbolic"]
     else:
         report.reference, reference_blocks = "reverse", results["reverse"]
-    report.kinks = kinks(problem)
+    report.singular = [
+        f"the reference ({report.reference}) is {place}"
+        for place in _nonfinite(reference_blocks, names)
+    ]
+    kinked = _kinked_arguments(problem)
+    report.kinks = kinks(problem, kinked)
 
     for method, blocks in results.items():
         if method == report.reference:
@@ -128,11 +184,12 @@ def check(
         if blocks is None:
             report.methods.append(MethodCheck(method, note=f"skipped: {notes[method]}", skipped=True))
             continue
-        slack = fd_errors if method == "finite differences" else None
-        entry = compare(method, blocks, reference_blocks, rtol, atol, slack)
-        if not entry.ok and method == "finite differences" and report.kinks:
-            entry.ok = True
-            entry.note = "differs at a kink (see above)"
+        slack = fd_errors if method == FD else None
+        entry = compare(method, blocks, reference_blocks, rtol, atol, slack, names=names)
+        if method == FD and not entry.ok and kinked:
+            crossing = crossings(problem, kinked)
+            if crossing:
+                entry = compare(method, blocks, reference_blocks, rtol, atol, slack, crossing, names)
         report.methods.append(entry)
     return report
 
@@ -140,52 +197,184 @@ def check(
 def compare(
     method: str, blocks: Sequence[Any], reference: Sequence[Any], rtol: float, atol: float,
     slack: Sequence[Any] | None = None,
+    crossing: Mapping[int, tuple[tuple[int, ...], Mapping[int, list[str]]]] | None = None,
+    names: Sequence[str] | None = None,
 ) -> MethodCheck:
-    """Largest differences, and gradcheck's rule entry by entry (plus ``slack``, an error bound)."""
+    """Largest differences, and gradcheck's rule entry by entry.
+
+    Args:
+        slack: error bounds per entry (finite differences): the tolerance grows by FD_SLACK times them.
+        crossing: ``{block: (input shape, {flat input element: [kinks its step crosses]})}``
+            (see ``crossings``): differences in those columns are excused.
+        names: the input of each block, for messages (``dy/dx[1, 0]``).
+    """
     import torch
 
-    max_abs = max_rel = 0.0
-    ok = True
-    for i, (got, want) in enumerate(zip(blocks, reference)):
-        got, want = got.detach().to(torch.float64).cpu(), want.detach().to(torch.float64).cpu()
-        both_nan = torch.isnan(got) & torch.isnan(want)
-        same_inf = torch.isinf(got) & (got == want)
-        diff = torch.where(both_nan | same_inf, torch.zeros_like(got), (got - want).abs())
-        diff = torch.nan_to_num(diff, nan=math.inf)
-        bound = atol + rtol * want.abs()
+    names = list(names) if names is not None else [f"input{i}" for i in range(len(blocks))]
+    max_abs = max_rel = -math.inf
+    failed = unreferenced = uncertain = 0
+    widest_error = 0.0
+    excused: dict[str, list[str]] = {}
+    for b, (got, want) in enumerate(zip(blocks, reference)):
+        got = torch.as_tensor(got).detach().to(torch.float64).cpu()
+        want = torch.as_tensor(want).detach().to(torch.float64).cpu()
+        got, want = torch.broadcast_tensors(got, want)
+        finite_got, finite_want = torch.isfinite(got), torch.isfinite(want)
+        both = finite_got & finite_want
+        unreferenced += int((~finite_want).sum())
+        diff = torch.where(both, (got - want).abs(), torch.zeros_like(got))
+        rel = torch.where(diff == 0, torch.zeros_like(diff), diff / want.abs())
+        tolerance = atol + rtol * want.abs()
+        bound = tolerance
         if slack is not None:
-            bound = bound + 10 * slack[i].detach().cpu()
-        ok = ok and bool((diff <= bound).all())
-        if diff.numel():
-            max_abs = max(max_abs, float(diff.max()))
-            nonzero = want != 0
-            if bool(nonzero.any()):
-                max_rel = max(max_rel, float((diff[nonzero] / want[nonzero].abs()).max()))
-    return MethodCheck(method, max_abs, max_rel, ok)
+            error = torch.as_tensor(slack[b]).detach().to(torch.float64).cpu().expand_as(got)
+            bound = tolerance + FD_SLACK * error
+            vague = both & ~(FD_SLACK * error <= tolerance)
+            if bool(vague.any()):
+                uncertain += int(vague.sum())
+                widest_error = max(widest_error, float(error[vague].max()))
+        bad = both & ~(diff <= bound)
+        if crossing and b in crossing and bool(bad.any()):
+            input_shape, columns = crossing[b]
+            per_column = bad.reshape(-1, math.prod(input_shape)).clone()
+            for k, kinked in columns.items():
+                if bool(per_column[:, k].any()):
+                    excused[_element(names[b], k, input_shape)] = kinked
+                    per_column[:, k] = False
+            bad = per_column.reshape(bad.shape)
+        failed += int(bad.sum())
+        if bool(both.any()):
+            max_abs = max(max_abs, float(diff[both].max()))
+            max_rel = max(max_rel, float(rel[both].max()))
+    entry = MethodCheck(method, max_abs if max_abs >= 0 else math.nan, max_rel if max_rel >= 0 else math.nan)
+    entry.nonfinite = _nonfinite(blocks, names)
+    entry.excused = list(excused)
+    entry.ok = failed == 0 and not entry.nonfinite and unreferenced == 0
+    parts = []
+    if entry.nonfinite:
+        parts.append(f"not finite: {'; '.join(entry.nonfinite)}")
+    if unreferenced:
+        parts.append(f"not confirmed at the {_count(unreferenced, 'entry', 'entries')} where the reference is not finite")
+    if failed:
+        parts.append(f"beyond tolerance at {_count(failed, 'entry', 'entries')}")
+    if excused:
+        kinked = sorted({k for ks in excused.values() for k in ks})
+        parts.append(
+            f"differs at a kink, excused in the columns of {_listed(list(excused))}: the step there "
+            f"crosses the kink of {', '.join(kinked)}"
+        )
+    if uncertain:
+        parts.append(
+            f"its error estimate (up to {widest_error:.2g}) exceeds the tolerance at "
+            f"{_count(uncertain, 'entry', 'entries')}, which it hardly confirms"
+        )
+    entry.note = "; ".join(parts)
+    return entry
 
 
-def kinks(problem: Any) -> list[str]:
-    """Where an input sits exactly on a kink: the function, the place and the value."""
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _listed(items: list[str]) -> str:
+    shown = ", ".join(items[:SHOWN])
+    return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
+
+
+def _index(index: Sequence[int]) -> str:
+    return f"[{', '.join(map(str, index))}]" if len(index) else ""
+
+
+def _element(name: str, k: int, shape: tuple[int, ...]) -> str:
+    """Input element ``k`` (flat) of ``name``, as ``x[1, 0]`` (``x`` for a scalar)."""
+    import numpy as np
+
+    return name + _index([int(i) for i in np.unravel_index(k, shape)] if shape else [])
+
+
+def _nonfinite(blocks: Sequence[Any], names: Sequence[str]) -> list[str]:
+    """Where the blocks are NaN or infinite: ``"nan at dy/dx[1, 0], dy/dx[2, 0]"``, per kind."""
     import torch
 
+    places: dict[str, list[str]] = {}
+    for name, block in zip(names, blocks):
+        block = torch.as_tensor(block).detach().to(torch.float64).cpu()
+        for kind, mask in (("nan", torch.isnan(block)), ("inf", block == math.inf), ("-inf", block == -math.inf)):
+            for index in mask.nonzero().tolist():
+                places.setdefault(kind, []).append(f"dy/d{name}{_index(index)}")
+    return [f"{kind} at {_listed(where)}" for kind, where in places.items()]
+
+
+def _kinked_arguments(problem: Any) -> list[tuple[sp.Basic, Callable[[tuple], Any]]]:
+    """Each kinked node with a compiled argument whose sign says on which piece the input is:
+    the argument of relu, abs, sign and Heaviside; a - b for each pair of arguments of max, min."""
     from jacli.compile import _positional, compile_tree
 
-    found = []
     read = _positional(problem.compiled.variables)
+    found = []
     for node in sp.preorder_traversal(problem.compiled.tree):
         if not isinstance(node, KINKED):
             continue
-        if isinstance(node, (sp.Max, sp.Min)) and len(node.args) == 2:
-            argument = sp.Add(node.args[0], -node.args[1], evaluate=False)
+        if isinstance(node, (sp.Max, sp.Min)):
+            arguments = [sp.Add(a, -b, evaluate=False) for a, b in itertools.combinations(node.args, 2)]
         else:
-            argument = node.args[0]
-        value = compile_tree(argument, read)(problem.args)
-        value = torch.as_tensor(value)
+            arguments = [node.args[0]]
+        found += [(node, compile_tree(argument, read)) for argument in arguments]
+    return found
+
+
+def kinks(problem: Any, kinked: list[tuple[sp.Basic, Callable[[tuple], Any]]] | None = None) -> list[str]:
+    """Where an input sits exactly on a kink: the function, the place and the value."""
+    import torch
+
+    found = []
+    for node, argument in kinked if kinked is not None else _kinked_arguments(problem):
+        value = torch.as_tensor(argument(problem.args))
         zeros = (value == 0).nonzero().tolist()
         if zeros:
-            where = ", ".join(f"[{', '.join(map(str, index))}]" if index else "" for index in zeros[:5])
-            more = f" and {len(zeros) - 5} more" if len(zeros) > 5 else ""
-            place = f" at {where}{more}" if where else ""
+            where = _listed([_index(index) for index in zeros])
+            place = f" at {where}" if where else ""
             what = "a tie" if isinstance(node, (sp.Max, sp.Min)) else "0"
             found.append(f"{node} has its argument at {what}{place}")
+    return found
+
+
+def crossings(
+    problem: Any, kinked: list[tuple[sp.Basic, Callable[[tuple], Any]]]
+) -> dict[int, tuple[tuple[int, ...], dict[int, list[str]]]]:
+    """The input elements whose finite-difference steps cross or leave a kink.
+
+    Element k's column is affected when some kinked argument has not the same sign at x, x ± h,
+    x ± h/2 and x ± h/4, the points ``engine.finite_differences`` evaluates: the differences then
+    straddle two pieces of the function and cannot see the derivative torch defines at the kink.
+
+    Returns:
+        ``{block: (input shape, {k: [kinked nodes]})}`` for the blocks with such elements.
+    """
+    import torch
+
+    from jacli import engine
+
+    args = problem.args
+    found: dict[int, tuple[tuple[int, ...], dict[int, list[str]]]] = {}
+    bases = [torch.sign(torch.as_tensor(argument(args))) for _, argument in kinked]
+    for b, i in enumerate(problem.wrt_positions):
+        x = args[i]
+        flat = x.reshape(-1)
+        for k in range(flat.numel()):
+            h = engine.fd_step(float(flat[k]))
+            moved = []
+            for s in (h, -h, h / 2, -h / 2, h / 4, -h / 4):
+                shifted = flat.clone()
+                shifted[k] += s
+                moved.append(tuple(shifted.reshape(x.shape) if j == i else a for j, a in enumerate(args)))
+            hits = []
+            for (node, argument), base in zip(kinked, bases):
+                for point in moved:
+                    sign = torch.sign(torch.as_tensor(argument(point)))
+                    if bool(((sign != base) & ~torch.isnan(sign) & ~torch.isnan(base)).any()):
+                        hits.append(str(node))
+                        break
+            if hits:
+                found.setdefault(b, (tuple(x.shape), {}))[1][k] = sorted(set(hits))
     return found
