@@ -457,7 +457,10 @@ def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
         if out.file is not None:
             from jacli import render
 
+            if out.file.is_dir():
+                raise JacliError(f"--output {out.file} is a folder; give a file name such as {out.file / 'result.json'}")
             render.check_file_suffix(out.file)  # before computing: a typo costs nothing
+            _check_format_matches_file(out)
         result = compute()
         _render(result, out)
         return result
@@ -492,15 +495,44 @@ def _render(result: Any, out: _Out) -> None:
         _diagnose(f"jacli: wrote {out.file}")
         return
     chosen = out.format.value if out.format else ("pretty" if sys.stdout.isatty() else "plain")
-    if chosen == "json":
-        sys.stdout.write(render.to_json(result))
-    elif chosen == "plain":
-        sys.stdout.write(render.to_plain(result, out.precision))
-    else:
-        from rich.console import Console
+    try:
+        if chosen == "json":
+            sys.stdout.write(render.to_json(result))
+        elif chosen == "plain":
+            sys.stdout.write(render.to_plain(result, out.precision))
+        else:
+            from rich.console import Console
 
-        render.print_pretty(result, Console(), out.precision, out.full)
-    sys.stdout.flush()
+            render.print_pretty(result, Console(), out.precision, out.full)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:  # a full disk, a closed terminal: say so instead of a traceback
+        raise JacliError(
+            f"cannot write the result to standard output ({error.strerror or error}); "
+            "free some space, or write it with --output FILE"
+        ) from None
+
+
+def _check_format_matches_file(out: _Out) -> None:
+    """--format with --output must agree with the file's name, which decides what is written."""
+    from jacli.errors import InputError
+
+    if out.format is None or out.file is None:
+        return
+    suffix = out.file.suffix.lower()
+    written = {".json": "json", ".txt": "plain", ".npy": "npy"}.get(suffix)
+    if out.format.value == "pretty":
+        raise InputError(
+            f"--format pretty is for the terminal and cannot go to --output {out.file}; leave out "
+            "--format (the file's name decides: .json, .txt or .npy), or leave out --output"
+        )
+    if out.format.value != written:
+        fitting = {"json": ".json", "plain": ".txt"}[out.format.value]
+        raise InputError(
+            f"--format {out.format.value} does not match --output {out.file}: a {suffix} file is written "
+            f"as {written}. Leave out --format (the file's name decides), or name the file *{fitting}"
+        )
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -511,6 +543,14 @@ def _write_atomically(path: Path, data: bytes) -> None:
     from jacli.errors import InputError
 
     folder = path.parent if str(path.parent) else Path(".")
+    # The file gets the mode of the one it replaces, or what the umask gives a new file
+    # (NamedTemporaryFile alone would leave 0600).
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     try:
         handle = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".tmp", delete=False)
     except OSError as error:
@@ -520,6 +560,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(handle.name, mode)
         os.replace(handle.name, path)
     except BaseException as error:
         os.unlink(handle.name)

@@ -138,6 +138,55 @@ def test_ctrl_c_during_output_leaves_no_file(monkeypatch, tmp_path):
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_output_file_mode_follows_the_umask_or_the_replaced_file(tmp_path, umask):
+    target = tmp_path / "j.json"
+    old = os.umask(umask)
+    try:
+        assert cli("jacobian", "x**2", "-i", "1,2", "-o", str(target)).exit_code == 0
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    target.chmod(0o640)
+    assert cli("jacobian", "x**2", "-i", "1,2", "-o", str(target)).exit_code == 0
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert json.loads(target.read_text())["result"]["x"]["values"] == [[2.0, 0.0], [0.0, 4.0]]
+
+
+@pytest.mark.parametrize(
+    "name, fmt, fragment",
+    [("j.txt", "json", "a .txt file is written as plain"), ("j.json", "plain", "a .json file is written as json"),
+     ("j.json", "pretty", "pretty is for the terminal"), ("j.npy", "json", "a .npy file is written as npy")],
+)
+def test_format_that_contradicts_the_output_file_is_refused(tmp_path, name, fmt, fragment):
+    result = cli("jacobian", "x**2", "-i", "1,2", "-o", str(tmp_path / name), "-f", fmt)
+    assert result.exit_code == 1 and result.stdout == "" and fragment in result.stderr
+    assert list(tmp_path.iterdir()) == []  # refused before anything is written
+
+
+def test_format_that_agrees_with_the_output_file_is_fine(tmp_path):
+    result = cli("jacobian", "x**2", "-i", "1,2", "-o", str(tmp_path / "j.txt"), "-f", "plain")
+    assert result.exit_code == 0 and (tmp_path / "j.txt").read_text().startswith("# x 2x2\n")
+
+
+def test_output_to_a_folder_is_refused(tmp_path):
+    result = cli("jacobian", "x**2", "-i", "1,2", "-o", str(tmp_path))
+    assert result.exit_code == 1 and "is a folder" in result.stderr and result.stdout == ""
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_on_stdout_is_an_error_line():
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "jacli", "vjp", "x*2", "-i", "ones:200x50", "--v", "ones"],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+            env={**os.environ, "JACLI_DEBUG": ""},
+        )
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: cannot write the result to standard output (No space left on device)")
+    assert "Traceback" not in done.stderr
+
+
 def test_sigint_to_a_real_row_loop_exits_130():
     """A real Ctrl-C (SIGINT) while the row loop runs: exit 130, one line, no traceback."""
     code = (
