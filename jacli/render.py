@@ -196,10 +196,12 @@ def to_bytes(result: Any, suffix: str, precision: int | None = None) -> bytes:
 def to_plain(result: Any, precision: int | None = None) -> str:
     """A ``# name shape`` line per result, then its numbers: one row per line, space-separated.
 
-    Jacobian and Hessian blocks are written as the classic matrix: one row per output element
-    (per element of the first input, for a Hessian), one column per input element. Other tensors
-    of two or more axes are written as rows along the last axis (what numpy.savetxt writes for
-    ``t.reshape(-1, t.shape[-1])``). Either way ``numpy.loadtxt(...).reshape(shape)`` restores them.
+    One rule for every result, so the ``# name shape`` line alone says how the numbers are laid
+    out: rows along the last axis, what ``numpy.savetxt`` writes for
+    ``t.reshape(-1, t.shape[-1])``. A scalar is one number, a vector one line, a matrix one line
+    per row, and a tensor of shape (a, b, ..., n) has a·b·... lines of n numbers, in C order.
+    ``numpy.loadtxt(...).reshape(shape)`` restores it; a Jacobian block of shape
+    output.shape + input.shape becomes the classic matrix with ``.reshape(output.numel(), -1)``.
     """
     if result.command == "check":
         return _check_plain(result)
@@ -207,7 +209,7 @@ def to_plain(result: Any, precision: int | None = None) -> str:
     for name, tensor in result.values.items():
         array = _numpy(tensor)
         lines.append(f"# {name} {shape_text(array.shape)}")
-        lines += _plain_rows(array.reshape(_plain_matrix_shape(result, name, array)), precision)
+        lines += _plain_rows(_plain_matrix(array), precision)
         if result.symbolic is not None and name in result.symbolic:
             lines += [f"# exact: {line}" for line in _symbolic_lines(result, name)]
     if result.det is not None:
@@ -218,18 +220,11 @@ def to_plain(result: Any, precision: int | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plain_matrix_shape(result: Any, name: str, array: np.ndarray) -> tuple[int, int]:
-    """The 2-D shape a result is written in (see ``to_plain``)."""
-    split = None
-    if result.command == "jacobian":
-        split = result.output.dim()
-    elif result.command == "hessian":
-        split = result.inputs[name.split(",")[0]].dim()
-    if split is not None:
-        return (math.prod(array.shape[:split]), math.prod(array.shape[split:]))
+def _plain_matrix(array: np.ndarray) -> np.ndarray:
+    """The rows a tensor is written in (see ``to_plain``): its last axis along each line."""
     if array.ndim <= 1:
-        return (1, max(array.size, 1))
-    return (-1, array.shape[-1])
+        return array.reshape(1 if array.size else 0, array.size)
+    return array.reshape(math.prod(array.shape[:-1]), array.shape[-1])
 
 
 def _plain_rows(matrix: np.ndarray, precision: int | None) -> list[str]:

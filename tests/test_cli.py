@@ -88,7 +88,7 @@ def test_plain_layout_follows_the_shape_line() -> None:
     # polar: each block has shape (2,) + () and is one line, like a vjp of shape (2,):
     # d/dr = (cos 0, sin 0) = (1, 0), d/dt = (-2 sin 0, 2 cos 0) = (0, 2)
     polar = run("jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0", "-f", "plain")
-    assert polar.stdout == "# r 2\n1.0 0.0\n# t 2\n-0.0 2.0\n"
+    assert polar.stdout == "# r 2\n1.0 0.0\n# t 2\n0.0 2.0\n"
 
 
 def test_default_format_off_a_terminal_is_plain() -> None:

@@ -203,6 +203,52 @@ def test_plain_jacobian_blocks_read_back(output_shape, input_shape) -> None:
         assert shape_from_text(shape_text) == shape
         table = np.loadtxt(io.StringIO(body), ndmin=2)
         assert np.array_equal(table.reshape(shape), expected.numpy())
+        # The same rule as every other result: rows along the last axis.
+        assert len(body.splitlines()) == (math.prod(shape[:-1]) if shape else 1)
+        assert table.shape[1] == (shape[-1] if shape else 1)
+
+
+def test_plain_jacobian_layout_by_hand() -> None:
+    # sum(x) at a 2x2 x: J = ones of shape () + (2, 2), written as the 2x2 its header says
+    ones = torch.ones(2, 2, dtype=F64)
+    result = make_result({"x": ones}, {"x": torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=F64)},
+                         torch.tensor(10.0, dtype=F64), expression="sum(x)")
+    assert render.to_plain(result) == "# x 2x2\n1.0 1.0\n1.0 1.0\n"
+    # polar at r=2, t=0: each block has shape (2,) + () and is one line, like any vector
+    result = make_result(
+        {"r": torch.tensor([1.0, 0.0], dtype=F64), "t": torch.tensor([0.0, 2.0], dtype=F64)},
+        {"r": torch.tensor(2.0, dtype=F64), "t": torch.tensor(0.0, dtype=F64)}, torch.tensor([2.0, 0.0], dtype=F64),
+    )
+    assert render.to_plain(result) == "# r 2\n1.0 0.0\n# t 2\n0.0 2.0\n"
+    # [sum(x), prod(x)] at [[1,2],[3,4]]: shape (2,) + (2, 2), four lines of two; the classic
+    # 2x4 matrix is a reshape away: rows d sum = 1 1 1 1 and d prod = 24/x = 24 12 8 6
+    block = torch.tensor([[[1.0, 1.0], [1.0, 1.0]], [[24.0, 12.0], [8.0, 6.0]]], dtype=F64)
+    result = make_result({"x": block}, {"x": torch.zeros(2, 2, dtype=F64)}, torch.tensor([10.0, 24.0], dtype=F64))
+    text = render.to_plain(result)
+    assert text == "# x 2x2x2\n1.0 1.0\n1.0 1.0\n24.0 12.0\n8.0 6.0\n"
+    body = text.split("\n", 1)[1]
+    assert np.loadtxt(io.StringIO(body)).reshape(2, -1).tolist() == [[1, 1, 1, 1], [24, 12, 8, 6]]
+
+
+@pytest.mark.parametrize("command", ["jacobian", "grad", "vjp"])
+def test_plain_layout_is_the_same_for_every_command(command: str) -> None:
+    # The gradient of sum(x**2) at a 2x3 x is 2x: grad, vjp with v = 1 and the Jacobian of the
+    # one-number output all have shape (2, 3) and are written alike, as two lines of three.
+    x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=F64)
+    result = make_result({"x": 2 * x}, {"x": x}, torch.tensor(91.0, dtype=F64), command=command)
+    assert render.to_plain(result) == "# x 2x3\n2.0 4.0 6.0\n8.0 10.0 12.0\n"
+
+
+def test_plain_hessian_blocks_by_hand() -> None:
+    # x[0]**2*y at x = (1, 2), y = 3: the x,y block has shape (2,) + () = [2*x[0], 0] = [2, 0],
+    # one line like any vector; the y,y block is 0
+    inputs = {"x": torch.tensor([1.0, 2.0], dtype=F64), "y": torch.tensor(3.0, dtype=F64)}
+    values = {"x,x": torch.tensor([[6.0, 0.0], [0.0, 0.0]], dtype=F64), "x,y": torch.tensor([2.0, 0.0], dtype=F64),
+              "y,x": torch.tensor([2.0, 0.0], dtype=F64), "y,y": torch.tensor(0.0, dtype=F64)}
+    result = make_result(values, inputs, torch.tensor(3.0, dtype=F64), command="hessian")
+    assert render.to_plain(result) == (
+        "# x,x 2x2\n6.0 0.0\n0.0 0.0\n# x,y 2\n2.0 0.0\n# y,x 2\n2.0 0.0\n# y,y scalar\n0.0\n"
+    )
 
 
 def test_plain_shape_lines_by_hand() -> None:
