@@ -13,7 +13,10 @@ import math
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-from rich.console import Console, Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.measure import Measurement
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -30,9 +33,9 @@ METHOD_NAMES = {
     "forward": "forward mode (torch.func.jacfwd)",
     "rows": "rows (one torch.autograd.grad per output element)",
     "symbolic": "symbolic (SymPy's exact derivative, evaluated on torch)",
-    "grad": "torch.autograd.grad(y, x, v)",
-    "backward": "y.backward(v), then x.grad",
-    ("grad", "reverse"): "reverse mode (torch.autograd.grad, as y.backward())",
+    "grad": "torch.autograd.grad({y}, {xs}, v)",
+    "backward": "{y}.backward(v), then {grads}",
+    ("grad", "reverse"): "reverse mode (torch.autograd.grad, as {y}.backward())",
     ("grad", "forward"): "forward mode (torch.func.jacfwd)",
     ("hessian", "forward"): "forward-over-reverse (torch.func.jacfwd of jacrev)",
     ("hessian", "reverse"): "reverse-over-reverse (torch.func.jacrev of jacrev)",
@@ -267,47 +270,99 @@ def _check_plain(report: Any) -> str:
 
 
 def print_pretty(result: Any, console: Console, precision: int | None = None, full: bool = False) -> None:
-    """The header (expression, inputs, method, device), then each result as tables."""
+    """The header (expression, inputs, method, device), then each result as tables.
+
+    Tables never squeeze numbers: a matrix wider than the console is split into blocks of
+    columns, each captioned with its column range; one too wide for any console is printed at its
+    own width rather than cut. Lines carry no trailing spaces.
+    """
     if result.command == "check":
         _print_check(result, console)
         return
     digits = DEFAULT_PRECISION if precision is None else precision
-    console.print(_header(result))
+    width = console.width
+    parts: list[RenderableType | None] = [_header(result)]
     if result.symbolic is not None:
-        console.print()
-        console.print(_symbolic_view(result))
-    console.print()
+        parts += [None, _Lines(_symbolic_view(result), keep_width=True)]
+    parts.append(None)
     if result.command in ("jacobian", "hessian") and all(t.dim() == 0 for t in result.inputs.values()):
-        console.print(_classic_matrix(result, digits))
+        parts += _classic_matrix(result, digits, width)
     else:
         for index, (name, tensor) in enumerate(result.values.items()):
             if index:
-                console.print()
-            console.print(_title(result, name, tensor))
-            console.print(_tensor_view(tensor, digits, full, _block_label(result, name)))
+                parts.append(None)
+            parts.append(_title(result, name, tensor))
+            parts += _tensor_view(tensor, digits, full, _block_label(result, name), width)
     if result.det is not None:
-        console.print()
-        console.print(Text.assemble(("det J", "bold"), f" = {format_number(float(result.det), digits)}"))
+        parts += [None, Text.assemble(("det J", "bold"), f" = {format_number(float(result.det), digits)}")]
         if result.det_symbolic is not None:
-            console.print(Text.assemble(("det J", "bold"), " = ", _pretty_sympy(result.det_symbolic)))
+            exact = _pretty_sympy(result.det_symbolic)
+            if "\n" in exact.plain:
+                parts.append(Text.assemble(("det J", "bold"), ", exact (SymPy):\n", exact))
+            else:
+                parts.append(Text.assemble(("det J", "bold"), " = ", exact, ("  (exact)", "dim")))
+    for part in parts:
+        console.print(Text("") if part is None else part if isinstance(part, _Lines) else _Lines(part), crop=False)
+
+
+class _Lines:
+    """A renderable printed line by line with trailing spaces removed (rich pads grid cells and
+    table rows to their width). With ``keep_width``, it is laid out at least as wide as it needs,
+    even beyond the console: rich would otherwise shrink a table's columns until its digits are
+    cut off; the line is then longer than the terminal, which wraps it (or ``less -S`` scrolls)."""
+
+    def __init__(self, renderable: RenderableType, keep_width: bool = False) -> None:
+        self.renderable = renderable
+        self.keep_width = keep_width
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        width = options.max_width
+        if self.keep_width:
+            needed = Measurement.get(console, options.update_width(1 << 20), self.renderable).maximum
+            width = max(width, needed)
+        for line in console.render_lines(self.renderable, options.update_width(width), pad=False):
+            while line and not line[-1].control and not line[-1].text.rstrip():
+                line.pop()
+            if line and not line[-1].control:
+                last = line[-1]
+                line[-1] = Segment(last.text.rstrip(), last.style)
+            yield from line
+            yield Segment.line()
+
+
+def _output_symbol(result: Any) -> str:
+    """The output's name in the pretty view: ``y``, as in ``y.backward(v)``, unless an input is
+    called ``y``; then the first of f, g, h, out, out2, ... that no input is called."""
+    taken = set(result.inputs)
+    candidates = itertools.chain(("y", "f", "g", "h", "out"), (f"out{k}" for k in itertools.count(2)))
+    return next(name for name in candidates if name not in taken)
+
+
+def _method_text(result: Any) -> str:
+    template = METHOD_NAMES.get((result.command, result.method)) or METHOD_NAMES.get(result.method, result.method)
+    wrt = list(result.values) if result.command == "vjp" else list(result.wrt)
+    return template.format(
+        y=_output_symbol(result),
+        xs=wrt[0] if len(wrt) == 1 else "(" + ", ".join(wrt) + ")",
+        grads=", ".join(f"{name}.grad" for name in wrt),
+    ) if "{" in template else template
 
 
 def _header(result: Any) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", justify="right")
-    grid.add_column()
+    grid.add_column(overflow="fold")  # a narrow console folds long words; it never hides them
     grid.add_row(result.command, Text(result.expression, style="bold"))
     for name, tensor in result.inputs.items():
         mark = "" if name in result.wrt else "  (held constant)"
         grid.add_row("input", Text(f"{name}: shape {_shape_tuple(tensor.shape)}{mark}"))
-    grid.add_row("output", Text(f"shape {_shape_tuple(result.output.shape)}"))
+    grid.add_row("output", Text(f"{_output_symbol(result)}: shape {_shape_tuple(result.output.shape)}"))
     if isinstance(result.v, dict):
         for name, direction in result.v.items():
             grid.add_row("v", Text(f"{name}: shape {_shape_tuple(direction.shape)} (like {name})"))
     elif result.v is not None:
         grid.add_row("v", Text(f"shape {_shape_tuple(result.v.shape)} (like the output)"))
-    method = METHOD_NAMES.get((result.command, result.method)) or METHOD_NAMES.get(result.method, result.method)
-    grid.add_row("method", Text(method))
+    grid.add_row("method", Text(_method_text(result)))
     grid.add_row("on", Text(f"{result.device}, {result.dtype}"))
     return grid
 
@@ -316,30 +371,40 @@ def _shape_tuple(shape: Sequence[int]) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
+def _derivative(result: Any, name: str) -> str:
+    """``∂y/∂x`` for a Jacobian block (or a gradient), ``∂²y/∂a∂b`` for a Hessian block."""
+    y = _output_symbol(result)
+    if result.command == "hessian":
+        a, b = name.split(",")
+        return f"∂²{y}/∂{a}∂{b}" if a != b else f"∂²{y}/∂{a}²"
+    return f"∂{y}/∂{name}"
+
+
 def _title(result: Any, name: str, tensor: Any) -> Text:
     shape = _shape_tuple(tensor.shape)
     command = result.command
+    y = _output_symbol(result)
     if command == "jacobian":
         return Text.assemble(
-            (f"∂y/∂{name}", "bold"),
+            (_derivative(result, name), "bold"),
             f"  shape {shape} = output {_shape_tuple(result.output.shape)} + {name} "
             f"{_shape_tuple(result.inputs[name].shape)}",
         )
     if command == "hessian":
         a, b = name.split(",")
         return Text.assemble(
-            (f"∂²y/∂{a}∂{b}" if a != b else f"∂²y/∂{a}²", "bold"),
+            (_derivative(result, name), "bold"),
             f"  shape {shape} = {a} {_shape_tuple(result.inputs[a].shape)} + {b} "
             f"{_shape_tuple(result.inputs[b].shape)}",
         )
     if command == "jvp":
-        moved = " + ".join(f"∂y/∂{n}·v_{n}" for n in result.v) if result.v else "0"
+        moved = " + ".join(f"∂{y}/∂{n}·v_{n}" for n in result.v) if result.v else "0"
         return Text.assemble(("J·v", "bold"), f" = {moved}  shape {shape}, like the output")
     if command == "hvp":
         return Text.assemble((f"(H·v) for {name}", "bold"), f"  shape {shape}, like {name}")
     if command == "grad":
-        return Text.assemble((f"{name}.grad = ∂y/∂{name}", "bold"), f"  shape {shape}, like {name}")
-    return Text.assemble((f"{name}.grad = vᵀ·∂y/∂{name}", "bold"), f"  shape {shape}, like {name}")
+        return Text.assemble((f"{name}.grad = ∂{y}/∂{name}", "bold"), f"  shape {shape}, like {name}")
+    return Text.assemble((f"{name}.grad = vᵀ·∂{y}/∂{name}", "bold"), f"  shape {shape}, like {name}")
 
 
 def _block_label(result: Any, name: str) -> str:
@@ -359,12 +424,13 @@ def _symbolic_view(result: Any) -> RenderableType:
     for scalar inputs, else each block (small ones in full)."""
     import sympy as sp
 
+    y = _output_symbol(result)
     parts: list[RenderableType] = [Text("exact derivative (SymPy)", style="bold cyan")]
     scalars = all(t.dim() == 0 for t in result.inputs.values())
     if result.diagonal is not None:
         for name, derivative in result.diagonal.items():
             parts.append(Text.assemble(
-                f"∂y/∂{name} is diagonal: ∂y[i]/∂{name}[i] = ", _pretty_sympy(derivative)
+                f"∂{y}/∂{name} is diagonal: ∂{y}[i]/∂{name}[i] = ", _pretty_sympy(derivative)
             ))
     elif result.command == "jacobian" and scalars:
         columns = [result.symbolic[name].reshape(-1, 1) for name in result.symbolic]
@@ -375,16 +441,16 @@ def _symbolic_view(result: Any) -> RenderableType:
         parts.append(_pretty_sympy(sp.Matrix(rows)))
     else:
         for key, entries in result.symbolic.items():
-            label = _block_label(result, key) if result.command != "grad" else f"∂y/∂{key}"
+            label = _derivative(result, key)
             if entries.size > 64:
                 parts.append(Text(f"{label}: {entries.size} entries (--format json lists them)"))
             elif entries.ndim == 0:
                 parts.append(Text.assemble(f"{label} = ", _pretty_sympy(entries[()])))
             elif entries.ndim <= 2:
                 matrix = entries.reshape(entries.shape[0], -1) if entries.ndim == 2 else entries.reshape(1, -1)
-                parts.append(Text.assemble(f"{label} = ", "\n", _pretty_sympy(sp.Matrix(matrix.tolist()))))
+                parts.append(Text.assemble(f"{label} =", "\n", _pretty_sympy(sp.Matrix(matrix.tolist()))))
             else:
-                parts.append(Text.assemble(f"{label} = ", _pretty_sympy(sp.Array(entries.tolist()))))
+                parts.append(Text.assemble(f"{label} =", "\n", _pretty_sympy(sp.Array(entries.tolist()))))
     return Group(*parts)
 
 
@@ -406,80 +472,164 @@ def _edges(count: int, edge: int, full: bool) -> list[int | None]:
     return [*range(edge), None, *range(count - edge, count)]
 
 
-def _classic_matrix(result: Any, digits: int) -> Table:
+# Table geometry, in terminal cells: a borderless table (show_edge=False, pad_edge=False) puts
+# " │ " between columns; a boxed one adds "│ " and " │" at the edges.
+_BETWEEN = 3
+
+
+def _table_width(widths: Sequence[int], boxed: bool = False) -> int:
+    return sum(widths) + _BETWEEN * (len(widths) - 1) + (4 if boxed else 0)
+
+
+def _column_blocks(
+    label_width: int, widths: Sequence[int], room: int, boxed: bool = False, sticky: Sequence[int] = ()
+) -> list[range]:
+    """Split columns (their widths) into consecutive blocks that each fit in ``room`` cells
+    beside the row labels; a column too wide for any block gets one of its own, and a ``sticky``
+    column (the … of a summary) stays with the one before it."""
+    blocks: list[range] = []
+    start = 0
+    for j in range(1, len(widths) + 1):
+        if j == len(widths) or (
+            j not in sticky and _table_width([label_width, *widths[start : j + 1]], boxed) > room
+        ):
+            blocks.append(range(start, j))
+            start = j
+    return blocks
+
+
+def _ranges_text(indices: Sequence[int | None]) -> str:
+    """``[0, 1, 2, None, 9]`` as ``0–2, …, 9``."""
+    runs: list[str] = []
+    for gap, group in itertools.groupby(indices, key=lambda i: i is None):
+        if gap:
+            runs.append("…")
+            continue
+        members = list(group)
+        runs.append(str(members[0]) if len(members) == 1 else f"{members[0]}–{members[-1]}")
+    return ", ".join(runs)
+
+
+def _classic_matrix(result: Any, digits: int, width: int) -> list[RenderableType]:
     """All inputs scalar: the m×n Jacobian (or n×n Hessian) matrix, one labelled column per
-    variable."""
+    variable (split into blocks of columns when there are more than fit)."""
+    y = _output_symbol(result)
     if result.command == "hessian":
         names = list(result.inputs)
-        title = "Hessian: ∂²y/∂(" + ", ".join(names) + ")²"
-        rows = [(Text(f"∂/∂{a}"), [float(_numpy(result.values[f"{a},{b}"])) for b in names]) for a in names]
+        title = f"Hessian: ∂²{y}/∂(" + ", ".join(names) + ")²"
+        rows = [(f"∂/∂{a}", [float(_numpy(result.values[f"{a},{b}"])) for b in names]) for a in names]
     else:
         names = list(result.values)
-        title = "Jacobian: ∂y/∂(" + ", ".join(names) + ")"
+        title = f"Jacobian: ∂{y}/∂(" + ", ".join(names) + ")"
         output_shape = tuple(result.output.shape)
         arrays = {name: _numpy(t).reshape(-1) for name, t in result.values.items()}
         rows = [
-            (Text(f"y[{_index_label(index)}]" if output_shape else "y"), [float(arrays[n][flat]) for n in names])
+            (f"{y}[{_index_label(index)}]" if output_shape else y, [float(arrays[n][flat]) for n in names])
             for flat, index in enumerate(itertools.product(*(range(n) for n in output_shape)))
         ]
-    table = Table(title=Text(title), title_justify="left")
-    table.add_column("", style="bold")
-    for name in names:
-        table.add_column(Text(f"∂/∂{name}"), justify="right")
-    for label, values in rows:
-        table.add_row(label, *(_cell(v, digits) for v in values))
-    return table
+    headers = [f"∂/∂{name}" for name in names]
+    cells = [[_cell(v, digits) for v in values] for _, values in rows]
+    label_width = max(cell_len(label) for label, _ in rows)
+    widths = [max([cell_len(h)] + [c.cell_len for c in column]) for h, column in zip(headers, zip(*cells))]
+    parts: list[RenderableType] = []
+    for block in _column_blocks(label_width, widths, width, boxed=True):
+        table = Table(title=Text(title) if not parts else None, title_justify="left")
+        table.add_column("", style="bold", no_wrap=True)
+        for j in block:
+            table.add_column(Text(headers[j]), justify="right", no_wrap=True)
+        for (label, _), row in zip(rows, cells):
+            table.add_row(Text(label), *(row[j] for j in block))
+        parts.append(_Lines(table, keep_width=True))
+    return parts
 
 
-def _tensor_view(tensor: Any, digits: int, full: bool, label: str) -> RenderableType:
+def _tensor_view(tensor: Any, digits: int, full: bool, label: str, width: int) -> list[RenderableType]:
     array = _numpy(tensor)
     if array.ndim == 0:
-        return _cell(float(array), digits)
+        return [_cell(float(array), digits)]
     if array.ndim == 1:
-        return _vector_table(array, digits, full)
+        return [_vector_table(array, digits, full, width)]
     if array.ndim == 2:
-        return _matrix_table(array, digits, full)
-    return Group(*_blocks(array, digits, full, label))
+        return _matrix_tables(array, digits, full, width)
+    return list(_blocks(array, digits, full, label, width))
 
 
-def _vector_table(array: np.ndarray, digits: int, full: bool) -> Table:
-    """A vector in rows of ``VECTOR_WIDTH``: column headers are offsets, row labels start indices."""
-    width = min(len(array), VECTOR_WIDTH)
+def _vector_table(array: np.ndarray, digits: int, full: bool, width: int) -> RenderableType:
+    """A vector in rows of ``VECTOR_WIDTH`` (fewer, if the console is too narrow for that many):
+    column headers are offsets, row labels start indices."""
+    shown = array if full or len(array) <= 2 * 3 * VECTOR_WIDTH else np.concatenate(
+        [array[: 3 * VECTOR_WIDTH], array[-3 * VECTOR_WIDTH :]])
+    cell_width = max(_cell(float(v), digits).cell_len for v in shown)
+    per_row = min(len(array), VECTOR_WIDTH)
+    while per_row > 1:
+        wrapped = len(array) > per_row
+        labels = [len(str(len(array) - 1))] if wrapped else []
+        header = len(f"+{per_row - 1}") if wrapped else len(str(per_row - 1))
+        if _table_width(labels + [max(cell_width, header)] * per_row) <= width:
+            break
+        per_row -= 1
+    wrapped = len(array) > per_row
     table = Table(show_edge=False, pad_edge=False)
-    wrapped = len(array) > width
     if wrapped:
-        table.add_column("", style="bold", justify="right")
-    for offset in range(width):
-        table.add_column(f"+{offset}" if wrapped else str(offset), justify="right", style="")
-    rows = math.ceil(len(array) / width)
-    for row in _edges(rows, 3, full):
+        table.add_column("", style="bold", justify="right", no_wrap=True)
+    for offset in range(per_row):
+        table.add_column(f"+{offset}" if wrapped else str(offset), justify="right", style="", no_wrap=True)
+    rows = math.ceil(len(array) / per_row)
+    edge = math.ceil(3 * VECTOR_WIDTH / per_row)  # about as many numbers as 3 rows of VECTOR_WIDTH
+    for row in _edges(rows, edge, full):
         if row is None:
-            table.add_row(*(["⋮"] * (width + wrapped)))
+            table.add_row(*(["⋮"] * (per_row + wrapped)))
             continue
-        start = row * width
-        cells = [_cell(float(v), digits) for v in array[start : start + width]]
-        cells += [Text("")] * (width - len(cells))
+        start = row * per_row
+        cells = [_cell(float(v), digits) for v in array[start : start + per_row]]
+        cells += [Text("")] * (per_row - len(cells))
         table.add_row(*([Text(str(start))] if wrapped else []), *cells)
-    return table
+    return _Lines(table, keep_width=True)
 
 
-def _matrix_table(array: np.ndarray, digits: int, full: bool) -> Table:
+def _matrix_tables(array: np.ndarray, digits: int, full: bool, width: int) -> list[RenderableType]:
+    """A matrix with row and column indices. Summarized, it shows up to ``COLUMN_EDGE`` columns
+    at each end (fewer on a narrow console); whatever does not fit the console's width is split
+    into blocks of columns, each captioned with the columns it holds."""
     rows, columns = array.shape
-    column_indices = _edges(columns, COLUMN_EDGE, full)
-    table = Table(show_edge=False, pad_edge=False)
-    table.add_column("", style="bold", justify="right")
-    for j in column_indices:
-        table.add_column("…" if j is None else str(j), justify="right")
-    for i in _edges(rows, ROW_EDGE, full):
-        if i is None:
-            table.add_row(*(["⋮"] * (len(column_indices) + 1)))
-            continue
-        cells = [Text("…") if j is None else _cell(float(array[i, j]), digits) for j in column_indices]
-        table.add_row(Text(str(i)), *cells)
-    return table
+    row_indices = _edges(rows, ROW_EDGE, full)
+    label_width = max([1] + [len(str(i)) for i in row_indices if i is not None])
+    texts: dict[int, list[Text]] = {}
+
+    def column_width(j: int | None) -> int:
+        if j is None:
+            return 1
+        if j not in texts:
+            texts[j] = [Text("⋮") if i is None else _cell(float(array[i, j]), digits) for i in row_indices]
+        return max([len(str(j))] + [t.cell_len for t in texts[j]])
+
+    edges = [COLUMN_EDGE] if full else range(COLUMN_EDGE, 0, -1)
+    for edge in edges:
+        column_indices = _edges(columns, edge, full)
+        widths = [column_width(j) for j in column_indices]
+        if _table_width([label_width, *widths]) <= width:
+            break
+    gaps = [k for k, j in enumerate(column_indices) if j is None]
+    blocks = _column_blocks(label_width, widths, width, sticky=gaps)
+    parts: list[RenderableType] = []
+    for block in blocks:
+        shown = [column_indices[k] for k in block]
+        if len(blocks) > 1:
+            parts.append(Text(f"columns {_ranges_text(shown)} of {columns}", style="dim"))
+        table = Table(show_edge=False, pad_edge=False)
+        table.add_column("", style="bold", justify="right", no_wrap=True)
+        for j in shown:
+            table.add_column("…" if j is None else str(j), justify="right", no_wrap=True)
+        for position, i in enumerate(row_indices):
+            if i is None:
+                table.add_row(*(["⋮"] * (len(shown) + 1)))
+                continue
+            table.add_row(Text(str(i)), *(Text("…") if j is None else texts[j][position] for j in shown))
+        parts.append(_Lines(table, keep_width=True))
+    return parts
 
 
-def _blocks(array: np.ndarray, digits: int, full: bool, label: str) -> Iterator[RenderableType]:
+def _blocks(array: np.ndarray, digits: int, full: bool, label: str, width: int) -> Iterator[RenderableType]:
     """3-D and higher: one labelled 2-D table per index of the leading axes."""
     leading = array.shape[:-2]
     indices = list(itertools.product(*(range(n) for n in leading)))
@@ -490,7 +640,7 @@ def _blocks(array: np.ndarray, digits: int, full: bool, label: str) -> Iterator[
             continue
         index = indices[position]
         yield Text(f"{label}[{_index_label(index)}, :, :]", style="bold")
-        yield _matrix_table(array[index], digits, full)
+        yield from _matrix_tables(array[index], digits, full, width)
 
 
 def _print_check(report: Any, console: Console) -> None:

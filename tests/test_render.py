@@ -14,6 +14,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from rich.cells import cell_len
 from rich.console import Console
 
 from jacli import render
@@ -446,6 +447,169 @@ def test_pretty_header_names_the_method_and_inputs() -> None:
     assert "one torch.autograd.grad per output element" in text
     assert "y: shape (2,)  (held constant)" in text
     assert "cpu, float64" in text
+
+
+def pretty_at(result: Result, width: int, full: bool = False, precision: int | None = None) -> str:
+    console = Console(record=True, width=width, file=io.StringIO())
+    render.print_pretty(result, console, precision, full)
+    return console.export_text()
+
+
+def matrix_cells(text: str) -> dict[tuple[int, int], str]:
+    """(row, column) → the text in that cell, from every borderless matrix table in ``text``:
+    a header line ``  ┃ 0 ┃ 1`` names the columns of the rows ``i │ a │ b`` below it."""
+    cells: dict[tuple[int, int], str] = {}
+    columns: list[str] | None = None
+    for line in text.splitlines():
+        if "┃" in line:
+            columns = [c.strip() for c in line.split("┃")[1:]]
+        elif "│" in line and columns is not None:
+            label, *values = (c.strip() for c in line.split("│"))
+            assert len(values) == len(columns), line
+            for column, value in zip(columns, values):
+                if label.isdigit() and column.isdigit():
+                    assert (int(label), int(column)) not in cells, "a cell shown twice"
+                    cells[(int(label), int(column))] = value
+    return cells
+
+
+def wide_values(rows: int, columns: int) -> torch.Tensor:
+    """Numbers of 6 to 9 characters at 6 significant digits, every one different."""
+    generator = torch.Generator().manual_seed(5)
+    return torch.randn(rows, columns, dtype=F64, generator=generator) * 1000
+
+
+@pytest.mark.parametrize("width", [100, 80, 40, 24])
+def test_pretty_full_wide_matrix_keeps_every_digit(width: int) -> None:
+    values = wide_values(3, 50)
+    text = pretty_at(vjp_result(values), width, full=True)
+    expected = {(i, j): f"{values[i, j].item():.6g}" for i in range(3) for j in range(50)}
+    assert matrix_cells(text) == expected  # each number whole, under its own row and column
+    assert max(cell_len(line) for line in text.splitlines()) <= width
+    captions = [(int(a), int(b or a)) for a, b in
+                re.findall(r"^columns (\d+)(?:–(\d+))? of 50$", text, flags=re.MULTILINE)]
+    assert len(captions) >= 2 and captions[0][0] == 0 and captions[-1][1] == 49
+    for (_, end), (start, _) in zip(captions, captions[1:]):
+        assert start == end + 1  # blocks are consecutive, none skipped or repeated
+
+
+@pytest.mark.parametrize("width", [120, 80, 40, 24])
+def test_pretty_summary_never_squeezes_numbers(width: int) -> None:
+    values = wide_values(20, 50)
+    text = pretty_at(vjp_result(values), width)
+    cells = matrix_cells(text)
+    for (i, j), shown in cells.items():
+        assert shown == f"{values[i, j].item():.6g}"
+    assert {i for i, _ in cells} == set(range(8)) | set(range(12, 20))  # ROW_EDGE rows at each end
+    assert (0, 0) in cells and (19, 49) in cells  # both edges of the columns, at any width
+    assert "…" in text and "⋮" in text
+    assert max(cell_len(line) for line in text.splitlines()) <= width
+
+
+def test_pretty_summary_at_120_columns_shows_five_columns_each_side() -> None:
+    cells = matrix_cells(pretty_at(vjp_result(wide_values(3, 50)), 120))
+    assert {j for _, j in cells} == {0, 1, 2, 3, 4, 45, 46, 47, 48, 49}
+
+
+def test_pretty_column_too_wide_for_the_console_is_not_cut() -> None:
+    # -1234.57 and its row labels cannot fit in 8 cells: the table is printed wider, never cut
+    values = torch.tensor([[-1234.5678, 98765.4321], [0.000123456789, -5.5]], dtype=F64)
+    text = pretty_at(vjp_result(values), 8)
+    assert matrix_cells(text) == {(0, 0): "-1234.57", (0, 1): "98765.4", (1, 0): "0.000123457", (1, 1): "-5.5"}
+
+
+@pytest.mark.parametrize("width", [100, 40, 20])
+def test_pretty_long_vector_fits_the_width_with_every_digit(width: int) -> None:
+    values = wide_values(1, 57).reshape(-1)
+    text = pretty_at(vjp_result(values), width, full=True)
+    found: dict[int, str] = {}
+    offsets: list[int] = []
+    for line in text.splitlines():
+        if "┃" in line:
+            offsets = [int(c.strip().lstrip("+")) for c in line.split("┃")[1:]]
+        elif "│" in line:
+            start, *cells = (c.strip() for c in line.split("│"))
+            for offset, cell in zip(offsets, cells):
+                if cell:
+                    found[int(start) + offset] = cell
+    assert found == {k: f"{values[k].item():.6g}" for k in range(57)}
+    assert max(cell_len(line) for line in text.splitlines()) <= width
+
+
+def test_pretty_classic_matrix_with_many_variables_is_split_not_squeezed() -> None:
+    names = [f"a{k}" for k in range(12)]
+    inputs = {name: torch.tensor(float(k), dtype=F64) for k, name in enumerate(names)}
+    # the Jacobian of [a0*a1*...] style outputs does not matter here: column k is 1000 + k + 0.125
+    values = {name: torch.tensor([1000 + k + 0.125, -(1000 + k + 0.125)], dtype=F64) for k, name in enumerate(names)}
+    text = pretty_at(make_result(values, inputs, torch.zeros(2, dtype=F64)), 60)
+    assert max(cell_len(line) for line in text.splitlines()) <= 60
+    for k, name in enumerate(names):
+        assert f"∂/∂{name}" in text
+        assert f"{1000 + k + 0.125:.6g}" in text and f"{-(1000 + k + 0.125):.6g}" in text
+
+
+def _pretty_samples() -> list[Result]:
+    polar = make_result(
+        {"r": torch.tensor([0.5, 0.25], dtype=F64), "t": torch.tensor([-1.5, 3.0], dtype=F64)},
+        {"r": torch.tensor(2.0, dtype=F64), "t": torch.tensor(0.5, dtype=F64)}, torch.tensor([1.0, 2.0], dtype=F64),
+        expression="[r*cos(t), r*sin(t)]",
+    )
+    return [polar, vjp_result(distinct_values((3,))), vjp_result(distinct_values((2, 3, 4))),
+            vjp_result(wide_values(3, 50)), vjp_result(distinct_values((100,)))]
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_pretty_lines_have_no_trailing_spaces(index: int) -> None:
+    result = _pretty_samples()[index]
+    for width in (120, 40):
+        lines = pretty_at(result, width).splitlines()
+        assert lines[0].split()[0] == result.command  # the header's first line
+        assert [line for line in lines if line != line.rstrip()] == []
+
+
+def test_pretty_output_name_never_clashes_with_an_input() -> None:
+    # vjp of 2*y at y = (1, 2) with v = ones: y.grad = (2, 2), by hand
+    result = make_result({"y": torch.tensor([2.0, 2.0], dtype=F64)}, {"y": torch.tensor([1.0, 2.0], dtype=F64)},
+                         torch.tensor([2.0, 4.0], dtype=F64), command="vjp", method="backward",
+                         expression="2*y", v=torch.ones(2, dtype=F64))
+    text = pretty_at(result, 100)
+    assert "y.grad = vᵀ·∂f/∂y" in text
+    assert "output  f: shape (2,)" in text
+    assert "method  f.backward(v), then y.grad" in text
+    assert "∂y/∂y" not in text and "x.grad" not in text
+    result.method = "grad"
+    assert "torch.autograd.grad(f, y, v)" in pretty_at(result, 100)
+    # with inputs y and f the output is g; without a y it stays y
+    both = make_result({"y": torch.tensor(3.0, dtype=F64), "f": torch.tensor(2.0, dtype=F64)},
+                       {"y": torch.tensor(2.0, dtype=F64), "f": torch.tensor(3.0, dtype=F64)},
+                       torch.tensor(6.0, dtype=F64), command="grad", expression="y*f")
+    text = pretty_at(both, 100)
+    assert "y.grad = ∂g/∂y" in text and "f.grad = ∂g/∂f" in text and "output  g: shape ()" in text
+    assert "as g.backward()" in text
+
+
+def test_pretty_method_names_every_input() -> None:
+    # vjp of a + b at a = b = (1, 2) with v = ones: both grads are ones
+    ones = torch.ones(2, dtype=F64)
+    result = make_result({"a": ones, "b": ones}, {"a": ones, "b": ones}, 2 * ones, command="vjp",
+                         method="backward", expression="a + b", v=ones)
+    assert "method  y.backward(v), then a.grad, b.grad" in pretty_at(result, 100)
+    result.method = "grad"
+    assert "method  torch.autograd.grad(y, (a, b), v)" in pretty_at(result, 100)
+
+
+def test_pretty_det_says_which_is_exact() -> None:
+    import sympy as sp
+
+    # polar coordinates at r = 2: det J = r = 2
+    r = sp.Symbol("r")
+    result = _pretty_samples()[0]
+    result.det, result.det_symbolic = torch.tensor(2.0, dtype=F64), r
+    lines = pretty_at(result, 100).splitlines()
+    assert lines[-2:] == ["det J = 2", "det J = r  (exact)"]
+    result.det_symbolic = r / 2 + 1  # pretty-printed on three lines
+    lines = pretty_at(result, 100).splitlines()
+    assert lines[-5:] == ["det J = 2", "det J, exact (SymPy):", "r", "─ + 1", "2"]
 
 
 def test_shape_text() -> None:
