@@ -207,7 +207,7 @@ def compute_jacobian(
         )
         if basis * per_vector > problem.budget:
             chunk_size = max(1, problem.budget // per_vector)
-    exact = problem.symbolic_jacobian() if symbolic or method == "symbolic" else None
+    exact = problem.shown_symbolic(method, problem.symbolic_jacobian) if symbolic or method == "symbolic" else None
     if method == "symbolic":
         values = {name: problem.evaluate(exact[name]) for name in problem.wrt}
     else:
@@ -239,7 +239,7 @@ def compute_vjp(
 ) -> Result:
     """Like ``vjp`` but returns the whole ``Result``."""
     _check_method(method, VJP_METHODS)
-    v_spec = _as_spec(v, for_v=True) if isinstance(v, str) else v
+    v_spec = _as_spec(specs.unnamed_v(v), for_v=True) if isinstance(v, str) else v
     problem = _prepare(expr, inputs, wrt, device, dtype, seed, max_memory)
     from jacli import engine
 
@@ -304,7 +304,7 @@ def compute_grad(
 
     _require_scalar(problem, "grad")
     method = "reverse" if method == "auto" else method
-    exact = problem.symbolic_jacobian() if symbolic or method == "symbolic" else None
+    exact = problem.shown_symbolic(method, problem.symbolic_jacobian) if symbolic or method == "symbolic" else None
     if exact is not None:
         exact = {name: block.reshape(problem.shapes[name]) for name, block in exact.items()}
     if method == "symbolic":
@@ -345,9 +345,13 @@ def compute_hessian(
     method = "forward" if method == "auto" else method
     exact = None
     if symbolic or method == "symbolic":
-        exact_module.check_size(problem.shapes, (sum(sizes),), problem.wrt)
-        pairs = exact_module.hessian(problem.compiled.tree, problem.shapes, problem.wrt)
-        exact = {f"{a},{b}": block for (a, b), block in pairs.items()}
+
+        def build() -> dict[str, Any]:
+            exact_module.check_size(problem.shapes, (sum(sizes),), problem.wrt)
+            pairs = exact_module.hessian(problem.compiled.tree, problem.shapes, problem.wrt)
+            return {f"{a},{b}": block for (a, b), block in pairs.items()}
+
+        exact = problem.shown_symbolic(method, build)
     if method == "symbolic":
         values = {key: problem.evaluate(block) for key, block in exact.items()}
     else:
@@ -424,8 +428,8 @@ def _directions(problem: "_Problem", v: Any, command: str) -> dict[str, Any]:
                 )
             name = variables[0]
         if name not in variables:
-            close = difflib.get_close_matches(name, variables, n=1)
-            hint = f"; did you mean {close[0]}?" if close else "."
+            close = _close_name(name, variables)
+            hint = f"; did you mean {close}?" if close else "."
             raise InputError(f"--v {name}=...: {name!r} is not a variable of the expression{hint} Its variables are: {', '.join(variables)}")
         if name in directions:
             raise InputError(f"--v gives a direction for {name!r} twice")
@@ -472,6 +476,22 @@ class _Problem:
         symbolic.check_size(self.shapes, tuple(self.output.shape), self.wrt)
         return symbolic.jacobian(self.compiled.tree, self.shapes, self.wrt)
 
+    def shown_symbolic(self, method: str, build: Any) -> Any:
+        """``build()`` for --method symbolic (its errors stand); for --symbolic alone, which only
+        shows the exact form beside the numbers, a problem too large for SymPy is a warning and
+        the numbers come as usual."""
+        from jacli.errors import ResourceError
+
+        if method == "symbolic":
+            return build()
+        try:
+            return build()
+        except ResourceError as error:
+            reason = str(error).split(". Use --method")[0]
+            warnings.warn(f"--symbolic skipped: {reason}; the numbers below are from {method} mode",
+                          JacliWarning, stacklevel=3)
+            return None
+
     def evaluate(self, entries: Any) -> Any:
         """Exact SymPy entries evaluated on torch at the inputs."""
         from jacli import symbolic
@@ -515,7 +535,7 @@ def _prepare(expr, inputs, wrt, device, dtype, seed, max_memory, result: str | N
     "hessian"). Inputs whose shape is only known once read (files) are read first.
     """
     devices.check_names(device if isinstance(device, str) else "cpu", dtype if isinstance(dtype, str) else "float64")
-    pairs = list(inputs.items()) if isinstance(inputs, Mapping) else list(inputs)
+    pairs = _input_pairs(inputs)
     given = [(name, _as_spec(value) if isinstance(value, str) else value) for name, value in pairs]
 
     # Spec sizes, the expression and the names are checked before torch (and, for the sizes,
@@ -526,10 +546,10 @@ def _prepare(expr, inputs, wrt, device, dtype, seed, max_memory, result: str | N
         sized = []
         for name, spec in given:
             if not _is_tensor_like(spec):
-                specs.check_spec_budget(spec, name or "the input", itemsize, limit)
+                specs.check_spec_budget(spec, name, itemsize, limit)
                 if getattr(spec, "shape", None) is not None:
-                    sized.append((name or "the input", spec, math.prod(spec.shape)))
-        _check_inputs_together([(f"{n} = {s.text}", count * itemsize) for n, s, count in sized], limit)
+                    sized.append((name, spec, math.prod(spec.shape)))
+        _check_inputs_together([(specs.label(n, s.text), count * itemsize) for n, s, count in sized], limit)
 
     from jacli.parse import parse
 
@@ -553,7 +573,7 @@ def _prepare(expr, inputs, wrt, device, dtype, seed, max_memory, result: str | N
         problem.inputs[name] = tensor = _materialize(bound[name], name, problem)
         if tensor.numel() == 0:
             raise InputError(
-                f"input {name} = {_short(problem.given[name])} has no numbers (shape {tuple(tensor.shape)}); "
+                f"input {specs.label(name, problem.given[name])} has no numbers (shape {tuple(tensor.shape)}); "
                 "give at least one"
             )
         _report_nonfinite(tensor, f"input {name}")
@@ -599,11 +619,11 @@ def _check_plan(problem: _Problem, shapes: dict[str, tuple[int, ...]], result: s
     """
     itemsize = _itemsize(problem)
     sizes = {name: math.prod(shape) * itemsize for name, shape in shapes.items()}
-    _check_inputs_together([(f"{n} = {_short(problem.given[n])}", b) for n, b in sizes.items()], problem.budget)
+    _check_inputs_together([(specs.label(n, problem.given[n]), b) for n, b in sizes.items()], problem.budget)
     output_shape, intermediates = _meta_evaluation(problem, shapes)
     check_budget(
         sum(sizes.values()) + intermediates, problem.budget,
-        f"evaluating {_short(problem.compiled.text)} (its intermediate results, with the inputs)",
+        f"evaluating {specs.shorten(problem.compiled.text)} (its intermediate results, with the inputs)",
         "Use smaller inputs, or raise --max-memory.",
     )
     if output_shape is None:
@@ -671,14 +691,18 @@ def _meta_evaluation(problem: _Problem, shapes: dict[str, tuple[int, ...]]) -> t
     return shape, Tally.total
 
 
-def _short(text: str, limit: int = 60) -> str:
-    """Text as it goes into a message: long specs and expressions are cut in the middle (their
-    start and end, such as a file's name, stay), not echoed whole."""
-    text = str(text)
-    if len(text) <= limit:
-        return text
-    head = (limit - 3) // 2
-    return text[:head] + "..." + text[len(text) - (limit - 3 - head):]
+def _input_pairs(inputs: Any) -> list[tuple[str | None, Any]]:
+    """``{name: value}`` or ``[(name, value), ...]`` as pairs; anything else is an InputError."""
+    if isinstance(inputs, Mapping):
+        return list(inputs.items())
+    example = "give them as a dict such as {'x': [1.0, 2.0]}"
+    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Iterable):
+        raise InputError(f"inputs must map names to values, not {_describe(inputs)}; {example}")
+    pairs = list(inputs)
+    for pair in pairs:
+        if not (isinstance(pair, tuple) and len(pair) == 2 and (pair[0] is None or isinstance(pair[0], str))):
+            raise InputError(f"inputs must be (name, value) pairs or a dict, not {_describe(inputs)}; {example}")
+    return pairs
 
 
 def bind(variables: Sequence[str], given: list[tuple[str | None, Any]]) -> dict[str, Any]:
@@ -699,8 +723,8 @@ def bind(variables: Sequence[str], given: list[tuple[str | None, Any]]) -> dict[
                 )
             name = variables[0]
         if name not in variables:
-            close = difflib.get_close_matches(name, variables, n=1)
-            hint = f"; did you mean {close[0]}?" if close else "."
+            close = _close_name(name, variables)
+            hint = f"; did you mean {close}?" if close else "."
             raise InputError(
                 f"input {name!r} is not used by the expression{hint} Its variables are: {', '.join(variables)}"
             )
@@ -717,6 +741,15 @@ def bind(variables: Sequence[str], given: list[tuple[str | None, Any]]) -> dict[
     return bound
 
 
+def _close_name(name: str, variables: Sequence[str]) -> str | None:
+    """The variable the user probably meant: the same name in another case, or a near spelling."""
+    for variable in variables:
+        if variable.lower() == name.lower():
+            return variable
+    close = difflib.get_close_matches(name, variables, n=1)
+    return close[0] if close else None
+
+
 def _check_wrt(variables: Sequence[str], wrt: Sequence[str] | None) -> tuple[str, ...]:
     if not wrt:
         return tuple(variables)
@@ -726,8 +759,8 @@ def _check_wrt(variables: Sequence[str], wrt: Sequence[str] | None) -> tuple[str
             if not name:
                 continue
             if name not in variables:
-                close = difflib.get_close_matches(name, variables, n=1)
-                hint = f"; did you mean {close[0]}?" if close else "."
+                close = _close_name(name, variables)
+                hint = f"; did you mean {close}?" if close else "."
                 raise InputError(f"--wrt {name!r} is not a variable of the expression{hint} Its variables are: {', '.join(variables)}")
             if name not in names:
                 names.append(name)
@@ -745,7 +778,7 @@ def _check_jacobian_size(
     shapes = " + ".join(f"{n} {tuple(s)}" for n, s in zip(problem.wrt, wrt_shapes))
     check_budget(
         outputs * ins * itemsize + held, problem.budget,
-        f"the Jacobian of {_short(problem.compiled.text)} ({outputs:,} output "
+        f"the Jacobian of {specs.shorten(problem.compiled.text)} ({outputs:,} output "
         f"element{'s' if outputs != 1 else ''} × {ins:,} input element{'s' if ins != 1 else ''} = "
         f"{outputs * ins:,} numbers, for output {tuple(output_shape)} and {shapes}; with the inputs "
         "and output it holds)",

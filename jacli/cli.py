@@ -221,7 +221,7 @@ def vjp(
         from jacli import api, inputs as spec_module
 
         specs, budget = _parse_common(inputs, device, max_memory)
-        v_spec = spec_module.parse_spec(v, for_v=True)
+        v_spec = spec_module.parse_spec(spec_module.unnamed_v(v), for_v=True)
         return api.compute_vjp(
             expression, specs, v_spec, wrt=wrt, method=method.value, device=device,
             dtype=dtype.value, seed=seed, max_memory=budget,

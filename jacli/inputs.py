@@ -27,6 +27,7 @@ import json
 import math
 import re
 import sys
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,9 @@ from jacli.limits import check_budget
 
 MAX_NESTING = 32
 """Deepest bracket nesting accepted in a literal."""
+
+MAX_AXES = 32
+"""Most axes a constructor's shape may have (2x3x... with at most this many sizes)."""
 
 CONSTRUCTORS = ("eye", "ones", "zeros", "full", "arange", "linspace", "rand", "randn")
 OUTPUT_SHAPED = ("ones", "zeros", "rand", "randn")
@@ -105,9 +109,21 @@ def parse_input_option(text: str, option: str = "--input", for_v: bool = False) 
     if re.match(r"\s*[^@=\s]*=", text):
         name = text.split("=", 1)[0].strip()
         raise InputError(
-            f"{option} {text!r}: {name!r} is not a variable name; write NAME=SPEC, e.g. x=1,2,3"
+            f"{option} {shorten(text)!r}: {shorten(name)!r} is not a variable name; write NAME=SPEC, e.g. x=1,2,3"
         )
     return None, parse_spec(text, for_v=for_v, option=f"{option} {text}")
+
+
+def unnamed_v(text: str) -> str:
+    """vjp's --v text, refused with an explanation when written NAME=SPEC (as jvp's is)."""
+    match = re.match(r"\s*(\w+)\s*=", text)
+    if match and match.group(1).isidentifier():
+        raise InputError(
+            f"--v {text[:40]!r}: vjp's v is one tensor shaped like the output (vᵀJ sums over the "
+            "output), so it takes no NAME=; give e.g. --v ones. NAME=SPEC is for jvp and hvp, "
+            "whose v is shaped like each input"
+        )
+    return text
 
 
 def parse_spec(text: str, *, for_v: bool = False, option: str | None = None) -> Spec:
@@ -121,7 +137,7 @@ def parse_spec(text: str, *, for_v: bool = False, option: str | None = None) -> 
     Raises:
         InputError: naming the bad part and showing a form that works.
     """
-    where = option or ("--v " + text if for_v else text)
+    where = shorten(option or ("--v " + text if for_v else text), 80)
     spec = text.strip()
     if not spec:
         raise InputError(f"{where}: the spec is empty; give numbers like 1,2,3 or a form like ones:3")
@@ -202,6 +218,8 @@ def _shape(text: str, where: str) -> tuple[int, ...]:
     parts = re.split(r"[xX×]", text.strip())
     if not text.strip() or not all(re.fullmatch(r"\s*\d+\s*", p) for p in parts):
         raise InputError(f"{where}: bad shape {text!r}; write it like 5 or 2x3 or 2x3x4")
+    if len(parts) > MAX_AXES:
+        raise InputError(f"{where}: shape {text[:40]!r}... has {len(parts)} axes; jacli takes at most {MAX_AXES}")
     shape = tuple(_digits(p, where) for p in parts)
     if any(n == 0 for n in shape):
         raise InputError(f"{where}: shape {text!r} has no elements; every size must be at least 1")
@@ -364,8 +382,23 @@ def materialize(
     return tensor.to(dtype=dtype, device=device)
 
 
+def shorten(text: str, limit: int = 60) -> str:
+    """Text as it goes into a message: long specs and expressions are cut in the middle (their
+    start and end, such as a file's name, stay), not echoed whole."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    head = (limit - 3) // 2
+    return text[:head] + "..." + text[len(text) - (limit - 3 - head):]
+
+
+def label(name: str | None, text: str) -> str:
+    """How a message names an input: ``x = ones:3``, or ``the input ones:3`` when unnamed."""
+    return f"{name} = {shorten(text)}" if name else f"the input {shorten(text)}"
+
+
 def check_spec_budget(
-    spec: Spec, name: str, itemsize: int, budget: int, shape: tuple[int, ...] | None = None
+    spec: Spec, name: str | None, itemsize: int, budget: int, shape: tuple[int, ...] | None = None
 ) -> None:
     """Refuse a spec whose tensor would exceed ``budget`` bytes; pure Python, before any allocation.
 
@@ -377,7 +410,7 @@ def check_spec_budget(
         return
     check_budget(
         math.prod(shape) * itemsize, budget,
-        f"{name} = {spec.text} ({math.prod(shape):,} elements)",
+        f"{label(name, spec.text)} ({math.prod(shape):,} element{'s' if math.prod(shape) != 1 else ''})",
         "Use a smaller shape, or raise --max-memory.",
     )
 
@@ -451,6 +484,13 @@ def _read_file(spec: File, name: str, budget: int | None = None) -> Any:
         if suffix == ".npy":
             import numpy
 
+            with open(path, "rb") as handle:
+                if handle.read(6) != b"\x93NUMPY":
+                    raise InputError(
+                        f"{name} = @{path}: not a .npy file (it does not start with NumPy's header); "
+                        "save an array with numpy.save, or name a text file .csv or .txt"
+                    )
+
             # Memory-mapped first: the header gives dtype and shape, so a file over the budget is
             # refused before its data is read.
             try:
@@ -464,7 +504,18 @@ def _read_file(spec: File, name: str, budget: int | None = None) -> Any:
                              "Use a smaller file, or raise --max-memory.")
             return torch.from_numpy(numpy.array(array, dtype="float64"))
         if suffix == ".pt":
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's notes on pickle protocols are not for users
+                warnings.simplefilter("ignore")
+                try:
+                    loaded = torch.load(path, map_location="cpu", weights_only=True)
+                except Exception as error:
+                    if isinstance(error, OSError):
+                        raise
+                    raise InputError(
+                        f"{name} = @{path}: not a tensor file jacli can load safely (it holds Python "
+                        "objects other than tensors, or is not a .pt file; jacli never unpickles "
+                        "them). Save one tensor with torch.save(tensor, path)"
+                    ) from None
             if not isinstance(loaded, torch.Tensor) or loaded.is_complex():
                 raise InputError(f"{name} = @{path}: does not hold one real tensor")
             return loaded.detach().to(torch.float64)
@@ -473,7 +524,10 @@ def _read_file(spec: File, name: str, budget: int | None = None) -> Any:
     except OSError as error:
         raise InputError(f"{name} = @{path}: cannot read it ({error.strerror or error})") from None
     except ValueError as error:
-        raise InputError(f"{name} = @{path}: not a readable {suffix} file ({error})") from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if "pickle" in reason.lower():
+            reason = "it holds Python objects (pickled data), which jacli never loads"
+        raise InputError(f"{name} = @{path}: not a readable {suffix} file ({reason})") from None
     except Exception as error:  # torch.load's unpickling errors have no common base class
         if isinstance(error, JacliError):
             raise

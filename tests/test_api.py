@@ -509,3 +509,32 @@ def test_compute_vjp_result_fields() -> None:
     assert torch.equal(result.v, t64([0.0, 1.0]))
     assert torch.equal(result.values["x"], t64([0.0, 4.0]))  # v * y
     assert torch.equal(result.values["y"], t64([0.0, 2.0]))  # v * x
+
+
+@pytest.mark.parametrize("bad", [[1, 2], "x=1", 5, [("x",)], [(1, 2)]])
+def test_inputs_that_are_not_a_mapping_are_a_jacli_error(bad) -> None:
+    with pytest.raises(InputError, match="inputs must"):
+        jacli.jacobian("x", bad)
+
+
+@pytest.mark.parametrize("option", ["input", "wrt"])
+def test_a_name_in_another_case_gets_a_did_you_mean(option) -> None:
+    with pytest.raises(InputError, match="'X'.*did you mean x\\?"):
+        if option == "input":
+            jacli.jacobian("x*y", {"X": 1, "y": 2})
+        else:
+            jacli.jacobian("x*y", {"x": 1, "y": 2}, wrt=["X"])
+
+
+def test_symbolic_display_of_a_large_problem_is_skipped_with_a_warning() -> None:
+    x = torch.linspace(-1, 1, 500, dtype=F64)
+    with pytest.warns(JacliWarning, match="--symbolic skipped: .* 500 and 250,000; the numbers below are from reverse"):
+        result = api.compute_jacobian("sin(x)", {"x": x}, symbolic=True, method="reverse")
+    assert result.symbolic is None
+    assert torch.equal(result.values["x"], torch.diag(torch.cos(x)))
+    with pytest.warns(JacliWarning, match="--symbolic skipped"):
+        grad = api.compute_grad("sum(sin(x))", {"x": x}, symbolic=True)
+    assert torch.equal(grad.values["x"], torch.cos(x))
+    # asked for as the method, the size limit stays an error
+    with pytest.raises(ResourceError, match="at most 400 input elements"):
+        api.compute_jacobian("sin(x)", {"x": x}, method="symbolic")

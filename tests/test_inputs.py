@@ -267,7 +267,7 @@ class NotATensor:
         ([torch.ones(2)], "does not hold one real tensor"),
         (5, "does not hold one real tensor"),
         (torch.tensor([1 + 1j]), "does not hold one real tensor"),
-        (NotATensor(), "not a readable .pt file"),
+        (NotATensor(), "not a tensor file jacli can load safely"),
     ],
 )
 def test_pt_file_that_is_not_one_real_tensor_is_refused(tmp_path, payload, message, capsys) -> None:
@@ -622,10 +622,12 @@ def test_missing_file(tmp_path, suffix) -> None:
     assert f"nope{suffix}" in str(caught.value) and "cannot read it" in str(caught.value)
 
 
-@pytest.mark.parametrize("suffix", [".npy", ".pt"])
-def test_garbage_binary_file(tmp_path, suffix) -> None:
+@pytest.mark.parametrize(
+    "suffix, message", [(".npy", r"not a \.npy file"), (".pt", "not a tensor file jacli can load safely")]
+)
+def test_garbage_binary_file(tmp_path, suffix, message) -> None:
     (tmp_path / f"junk{suffix}").write_bytes(b"\x00not a real file\xff" * 4)
-    with pytest.raises(InputError, match=f"junk\\{suffix}.*not a readable \\{suffix} file"):
+    with pytest.raises(InputError, match=f"junk\\{suffix}: {message}"):
         make(f"@{tmp_path / f'junk{suffix}'}")
 
 
@@ -822,3 +824,58 @@ def test_npy_over_budget_is_refused_from_its_header(tmp_path, monkeypatch) -> No
     with pytest.raises(ResourceError, match="120,000 elements"):
         materialize(parse_spec(f"@{tmp_path / 'big.npy'}"), name="x", dtype=F64, device="cpu", budget=1000)
     monkeypatch.setattr(np, "array", real_array)
+
+
+# -- files that are not what their names say, and shapes with too many axes ---------------------
+
+
+def test_a_text_file_named_npy_is_not_called_pickled(tmp_path) -> None:
+    (tmp_path / "bad.npy").write_text("1,2,3")
+    with pytest.raises(InputError, match=r"not a \.npy file \(it does not start with NumPy's header\)") as info:
+        make(f"@{tmp_path / 'bad.npy'}")
+    assert "unsafely" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_object_npy_is_refused_without_unsafe_advice(tmp_path) -> None:
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(InputError, match="pickled data.*never loads") as info:
+        make(f"@{tmp_path / 'obj.npy'}")
+    assert "trust" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_pickle_payload_pt_is_refused_in_one_line_and_never_run(tmp_path, capsys) -> None:
+    torch.save({"x": NotATensor()}, tmp_path / "evil.pt")
+    with _no_warnings():
+        with pytest.raises(InputError, match="not a tensor file jacli can load safely") as info:
+            make(f"@{tmp_path / 'evil.pt'}")
+    message = str(info.value)
+    assert "\n" not in message and "weights_only" not in message and "False" not in message
+    assert "this must not run" not in capsys.readouterr().out
+
+
+def _no_warnings():
+    import warnings
+
+    class Guard:
+        def __enter__(self):
+            self.context = warnings.catch_warnings(record=True)
+            self.caught = self.context.__enter__()
+            warnings.simplefilter("always")
+
+        def __exit__(self, *exc):
+            self.context.__exit__(*exc)
+            assert not self.caught, [str(w.message) for w in self.caught]
+
+    return Guard()
+
+
+def test_shapes_have_at_most_32_axes() -> None:
+    assert make("ones:" + "x".join(["1"] * 32)).shape == (1,) * 32
+    with pytest.raises(InputError, match="has 33 axes; jacli takes at most 32"):
+        parse_spec("ones:" + "x".join(["1"] * 33))
+
+
+def test_vjp_v_with_a_name_explains_the_difference_from_jvp() -> None:
+    with pytest.raises(InputError, match="vjp's v is one tensor shaped like the output.*jvp and hvp"):
+        inputs.unnamed_v("x=1,2,3")
+    assert inputs.unnamed_v("ones") == "ones" and inputs.unnamed_v("onehot:1,2") == "onehot:1,2"
