@@ -14,7 +14,7 @@ import warnings
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Iterable, List, Optional
 
 import typer
 
@@ -491,7 +491,7 @@ def _render(result: Any, out: _Out) -> None:
     from jacli import render
 
     if out.file is not None:
-        _write_atomically(out.file, render.to_bytes(result, out.file.suffix.lower(), out.precision))
+        _write_atomically(out.file, render.to_chunks(result, out.file.suffix.lower(), out.precision))
         _diagnose(f"jacli: wrote {out.file}")
         return
     chosen = out.format.value if out.format else ("pretty" if sys.stdout.isatty() else "plain")
@@ -499,7 +499,8 @@ def _render(result: Any, out: _Out) -> None:
         if chosen == "json":
             sys.stdout.write(render.to_json(result))
         elif chosen == "plain":
-            sys.stdout.write(render.to_plain(result, out.precision))
+            for line in render.plain_lines(result, out.precision):
+                sys.stdout.write(line)
         else:
             from rich.console import Console
 
@@ -535,7 +536,7 @@ def _check_format_matches_file(out: _Out) -> None:
         )
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
     """Write to a temporary file beside ``path``, then rename it into place: an error or Ctrl-C
     never leaves a truncated file, and an existing file is replaced only on success."""
     import tempfile
@@ -557,7 +558,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise InputError(f"--output {path}: cannot write in {folder} ({error.strerror or error})") from None
     try:
         with handle:
-            handle.write(data)
+            for chunk in chunks:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(handle.name, mode)

@@ -174,10 +174,21 @@ def check_file_suffix(path: Any) -> None:
 
 def to_bytes(result: Any, suffix: str, precision: int | None = None) -> bytes:
     """The file contents for --output: JSON, plain text, or one tensor as .npy."""
+    return b"".join(to_chunks(result, suffix, precision))
+
+
+def to_chunks(result: Any, suffix: str, precision: int | None = None) -> Iterator[bytes]:
+    """``to_bytes`` in pieces, for writing a large plain-text result as it is formatted."""
+    if suffix == ".txt":
+        for line in plain_lines(result, precision):
+            yield line.encode("utf-8")
+        return
+    yield _file_bytes(result, suffix)
+
+
+def _file_bytes(result: Any, suffix: str) -> bytes:
     if suffix == ".json":
         return to_json(result).encode("utf-8")
-    if suffix == ".txt":
-        return to_plain(result, precision).encode("utf-8")
     import io
 
     from jacli.errors import InputError
@@ -206,21 +217,28 @@ def to_plain(result: Any, precision: int | None = None) -> str:
     ``numpy.loadtxt(...).reshape(shape)`` restores it; a Jacobian block of shape
     output.shape + input.shape becomes the classic matrix with ``.reshape(output.numel(), -1)``.
     """
+    return "".join(plain_lines(result, precision))
+
+
+def plain_lines(result: Any, precision: int | None = None) -> Iterator[str]:
+    """``to_plain`` in pieces (lines, and long rows in parts), so that a large result is written
+    as it is formatted instead of being held twice, as numbers and as text."""
     if result.command == "check":
-        return _check_plain(result)
-    lines: list[str] = []
+        yield _check_plain(result)
+        return
     for name, tensor in result.values.items():
         array = _numpy(tensor)
-        lines.append(f"# {name} {shape_text(array.shape)}")
-        lines += _plain_rows(_plain_matrix(array), precision)
+        yield f"# {name} {shape_text(array.shape)}\n"
+        yield from _plain_pieces(_plain_matrix(array), precision)
         if result.symbolic is not None and name in result.symbolic:
-            lines += [f"# exact: {line}" for line in _symbolic_lines(result, name)]
+            for line in _symbolic_lines(result, name):
+                yield f"# exact: {line}\n"
     if result.det is not None:
-        lines.append("# det scalar")
-        lines += _plain_rows(_numpy(result.det).reshape(1, 1), precision)
+        yield "# det scalar\n"
+        for row in _plain_rows(_numpy(result.det).reshape(1, 1), precision):
+            yield row + "\n"
         if result.det_symbolic is not None:
-            lines.append(f"# exact: {result.det_symbolic}")
-    return "\n".join(lines) + "\n"
+            yield f"# exact: {result.det_symbolic}\n"
 
 
 def _plain_matrix(array: np.ndarray) -> np.ndarray:
@@ -230,9 +248,24 @@ def _plain_matrix(array: np.ndarray) -> np.ndarray:
     return array.reshape(math.prod(array.shape[:-1]), array.shape[-1])
 
 
-def _plain_rows(matrix: np.ndarray, precision: int | None) -> list[str]:
+def _plain_rows(matrix: np.ndarray, precision: int | None) -> Iterator[str]:
     float32 = _is_float32(matrix)
-    return [" ".join(format_number(float(v), precision, float32) for v in row) for row in matrix]
+    for row in matrix:
+        yield " ".join(format_number(float(v), precision, float32) for v in row)
+
+
+PLAIN_PIECE = 4096
+"""Numbers formatted per piece of plain output: a long row is written in pieces, not as one string."""
+
+
+def _plain_pieces(matrix: np.ndarray, precision: int | None) -> Iterator[str]:
+    """The rows of ``_plain_rows`` with their newlines, in pieces of at most PLAIN_PIECE numbers."""
+    float32 = _is_float32(matrix)
+    for row in matrix:
+        for start in range(0, len(row), PLAIN_PIECE):
+            piece = " ".join(format_number(float(v), precision, float32) for v in row[start : start + PLAIN_PIECE])
+            end = "\n" if start + PLAIN_PIECE >= len(row) else " "
+            yield piece + end
 
 
 def _symbolic_lines(result: Any, name: str) -> list[str]:

@@ -616,3 +616,17 @@ def test_shape_text() -> None:
     assert render.shape_text((2, 3)) == "2x3"
     assert render.shape_text((5,)) == "5"
     assert render.shape_text(()) == "scalar"
+
+
+@pytest.mark.parametrize("shape", [(render.PLAIN_PIECE * 2 + 5,), (3, render.PLAIN_PIECE), (2, render.PLAIN_PIECE + 1)])
+def test_plain_output_comes_in_pieces_and_reads_back(shape) -> None:
+    """Long rows are formatted and written in pieces, never as one string per row, and the text
+    is the same numbers in the same layout (numpy.loadtxt is the reference reader)."""
+    values = torch.randn(shape, dtype=F64, generator=torch.Generator().manual_seed(3))
+    pieces = list(render.plain_lines(vjp_result(values)))
+    assert max(len(piece.split()) for piece in pieces[1:]) == render.PLAIN_PIECE
+    text = "".join(pieces)
+    assert text == render.to_plain(vjp_result(values))
+    assert text.count("\n") == 1 + (shape[0] if len(shape) == 2 else 1)
+    read = np.loadtxt(io.StringIO(text))
+    assert np.array_equal(read.reshape(shape), values.numpy())  # every digit: exact round trip
