@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -659,7 +660,15 @@ def _check_result(
 
 
 def _meta_evaluation(problem: _Problem, shapes: dict[str, tuple[int, ...]]) -> tuple[tuple[int, ...] | None, int]:
-    """The output's shape and the bytes of all intermediate results, from shapes alone.
+    """The output's shape and the bytes of all intermediate results, from shapes alone (cached:
+    a pure function of the expression, the shapes and the dtype)."""
+    key = tuple(shapes[name] for name in problem.compiled.variables)
+    return _meta_run(problem.compiled.text, key, str(problem.dtype))
+
+
+@functools.lru_cache(maxsize=256)
+def _meta_run(text: str, shapes: tuple[tuple[int, ...], ...], dtype_name: str) -> tuple[tuple[int, ...] | None, int]:
+    """See ``_meta_evaluation``.
 
     The expression runs first on shape-only ("meta") tensors, which allocate nothing, while a
     dispatch mode adds up the size of every result; autograd may keep all of them for the
@@ -681,10 +690,13 @@ def _meta_evaluation(problem: _Problem, shapes: dict[str, tuple[int, ...]]) -> t
                     Tally.total += leaf.numel() * leaf.element_size()
             return out
 
-    args = [torch.empty(shapes[name], dtype=problem.dtype, device="meta") for name in problem.compiled.variables]
+    from jacli.compile import compile_expression
+
+    dtype = getattr(torch, dtype_name.replace("torch.", ""))
+    args = [torch.empty(shape, dtype=dtype, device="meta") for shape in shapes]
     try:
         with Tally():
-            output = problem.compiled.function(*args)
+            output = compile_expression(text).function(*args)
     except Exception:  # an operation without a meta kernel, or a shape error the real run will name
         return None, 0
     shape = tuple(output.shape) if isinstance(output, torch.Tensor) else ()
@@ -872,6 +884,9 @@ def _default_budget(device: Any) -> int:
 
 
 def _describe(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is not None and math.prod(shape) > 12:  # repr of a large tensor costs milliseconds
+        return f"a {type(value).__name__} of shape {tuple(shape)} ({getattr(value, 'dtype', '?')})"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
