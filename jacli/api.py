@@ -621,6 +621,14 @@ def _check_plan(problem: _Problem, shapes: dict[str, tuple[int, ...]], result: s
     itemsize = _itemsize(problem)
     sizes = {name: math.prod(shape) * itemsize for name, shape in shapes.items()}
     _check_inputs_together([(specs.label(n, problem.given[n]), b) for n, b in sizes.items()], problem.budget)
+    # A cheap upper bound first: when even it fits, the exact shape-only run (whose first use
+    # imports a second of torch machinery) is not needed.
+    output_bound, intermediates_bound = _size_bound(problem.compiled.tree, shapes)
+    wrt_elements = sum(math.prod(shapes[name]) for name in problem.wrt)
+    result_bound = {"jacobian": output_bound * wrt_elements, "hessian": wrt_elements**2}.get(result, 0)
+    bound = (sum(sizes.values()) // itemsize + intermediates_bound + output_bound + result_bound) * itemsize
+    if bound <= problem.budget:
+        return True
     output_shape, intermediates = _meta_evaluation(problem, shapes)
     check_budget(
         sum(sizes.values()) + intermediates, problem.budget,
@@ -631,6 +639,40 @@ def _check_plan(problem: _Problem, shapes: dict[str, tuple[int, ...]], result: s
         return False
     _check_result(problem, shapes, output_shape, result)
     return True
+
+
+_SIZE_CAP = 2**62
+
+
+def _size_bound(tree: Any, shapes: dict[str, tuple[int, ...]]) -> tuple[int, int]:
+    """Upper bounds, in elements, of the output and of all intermediate results together.
+
+    Pure Python over the SymPy tree. A node's size is at most the product of its children's
+    sizes (broadcasting and matrix products; a list of m components, m times that); functions
+    of one tensor, reductions, reshapes and indexing are no larger than their argument.
+    """
+    import sympy as sp
+
+    from jacli import nodes
+
+    total = 0
+
+    def bound(node: Any) -> int:
+        nonlocal total
+        if isinstance(node, sp.Symbol):
+            return math.prod(shapes.get(node.name, (1,)))
+        if not node.args or isinstance(node, (sp.Number, sp.NumberSymbol)):
+            return 1
+        children = [bound(arg) for arg in node.args]
+        size = 1
+        for child in children:
+            size = min(size * child, _SIZE_CAP)
+        if isinstance(node, nodes.Components):
+            size = min(size * len(node.args), _SIZE_CAP)
+        total = min(total + size, _SIZE_CAP)
+        return size
+
+    return bound(tree), total
 
 
 def _itemsize(problem: _Problem) -> int:
@@ -670,37 +712,23 @@ def _meta_evaluation(problem: _Problem, shapes: dict[str, tuple[int, ...]]) -> t
 def _meta_run(text: str, shapes: tuple[tuple[int, ...], ...], dtype_name: str) -> tuple[tuple[int, ...] | None, int]:
     """See ``_meta_evaluation``.
 
-    The expression runs first on shape-only ("meta") tensors, which allocate nothing, while a
-    dispatch mode adds up the size of every result; autograd may keep all of them for the
-    backward pass. ``x_col * y_row`` with two 100,000-element inputs is refused here instead of
-    being killed by the operating system. Where an operation has no meta version, the check is
-    skipped and the real evaluation's own out-of-memory error still applies.
+    The expression runs first on shape-only ("meta") tensors, which allocate nothing, while the
+    compiled tree adds up the size of every intermediate result; autograd may keep all of them
+    for the backward pass. ``sum(x_col * y_row)`` with two 100,000-element inputs is refused
+    here instead of being killed by the operating system. Where an operation has no meta
+    version, the check is skipped and the real evaluation's own out-of-memory error applies.
     """
     import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_leaves
 
-    class Tally(TorchDispatchMode):
-        total = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            for leaf in tree_leaves(out):
-                if isinstance(leaf, torch.Tensor):
-                    Tally.total += leaf.numel() * leaf.element_size()
-            return out
-
-    from jacli.compile import compile_expression
+    from jacli.compile import measure
 
     dtype = getattr(torch, dtype_name.replace("torch.", ""))
     args = [torch.empty(shape, dtype=dtype, device="meta") for shape in shapes]
     try:
-        with Tally():
-            output = compile_expression(text).function(*args)
+        output, total = measure(text, *args)
     except Exception:  # an operation without a meta kernel, or a shape error the real run will name
         return None, 0
-    shape = tuple(output.shape) if isinstance(output, torch.Tensor) else ()
-    return shape, Tally.total
+    return tuple(output.shape), total
 
 
 def _input_pairs(inputs: Any) -> list[tuple[str | None, Any]]:

@@ -79,6 +79,35 @@ def compile_expression(text: str) -> Compiled:
     )
 
 
+def measure(text: str, *tensors: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Evaluate ``text`` and add up the bytes of every intermediate result it makes.
+
+    Meant for shape-only ("meta") tensors, which allocate nothing: the output's shape and the
+    memory autograd may keep for the backward pass, known before anything real is computed.
+    """
+    run = _measuring(text)
+    return run(*tensors)
+
+
+@functools.lru_cache(maxsize=256)
+def _measuring(text: str) -> Callable[..., tuple[torch.Tensor, int]]:
+    parsed = parse(text)
+    sizes: list[int] = []
+
+    def observe(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            sizes.append(value.numel() * value.element_size())
+
+    node = _Compiler(_positional(parsed.variables), guard=False, observe=observe).node(parsed.tree)
+
+    def run(*tensors: torch.Tensor) -> tuple[torch.Tensor, int]:
+        sizes.clear()
+        output = _as_tensor(node(tensors), tensors)
+        return output, sum(sizes)
+
+    return run
+
+
 def compile_tree(tree: sp.Basic, read_symbol: Callable[[sp.Symbol], Node]) -> Node:
     """Compile any SymPy tree whose symbols ``read_symbol`` knows how to fetch from the inputs.
 
@@ -135,9 +164,13 @@ def _number(value: sp.Basic) -> float | int:
 class _Compiler:
     """Turns one SymPy node into a ``Node`` closure, recursively."""
 
-    def __init__(self, read_symbol: Callable[[sp.Symbol], Node], guard: bool):
+    def __init__(
+        self, read_symbol: Callable[[sp.Symbol], Node], guard: bool,
+        observe: Callable[[Any], None] | None = None,
+    ):
         self.read_symbol = read_symbol
         self.guard = guard
+        self.observe = observe  # sees every value a node computes (see ``measure``)
 
     def node(self, tree: sp.Basic) -> Node:
         if isinstance(tree, sp.Symbol):
@@ -167,6 +200,15 @@ class _Compiler:
     def _apply(self, tree: sp.Basic, children: list[sp.Basic], fn: Callable[..., Any]) -> Node:
         """A node that calls ``fn`` on its children's values, lifted to tensors."""
         compiled = [self.node(child) for child in children]
+        observe = self.observe
+        if observe is not None:
+
+            def observed(args: tuple) -> Any:
+                value = fn(*(_as_tensor(c(args), args) for c in compiled))
+                observe(value)
+                return value
+
+            return observed
         if not self.guard:
             return lambda args: fn(*(_as_tensor(c(args), args) for c in compiled))
 
@@ -191,7 +233,7 @@ class _Compiler:
         A sum or product of many terms is one node whose closure loops (not a chain of nested
         closures, which would recurse once per term).
         """
-        guard = self.guard
+        guard, observe = self.guard, self.observe
 
         def run(args: tuple) -> Any:
             a = first(args)
@@ -201,6 +243,8 @@ class _Compiler:
                     a = _as_tensor(a, args)
                 if not guard:
                     a = op(a, b)
+                    if observe is not None:
+                        observe(a)
                     continue
                 try:
                     a = op(a, b)
@@ -279,4 +323,4 @@ def _shape_error(tree: sp.Basic, values: list[Any], error: Exception) -> ShapeEr
     )
 
 
-__all__ = ["Compiled", "compile_expression", "compile_tree"]
+__all__ = ["Compiled", "compile_expression", "compile_tree", "measure"]

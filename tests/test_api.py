@@ -538,3 +538,29 @@ def test_symbolic_display_of_a_large_problem_is_skipped_with_a_warning() -> None
     # asked for as the method, the size limit stays an error
     with pytest.raises(ResourceError, match="at most 400 input elements"):
         api.compute_jacobian("sin(x)", {"x": x}, method="symbolic")
+
+
+@pytest.mark.parametrize(
+    "expr, shapes",
+    [
+        ("sum(x*y)", {"x": (100, 1), "y": (1, 100)}),
+        ("[x, y, x*y, 1]", {"x": (3,), "y": (3,)}),
+        ("reshape(x, 2, 6) @ reshape(y, 6, 2)", {"x": (12,), "y": (3, 4)}),
+        ("softmax(x @ y, 0) * 2 - x[0, 0]", {"x": (4, 5), "y": (5, 3)}),
+        ("x[1:] * y[0] + sin(x)[1:] / 3", {"x": (5, 2), "y": (2,)}),
+        ("dot(x, y) + norm(x) * mean(y)", {"x": (7,), "y": (7,)}),
+        ("transpose(x) @ x + 1", {"x": (6, 2)}),
+    ],
+)
+def test_the_size_bound_is_never_below_the_measured_sizes(expr, shapes) -> None:
+    """The cheap bound may skip the exact shape-only run only because it is an upper bound."""
+    from jacli.compile import compile_expression, measure
+
+    compiled = compile_expression(expr)
+    output_bound, total_bound = api._size_bound(compiled.tree, shapes)
+    args = [torch.empty(shapes[n], dtype=F64, device="meta") for n in compiled.variables]
+    output, total_bytes = measure(expr, *args)
+    assert output.numel() <= output_bound
+    assert total_bytes // 8 <= total_bound
+    real = compiled(*[torch.ones(shapes[n], dtype=F64) for n in compiled.variables])
+    assert real.shape == output.shape  # the shape-only run gives the real output's shape
