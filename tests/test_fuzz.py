@@ -282,7 +282,24 @@ def test_vjp_jvp_and_float32_agree_with_the_jacobian(expression, point, seed):
         torch.testing.assert_close(vjp[name], expected, rtol=1e-9, atol=1e-11)
     expected_jvp = sum(torch.tensordot(jac[n], u[n], dims=u[n].dim()) for n in inputs)
     torch.testing.assert_close(jvp, expected_jvp, rtol=1e-9, atol=1e-11)
+    if _near_a_kink(text, inputs):
+        # e.g. relu(sin(-3*pi*x)) at x = 1: sin(-3π) is -3.7e-16 in float64 but +2.4e-8 in
+        # float32, so the two dtypes sit on different pieces of relu (found by the deep run)
+        note("float32 not compared: a kinked argument is within float32 rounding of 0")
+        return
     single = jacli.jacobian(text, inputs, dtype="float32")
     for name, block in jac.items():
         scale = max(1.0, float(block.abs().max()))
         torch.testing.assert_close(single[name].double(), block, rtol=2e-3, atol=2e-4 * scale)
+
+
+def _near_a_kink(text, inputs, within=1e-4):
+    """Whether some argument of relu, abs, sign, max or min is within ``within`` of 0 (in
+    float64): there float32 rounding may put the point on the other piece of the function."""
+    from jacli import api, verify
+
+    problem = api._prepare(text, inputs, None, "cpu", "float64", 0, None)
+    return any(
+        bool((torch.as_tensor(argument(problem.args)).abs() < within).any())
+        for _, argument in verify._kinked_arguments(problem)
+    )
