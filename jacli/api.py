@@ -462,7 +462,6 @@ class _Problem:
     def args(self) -> tuple:
         return tuple(self.inputs[name] for name in self.compiled.variables)
 
-
     @property
     def wrt_positions(self) -> tuple[int, ...]:
         return tuple(self.compiled.variables.index(name) for name in self.wrt)
@@ -541,9 +540,12 @@ def _prepare(expr, inputs, wrt, device, dtype, seed, max_memory, result: str | N
 
     # Spec sizes, the expression and the names are checked before torch (and, for the sizes,
     # SymPy) is imported, so that these errors answer at once.
+    cpu_budget = None  # read from /proc/meminfo once, here or below
     if isinstance(device, str) and device == "cpu":
         itemsize = 4 if str(dtype) in ("float32", "torch.float32") else 8
-        limit = max_memory if max_memory is not None else default_budget()
+        if max_memory is None:
+            cpu_budget = default_budget()
+        limit = max_memory if max_memory is not None else cpu_budget
         sized = []
         for name, spec in given:
             if not _is_tensor_like(spec):
@@ -564,7 +566,7 @@ def _prepare(expr, inputs, wrt, device, dtype, seed, max_memory, result: str | N
     compiled = compile_expression(expr)
     torch_dtype = devices.resolve_dtype(dtype)
     torch_device = devices.resolve_device(device, torch_dtype)
-    budget = max_memory if max_memory is not None else _default_budget(torch_device)
+    budget = max_memory if max_memory is not None else cpu_budget or _default_budget(torch_device)
     problem = _Problem(compiled, {}, wrt_names, None, budget, torch_device, torch_dtype, seed)
     problem.given = {name: _spec_text(bound[name], bound[name]) for name in compiled.variables}
     shapes = {name: _known_shape(bound[name]) for name in compiled.variables}
@@ -618,20 +620,22 @@ def _check_plan(problem: _Problem, shapes: dict[str, tuple[int, ...]], result: s
 
     Returns whether the result could be checked (False when the shape-only run was not possible).
     """
-    itemsize = _itemsize(problem)
-    sizes = {name: math.prod(shape) * itemsize for name, shape in shapes.items()}
-    _check_inputs_together([(specs.label(n, problem.given[n]), b) for n, b in sizes.items()], problem.budget)
+    itemsize = problem.dtype.itemsize
+    elements = {name: math.prod(shape) for name, shape in shapes.items()}
+    _check_inputs_together(
+        [(specs.label(n, problem.given[n]), count * itemsize) for n, count in elements.items()], problem.budget
+    )
     # A cheap upper bound first: when even it fits, the exact shape-only run (whose first use
     # imports a second of torch machinery) is not needed.
     output_bound, intermediates_bound = _size_bound(problem.compiled.tree, shapes)
-    wrt_elements = sum(math.prod(shapes[name]) for name in problem.wrt)
+    wrt_elements = sum(elements[name] for name in problem.wrt)
     result_bound = {"jacobian": output_bound * wrt_elements, "hessian": wrt_elements**2}.get(result, 0)
-    bound = (sum(sizes.values()) // itemsize + intermediates_bound + output_bound + result_bound) * itemsize
-    if bound <= problem.budget:
+    bound = sum(elements.values()) + intermediates_bound + output_bound + result_bound
+    if bound * itemsize <= problem.budget:
         return True
     output_shape, intermediates = _meta_evaluation(problem, shapes)
     check_budget(
-        sum(sizes.values()) + intermediates, problem.budget,
+        sum(elements.values()) * itemsize + intermediates, problem.budget,
         f"evaluating {specs.shorten(problem.compiled.text)} (its intermediate results, with the inputs)",
         "Use smaller inputs, or raise --max-memory.",
     )
@@ -675,19 +679,13 @@ def _size_bound(tree: Any, shapes: dict[str, tuple[int, ...]]) -> tuple[int, int
     return bound(tree), total
 
 
-def _itemsize(problem: _Problem) -> int:
-    import torch
-
-    return torch.empty((), dtype=problem.dtype).element_size()
-
-
 def _check_result(
     problem: _Problem, shapes: dict[str, tuple[int, ...]], output_shape: tuple[int, ...], result: str | None
 ) -> None:
     """Refuse a Jacobian or Hessian that would not fit beside the inputs and the output."""
     if result is None:
         return
-    itemsize = _itemsize(problem)
+    itemsize = problem.dtype.itemsize
     held = (sum(math.prod(shape) for shape in shapes.values()) + math.prod(output_shape)) * itemsize
     wrt_shapes = [shapes[name] for name in problem.wrt]
     if result == "jacobian":
@@ -813,14 +811,17 @@ def _check_jacobian_size(
     problem: _Problem, output_shape: tuple[int, ...], wrt_shapes: list[tuple[int, ...]], itemsize: int, held: int
 ) -> None:
     """Refuse a Jacobian whose blocks would not fit in the memory budget, before building it."""
+    from jacli import engine
+
     outputs = math.prod(output_shape)
     ins = sum(math.prod(shape) for shape in wrt_shapes)
+    numbers = engine.jacobian_elements(output_shape, wrt_shapes)
     shapes = " + ".join(f"{n} {tuple(s)}" for n, s in zip(problem.wrt, wrt_shapes))
     check_budget(
-        outputs * ins * itemsize + held, problem.budget,
+        numbers * itemsize + held, problem.budget,
         f"the Jacobian of {specs.shorten(problem.compiled.text)} ({outputs:,} output "
         f"element{'s' if outputs != 1 else ''} × {ins:,} input element{'s' if ins != 1 else ''} = "
-        f"{outputs * ins:,} numbers, for output {tuple(output_shape)} and {shapes}; with the inputs "
+        f"{numbers:,} numbers, for output {tuple(output_shape)} and {shapes}; with the inputs "
         "and output it holds)",
         "Use `jacli vjp` with --v for one combination of its rows, pick fewer inputs with --wrt, "
         "use smaller inputs, or raise --max-memory.",

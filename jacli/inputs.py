@@ -119,7 +119,7 @@ def unnamed_v(text: str) -> str:
     match = re.match(r"\s*(\w+)\s*=", text)
     if match and match.group(1).isidentifier():
         raise InputError(
-            f"--v {text[:40]!r}: vjp's v is one tensor shaped like the output (vᵀJ sums over the "
+            f"--v {shorten(text)!r}: vjp's v is one tensor shaped like the output (vᵀJ sums over the "
             "output), so it takes no NAME=; give e.g. --v ones. NAME=SPEC is for jvp and hvp, "
             "whose v is shaped like each input"
         )
@@ -219,7 +219,7 @@ def _shape(text: str, where: str) -> tuple[int, ...]:
     if not text.strip() or not all(re.fullmatch(r"\s*\d+\s*", p) for p in parts):
         raise InputError(f"{where}: bad shape {text!r}; write it like 5 or 2x3 or 2x3x4")
     if len(parts) > MAX_AXES:
-        raise InputError(f"{where}: shape {text[:40]!r}... has {len(parts)} axes; jacli takes at most {MAX_AXES}")
+        raise InputError(f"{where}: shape {shorten(text)!r} has {len(parts)} axes; jacli takes at most {MAX_AXES}")
     shape = tuple(_digits(p, where) for p in parts)
     if any(n == 0 for n in shape):
         raise InputError(f"{where}: shape {text!r} has no elements; every size must be at least 1")
@@ -506,16 +506,7 @@ def _read_file(spec: File, name: str, budget: int | None = None) -> Any:
         if suffix == ".pt":
             with warnings.catch_warnings():  # torch's notes on pickle protocols are not for users
                 warnings.simplefilter("ignore")
-                try:
-                    loaded = torch.load(path, map_location="cpu", weights_only=True)
-                except Exception as error:
-                    if isinstance(error, OSError):
-                        raise
-                    raise InputError(
-                        f"{name} = @{path}: not a tensor file jacli can load safely (it holds Python "
-                        "objects other than tensors, or is not a .pt file; jacli never unpickles "
-                        "them). Save one tensor with torch.save(tensor, path)"
-                    ) from None
+                loaded = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(loaded, torch.Tensor) or loaded.is_complex():
                 raise InputError(f"{name} = @{path}: does not hold one real tensor")
             return loaded.detach().to(torch.float64)
@@ -523,15 +514,19 @@ def _read_file(spec: File, name: str, budget: int | None = None) -> Any:
             text = handle.read()
     except OSError as error:
         raise InputError(f"{name} = @{path}: cannot read it ({error.strerror or error})") from None
-    except ValueError as error:
+    except Exception as error:  # torch.load's unpickling errors have no common base class
+        if isinstance(error, JacliError):
+            raise
+        if suffix == ".pt":
+            raise InputError(
+                f"{name} = @{path}: not a tensor file jacli can load safely (it holds Python "
+                "objects other than tensors, or is not a .pt file; jacli never unpickles "
+                "them). Save one tensor with torch.save(tensor, path)"
+            ) from None
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if "pickle" in reason.lower():
             reason = "it holds Python objects (pickled data), which jacli never loads"
         raise InputError(f"{name} = @{path}: not a readable {suffix} file ({reason})") from None
-    except Exception as error:  # torch.load's unpickling errors have no common base class
-        if isinstance(error, JacliError):
-            raise
-        raise InputError(f"{name} = @{path}: not a readable {suffix} file ({error})") from None
     return _from_text(text, f"@{path}", name, json_only=suffix == ".json")
 
 

@@ -346,11 +346,10 @@ class _Builder:
                 raise self.fail(
                     node, f"the expression is nested more than {MAX_DEPTH} levels deep"
                 )
+            chain = _chain(node)
             for child in ast.iter_child_nodes(node):
                 # a + b + c is one level, not two: the parser builds it as one flat sum.
-                same_chain = child is getattr(node, "left", None) and _chain(child) is not None and (
-                    _chain(child) is _chain(node)
-                )
+                same_chain = chain is not None and child is node.left and _chain(child) is chain
                 stack.append((child, depth if same_chain else depth + 1))
 
     # -- building -------------------------------------------------------------------------------
