@@ -364,3 +364,41 @@ def test_compiled_function_gradcheck_on_a_mixed_expression() -> None:
     y = torch.randn(4, generator=g, dtype=F64, requires_grad=True)
     args = {"x": x, "w": w, "y": y}
     assert gradcheck(compiled.function, tuple(args[n] for n in compiled.variables))
+
+
+# -- constants beyond int64 and float64 ---------------------------------------------------------
+
+# Everyday scientific constants used to crash: an integer beyond int64 overflowed torch's scalar
+# ("int too big to convert"). Each reference is the constant as Python's float reads the text.
+@pytest.mark.parametrize(
+    "text, derivative",
+    [("6.022e23*x", float("6.022e23")), ("x*1e20", 1e20), ("x - 1e300", 1.0), ("1e300*x", 1e300)],
+)
+@pytest.mark.parametrize("method", ["reverse", "forward", "rows", "symbolic"])
+def test_large_constants_are_the_nearest_float(text: str, derivative: float, method: str) -> None:
+    jac = jacli.jacobian(text, {"x": [1.0, 2.0]}, method=method)["x"]
+    assert torch.equal(jac, torch.diag(torch.tensor([derivative, derivative], dtype=F64)))
+
+
+def test_a_power_beyond_int64_is_a_float_power() -> None:
+    # x**1e39 at x = 1: the value is 1 and the derivative 1e39 * 1**(1e39 - 1) = 1e39.
+    assert jacli.grad("x**1e39", {"x": 1.0})["x"].item() == 1e39
+    assert torch.equal(compile_expression("x**1e39")(torch.tensor(1.0, dtype=F64)), torch.tensor(1.0, dtype=F64))
+
+
+def test_exact_derivatives_with_huge_integer_coefficients() -> None:
+    # d/dx (2x)^70 = 140 (2x)^69, which is 140 at x = 0.5; SymPy writes it as 70 * 2**70 * x**69.
+    for method in ("symbolic", "reverse"):
+        assert jacli.grad("(2*x)**70", {"x": 0.5}, method=method)["x"].item() == 140.0
+    # d/dx exp(10**300 x) = 10**300 exp(10**300 x): 1e300 at 0; the second derivative is 1e600,
+    # past float64's range, so inf, as float64 arithmetic gives it in reverse mode too.
+    assert jacli.grad("exp(10**300*x)", {"x": 0.0}, method="symbolic")["x"].item() == 1e300
+    with pytest.warns(jacli.JacliWarning, match="infinite"):
+        exact = jacli.hessian("-exp(10**300*x)", {"x": 0.0}, method="symbolic")["x,x"].item()
+        autodiff = jacli.hessian("-exp(10**300*x)", {"x": 0.0})["x,x"].item()
+    assert exact == -math.inf == autodiff
+
+
+def test_check_keeps_its_exact_reference_for_huge_coefficients() -> None:
+    report = jacli.check("(2*x)**70", {"x": 0.5})
+    assert report.reference == "symbolic" and report.ok
