@@ -27,14 +27,20 @@ __version__ = "0.1.0"
 __all__ = [
     "jacobian", "vjp", "jvp", "grad", "hessian", "hvp", "check",
     "compute_jacobian", "compute_vjp", "compute_jvp", "compute_grad", "compute_hessian",
-    "compute_hvp", "Result",
+    "compute_hvp", "prepare", "Problem", "Result", "JacobianResult", "VJPResult", "JVPResult", "GradResult",
+    "HessianResult", "HVPResult", "JacobianBlock", "CheckReport",
     "JacliError", "ExpressionError", "InputError", "ShapeError", "DeviceError", "ResourceError",
     "JacliWarning", "__version__",
 ]
 
 _API = {
     "jacobian", "vjp", "jvp", "grad", "hessian", "hvp", "compute_jacobian", "compute_vjp",
-    "compute_jvp", "compute_grad", "compute_hessian", "compute_hvp", "Result",
+    "compute_jvp", "compute_grad", "compute_hessian", "compute_hvp",
+}
+_MODULES = {
+    "prepare": "problem", "Problem": "problem", "Result": "result", "JacobianResult": "result",
+    "VJPResult": "result", "JVPResult": "result", "GradResult": "result", "HessianResult": "result",
+    "HVPResult": "result", "JacobianBlock": "result", "CheckReport": "result",
 }
 
 
@@ -44,6 +50,10 @@ def __getattr__(name: str) -> Any:
         from jacli import api
 
         return getattr(api, name)
+    if name in _MODULES:
+        import importlib
+
+        return getattr(importlib.import_module(f"jacli.{_MODULES[name]}"), name)
     if name == "check":
         from jacli.verify import check
 

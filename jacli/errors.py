@@ -1,15 +1,26 @@
 """The errors jacli raises for things a user got wrong.
 
-Every message names the bad value and says what to do instead. The CLI prints
-``Error: <message>`` on stderr and exits 1; anything that is not a ``JacliError``
-is a bug in jacli and keeps its traceback.
+Every message names the bad value and says what to do instead. The library speaks Python: a
+message names parameters (``wrt``, ``v``, ``max_memory``), and ``param`` says which one was
+wrong, so that the CLI can name its flag instead (``--wrt``). The CLI prints ``Error: <message>``
+on stderr and exits 1; anything that is not a ``JacliError`` is a bug in jacli and keeps its
+traceback.
 """
 
 from __future__ import annotations
 
 
 class JacliError(Exception):
-    """Base class: a problem with what the user asked for, not a bug in jacli."""
+    """Base class: a problem with what the user asked for, not a bug in jacli.
+
+    Args:
+        message: what is wrong and what to do, in the library's terms (parameter names).
+        param: the parameter that was wrong (``"wrt"``, ``"v"``, ``"inputs"``...), when one was.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 class ExpressionError(JacliError):
@@ -17,7 +28,7 @@ class ExpressionError(JacliError):
 
 
 class InputError(JacliError):
-    """An --input or --v spec is malformed, unreadable or does not fit the expression."""
+    """An input or v spec is malformed, unreadable or does not fit the expression."""
 
 
 class ShapeError(JacliError):

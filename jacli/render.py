@@ -1,7 +1,8 @@
 """Result → text: ``pretty`` (rich tables for people), ``plain`` (numbers for awk and
 numpy.loadtxt) and ``json`` (one strict JSON object for scripts).
 
-Rendering only reads a ``Result``; it computes nothing. User text (the expression, names) reaches
+Rendering only reads a typed result (``jacli.result``) or a ``CheckReport``; it computes
+nothing. What differs between commands (titles, labels) is looked up in ``VOCABULARY``. User text (the expression, names) reaches
 rich as ``Text`` objects, never as markup.
 """
 
@@ -20,7 +21,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-FORMATS = ("pretty", "plain", "json")
+from jacli.result import CheckReport, Key, key_text
 
 DEFAULT_PRECISION = 6
 """Significant digits in the pretty view; plain and JSON print every digit unless told."""
@@ -105,7 +106,7 @@ def _json_tensor(tensor: Any, with_values: bool = True) -> dict[str, Any]:
 
 def to_json(result: Any) -> str:
     """One strict JSON object: NaN and infinities are the strings "nan", "inf", "-inf"."""
-    if result.command == "check":
+    if isinstance(result, CheckReport):
         return json.dumps(_check_document(result), allow_nan=False) + "\n"
     document = {
         "command": result.command,
@@ -115,13 +116,13 @@ def to_json(result: Any) -> str:
         "dtype": result.dtype,
         "inputs": {name: _json_tensor(t, with_values=False) for name, t in result.inputs.items()},
         "output": _json_tensor(result.output),
-        "result": {name: _json_tensor(t) for name, t in result.values.items()},
+        "result": {key_text(key): _json_tensor(t) for key, t in result.tensors()},
     }
-    if result.symbolic is not None:
+    if getattr(result, "symbolic", None) is not None:
         from jacli.symbolic import to_strings
 
-        document["symbolic"] = {name: to_strings(entries) for name, entries in result.symbolic.items()}
-    if result.det is not None:
+        document["symbolic"] = {key_text(key): to_strings(entries) for key, entries in result.symbolic.items()}
+    if getattr(result, "det", None) is not None:
         document["det"] = _json_values(result.det)
         if result.det_symbolic is not None:
             document["det_symbolic"] = str(result.det_symbolic)
@@ -172,11 +173,6 @@ def check_file_suffix(path: Any) -> None:
         raise InputError(f"--output {path}: cannot tell the format; use a name ending in {', '.join(FILE_SUFFIXES)}")
 
 
-def to_bytes(result: Any, suffix: str, precision: int | None = None) -> bytes:
-    """The file contents for --output: JSON, plain text, or one tensor as .npy."""
-    return b"".join(to_chunks(result, suffix, precision))
-
-
 def to_chunks(result: Any, suffix: str, precision: int | None = None) -> Iterator[bytes]:
     """``to_bytes`` in pieces, for writing a large plain-text result as it is formatted."""
     if suffix == ".txt":
@@ -193,14 +189,15 @@ def _file_bytes(result: Any, suffix: str) -> bytes:
 
     from jacli.errors import InputError
 
-    if result.command == "check" or len(result.values) != 1:
+    tensors = [] if isinstance(result, CheckReport) else [t for _, t in result.tensors()]
+    if len(tensors) != 1:
         raise InputError(
             "--output .npy holds one tensor, but this result has "
-            f"{'a table' if result.command == 'check' else len(result.values)}; "
+            f"{'a table' if isinstance(result, CheckReport) else len(tensors)}; "
             "use .json or .txt, or pick one input with --wrt"
         )
     buffer = io.BytesIO()
-    np.save(buffer, _numpy(next(iter(result.values.values()))), allow_pickle=False)
+    np.save(buffer, _numpy(tensors[0]), allow_pickle=False)
     return buffer.getvalue()
 
 
@@ -223,17 +220,18 @@ def to_plain(result: Any, precision: int | None = None) -> str:
 def plain_lines(result: Any, precision: int | None = None) -> Iterator[str]:
     """``to_plain`` in pieces (lines, and long rows in parts), so that a large result is written
     as it is formatted instead of being held twice, as numbers and as text."""
-    if result.command == "check":
+    if isinstance(result, CheckReport):
         yield _check_plain(result)
         return
-    for name, tensor in result.values.items():
+    symbolic = getattr(result, "symbolic", None)
+    for key, tensor in result.tensors():
         array = _numpy(tensor)
-        yield f"# {name} {shape_text(array.shape)}\n"
+        yield f"# {key_text(key)} {shape_text(array.shape)}\n"
         yield from _plain_pieces(_plain_matrix(array), precision)
-        if result.symbolic is not None and name in result.symbolic:
-            for line in _symbolic_lines(result, name):
+        if symbolic is not None and key in symbolic:
+            for line in _symbolic_lines(result, key):
                 yield f"# exact: {line}\n"
-    if result.det is not None:
+    if getattr(result, "det", None) is not None:
         yield "# det scalar\n"
         for row in _plain_rows(_numpy(result.det).reshape(1, 1), precision):
             yield row + "\n"
@@ -268,11 +266,12 @@ def _plain_pieces(matrix: np.ndarray, precision: int | None) -> Iterator[str]:
             yield piece + end
 
 
-def _symbolic_lines(result: Any, name: str) -> list[str]:
+def _symbolic_lines(result: Any, key: Key) -> list[str]:
     """The exact derivative in one line per entry (or the diagonal, for elementwise expressions)."""
-    if result.diagonal is not None and name in result.diagonal:
-        return [f"diagonal {result.diagonal[name]}"]
-    entries = result.symbolic[name]
+    diagonal = getattr(result, "diagonal", None)
+    if diagonal is not None and key in diagonal:
+        return [f"diagonal {diagonal[key]}"]
+    entries = result.symbolic[key]
     return [str(e) for e in entries.reshape(-1)]
 
 
@@ -309,24 +308,25 @@ def print_pretty(result: Any, console: Console, precision: int | None = None, fu
     columns, each captioned with its column range; one too wide for any console is printed at its
     own width rather than cut. Lines carry no trailing spaces.
     """
-    if result.command == "check":
+    if isinstance(result, CheckReport):
         _print_check(result, console)
         return
     digits = DEFAULT_PRECISION if precision is None else precision
     width = console.width
     parts: list[RenderableType | None] = [_header(result)]
-    if result.symbolic is not None:
+    if getattr(result, "symbolic", None) is not None:
         parts += [None, _Lines(_symbolic_view(result), keep_width=True)]
     parts.append(None)
     if result.command in ("jacobian", "hessian") and all(t.dim() == 0 for t in result.inputs.values()):
         parts += _classic_matrix(result, digits, width)
     else:
-        for index, (name, tensor) in enumerate(result.values.items()):
+        words = VOCABULARY[result.command]
+        for index, (key, tensor) in enumerate(result.tensors()):
             if index:
                 parts.append(None)
-            parts.append(_title(result, name, tensor))
-            parts += _tensor_view(tensor, digits, full, _block_label(result, name), width)
-    if result.det is not None:
+            parts.append(words.title(result, key, tensor))
+            parts += _tensor_view(tensor, digits, full, words.label(key), width)
+    if getattr(result, "det", None) is not None:
         parts += [None, Text.assemble(("det J", "bold"), f" = {format_number(float(result.det), digits)}")]
         if result.det_symbolic is not None:
             exact = _pretty_sympy(result.det_symbolic)
@@ -373,7 +373,7 @@ def _output_symbol(result: Any) -> str:
 
 def _method_text(result: Any) -> str:
     template = METHOD_NAMES.get((result.command, result.method)) or METHOD_NAMES.get(result.method, result.method)
-    wrt = list(result.values) if result.command == "vjp" else list(result.wrt)
+    wrt = list(result.wrt)
     return template.format(
         y=_output_symbol(result),
         xs=wrt[0] if len(wrt) == 1 else "(" + ", ".join(wrt) + ")",
@@ -390,10 +390,9 @@ def _header(result: Any) -> Table:
         mark = "" if name in result.wrt else "  (held constant)"
         grid.add_row("input", Text(f"{name}: shape {_shape_tuple(tensor.shape)}{mark}"))
     grid.add_row("output", Text(f"{_output_symbol(result)}: shape {_shape_tuple(result.output.shape)}"))
-    if isinstance(result.v, dict):
-        for name, direction in result.v.items():
-            grid.add_row("v", Text(f"{name}: shape {_shape_tuple(direction.shape)} (like {name})"))
-    elif result.v is not None:
+    for name, direction in getattr(result, "directions", {}).items():
+        grid.add_row("v", Text(f"{name}: shape {_shape_tuple(direction.shape)} (like {name})"))
+    if getattr(result, "v", None) is not None:
         grid.add_row("v", Text(f"shape {_shape_tuple(result.v.shape)} (like the output)"))
     grid.add_row("method", Text(_method_text(result)))
     grid.add_row("on", Text(f"{result.device}, {result.dtype}"))
@@ -404,46 +403,68 @@ def _shape_tuple(shape: Sequence[int]) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _derivative(result: Any, name: str) -> str:
+def _derivative(result: Any, key: Key) -> str:
     """``∂y/∂x`` for a Jacobian block (or a gradient), ``∂²y/∂a∂b`` for a Hessian block."""
     y = _output_symbol(result)
-    if result.command == "hessian":
-        a, b = name.split(",")
+    if isinstance(key, tuple):
+        a, b = key
         return f"∂²{y}/∂{a}∂{b}" if a != b else f"∂²{y}/∂{a}²"
-    return f"∂{y}/∂{name}"
+    return f"∂{y}/∂{key}"
 
 
-def _title(result: Any, name: str, tensor: Any) -> Text:
-    shape = _shape_tuple(tensor.shape)
-    command = result.command
-    y = _output_symbol(result)
-    if command == "jacobian":
-        return Text.assemble(
-            (_derivative(result, name), "bold"),
-            f"  shape {shape} = output {_shape_tuple(result.output.shape)} + {name} "
-            f"{_shape_tuple(result.inputs[name].shape)}",
-        )
-    if command == "hessian":
-        a, b = name.split(",")
-        return Text.assemble(
-            (_derivative(result, name), "bold"),
-            f"  shape {shape} = {a} {_shape_tuple(result.inputs[a].shape)} + {b} "
-            f"{_shape_tuple(result.inputs[b].shape)}",
-        )
-    if command == "jvp":
-        moved = " + ".join(f"∂{y}/∂{n}·v_{n}" for n in result.v) if result.v else "0"
-        return Text.assemble(("J·v", "bold"), f" = {moved}  shape {shape}, like the output")
-    if command == "hvp":
-        return Text.assemble((f"(H·v) for {name}", "bold"), f"  shape {shape}, like {name}")
-    if command == "grad":
-        return Text.assemble((f"{name}.grad = ∂{y}/∂{name}", "bold"), f"  shape {shape}, like {name}")
-    return Text.assemble((f"{name}.grad = vᵀ·∂{y}/∂{name}", "bold"), f"  shape {shape}, like {name}")
-
-
-def _block_label(result: Any, name: str) -> str:
-    return {"jacobian": "J", "hessian": f"H[{name}]", "jvp": "Jv", "hvp": f"Hv[{name}]"}.get(
-        result.command, f"{name}.grad"
+def _jacobian_title(result: Any, name: str, shape: str) -> Text:
+    return Text.assemble(
+        (_derivative(result, name), "bold"),
+        f"  shape {shape} = output {_shape_tuple(result.output.shape)} + {name} "
+        f"{_shape_tuple(result.inputs[name].shape)}",
     )
+
+
+def _hessian_title(result: Any, key: tuple[str, str], shape: str) -> Text:
+    a, b = key
+    return Text.assemble(
+        (_derivative(result, key), "bold"),
+        f"  shape {shape} = {a} {_shape_tuple(result.inputs[a].shape)} + {b} "
+        f"{_shape_tuple(result.inputs[b].shape)}",
+    )
+
+
+def _jvp_title(result: Any, key: None, shape: str) -> Text:
+    y = _output_symbol(result)
+    moved = " + ".join(f"∂{y}/∂{n}·v_{n}" for n in result.directions) if result.directions else "0"
+    return Text.assemble(("J·v", "bold"), f" = {moved}  shape {shape}, like the output")
+
+
+class _Words:
+    """How one command names its blocks: a title above each, a label for its sub-tables."""
+
+    def __init__(self, title: Any, label: Any) -> None:
+        self._title, self.label = title, label
+
+    def title(self, result: Any, key: Key, tensor: Any) -> Text:
+        return self._title(result, key, _shape_tuple(tensor.shape))
+
+
+VOCABULARY: dict[str, _Words] = {
+    "jacobian": _Words(_jacobian_title, lambda key: "J"),
+    "hessian": _Words(_hessian_title, lambda key: f"H[{key_text(key)}]"),
+    "jvp": _Words(_jvp_title, lambda key: "Jv"),
+    "hvp": _Words(
+        lambda result, name, shape: Text.assemble((f"(H·v) for {name}", "bold"), f"  shape {shape}, like {name}"),
+        lambda key: f"Hv[{key}]",
+    ),
+    "grad": _Words(
+        lambda result, name, shape: Text.assemble(
+            (f"{name}.grad = ∂{_output_symbol(result)}/∂{name}", "bold"), f"  shape {shape}, like {name}"),
+        lambda key: f"{key}.grad",
+    ),
+    "vjp": _Words(
+        lambda result, name, shape: Text.assemble(
+            (f"{name}.grad = vᵀ·∂{_output_symbol(result)}/∂{name}", "bold"), f"  shape {shape}, like {name}"),
+        lambda key: f"{key}.grad",
+    ),
+}
+"""Per command: the title above each result tensor and the label of its sub-tables."""
 
 
 def _pretty_sympy(expression: Any) -> Text:
@@ -460,8 +481,9 @@ def _symbolic_view(result: Any) -> RenderableType:
     y = _output_symbol(result)
     parts: list[RenderableType] = [Text("exact derivative (SymPy)", style="bold cyan")]
     scalars = all(t.dim() == 0 for t in result.inputs.values())
-    if result.diagonal is not None:
-        for name, derivative in result.diagonal.items():
+    diagonal = getattr(result, "diagonal", None)
+    if diagonal is not None:
+        for name, derivative in diagonal.items():
             parts.append(Text.assemble(
                 f"∂{y}/∂{name} is diagonal: ∂{y}[i]/∂{name}[i] = ", _pretty_sympy(derivative)
             ))
@@ -470,7 +492,7 @@ def _symbolic_view(result: Any) -> RenderableType:
         parts.append(_pretty_sympy(sp.Matrix(np.concatenate(columns, axis=1).tolist())))
     elif result.command == "hessian" and scalars:
         names = list(result.inputs)
-        rows = [[result.symbolic[f"{a},{b}"][()] for b in names] for a in names]
+        rows = [[result.symbolic[a, b][()] for b in names] for a in names]
         parts.append(_pretty_sympy(sp.Matrix(rows)))
     else:
         for key, entries in result.symbolic.items():
@@ -550,12 +572,12 @@ def _classic_matrix(result: Any, digits: int, width: int) -> list[RenderableType
     if result.command == "hessian":
         names = list(result.inputs)
         title = f"Hessian: ∂²{y}/∂(" + ", ".join(names) + ")²"
-        rows = [(f"∂/∂{a}", [float(_numpy(result.values[f"{a},{b}"])) for b in names]) for a in names]
+        rows = [(f"∂/∂{a}", [float(_numpy(result.blocks[a, b])) for b in names]) for a in names]
     else:
-        names = list(result.values)
+        names = list(result.blocks)
         title = f"Jacobian: ∂{y}/∂(" + ", ".join(names) + ")"
         output_shape = tuple(result.output.shape)
-        arrays = {name: _numpy(t).reshape(-1) for name, t in result.values.items()}
+        arrays = {name: _numpy(block.to_dense()).reshape(-1) for name, block in result.blocks.items()}
         rows = [
             (f"{y}[{_index_label(index)}]" if output_shape else y, [float(arrays[n][flat]) for n in names])
             for flat, index in enumerate(itertools.product(*(range(n) for n in output_shape)))

@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import sympy as sp
 
 from jacli import nodes
-from jacli.errors import InputError
+from jacli.errors import InputError, JacliError
+from jacli.result import CheckReport, MethodCheck
 
 DEFAULT_RTOL = 1e-3
 DEFAULT_ATOL = 1e-5
@@ -52,59 +52,6 @@ FD_SLACK = 10
 
 SHOWN = 5
 """How many places a message lists before "and N more"."""
-
-
-@dataclass
-class MethodCheck:
-    """One method's agreement with the reference.
-
-    Attributes:
-        method: e.g. ``"forward"``, ``"finite differences"``.
-        max_abs, max_rel: the largest absolute and relative differences from the reference, over
-            the entries finite in both (NaN when there are none, or when skipped).
-        ok: every entry finite and within ``atol + rtol * |reference|`` (or excused at a kink).
-        note: why a method was skipped, or why it failed or was excused where it was.
-        nonfinite: where this method's Jacobian is NaN or infinite, e.g. ``"nan at dy/dx[1, 0]"``.
-        excused: the input elements (``"x[1]"``) whose finite-difference columns differ across a kink.
-    """
-
-    method: str
-    max_abs: float = math.nan
-    max_rel: float = math.nan
-    ok: bool = True
-    note: str = ""
-    skipped: bool = False
-    nonfinite: list[str] = field(default_factory=list)
-    excused: list[str] = field(default_factory=list)
-
-
-@dataclass
-class CheckReport:
-    """What ``check`` found; ``ok`` is what the exit code says."""
-
-    expression: str
-    reference: str
-    rtol: float
-    atol: float
-    inputs: dict[str, tuple[int, ...]]
-    output_shape: tuple[int, ...]
-    methods: list[MethodCheck] = field(default_factory=list)
-    kinks: list[str] = field(default_factory=list)
-    singular: list[str] = field(default_factory=list)
-    """Where the reference is NaN or infinite: the derivative has a singularity there."""
-
-    command = "check"
-
-    @property
-    def ok(self) -> bool:
-        return not self.singular and all(m.ok for m in self.methods)
-
-    @property
-    def verdict(self) -> str:
-        """``"agree"``, ``"singular"`` (the reference is not finite) or ``"mismatch"``."""
-        if self.singular:
-            return "singular"
-        return "agree" if self.ok else "mismatch"
 
 
 def check_tolerances(rtol: Any, atol: Any, names: tuple[str, str] = ("rtol", "atol")) -> None:
@@ -142,27 +89,30 @@ def check(
         A ``CheckReport``; ``report.ok`` is False when some method disagrees beyond tolerance or
         a Jacobian entry is NaN or infinite.
     """
-    from jacli import api, engine
+    from jacli import api
+    from jacli.engine import autodiff, finite
+    from jacli.problem import prepare
 
     check_tolerances(rtol, atol)
-    problem = api._prepare(expr, inputs, wrt, "cpu", "float64", seed, max_memory, result="jacobian")
+    problem = prepare(expr, inputs, wrt=wrt, seed=seed, max_memory=max_memory, result="jacobian")
     f, args, positions = problem.compiled.function, problem.args, problem.wrt_positions
     names = list(problem.wrt)
     report = CheckReport(
         expression=expr, reference="", rtol=rtol, atol=atol, inputs=problem.shapes,
-        output_shape=tuple(problem.output.shape),
+        output_shape=tuple(problem.plan.output_shape),
     )
     results: dict[str, Sequence[Any] | None] = {}
     notes: dict[str, str] = {}
     try:
-        exact = problem.symbolic_jacobian()
-        results["symbolic"] = [problem.evaluate(exact[name]) for name in problem.wrt]
-    except Exception as error:  # too large to expand, or a SymPy limitation: skip, and say why
+        exact = api._exact_jacobian(problem)
+        results["symbolic"] = [api._evaluate_exact(problem, exact[name]) for name in problem.wrt]
+    except JacliError as error:  # too large to expand, or a SymPy limitation: skip, and say why
         results["symbolic"] = None
         notes["symbolic"] = str(error).split(". ")[0]
     for method in ("reverse", "forward", "rows"):
-        results[method] = engine.jacobian(f, args, positions, method)
-    fd_blocks, fd_errors = engine.finite_differences(f, args, positions)
+        chunk = {"reverse": problem.plan.reverse_chunk, "forward": problem.plan.forward_chunk}.get(method, lambda: None)()
+        results[method] = autodiff.jacobian(f, args, positions, method, chunk_size=chunk)[1]
+    fd_blocks, fd_errors = finite.finite_differences(f, args, positions)
     results[FD] = fd_blocks
 
     if reference is not None:
@@ -345,7 +295,7 @@ def crossings(
     """The input elements whose finite-difference steps cross or leave a kink.
 
     Element k's column is affected when some kinked argument has not the same sign at x, x ± h,
-    x ± h/2 and x ± h/4, the points ``engine.finite_differences`` evaluates: the differences then
+    x ± h/2 and x ± h/4, the points ``finite.shifts`` lists and ``finite.finite_differences`` evaluates: the differences then
     straddle two pieces of the function and cannot see the derivative torch defines at the kink.
 
     Returns:
@@ -353,7 +303,7 @@ def crossings(
     """
     import torch
 
-    from jacli import engine
+    from jacli.engine import finite
 
     args = problem.args
     found: dict[int, tuple[tuple[int, ...], dict[int, list[str]]]] = {}
@@ -362,9 +312,8 @@ def crossings(
         x = args[i]
         flat = x.reshape(-1)
         for k in range(flat.numel()):
-            h = engine.fd_step(float(flat[k]))
             moved = []
-            for s in (h, -h, h / 2, -h / 2, h / 4, -h / 4):
+            for s in finite.shifts(float(flat[k])):
                 shifted = flat.clone()
                 shifted[k] += s
                 moved.append(tuple(shifted.reshape(x.shape) if j == i else a for j, a in enumerate(args)))

@@ -178,7 +178,7 @@ def test_float32_vjp_agrees_with_float64() -> None:
 def test_device_as_torch_device() -> None:
     result = api.compute_jacobian("x**2", {"x": 3.0}, device=torch.device("cpu"))
     assert result.device == "cpu"
-    assert result.values["x"].item() == 6.0
+    assert result.blocks["x"].to_dense().item() == 6.0
 
 
 @pytest.mark.parametrize("method", ["reverse", "forward", "rows", "auto"])
@@ -311,7 +311,7 @@ def test_unnamed_input_with_several_variables() -> None:
 
 def test_unnamed_input_binds_the_only_variable() -> None:
     result = api.compute_jacobian("x**2", [(None, "3")])
-    assert result.values["x"].item() == 6.0
+    assert result.blocks["x"].to_dense().item() == 6.0
 
 
 @pytest.mark.parametrize("pairs", [[("x", 1.0), ("x", 2.0)], [(None, 1.0), ("x", 2.0)]])
@@ -342,10 +342,13 @@ def test_expression_without_variables(inputs) -> None:
 
 
 def test_unknown_method() -> None:
-    with pytest.raises(InputError, match="unknown method 'bogus'"):
+    with pytest.raises(InputError, match="method 'bogus' is not a Jacobian method; Use auto, reverse") as caught:
         jacli.jacobian("x", {"x": 1.0}, method="bogus")
-    with pytest.raises(InputError, match="unknown method 'rows'"):
+    assert caught.value.param == "method"
+    with pytest.raises(InputError, match="method 'rows' is not a vjp method; Use auto, grad or backward"):
         jacli.vjp("x", {"x": 1.0}, 1.0, method="rows")
+    with pytest.raises(InputError, match="'revers' is not a Jacobian method; did you mean reverse\\?"):
+        jacli.jacobian("x", {"x": 1.0}, method="revers")
 
 
 @pytest.mark.parametrize("dtype", ["float16", torch.float16, torch.int64])
@@ -401,7 +404,7 @@ def test_explicit_memory_budget() -> None:
     with pytest.raises(ResourceError, match="960 B"):
         api.compute_jacobian("x", {"x": "ones:10"}, max_memory=959)
     result = api.compute_jacobian("x", {"x": "ones:10"}, max_memory=960)
-    assert torch.equal(result.values["x"], torch.eye(10, dtype=F64))
+    assert torch.equal(result.blocks["x"].to_dense(), torch.eye(10, dtype=F64))
 
 
 def test_inputs_are_budgeted_together() -> None:
@@ -420,7 +423,7 @@ def test_intermediate_results_are_budgeted_before_they_are_computed() -> None:
         api.compute_grad("sum(x*y)", {"x": "ones:1000x1", "y": "ones:1x1000"}, max_memory=1_000_000)
     assert time.perf_counter() - started < 5  # refused from shapes, not computed
     grad = api.compute_grad("sum(x*y)", {"x": "ones:1000x1", "y": "ones:1x1000"}, max_memory=10**8)
-    assert torch.equal(grad.values["x"], torch.full((1000, 1), 1000.0, dtype=F64))
+    assert torch.equal(grad.grads["x"], torch.full((1000, 1), 1000.0, dtype=F64))
 
 
 def test_a_jacobian_over_the_budget_is_refused_before_its_input_is_allocated(monkeypatch) -> None:
@@ -500,15 +503,15 @@ def test_compute_jacobian_result_fields() -> None:
     assert result.device == "cpu" and result.dtype == "float64"
     assert torch.equal(result.inputs["x"], t64([1.0, 2.0]))
     assert torch.equal(result.output, t64([4.0, 9.0]))
-    assert torch.equal(result.values["x"], torch.diag(t64([4.0, 6.0])))
+    assert torch.equal(result.blocks["x"].to_dense(), torch.diag(t64([4.0, 6.0])))
 
 
 def test_compute_vjp_result_fields() -> None:
     result = api.compute_vjp("x*y", {"x": [1.0, 2.0], "y": [3.0, 4.0]}, "onehot:1", method="backward")
     assert result.command == "vjp" and result.method == "backward"
     assert torch.equal(result.v, t64([0.0, 1.0]))
-    assert torch.equal(result.values["x"], t64([0.0, 4.0]))  # v * y
-    assert torch.equal(result.values["y"], t64([0.0, 2.0]))  # v * x
+    assert torch.equal(result.grads["x"], t64([0.0, 4.0]))  # v * y
+    assert torch.equal(result.grads["y"], t64([0.0, 2.0]))  # v * x
 
 
 @pytest.mark.parametrize("bad", [[1, 2], "x=1", 5, [("x",)], [(1, 2)]])
@@ -531,36 +534,10 @@ def test_symbolic_display_of_a_large_problem_is_skipped_with_a_warning() -> None
     with pytest.warns(JacliWarning, match="--symbolic skipped: .* 500 and 250,000; the numbers below are from reverse"):
         result = api.compute_jacobian("sin(x)", {"x": x}, symbolic=True, method="reverse")
     assert result.symbolic is None
-    assert torch.equal(result.values["x"], torch.diag(torch.cos(x)))
+    assert torch.equal(result.blocks["x"].to_dense(), torch.diag(torch.cos(x)))
     with pytest.warns(JacliWarning, match="--symbolic skipped"):
         grad = api.compute_grad("sum(sin(x))", {"x": x}, symbolic=True)
-    assert torch.equal(grad.values["x"], torch.cos(x))
+    assert torch.equal(grad.grads["x"], torch.cos(x))
     # asked for as the method, the size limit stays an error
     with pytest.raises(ResourceError, match="at most 400 input elements"):
         api.compute_jacobian("sin(x)", {"x": x}, method="symbolic")
-
-
-@pytest.mark.parametrize(
-    "expr, shapes",
-    [
-        ("sum(x*y)", {"x": (100, 1), "y": (1, 100)}),
-        ("[x, y, x*y, 1]", {"x": (3,), "y": (3,)}),
-        ("reshape(x, 2, 6) @ reshape(y, 6, 2)", {"x": (12,), "y": (3, 4)}),
-        ("softmax(x @ y, 0) * 2 - x[0, 0]", {"x": (4, 5), "y": (5, 3)}),
-        ("x[1:] * y[0] + sin(x)[1:] / 3", {"x": (5, 2), "y": (2,)}),
-        ("dot(x, y) + norm(x) * mean(y)", {"x": (7,), "y": (7,)}),
-        ("transpose(x) @ x + 1", {"x": (6, 2)}),
-    ],
-)
-def test_the_size_bound_is_never_below_the_measured_sizes(expr, shapes) -> None:
-    """The cheap bound may skip the exact shape-only run only because it is an upper bound."""
-    from jacli.compile import compile_expression, measure
-
-    compiled = compile_expression(expr)
-    output_bound, total_bound = api._size_bound(compiled.tree, shapes)
-    args = [torch.empty(shapes[n], dtype=F64, device="meta") for n in compiled.variables]
-    output, total_bytes = measure(expr, *args)
-    assert output.numel() <= output_bound
-    assert total_bytes // 8 <= total_bound
-    real = compiled(*[torch.ones(shapes[n], dtype=F64) for n in compiled.variables])
-    assert real.shape == output.shape  # the shape-only run gives the real output's shape

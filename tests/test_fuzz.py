@@ -296,9 +296,10 @@ def test_vjp_jvp_and_float32_agree_with_the_jacobian(expression, point, seed):
 def _near_a_kink(text, inputs, within=1e-4):
     """Whether some argument of relu, abs, sign, max or min is within ``within`` of 0 (in
     float64): there float32 rounding may put the point on the other piece of the function."""
-    from jacli import api, verify
+    from jacli import verify
+    from jacli.problem import prepare
 
-    problem = api._prepare(text, inputs, None, "cpu", "float64", 0, None)
+    problem = prepare(text, inputs)
     return any(
         bool((torch.as_tensor(argument(problem.args)).abs() < within).any())
         for _, argument in verify._kinked_arguments(problem)

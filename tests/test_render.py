@@ -18,14 +18,18 @@ from rich.cells import cell_len
 from rich.console import Console
 
 from jacli import render
-from jacli.api import Result, compute_jacobian
+from types import SimpleNamespace
+
+from jacli.api import compute_jacobian
+from jacli.problem import Problem
+from jacli.result import GradResult, HessianResult, JacobianBlock, JacobianResult, Result, VJPResult
 
 F64 = torch.float64
 TOP_LEVEL_KEYS = {"command", "expression", "method", "device", "dtype", "inputs", "output", "result"}
 
 
 def make_result(
-    values: dict[str, torch.Tensor],
+    values: dict,
     inputs: dict[str, torch.Tensor],
     output: torch.Tensor,
     *,
@@ -34,11 +38,19 @@ def make_result(
     method: str = "reverse",
     v: torch.Tensor | None = None,
 ) -> Result:
-    dtype = str(output.dtype).replace("torch.", "")
-    return Result(
-        command=command, expression=expression, variables=tuple(inputs), wrt=tuple(values),
-        method=method, device="cpu", dtype=dtype, inputs=inputs, output=output, values=values, v=v,
-    )
+    """A typed result of ``command`` holding ``values`` (Hessian keys may be written "a,b")."""
+    wrt = tuple(dict.fromkeys(k for key in values for k in (key.split(",") if command == "hessian" else [key])))
+    compiled = SimpleNamespace(text=expression, variables=tuple(inputs), tree=None)
+    problem = Problem(compiled, inputs, wrt, torch.device("cpu"), output.dtype, budget=10**9)
+    if command == "jacobian":
+        return JacobianResult(problem, method, output, blocks={n: JacobianBlock(n, t) for n, t in values.items()})
+    if command == "hessian":
+        return HessianResult(problem, method, output, blocks={tuple(k.split(",")): t for k, t in values.items()})
+    if command == "vjp":
+        return VJPResult(problem, method, output, grads=values, v=v)
+    if command == "grad":
+        return GradResult(problem, method, output, grads=values)
+    raise AssertionError(command)
 
 
 def vjp_result(value: torch.Tensor, expression: str = "f(x)") -> Result:

@@ -1,0 +1,73 @@
+"""The methods each command may run, as enums: the one list the library and the CLI share.
+
+Pure Python (no torch), so the CLI can build its choices without importing anything heavy.
+An unknown name is an ``InputError`` naming the parameter ``method`` and the choices.
+
+Example:
+    >>> JacobianMethod.parse("reverse")
+    <JacobianMethod.reverse: 'reverse'>
+    >>> JacobianMethod.parse("revers")
+    Traceback (most recent call last):
+    ...
+    jacli.errors.InputError: method 'revers' is not a Jacobian method; did you mean reverse? Use auto, reverse, forward, rows or symbolic
+"""
+
+from __future__ import annotations
+
+import difflib
+from enum import Enum
+from typing import TypeVar
+
+from jacli.errors import InputError
+
+M = TypeVar("M", bound="Method")
+
+
+class Method(str, Enum):
+    """Base of the method enums: ``str`` values, parsed with a helpful error."""
+
+    @classmethod
+    def parse(cls: type[M], name: "str | Method") -> M:
+        """The member called ``name``; an ``InputError`` (param ``method``) for anything else."""
+        if isinstance(name, cls):
+            return name
+        if isinstance(name, str) and name in cls.__members__:
+            return cls[name]
+        names = list(cls.__members__)
+        close = difflib.get_close_matches(str(name), names, n=1) if isinstance(name, str) else []
+        hint = f"; did you mean {close[0]}?" if close else ";"
+        raise InputError(
+            f"method {name!r} is not a {_KIND[cls.__name__]} method{hint} Use {', '.join(names[:-1])} or {names[-1]}",
+            param="method",
+        )
+
+
+class JacobianMethod(Method):
+    auto = "auto"
+    reverse = "reverse"
+    forward = "forward"
+    rows = "rows"
+    symbolic = "symbolic"
+
+
+class VJPMethod(Method):
+    auto = "auto"
+    grad = "grad"
+    backward = "backward"
+
+
+class GradMethod(Method):
+    auto = "auto"
+    reverse = "reverse"
+    forward = "forward"
+    symbolic = "symbolic"
+
+
+class HessianMethod(Method):
+    auto = "auto"
+    forward = "forward"
+    reverse = "reverse"
+    symbolic = "symbolic"
+
+
+_KIND = {"JacobianMethod": "Jacobian", "VJPMethod": "vjp", "GradMethod": "gradient", "HessianMethod": "Hessian"}

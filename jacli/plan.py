@@ -1,0 +1,187 @@
+"""Sizes and budgets, from shapes, in one place: what a computation will hold before it runs.
+
+A ``Plan`` is made from the expression's tree and the input shapes alone (``jacli.shapes``):
+the output's shape, every intermediate result, and what each method holds. Everything that
+would not fit the memory budget is refused here, with the estimate and what to do instead,
+before any input is made or any derivative taken; and the vectorized methods are told how many
+basis vectors to push at once (``chunk_size``): all of them when they fit, which is fastest.
+
+Example:
+    >>> from jacli.parse import parse
+    >>> plan = make_plan(parse("tanh(A @ x)").tree, "tanh(A @ x)", {"A": (1024, 1024), "x": (1024,)},
+    ...                  ("x",), budget=10**9, itemsize=8)
+    >>> plan.output_shape, plan.reverse_chunk(), plan.jacobian_method()
+    ((1024,), None, 'reverse')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import sympy as sp
+
+from jacli.errors import ResourceError
+from jacli.limits import check_budget, format_bytes
+from jacli.shapes import Shape, infer
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The sizes of one problem, in elements, and the budget, in bytes.
+
+    Attributes:
+        text: the expression, for messages.
+        budget: the memory budget in bytes.
+        itemsize: bytes per number (8 for float64).
+        input_shapes: every input's shape.
+        wrt: the inputs differentiated with respect to.
+        output_shape: the output's shape.
+        intermediates: the elements of every tensor the evaluation makes, added up.
+    """
+
+    text: str
+    budget: int
+    itemsize: int
+    input_shapes: Mapping[str, Shape]
+    wrt: tuple[str, ...]
+    output_shape: Shape
+    intermediates: int
+
+    @property
+    def output_elements(self) -> int:
+        return math.prod(self.output_shape)
+
+    @property
+    def wrt_elements(self) -> int:
+        return sum(math.prod(self.input_shapes[name]) for name in self.wrt)
+
+    @property
+    def input_elements(self) -> int:
+        return sum(math.prod(shape) for shape in self.input_shapes.values())
+
+    @property
+    def held(self) -> int:
+        """Bytes held through any computation: the inputs, the output, the forward pass's results."""
+        return (self.input_elements + self.output_elements + self.intermediates) * self.itemsize
+
+    def jacobian_method(self) -> str:
+        """``auto``: forward mode costs one pass per input element, reverse one per output element.
+
+        Forward when the inputs have fewer elements than the output, else reverse.
+        """
+        return "forward" if self.wrt_elements < self.output_elements else "reverse"
+
+    def _chunk(self, directions: int, per_direction: int, result: int) -> int | None:
+        """How many of ``directions`` basis vectors fit at once beside the result; None: all.
+
+        Each vector costs ``per_direction`` elements while it is pushed through (its basis
+        vector, a cotangent or tangent for every intermediate result, the vector it produces).
+        """
+        free = self.budget - self.held - result * self.itemsize
+        cost = max(1, per_direction) * self.itemsize
+        if directions * cost <= free:
+            return None
+        return max(1, free // cost)
+
+    def reverse_chunk(self) -> int | None:
+        """jacrev's chunk: one basis vector per output element."""
+        m = self.output_elements
+        return self._chunk(m, m + self.intermediates + self.wrt_elements, m * self.wrt_elements)
+
+    def forward_chunk(self) -> int | None:
+        """jacfwd's chunk: one basis vector per input element."""
+        n = self.wrt_elements
+        return self._chunk(n, n + self.intermediates + self.output_elements, self.output_elements * n)
+
+    def hessian_chunk(self) -> int | None:
+        """The outer derivative of a Hessian: one direction per input element, through the gradient."""
+        n = self.wrt_elements
+        return self._chunk(n, 2 * n + 2 * self.intermediates, n * n)
+
+    def check_jacobian(self, labels: Mapping[str, str]) -> None:
+        """Refuse a dense Jacobian that would not fit beside the inputs and the output."""
+        outputs, ins = self.output_elements, self.wrt_elements
+        numbers = outputs * ins
+        shapes = " + ".join(f"{name} {tuple(self.input_shapes[name])}" for name in self.wrt)
+        check_budget(
+            numbers * self.itemsize + self.held, self.budget,
+            f"the Jacobian of {_shorten(self.text)} ({outputs:,} output element{'s' if outputs != 1 else ''} "
+            f"× {ins:,} input element{'s' if ins != 1 else ''} = {numbers:,} numbers, for output "
+            f"{tuple(self.output_shape)} and {shapes}; with the inputs and output it holds)",
+            "Use `jacli vjp` with --v for one combination of its rows, pick fewer inputs with --wrt, "
+            "use smaller inputs, or raise --max-memory.",
+        )
+
+    def check_hessian(self) -> None:
+        """Refuse a Hessian that would not fit beside the inputs and the output."""
+        if self.output_elements != 1:
+            return  # the command refuses a non-scalar output with its own message
+        n = self.wrt_elements
+        check_budget(
+            n * n * self.itemsize + self.held, self.budget,
+            f"the Hessian ({n:,} × {n:,} numbers, with the inputs and output)",
+            "Use `jacli hvp` for Hessian-vector products without building it, or pick fewer inputs with --wrt.",
+        )
+
+
+def make_plan(
+    tree: sp.Basic,
+    text: str,
+    shapes: Mapping[str, Shape],
+    wrt: Sequence[str],
+    *,
+    budget: int,
+    itemsize: int,
+    labels: Mapping[str, str] | None = None,
+    result: str | None = None,
+) -> Plan:
+    """Size the problem and refuse what does not fit.
+
+    Args:
+        tree, text: the parsed expression and its text.
+        shapes: each input's shape.
+        wrt: the inputs to differentiate with respect to.
+        budget: bytes.
+        itemsize: bytes per number.
+        labels: how to name each input in messages (``x = ones:1000``); default its name.
+        result: ``"jacobian"`` or ``"hessian"`` to refuse a dense result that would not fit.
+
+    Raises:
+        ShapeError: the shapes do not fit the expression.
+        ResourceError: the inputs, the evaluation or the result would exceed ``budget``.
+    """
+    labels = labels or {name: name for name in shapes}
+    check_inputs_together([(labels[name], math.prod(shape) * itemsize) for name, shape in shapes.items()], budget)
+    sizes = infer(tree, shapes)
+    plan = Plan(text, budget, itemsize, dict(shapes), tuple(wrt), sizes.output, sizes.intermediates)
+    check_budget(
+        (plan.input_elements + plan.intermediates) * itemsize, budget,
+        f"evaluating {_shorten(text)} (its intermediate results, with the inputs)",
+        "Use smaller inputs, or raise --max-memory.",
+    )
+    if result == "jacobian":
+        plan.check_jacobian(labels)
+    elif result == "hessian":
+        plan.check_hessian()
+    return plan
+
+
+def check_inputs_together(sizes: list[tuple[str, int]], budget: int) -> None:
+    """Several inputs may each fit the budget and still exceed it together."""
+    if len(sizes) > 1:
+        check_budget(
+            sum(size for _, size in sizes), budget,
+            "the inputs together (" + ", ".join(what for what, _ in sizes) + ")",
+            "Use smaller inputs, or raise --max-memory.",
+        )
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    from jacli.inputs import shorten
+
+    return shorten(text, limit)
+
+
+__all__ = ["Plan", "make_plan", "check_inputs_together", "ResourceError", "format_bytes"]

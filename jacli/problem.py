@@ -1,0 +1,412 @@
+"""A typed ``Problem``: the expression, its bound inputs, device and dtype, and the plan.
+
+``prepare()`` is the one way to make one. It checks everything cheap first (names, specs, the
+expression) so that those errors answer before torch loads; then it sizes everything from
+shapes (``jacli.plan``), refusing what would not fit before anything large is made; then it
+makes the inputs. It does not evaluate the expression: the engine does that, once, together
+with the derivatives.
+
+Example:
+    >>> problem = prepare("x**2 + y", {"x": [1.0, 2.0], "y": 3.0}, wrt=["x"])
+    >>> problem.variables, problem.wrt, problem.plan.output_shape
+    (('x', 'y'), ('x',), (2,))
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from jacli import devices, inputs as specs
+from jacli.errors import ExpressionError, InputError, JacliWarning, ShapeError
+from jacli.limits import check_budget, default_budget
+
+InputValue = Any
+"""A tensor, a number, nested lists of numbers, a spec string like ``"eye:3"``, or a parsed Spec."""
+
+Inputs = Mapping[str, InputValue] | Iterable[tuple[str | None, InputValue]]
+"""name → value, or ``(name or None, value)`` pairs as the CLI gives them (None: the only variable)."""
+
+
+@dataclass
+class Problem:
+    """One expression at one point, ready for the engine.
+
+    Attributes:
+        compiled: the compiled expression (text, tree, variables, function).
+        inputs: name → input tensor, in the expression's variable order.
+        wrt: the inputs to differentiate with respect to, in variable order.
+        device, dtype: where and in what precision everything runs (torch objects).
+        budget: the memory budget in bytes.
+        plan: the sizes, checked against the budget (``jacli.plan.Plan``).
+        seed: the seed of ``rand``/``randn`` specs.
+        given: name → how the user wrote each input (for messages and suggested commands).
+    """
+
+    compiled: Any
+    inputs: dict[str, Any]
+    wrt: tuple[str, ...]
+    device: Any
+    dtype: Any
+    budget: int
+    plan: Any = None
+    seed: int = 0
+    given: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def expression(self) -> str:
+        return self.compiled.text
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return self.compiled.variables
+
+    @property
+    def args(self) -> tuple:
+        """The input tensors, positional, as the compiled function takes them."""
+        return tuple(self.inputs[name] for name in self.compiled.variables)
+
+    @property
+    def wrt_positions(self) -> tuple[int, ...]:
+        return tuple(self.compiled.variables.index(name) for name in self.wrt)
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: tuple(t.shape) for name, t in self.inputs.items()}
+
+    def command_line(self, command: str, extra: str = "") -> str:
+        """A jacli command line that repeats this problem's expression and inputs."""
+        import shlex
+
+        parts = ["jacli", command, shlex.quote(self.compiled.text)]
+        for name in self.compiled.variables:
+            parts += ["-i", shlex.quote(f"{name}={self.given.get(name, '...')}")]
+        return " ".join(parts) + (f" {extra}" if extra else "")
+
+    def require_scalar(self, command: str) -> None:
+        """grad, hessian and hvp need one output number; say why and what works instead."""
+        shape = tuple(self.plan.output_shape)
+        count = math.prod(shape)
+        if count == 1:
+            return
+        raise ShapeError(
+            f"{command} needs an expression with a single number as output, but this output has shape "
+            f"{shape} ({count} numbers). The gradient of a vector is not defined "
+            "without a weighting vector v (torch: \"grad can be implicitly created only for scalar "
+            "outputs\"): y.backward(v) takes the gradient of sum(v * y). Try\n"
+            f"  {self.command_line('vjp', '--v ones')}\n"
+            f"for vᵀJ with v = ones (the gradient of sum(y)), or\n"
+            f"  {self.command_line('jacobian')}\n"
+            "for the whole Jacobian" + (", or wrap the expression in sum(...) or mean(...)" if command != "grad" else "")
+        )
+
+    def make_v(self, value: InputValue) -> Any:
+        """A VJP's v, shaped like the output (``ones`` without a shape takes the output's)."""
+        spec = specs.parse_spec(specs.unnamed_v(value), for_v=True) if isinstance(value, str) else value
+        shape = tuple(self.plan.output_shape)
+        tensor = materialize(spec, "v", self, output_shape=shape)
+        tensor = specs.fit_to_output(tensor, shape, spec_text(spec, tensor))
+        report_nonfinite(tensor, "--v")
+        return tensor
+
+    def directions(self, v: Any, command: str) -> dict[str, Any]:
+        """The directions of jvp and hvp: one per input that moves, each shaped like its input."""
+        if isinstance(v, Mapping):
+            pairs = list(v.items())
+        elif isinstance(v, (list, tuple)) and v and all(isinstance(p, tuple) and len(p) == 2 for p in v):
+            pairs = list(v)
+        else:
+            pairs = [(None, v)]
+        directions: dict[str, Any] = {}
+        variables = self.compiled.variables
+        for name, value in pairs:
+            if name is None:
+                if len(variables) != 1:
+                    raise InputError(
+                        f"{command}: a --v without a name fits only an expression with one variable; "
+                        f"write --v NAME=SPEC for each input that moves ({', '.join(variables)})"
+                    )
+                name = variables[0]
+            if name not in variables:
+                close = close_name(name, variables)
+                hint = f"; did you mean {close}?" if close else "."
+                raise InputError(f"--v {name}=...: {name!r} is not a variable of the expression{hint} Its variables are: {', '.join(variables)}")
+            if name in directions:
+                raise InputError(f"--v gives a direction for {name!r} twice")
+            spec = specs.parse_spec(value, for_v=True) if isinstance(value, str) else value
+            shape = tuple(self.inputs[name].shape)
+            tensor = materialize(spec, f"v for {name}", self, output_shape=shape)
+            tensor = specs.fit_to_output(tensor, shape, spec_text(spec, tensor), what=f"input {name}")
+            report_nonfinite(tensor, f"--v for {name}")
+            directions[name] = tensor
+        return {name: directions[name] for name in variables if name in directions}
+
+
+def prepare(
+    expr: str,
+    inputs: Inputs,
+    *,
+    wrt: Sequence[str] | None = None,
+    device: Any = "cpu",
+    dtype: Any = "float64",
+    seed: int = 0,
+    max_memory: int | None = None,
+    result: str | None = None,
+) -> Problem:
+    """Check, size and bind one problem; the expression is not evaluated.
+
+    Args:
+        expr: the expression text.
+        inputs: name → value (tensor, number, nested list, spec string), or (name, value) pairs.
+        wrt: the inputs to differentiate with respect to (default all).
+        device: ``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto`` or a torch.device.
+        dtype: ``float64`` or ``float32`` (a name or a torch.dtype).
+        seed: seeds ``rand``/``randn`` specs.
+        max_memory: the memory budget in bytes (default: half the available memory).
+        result: ``"jacobian"`` or ``"hessian"``: also refuse that dense result if it would not fit.
+
+    Returns:
+        A ``Problem`` whose plan has checked every size against the budget.
+    """
+    from jacli.plan import check_inputs_together, make_plan
+
+    devices.check_names(device if isinstance(device, str) else "cpu", dtype if isinstance(dtype, str) else "float64")
+    pairs = _input_pairs(inputs)
+    given = [(name, specs.parse_spec(value) if isinstance(value, str) else value) for name, value in pairs]
+
+    # Spec sizes, the expression and the names are checked before torch (and, for the sizes,
+    # SymPy) is imported, so that these errors answer at once.
+    cpu_budget = None  # read from /proc/meminfo once, here or below
+    if isinstance(device, str) and device == "cpu":
+        itemsize = 4 if str(dtype) in ("float32", "torch.float32") else 8
+        if max_memory is None:
+            cpu_budget = default_budget()
+        limit = max_memory if max_memory is not None else cpu_budget
+        sized = []
+        for name, spec in given:
+            if not _is_tensor_like(spec):
+                specs.check_spec_budget(spec, name, itemsize, limit)
+                if getattr(spec, "shape", None) is not None:
+                    sized.append((name, spec, math.prod(spec.shape)))
+        check_inputs_together([(specs.label(n, s.text), count * itemsize) for n, s, count in sized], limit)
+
+    from jacli.parse import parse
+
+    variables = parse(expr).variables
+    bound = bind(variables, given)
+    wrt_names = _check_wrt(variables, wrt)
+    specs.check_single_stdin({n: s for n, s in bound.items() if not _is_tensor_like(s)})
+
+    from jacli.compile import compile_expression
+
+    compiled = compile_expression(expr)
+    torch_dtype = devices.resolve_dtype(dtype)
+    torch_device = devices.resolve_device(device, torch_dtype)
+    budget = max_memory if max_memory is not None else cpu_budget or _default_budget(torch_device)
+    problem = Problem(compiled, {}, wrt_names, torch_device, torch_dtype, budget, seed=seed)
+    problem.given = {name: spec_text(bound[name], bound[name]) for name in compiled.variables}
+    labels = {name: specs.label(name, problem.given[name]) for name in compiled.variables}
+
+    def plan_for(shapes: dict[str, tuple[int, ...]]) -> Any:
+        return make_plan(
+            compiled.tree, compiled.text, shapes, wrt_names, budget=budget,
+            itemsize=torch_dtype.itemsize, labels=labels, result=result,
+        )
+
+    # Inputs whose shape is known without reading anything are sized before they are made;
+    # files are read (within the budget) first.
+    shapes = {name: _known_shape(bound[name]) for name in compiled.variables}
+    if all(shape is not None for shape in shapes.values()):
+        problem.plan = plan_for(shapes)
+    for name in compiled.variables:
+        problem.inputs[name] = tensor = materialize(bound[name], name, problem)
+        if tensor.numel() == 0:
+            raise InputError(
+                f"input {specs.label(name, problem.given[name])} has no numbers (shape {tuple(tensor.shape)}); "
+                "give at least one"
+            )
+        report_nonfinite(tensor, f"input {name}")
+    if problem.plan is None:
+        problem.plan = plan_for(problem.shapes)
+    if math.prod(problem.plan.output_shape) == 0:
+        raise ShapeError(
+            f"the output of {compiled.text} has no numbers (shape {tuple(problem.plan.output_shape)}), so there "
+            "is nothing to differentiate. Check the indices and slices against the input shapes "
+            f"({', '.join(f'{n} {tuple(t.shape)}' for n, t in problem.inputs.items())})."
+        )
+    return problem
+
+
+def _known_shape(value: Any) -> tuple[int, ...] | None:
+    """An input's shape when it is known without reading or allocating anything, else None."""
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return tuple(shape)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return ()
+    return None
+
+
+def _input_pairs(inputs: Any) -> list[tuple[str | None, Any]]:
+    """``{name: value}`` or ``[(name, value), ...]`` as pairs; anything else is an InputError."""
+    if isinstance(inputs, Mapping):
+        return list(inputs.items())
+    example = "give them as a dict such as {'x': [1.0, 2.0]}"
+    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Iterable):
+        raise InputError(f"inputs must map names to values, not {describe(inputs)}; {example}")
+    pairs = list(inputs)
+    for pair in pairs:
+        if not (isinstance(pair, tuple) and len(pair) == 2 and (pair[0] is None or isinstance(pair[0], str))):
+            raise InputError(f"inputs must be (name, value) pairs or a dict, not {describe(inputs)}; {example}")
+    return pairs
+
+
+def bind(variables: Sequence[str], given: list[tuple[str | None, Any]]) -> dict[str, Any]:
+    """Match given inputs to the expression's variables; errors list what is needed."""
+    if not variables:
+        raise ExpressionError(
+            "the expression has no variables, so there is nothing to differentiate; "
+            "use a name such as x and give it with --input x=..."
+        )
+    bound: dict[str, Any] = {}
+    for name, value in given:
+        if name is None:
+            if len(variables) != 1:
+                raise InputError(
+                    f"an --input without a name fits only an expression with one variable; this one "
+                    f"has {len(variables)} ({', '.join(variables)}), so write NAME=SPEC, e.g. "
+                    f"--input {variables[0]}=1,2,3"
+                )
+            name = variables[0]
+        if name not in variables:
+            close = close_name(name, variables)
+            hint = f"; did you mean {close}?" if close else "."
+            raise InputError(
+                f"input {name!r} is not used by the expression{hint} Its variables are: {', '.join(variables)}"
+            )
+        if name in bound:
+            raise InputError(f"input {name!r} is given twice; give each variable once")
+        bound[name] = value
+    missing = [name for name in variables if name not in bound]
+    if missing:
+        example = " ".join(f"-i {name}=1,2,3" for name in missing)
+        raise InputError(
+            f"no input for {', '.join(missing)}; the expression needs {', '.join(variables)}. "
+            f"Give each one, e.g. {example}"
+        )
+    return bound
+
+
+def close_name(name: str, variables: Sequence[str]) -> str | None:
+    """The variable the user probably meant: the same name in another case, or a near spelling."""
+    for variable in variables:
+        if variable.lower() == name.lower():
+            return variable
+    close = difflib.get_close_matches(name, variables, n=1)
+    return close[0] if close else None
+
+
+def _check_wrt(variables: Sequence[str], wrt: Sequence[str] | None) -> tuple[str, ...]:
+    if not wrt:
+        return tuple(variables)
+    names: list[str] = []
+    for item in wrt:
+        for name in (part.strip() for part in item.split(",")):
+            if not name:
+                continue
+            if name not in variables:
+                close = close_name(name, variables)
+                hint = f"; did you mean {close}?" if close else "."
+                raise InputError(f"--wrt {name!r} is not a variable of the expression{hint} Its variables are: {', '.join(variables)}")
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise InputError(f"--wrt names no variable; its variables are: {', '.join(variables)}")
+    return tuple(name for name in variables if name in names)
+
+
+def spec_text(spec: Any, value: Any) -> str:
+    """How the user wrote a value: its spec text, or a short description of a tensor."""
+    text = getattr(spec, "text", None)
+    if text is not None:
+        return text
+    try:
+        import torch
+
+        # detach: describing a tensor that requires grad must not warn about float(tensor).
+        tensor = torch.as_tensor(value).detach()
+        if tensor.numel() <= 12:
+            return ",".join(repr(float(x)) for x in tensor.reshape(-1)) if tensor.dim() == 1 else repr(tensor.tolist()).replace(" ", "")
+    except (TypeError, ValueError, RuntimeError, OverflowError):
+        pass
+    return describe(value)
+
+
+def _is_tensor_like(value: Any) -> bool:
+    return not isinstance(value, (specs.Literal, specs.Constructor, specs.File, specs.OneHot))
+
+
+def materialize(value: Any, name: str, problem: Problem, output_shape: tuple[int, ...] | None = None) -> Any:
+    """A value (tensor, number, list or spec) as a tensor of the problem's dtype and device."""
+    import torch
+
+    budget = problem.budget
+    if _is_tensor_like(value):
+        try:
+            # Python numbers and lists are read in float64: as_tensor's default, float32, would
+            # round 0.1 to 0.10000000149 before the requested dtype is applied.
+            tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+            raise InputError(f"input {name}: cannot make a tensor of {describe(value)} ({error})") from None
+        if tensor.is_complex() or tensor.dtype == torch.bool or tensor.numel() == 0:
+            raise InputError(f"input {name}: jacli needs a non-empty tensor of real numbers, not {describe(value)}")
+        check_budget(tensor.numel() * tensor.element_size(), budget, f"input {name}", "Use a smaller input.")
+        return tensor.detach().to(dtype=problem.dtype, device=problem.device)
+    return specs.materialize(
+        value, name=name, dtype=problem.dtype, device=problem.device, seed=problem.seed,
+        budget=budget, output_shape=output_shape,
+    )
+
+
+def _default_budget(device: Any) -> int:
+    budget = default_budget()
+    if device.type == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(device)
+        budget = min(budget, free // 2)
+    return budget
+
+
+def describe(value: Any) -> str:
+    """A short description of any value, for messages."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and math.prod(shape) > 12:  # repr of a large tensor costs milliseconds
+        return f"a {type(value).__name__} of shape {tuple(shape)} ({getattr(value, 'dtype', '?')})"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def report_nonfinite(tensor: Any, what: str, where: bool = False) -> None:
+    """NaN or infinite numbers are accepted, with a warning (the CLI prints it on stderr) that
+    says how many and, with ``where``, at which indices."""
+    import torch
+
+    if tensor.is_floating_point() and torch.isfinite(tensor.sum()):
+        return  # any NaN or infinity makes the sum NaN or infinite; no tensor-sized mask needed
+    bad = ~torch.isfinite(tensor)
+    count = int(bad.sum())
+    if not count:
+        return
+    places = ""
+    if where and tensor.dim():
+        indices = bad.nonzero().tolist()[:5]
+        places = " at " + ", ".join(f"[{', '.join(map(str, i))}]" for i in indices)
+        places += f" and {count - 5} more" if count > 5 else ""
+    warnings.warn(
+        f"{what} holds {count} NaN or infinite number{'s' if count > 1 else ''}{places}",
+        JacliWarning, stacklevel=3,
+    )

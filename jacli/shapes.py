@@ -1,0 +1,245 @@
+"""The shape of every sub-expression, read off the tree before anything runs (pure Python).
+
+The planner needs the output's shape (to size a Jacobian, to pick forward or reverse mode) and
+the sizes of the intermediate results (autograd keeps them for the backward pass; vmap keeps one
+per basis vector). Both follow from the input shapes alone, by torch's rules: broadcasting for
+arithmetic and elementwise functions, the function table's rule for the rest. No torch import,
+no allocation: ``sum(x_col * y_row)`` with two 100,000-element inputs is sized in microseconds.
+
+A shape mismatch is found here too, and named by its sub-expression, before any input is made.
+
+Example:
+    >>> from jacli.parse import parse
+    >>> infer(parse("sum(A @ x, 0) + x").tree, {"A": (3, 4), "x": (4,)}).output
+    Traceback (most recent call last):
+    ...
+    jacli.errors.ShapeError: cannot evaluate sum(A @ x, 0) + x with input shapes (), (4,): ...
+    >>> infer(parse("tanh(A @ x)").tree, {"A": (3, 4), "x": (4,)}).output
+    (3,)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import sympy as sp
+
+from jacli import nodes
+from jacli.errors import ShapeError
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """What the tree makes from inputs of given shapes.
+
+    Attributes:
+        output: the output's shape.
+        intermediates: the elements of every tensor the evaluation makes, the output included,
+            added up (what autograd may keep alive for the backward pass).
+        largest: the elements of the largest single tensor the evaluation makes.
+    """
+
+    output: Shape
+    intermediates: int
+    largest: int
+
+
+def infer(tree: sp.Basic, shapes: Mapping[str, Shape]) -> Shapes:
+    """The output's shape and the sizes of the intermediate results.
+
+    Raises:
+        ShapeError: a sub-expression whose operands do not fit, named as the user wrote it.
+    """
+    walker = _Walker(shapes)
+    output = walker.shape(tree)
+    return Shapes(output, walker.total, walker.largest)
+
+
+def broadcast(shapes: Sequence[Shape]) -> Shape:
+    """torch's broadcasting rule; ``ValueError`` when the shapes do not broadcast."""
+    ndim = max((len(s) for s in shapes), default=0)
+    result = []
+    for axis in range(-ndim, 0):
+        sizes = {s[axis] for s in shapes if len(s) >= -axis} - {1}
+        if len(sizes) > 1:
+            raise ValueError("shapes " + " and ".join(map(str, shapes)) + " do not broadcast")
+        result.append(sizes.pop() if sizes else 1)
+    return tuple(result)
+
+
+class _Walker:
+    def __init__(self, shapes: Mapping[str, Shape]):
+        self.inputs = shapes
+        self.total = 0
+        self.largest = 0
+
+    def made(self, shape: Shape) -> Shape:
+        size = math.prod(shape)
+        self.total += size
+        self.largest = max(self.largest, size)
+        return shape
+
+    def shape(self, tree: sp.Basic) -> Shape:
+        if isinstance(tree, sp.Symbol):
+            return tuple(self.inputs[tree.name])
+        if isinstance(tree, (sp.Number, sp.NumberSymbol)) or not tree.args:
+            return ()
+        if isinstance(tree, nodes.Index):
+            return self.apply(tree, [tree.args[0]], lambda x: _index(x, tree.key()))
+        if isinstance(tree, (sp.Add, sp.Mul, sp.Pow)):
+            return self.fold(tree)
+        if isinstance(tree, nodes.Components):
+            return self.apply(tree, list(tree.args), lambda *parts: (len(parts),) + broadcast(parts))
+        from jacli.functions import BY_NODE
+
+        entry = BY_NODE.get(tree.func)
+        if entry is None:
+            raise AssertionError(f"no shape rule for {tree.func}")  # a bug: every node has a table entry
+        n_tensors = entry.tensors[1] if entry.ints != (0,) else len(tree.args)
+        operands, ints = list(tree.args[:n_tensors]), [int(i) for i in tree.args[n_tensors:]]
+        if entry.elementwise:
+            return self.apply(tree, operands, lambda *parts: broadcast(parts))
+        rule = _RULES[entry.name]
+        return self.apply(tree, operands, lambda *parts: rule(*parts, *ints))
+
+    def fold(self, tree: sp.Basic) -> Shape:
+        """A flat sum, product or power, folded left to right as compile does: a subtracted term
+        ``-1*t`` is ``t`` subtracted and a divisor ``b**-1`` is ``b`` divided by, each step one
+        broadcast result; a negation on its own (``-t``) makes one tensor more."""
+        operands = [arg if i == 0 and isinstance(tree, sp.Mul) else _operand(tree, arg) for i, arg in enumerate(tree.args)]
+        if isinstance(tree, sp.Mul) and len(tree.args) == 2 and tree.args[0] == sp.S.NegativeOne:
+            return self.negated(tree.args[1])
+        parts = []
+        for position, (arg, operand) in enumerate(zip(tree.args, operands)):
+            first_negated = isinstance(tree, sp.Add) and position == 0 and operand is not arg
+            parts.append(self.negated(operand) if first_negated else self.shape(operand))
+        tensor = bool(tree.args[0].free_symbols)  # constants alone stay Python numbers
+        try:
+            shape = parts[0]
+            for arg, part in zip(tree.args[1:], parts[1:]):
+                shape = broadcast([shape, part])
+                tensor = tensor or bool(arg.free_symbols)
+                if tensor:
+                    self.made(shape)
+        except ValueError as error:
+            raise _mismatch(tree, parts, str(error)) from None
+        if len(parts) == 1 and tensor:  # e**x: one tensor made
+            self.made(shape)
+        return shape
+
+    def negated(self, inner: sp.Basic) -> Shape:
+        shape = self.shape(inner)
+        return self.made(shape) if inner.free_symbols else shape
+
+    def apply(self, tree: sp.Basic, operands: list[sp.Basic], rule: Callable[..., Shape]) -> Shape:
+        parts = [self.shape(arg) for arg in operands]
+        try:
+            return self.made(rule(*parts))
+        except (ValueError, IndexError) as error:
+            raise _mismatch(tree, parts, str(error)) from None
+
+
+def _operand(tree: sp.Basic, arg: sp.Basic) -> sp.Basic:
+    """What compile evaluates for one argument of a sum or product (see ``_Walker.fold``)."""
+    if isinstance(tree, sp.Add) and isinstance(arg, sp.Mul) and len(arg.args) == 2 and arg.args[0] == sp.S.NegativeOne:
+        return arg.args[1]
+    if isinstance(tree, sp.Mul) and isinstance(arg, sp.Pow) and arg.args[1] == sp.S.NegativeOne:
+        return arg.args[0]
+    return arg
+
+
+def _mismatch(tree: sp.Basic, parts: list[Shape], reason: str) -> ShapeError:
+    noun = "shape" if len(parts) == 1 else "shapes"
+    shown = ", ".join(str(p) for p in parts)
+    return ShapeError(
+        f"cannot evaluate {nodes.to_text(tree)} with input {noun} {shown}: {reason}. "
+        "Check the shapes of the inputs against the expression."
+    )
+
+
+def _axis(shape: Shape, axis: int) -> int:
+    """``axis`` as a non-negative position in ``shape`` (a 0-d tensor has axes 0 and -1)."""
+    ndim = max(len(shape), 1)
+    if not -ndim <= axis < ndim:
+        raise IndexError(f"axis {axis} is out of range for {len(shape)} dimensions")
+    return axis % ndim
+
+
+def _reduce(x: Shape, axis: int | None = None) -> Shape:
+    if axis is None:
+        return ()
+    position = _axis(x, axis)
+    return x[:position] + x[position + 1 :] if x else ()
+
+
+def _same(x: Shape, axis: int | None = None) -> Shape:
+    if axis is not None:
+        _axis(x, axis)
+    return x
+
+
+def _dot(a: Shape, b: Shape) -> Shape:
+    if len(a) != 1 or len(b) != 1 or a != b:
+        raise ValueError(f"dot needs two vectors of the same length, got shapes {a} and {b}")
+    return ()
+
+
+def _reshape(x: Shape, *shape: int) -> Shape:
+    size = math.prod(x)
+    unknown = [i for i, n in enumerate(shape) if n == -1]
+    if len(unknown) > 1 or any(n < -1 for n in shape):
+        raise ValueError(f"shape {shape} is invalid: give sizes >= 0 and at most one -1")
+    known = math.prod(n for n in shape if n != -1)
+    if unknown:
+        if known == 0 or size % known:
+            raise ValueError(f"shape {shape} is invalid for input of size {size}")
+        shape = tuple(size // known if n == -1 else n for n in shape)
+    if math.prod(shape) != size:
+        raise ValueError(f"shape {shape} is invalid for input of size {size}")
+    return tuple(shape)
+
+
+def _transpose(x: Shape, dim0: int | None = None, dim1: int | None = None) -> Shape:
+    if dim0 is None:
+        return tuple(reversed(x))
+    if not x:
+        _axis(x, dim0), _axis(x, dim1)
+        return x
+    i, j = _axis(x, dim0), _axis(x, dim1)
+    swapped = list(x)
+    swapped[i], swapped[j] = swapped[j], swapped[i]
+    return tuple(swapped)
+
+
+def _matmul(a: Shape, b: Shape) -> Shape:
+    """torch.matmul's rule: vectors are promoted to matrices and the added axis removed again."""
+    if not a or not b:
+        raise ValueError(f"both arguments to matmul need at least 1 dimension, got shapes {a} and {b}")
+    left = (1,) + a if len(a) == 1 else a
+    right = b + (1,) if len(b) == 1 else b
+    if left[-1] != right[-2]:
+        raise ValueError(f"shapes {a} and {b} cannot be multiplied ({left[-1]} != {right[-2]})")
+    batch = broadcast([left[:-2], right[:-2]])
+    shape = batch + (left[-2], right[-1])
+    if len(a) == 1:
+        shape = shape[:-2] + shape[-1:]
+    if len(b) == 1:
+        shape = shape[:-1]
+    return shape
+
+
+def _index(x: Shape, key: tuple) -> Shape:
+    """numpy's basic indexing on a zero-stride array of shape ``x``: no memory, the same rule as torch."""
+    import numpy as np
+
+    return np.broadcast_to(np.empty((), dtype=bool), x)[key].shape
+
+
+_RULES: dict[str, Callable[..., Shape]] = {
+    "sum": _reduce, "mean": _reduce, "prod": _reduce, "norm": _reduce, "logsumexp": _reduce,
+    "softmax": _same, "dot": _dot, "reshape": _reshape, "transpose": _transpose, "matmul": _matmul,
+}
