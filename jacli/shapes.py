@@ -10,12 +10,12 @@ A shape mismatch is found here too, and named by its sub-expression, before any 
 
 Example:
     >>> from jacli.parse import parse
-    >>> infer(parse("sum(A @ x, 0) + x").tree, {"A": (3, 4), "x": (4,)}).output
-    Traceback (most recent call last):
-    ...
-    jacli.errors.ShapeError: cannot evaluate sum(A @ x, 0) + x with input shapes (), (4,): ...
     >>> infer(parse("tanh(A @ x)").tree, {"A": (3, 4), "x": (4,)}).output
     (3,)
+    >>> infer(parse("A @ x + x").tree, {"A": (3, 4), "x": (4,)}).output
+    Traceback (most recent call last):
+    ...
+    jacli.errors.ShapeError: cannot evaluate A @ x + x with input shapes (3,), (4,): shapes (3,) and (4,) do not broadcast. Check the shapes of the inputs against the expression.
 """
 
 from __future__ import annotations

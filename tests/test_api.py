@@ -541,3 +541,52 @@ def test_symbolic_display_of_a_large_problem_is_skipped_with_a_warning() -> None
     # asked for as the method, the size limit stays an error
     with pytest.raises(ResourceError, match="at most 400 input elements"):
         api.compute_jacobian("sin(x)", {"x": x}, method="symbolic")
+
+
+# -- one forward pass per call ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: api.compute_jacobian("tanh(A @ x)", {"A": "randn:4x3", "x": "randn:3"}, wrt=["x"]),
+        lambda: api.compute_jacobian("[x*y, x + y, x - y]", {"x": 1.0, "y": 2.0}),  # auto: forward
+        lambda: api.compute_jacobian("(x+1)**2", {"x": "eye:3"}, method="forward"),
+        lambda: api.compute_jacobian("(x+1)**2", {"x": "eye:3"}, method="rows"),
+        lambda: api.compute_jacobian("(x+1)**2", {"x": "eye:3"}, method="symbolic"),
+        lambda: api.compute_vjp("x**2", {"x": "1,2"}, "ones"),
+        lambda: api.compute_vjp("x**2", {"x": "1,2"}, "ones", method="backward"),
+        lambda: api.compute_jvp("x**2", {"x": "1,2"}, "ones"),
+        lambda: api.compute_grad("sum(x**3)", {"x": "1,2"}),
+        lambda: api.compute_grad("sum(x**3)", {"x": "1,2"}, method="forward"),
+        lambda: api.compute_hessian("sum(x**3)", {"x": "1,2"}),
+        lambda: api.compute_hvp("sum(x**3)", {"x": "1,2"}, "1,0"),
+    ],
+)
+def test_each_call_evaluates_the_expression_once(call, monkeypatch) -> None:
+    """The output comes from the same forward pass as the derivatives (counted, with the real
+    compiled functions wrapped), and the derivatives are still right (checked against the
+    uncounted functions by the rest of the suite)."""
+    import dataclasses
+
+    from jacli import compile as compile_module
+
+    calls = []
+    real = compile_module.compile_expression
+
+    def counting(text):
+        compiled = real(text)
+
+        def counted(fn):
+            def run(*args):
+                calls.append(text)
+                return fn(*args)
+
+            return run
+
+        return dataclasses.replace(compiled, function=counted(compiled.function), checked=counted(compiled.checked))
+
+    monkeypatch.setattr(compile_module, "compile_expression", counting)
+    result = call()
+    assert len(calls) == 1
+    assert result.output.numel() >= 1 and torch.isfinite(result.output).all()
