@@ -212,10 +212,10 @@ class _Compiler:
         entry = BY_NODE.get(tree.func)
         if entry is None:
             raise ExpressionError(f"jacli cannot compile {tree} (no torch function for {tree.func})")
-        n_tensors = entry.tensors[1] if entry.ints != (0,) else len(tree.args)
-        ints = [int(i) for i in tree.args[n_tensors:]]
+        operands, integers = entry.split(tree.args)
+        ints = [int(i) for i in integers]
         torch_fn = entry.torch
-        return self._apply(tree, list(tree.args[:n_tensors]), lambda *xs: torch_fn(*xs, *ints))
+        return self._apply(tree, operands, lambda *xs: torch_fn(*xs, *ints))
 
     def _apply(self, tree: sp.Basic, children: list[sp.Basic], fn: Callable[..., Any]) -> Node:
         """A node that calls ``fn`` on its children's values, lifted to tensors."""

@@ -478,12 +478,11 @@ class _Builder:
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise self.fail(arg, "'*' unpacking is not allowed")
-        n_tensors = entry.tensors[1] if entry.ints != (0,) else len(node.args)
-        n_ints = len(node.args) - n_tensors
-        if not entry.tensors[0] <= n_tensors <= entry.tensors[1] or n_ints not in entry.ints:
+        operands, integers = entry.split(node.args)
+        if not entry.tensors[0] <= len(operands) <= entry.tensors[1] or len(integers) not in entry.ints:
             raise self.fail(node, f"{name} takes {_arity(entry)}, got {len(node.args)}")
-        tensors = [self.build(a) for a in node.args[:n_tensors]]
-        ints = [self._integer(a, f"{name}'s integer argument") for a in node.args[n_tensors:]]
+        tensors = [self.build(a) for a in operands]
+        ints = [self._integer(a, f"{name}'s integer argument") for a in integers]
         return entry.make(tensors, ints)
 
     def _Subscript(self, node: ast.Subscript) -> sp.Basic:
