@@ -24,7 +24,7 @@ from typing import Any, Callable
 import sympy as sp
 import torch
 
-from jacli import nodes
+from jacli import nodes, printing
 from jacli.errors import ExpressionError, ResourceError, ShapeError
 from jacli.functions import BY_NODE
 from jacli.parse import parse
@@ -137,20 +137,6 @@ def _as_tensor(value: Any, args: tuple) -> torch.Tensor:
         return torch.tensor(value, dtype=torch.float64)
     like = args[0]
     return torch.tensor(value, dtype=like.dtype, device=like.device)
-
-
-def _negated(term: sp.Basic) -> sp.Basic | None:
-    """``t`` when ``term`` is ``-1 * t`` (how the parser writes subtraction), else None."""
-    if isinstance(term, sp.Mul) and len(term.args) == 2 and term.args[0] == sp.S.NegativeOne:
-        return term.args[1]
-    return None
-
-
-def _reciprocal_base(factor: sp.Basic) -> sp.Basic | None:
-    """``b`` when ``factor`` is ``b**-1`` (how the parser writes division), else None."""
-    if isinstance(factor, sp.Pow) and factor.args[1] == sp.S.NegativeOne:
-        return factor.args[0]
-    return None
 
 
 # Python ints inside int64 stay ints (exact integer powers such as x**3); larger ones would
@@ -276,14 +262,14 @@ class _Compiler:
 
     def _add(self, tree: sp.Add) -> Node:
         first, *rest = tree.args
-        negated = _negated(first)
+        negated = nodes.negated(first)
         start = self.node(first if negated is None else negated)
         if negated is not None:
             inner = start
             start = lambda args: -inner(args)
         steps = []
         for term in rest:
-            negated = _negated(term)
+            negated = nodes.negated(term)
             if negated is None:
                 steps.append((operator.add, self.node(term)))
             else:
@@ -291,14 +277,14 @@ class _Compiler:
         return self._fold(tree, start, steps)
 
     def _mul(self, tree: sp.Mul) -> Node:
-        negated = _negated(tree)
+        negated = nodes.negated(tree)
         if negated is not None:
             inner = self.node(negated)
             return lambda args: -inner(args)
         first, *rest = tree.args
         steps = []
         for factor in rest:
-            base = _reciprocal_base(factor)
+            base = nodes.reciprocal_base(factor)
             if base is None:
                 steps.append((operator.mul, self.node(factor)))
             else:
@@ -329,7 +315,7 @@ def _stack(*components: torch.Tensor) -> torch.Tensor:
 def _shape_error(tree: sp.Basic, values: list[Any], error: Exception) -> ShapeError | ResourceError:
     if "allocate" in str(error) or "out of memory" in str(error):
         return ResourceError(
-            f"evaluating {nodes.to_text(tree)} ran out of memory ({str(error).strip().splitlines()[0]}). "
+            f"evaluating {printing.to_text(tree)} ran out of memory ({str(error).strip().splitlines()[0]}). "
             "Use smaller inputs, or an expression whose intermediate results are smaller."
         )
     shapes = ", ".join(
@@ -338,7 +324,7 @@ def _shape_error(tree: sp.Basic, values: list[Any], error: Exception) -> ShapeEr
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     noun = "shape" if len(values) == 1 else "shapes"
     return ShapeError(
-        f"cannot evaluate {nodes.to_text(tree)} with input {noun} {shapes}: {reason}. "
+        f"cannot evaluate {printing.to_text(tree)} with input {noun} {shapes}: {reason}. "
         "Check the shapes of the inputs (--input) against the expression."
     )
 

@@ -25,7 +25,7 @@ from decimal import Decimal
 
 import sympy as sp
 
-from jacli import nodes
+from jacli import nodes, printing
 from jacli.errors import ExpressionError
 from jacli.functions import CONSTANTS, FUNCTIONS, Function
 
@@ -152,7 +152,7 @@ def check_magnitudes(tree: sp.Basic, text: str) -> None:
             for arg in node.args:
                 magnitude(arg)
         if result is not None and result > LARGEST_MAGNITUDE:
-            shown = nodes.to_text(node)
+            shown = printing.to_text(node)
             shown = shown if len(shown) <= 40 else shown[:37] + "..."
             raise ExpressionError(
                 f"the constant {shown} is about 10^{_format_exponent(result)}, beyond float64's range "
