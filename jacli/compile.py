@@ -4,6 +4,8 @@ No code is generated and nothing is ``eval``-ed: each tree node becomes a small 
 that calls the torch function the table names for it. The closures follow the tree's order, which
 is the order the user wrote (the parser builds with ``evaluate=False``), so jacli computes
 ``a/b`` as a division and ``x - y`` as a subtraction, exactly as torch would on the same text.
+A sub-expression written more than once (``sin(x)`` in ``sin(x)*sin(x) + sin(x)``) is one node,
+computed once per call (NOTE [shared sub-expressions]).
 
 Compilation is a pure function of the expression text and is cached.
 
@@ -24,7 +26,7 @@ from typing import Any, Callable
 import sympy as sp
 import torch
 
-from jacli import nodes
+from jacli import nodes, printing
 from jacli.errors import ExpressionError, ResourceError, ShapeError
 from jacli.functions import BY_NODE
 from jacli.parse import parse
@@ -32,6 +34,10 @@ from jacli.parse import parse
 # A compiled node: maps the positional input tensors to a tensor, or to a Python number for
 # constants (torch combines those with tensors without allocating, exactly as in `x + 1`).
 Node = Callable[[tuple], Any]
+
+# Inside the compiler a node also gets the memo of the call it is part of (NOTE [shared
+# sub-expressions]): ``step(args, memo)``.
+_Step = Callable[[tuple, dict], Any]
 
 
 @dataclass(frozen=True)
@@ -69,8 +75,8 @@ def compile_expression(text: str) -> Compiled:
     """
     parsed = parse(text)
     read = _positional(parsed.variables)
-    fast = _Compiler(read, guard=False).node(parsed.tree)
-    safe = _Compiler(read, guard=True).node(parsed.tree)
+    fast = _Compiler(read, guard=False).compile(parsed.tree)
+    safe = _Compiler(read, guard=True).compile(parsed.tree)
     return Compiled(
         text=text,
         tree=parsed.tree,
@@ -99,7 +105,7 @@ def _measuring(text: str) -> Callable[..., tuple[torch.Tensor, int]]:
         if isinstance(value, torch.Tensor):
             sizes.append(value.numel() * value.element_size())
 
-    node = _Compiler(_positional(parsed.variables), guard=False, observe=observe).node(parsed.tree)
+    node = _Compiler(_positional(parsed.variables), guard=False, observe=observe).compile(parsed.tree)
 
     def run(*tensors: torch.Tensor) -> tuple[torch.Tensor, int]:
         sizes.clear()
@@ -115,7 +121,7 @@ def compile_tree(tree: sp.Basic, read_symbol: Callable[[sp.Symbol], Node]) -> No
     Used for trees jacli builds itself: exact derivatives (whose symbols are input *elements*
     such as ``x[0, 1]``) and sub-expressions. The returned node may give a Python number.
     """
-    return _Compiler(read_symbol, guard=False).node(tree)
+    return _Compiler(read_symbol, guard=False).compile(tree)
 
 
 def _positional(variables: tuple[str, ...]) -> Callable[[sp.Symbol], Node]:
@@ -137,20 +143,6 @@ def _as_tensor(value: Any, args: tuple) -> torch.Tensor:
         return torch.tensor(value, dtype=torch.float64)
     like = args[0]
     return torch.tensor(value, dtype=like.dtype, device=like.device)
-
-
-def _negated(term: sp.Basic) -> sp.Basic | None:
-    """``t`` when ``term`` is ``-1 * t`` (how the parser writes subtraction), else None."""
-    if isinstance(term, sp.Mul) and len(term.args) == 2 and term.args[0] == sp.S.NegativeOne:
-        return term.args[1]
-    return None
-
-
-def _reciprocal_base(factor: sp.Basic) -> sp.Basic | None:
-    """``b`` when ``factor`` is ``b**-1`` (how the parser writes division), else None."""
-    if isinstance(factor, sp.Pow) and factor.args[1] == sp.S.NegativeOne:
-        return factor.args[0]
-    return None
 
 
 # Python ints inside int64 stay ints (exact integer powers such as x**3); larger ones would
@@ -181,8 +173,40 @@ def _float(numerator: int, denominator: int) -> float:
         return math.inf if (numerator > 0) == (denominator > 0) else -math.inf
 
 
+# NOTE [shared sub-expressions]
+# Structurally equal subtrees (the three sin(x) of sin(x)*sin(x) + sin(x): SymPy trees compare
+# and hash by structure) compile to one ``_Shared`` node. A shared node used in more than one
+# place keeps its value in the memo of the current call, so it is computed once per call: the
+# memo is a dict made afresh by each top-level call and dropped when that call returns, so no
+# tensor outlives the call, and under vmap, jacrev or jacfwd each call memoizes its own wrapped
+# tensors. A node used in one place skips the memo, so its value is freed as soon as its parent
+# has used it. The values are those torch computes for the text, bit for bit; a gradient through
+# a shared node is summed there first, as torch does for a variable used twice.
+
+
+class _Shared:
+    """A compiled sub-expression, and how many places in the tree use it."""
+
+    __slots__ = ("compute", "uses")
+
+    def __init__(self, compute: _Step):
+        self.compute = compute
+        self.uses = 1
+
+    def __call__(self, args: tuple, memo: dict) -> Any:
+        if self.uses == 1:
+            return self.compute(args, memo)
+        value = memo.get(self, _MISSING)
+        if value is _MISSING:
+            value = memo[self] = self.compute(args, memo)
+        return value
+
+
+_MISSING = object()
+
+
 class _Compiler:
-    """Turns one SymPy node into a ``Node`` closure, recursively."""
+    """Turns one SymPy tree into a ``Node``, recursively, one ``_Shared`` per distinct subtree."""
 
     def __init__(
         self, read_symbol: Callable[[sp.Symbol], Node], guard: bool,
@@ -191,13 +215,28 @@ class _Compiler:
         self.read_symbol = read_symbol
         self.guard = guard
         self.observe = observe  # sees every value a node computes (see ``measure``)
+        self.built: dict[sp.Basic, _Shared] = {}
 
-    def node(self, tree: sp.Basic) -> Node:
+    def compile(self, tree: sp.Basic) -> Node:
+        """The whole tree as a ``Node``: each call gets a fresh memo."""
+        root = self.node(tree)
+        return lambda args: root(args, {})
+
+    def node(self, tree: sp.Basic) -> _Step:
         if isinstance(tree, sp.Symbol):
-            return self.read_symbol(tree)
+            read = self.read_symbol(tree)
+            return lambda args, memo: read(args)
         if isinstance(tree, (sp.Number, sp.NumberSymbol)):
             value = _number(tree)
-            return lambda args: value
+            return lambda args, memo: value
+        shared = self.built.get(tree)
+        if shared is not None:
+            shared.uses += 1
+            return shared
+        shared = self.built[tree] = _Shared(self._build(tree))
+        return shared
+
+    def _build(self, tree: sp.Basic) -> _Step:
         if isinstance(tree, sp.Add):
             return self._add(tree)
         if isinstance(tree, sp.Mul):
@@ -212,28 +251,28 @@ class _Compiler:
         entry = BY_NODE.get(tree.func)
         if entry is None:
             raise ExpressionError(f"jacli cannot compile {tree} (no torch function for {tree.func})")
-        n_tensors = entry.tensors[1] if entry.ints != (0,) else len(tree.args)
-        ints = [int(i) for i in tree.args[n_tensors:]]
+        operands, integers = entry.split(tree.args)
+        ints = [int(i) for i in integers]
         torch_fn = entry.torch
-        return self._apply(tree, list(tree.args[:n_tensors]), lambda *xs: torch_fn(*xs, *ints))
+        return self._apply(tree, operands, lambda *xs: torch_fn(*xs, *ints))
 
-    def _apply(self, tree: sp.Basic, children: list[sp.Basic], fn: Callable[..., Any]) -> Node:
+    def _apply(self, tree: sp.Basic, children: list[sp.Basic], fn: Callable[..., Any]) -> _Step:
         """A node that calls ``fn`` on its children's values, lifted to tensors."""
         compiled = [self.node(child) for child in children]
         observe = self.observe
         if observe is not None:
 
-            def observed(args: tuple) -> Any:
-                value = fn(*(_as_tensor(c(args), args) for c in compiled))
+            def observed(args: tuple, memo: dict) -> Any:
+                value = fn(*(_as_tensor(c(args, memo), args) for c in compiled))
                 observe(value)
                 return value
 
             return observed
         if not self.guard:
-            return lambda args: fn(*(_as_tensor(c(args), args) for c in compiled))
+            return lambda args, memo: fn(*(_as_tensor(c(args, memo), args) for c in compiled))
 
-        def checked(args: tuple) -> Any:
-            values = [_as_tensor(c(args), args) for c in compiled]
+        def checked(args: tuple, memo: dict) -> Any:
+            values = [_as_tensor(c(args, memo), args) for c in compiled]
             try:
                 return fn(*values)
             except (RuntimeError, IndexError, ValueError, TypeError) as error:
@@ -241,13 +280,13 @@ class _Compiler:
 
         return checked
 
-    def _binary(self, tree: sp.Basic, left: Node, right: Node, op: Callable[[Any, Any], Any]) -> Node:
+    def _binary(self, tree: sp.Basic, left: _Step, right: _Step, op: Callable[[Any, Any], Any]) -> _Step:
         """``op`` on two values; two plain numbers are lifted first so torch's rules apply."""
         return self._fold(tree, left, [(op, right)])
 
     def _fold(
-        self, tree: sp.Basic, first: Node, steps: list[tuple[Callable[[Any, Any], Any], Node]]
-    ) -> Node:
+        self, tree: sp.Basic, first: _Step, steps: list[tuple[Callable[[Any, Any], Any], _Step]]
+    ) -> _Step:
         """``first``, then each ``op`` with the next value, left to right, in one loop.
 
         A sum or product of many terms is one node whose closure loops (not a chain of nested
@@ -255,10 +294,10 @@ class _Compiler:
         """
         guard, observe = self.guard, self.observe
 
-        def run(args: tuple) -> Any:
-            a = first(args)
+        def run(args: tuple, memo: dict) -> Any:
+            a = first(args, memo)
             for op, node in steps:
-                b = node(args)
+                b = node(args, memo)
                 if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
                     a = _as_tensor(a, args)
                 if not guard:
@@ -274,38 +313,38 @@ class _Compiler:
 
         return run
 
-    def _add(self, tree: sp.Add) -> Node:
+    def _add(self, tree: sp.Add) -> _Step:
         first, *rest = tree.args
-        negated = _negated(first)
+        negated = nodes.negated(first)
         start = self.node(first if negated is None else negated)
         if negated is not None:
             inner = start
-            start = lambda args: -inner(args)
+            start = lambda args, memo: -inner(args, memo)
         steps = []
         for term in rest:
-            negated = _negated(term)
+            negated = nodes.negated(term)
             if negated is None:
                 steps.append((operator.add, self.node(term)))
             else:
                 steps.append((operator.sub, self.node(negated)))
         return self._fold(tree, start, steps)
 
-    def _mul(self, tree: sp.Mul) -> Node:
-        negated = _negated(tree)
+    def _mul(self, tree: sp.Mul) -> _Step:
+        negated = nodes.negated(tree)
         if negated is not None:
             inner = self.node(negated)
-            return lambda args: -inner(args)
+            return lambda args, memo: -inner(args, memo)
         first, *rest = tree.args
         steps = []
         for factor in rest:
-            base = _reciprocal_base(factor)
+            base = nodes.reciprocal_base(factor)
             if base is None:
                 steps.append((operator.mul, self.node(factor)))
             else:
                 steps.append((operator.truediv, self.node(base)))
         return self._fold(tree, self.node(first), steps)
 
-    def _pow(self, tree: sp.Pow) -> Node:
+    def _pow(self, tree: sp.Pow) -> _Step:
         base, exponent = tree.args
         if base == sp.E:
             return self._apply(tree, [exponent], torch.exp)
@@ -329,7 +368,7 @@ def _stack(*components: torch.Tensor) -> torch.Tensor:
 def _shape_error(tree: sp.Basic, values: list[Any], error: Exception) -> ShapeError | ResourceError:
     if "allocate" in str(error) or "out of memory" in str(error):
         return ResourceError(
-            f"evaluating {nodes.to_text(tree)} ran out of memory ({str(error).strip().splitlines()[0]}). "
+            f"evaluating {printing.to_text(tree)} ran out of memory ({str(error).strip().splitlines()[0]}). "
             "Use smaller inputs, or an expression whose intermediate results are smaller."
         )
     shapes = ", ".join(
@@ -338,7 +377,7 @@ def _shape_error(tree: sp.Basic, values: list[Any], error: Exception) -> ShapeEr
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     noun = "shape" if len(values) == 1 else "shapes"
     return ShapeError(
-        f"cannot evaluate {nodes.to_text(tree)} with input {noun} {shapes}: {reason}. "
+        f"cannot evaluate {printing.to_text(tree)} with input {noun} {shapes}: {reason}. "
         "Check the shapes of the inputs (--input) against the expression."
     )
 

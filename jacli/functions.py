@@ -1,47 +1,82 @@
 """THE function table: one entry per function a jacli expression may call.
 
-The parser reads it to check calls and build SymPy nodes; the compiler reads it to turn those
-nodes into torch calls. Adding a function is adding one entry here (and a test).
+Every stage reads its part of a function here and keeps no list of its own:
 
-torch is imported lazily (see ``_LazyTorch``) so that parsing never pays for importing torch.
+* the parser: ``tensors``, ``ints`` and ``split`` to check a call, ``make`` to build its node;
+* the compiler: ``node`` to find the entry, ``split`` and ``torch`` to run it;
+* the exact (SymPy) engine: ``split`` and ``expand`` to evaluate it on arrays of symbols, and
+  ``elementwise`` to know a Jacobian is diagonal;
+* ``check``: ``kinks`` to know where finite differences cannot see torch's convention.
+
+Adding a function is adding one entry here (and a test). An entry that is not elementwise must
+name its expansion: without one the table refuses to load, rather than the exact engine guessing.
+
+torch and numpy are imported lazily (see ``_Lazy``) so that parsing never pays for importing them.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence, TypeVar
 
 import sympy as sp
 
-from jacli import nodes
+from jacli import nodes, shapes
 
 
-class _LazyTorch:
-    """Stands in for the torch module until a table entry first runs, then replaces itself."""
+class _Lazy:
+    """Stands in for a module until first used, then replaces itself in this module's globals."""
 
-    def __getattr__(self, name: str) -> Any:
-        import torch as real_torch
+    def __init__(self, module: str, name: str):
+        self._module, self._name = module, name
 
-        globals()["torch"] = real_torch
-        return getattr(real_torch, name)
+    def __getattr__(self, attribute: str) -> Any:
+        import importlib
+
+        real = importlib.import_module(self._module)
+        globals()[self._name] = real
+        return getattr(real, attribute)
 
 
-torch: Any = _LazyTorch()
+torch: Any = _Lazy("torch", "torch")
+np: Any = _Lazy("numpy", "np")
+
+Argument = TypeVar("Argument")
+
+# The symbolic side works on numpy object arrays of scalar SymPy expressions (0-dimensional for
+# a scalar), so broadcasting, indexing, reshaping and ``@`` behave exactly as in torch.
+Symbolic = Any
+Expansion = Callable[..., Symbolic]
+"""``expand(*operands, *ints)``: the function on object arrays, as torch computes it on tensors."""
+
+Kinks = Callable[[Sequence[sp.Basic]], list[sp.Basic]]
+"""``kinks(operands)``: expressions whose signs say on which piece of the function a point is."""
 
 
 @dataclass(frozen=True)
 class Function:
-    """One callable name: how the parser builds it and how the compiler runs it.
+    """One callable name: every stage's view of it.
 
     Attributes:
         name: what the user types.
         summary: one line for ``--help`` and the README.
-        torch: the torch implementation, called with the tensor arguments then the integers.
-        node: the SymPy class calls produce (the compiler's lookup key); None when ``build``
-            produces plain arithmetic (``sqrt`` is a power).
-        tensors: how many expression arguments (min, max).
-        ints: how many trailing integer-literal arguments are allowed (axis, shape).
+        torch: the torch side, called with the operand tensors then the integers.
+        node: the SymPy side: the class calls produce (the compiler's lookup key); None when
+            ``build`` produces plain arithmetic (``sqrt`` is a power).
+        tensors: how many operands, i.e. expression arguments (min, max).
+        ints: how many trailing integer-literal arguments are allowed (axis, shape). An entry
+            that allows integers takes a fixed number of operands, so ``split`` is unambiguous.
         elementwise: applies entry by entry, so its Jacobian is diagonal.
+        kinks: None for a function smooth wherever it is defined; for a piecewise one, the
+            expressions (from its operands) whose sign picks the piece: the argument of relu,
+            abs, sign, Heaviside; the pairwise differences of the arguments of max and min.
+        expand: the symbolic expansion over object arrays of SymPy scalars. Elementwise entries
+            get the rule "the SymPy side, entry by entry, broadcast"; every other entry must
+            give its own.
+        shape: the output's shape from the operands' shapes and the integers (``jacli.shapes``
+            reads it before anything runs). Elementwise entries broadcast; every other entry must
+            give its own rule.
         build: makes the SymPy node from SymPy arguments; default ``node(*args, evaluate=False)``.
     """
 
@@ -52,7 +87,45 @@ class Function:
     tensors: tuple[int, int] = (1, 1)
     ints: tuple[int, ...] = (0,)
     elementwise: bool = False
+    kinks: Kinks | None = None
+    expand: Expansion | None = None
+    shape: Callable[..., tuple[int, ...]] | None = None
     build: Callable[..., sp.Basic] | None = None
+
+    def __post_init__(self) -> None:
+        low, high = self.tensors
+        if not 1 <= low <= high:
+            raise TypeError(f"table entry {self.name}: tensors={self.tensors} is no (min, max) range")
+        if self.ints != (0,) and low != high:
+            raise TypeError(
+                f"table entry {self.name}: an entry taking integers needs a fixed operand count, "
+                f"or split cannot tell operands from integers"
+            )
+        if self.expand is None:
+            if not self.elementwise:
+                raise TypeError(
+                    f"table entry {self.name} is not elementwise and names no symbolic expansion; "
+                    "give it expand=..., the function on object arrays of SymPy scalars"
+                )
+            scalar = self.node if self.node is not None else self.build
+            object.__setattr__(self, "expand", _entry_by_entry(scalar))
+        if self.shape is None:
+            if not self.elementwise:
+                raise TypeError(
+                    f"table entry {self.name} is not elementwise and names no shape rule; "
+                    "give it shape=..., the output's shape from its operands' shapes"
+                )
+            object.__setattr__(self, "shape", lambda *parts: shapes.broadcast(parts))
+
+    def split(self, args: Sequence[Argument]) -> tuple[list[Argument], list[Argument]]:
+        """A call's arguments as (operands, trailing integers): a parse tree's or a SymPy node's.
+
+        Example:
+            >>> FUNCTIONS["sum"].split(parse("sum(x, 1)").tree.args)
+            ([x], [1])
+        """
+        count = len(args) if self.ints == (0,) else self.tensors[1]
+        return list(args[:count]), list(args[count:])
 
     def make(self, args: list[sp.Basic], ints: list[int]) -> sp.Basic:
         """The SymPy node for a call with these arguments (already checked by the parser)."""
@@ -62,8 +135,102 @@ class Function:
         return self.node(*args, *(sp.Integer(i) for i in ints), evaluate=False)
 
 
-def _elementwise(name: str, summary: str, node: type, torch_fn: Callable[..., Any]) -> Function:
-    return Function(name, summary, torch_fn, node, elementwise=True)
+# -- object arrays: the symbolic side ---------------------------------------------------------
+
+
+def symbolic_array(value: Any) -> Symbolic:
+    """A SymPy expression or an object array, as an object array."""
+    if isinstance(value, np.ndarray):
+        return value.astype(object, copy=False)
+    result = np.empty((), dtype=object)
+    result[()] = sp.sympify(value)
+    return result
+
+
+def entrywise(fn: Callable[..., sp.Basic], *arrays: Symbolic) -> Symbolic:
+    """A scalar SymPy function applied entry by entry, broadcasting the arguments."""
+    return symbolic_array(np.vectorize(fn, otypes=[object])(*arrays))
+
+
+def _entry_by_entry(scalar: Callable[..., sp.Basic]) -> Expansion:
+    """The expansion of an elementwise entry: its SymPy side on each entry."""
+    return lambda *operands: entrywise(scalar, *operands)
+
+
+def _reduce(fn: Callable[[Symbolic, int | None], Any], x: Symbolic, axis: int | None) -> Symbolic:
+    if x.ndim == 0 and axis in (None, 0, -1):
+        return x
+    return symbolic_array(fn(x, axis))
+
+
+def _sum_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
+    return _reduce(lambda a, ax: np.sum(a, axis=ax) if a.size else sp.S.Zero, x, axis)
+
+
+def _mean_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
+    count = x.size if axis is None else (x.shape[axis] if x.ndim else 1)
+    return symbolic_array(_sum_expansion(x, axis) / sp.Integer(count))
+
+
+def _prod_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
+    return _reduce(lambda a, ax: np.prod(a, axis=ax), x, axis)
+
+
+def _norm_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
+    return entrywise(sp.sqrt, _sum_expansion(symbolic_array(x * x), axis))
+
+
+def _dot_expansion(a: Symbolic, b: Symbolic) -> Symbolic:
+    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"dot needs two vectors of the same length, got shapes {a.shape} and {b.shape}")
+    return _sum_expansion(symbolic_array(a * b))
+
+
+def _softmax_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
+    exps = entrywise(sp.exp, x)
+    if axis is None:
+        return symbolic_array(exps / _sum_expansion(exps)[()])
+    if not x.ndim:
+        return symbolic_array(exps / exps)
+    return symbolic_array(exps / np.sum(exps, axis=axis, keepdims=True))
+
+
+def _logsumexp_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
+    return entrywise(sp.log, _sum_expansion(entrywise(sp.exp, x), axis))
+
+
+def _reshape_expansion(x: Symbolic, *shape: int) -> Symbolic:
+    return symbolic_array(x.reshape(shape))
+
+
+def _transpose_expansion(x: Symbolic, dim0: int | None = None, dim1: int | None = None) -> Symbolic:
+    return symbolic_array(x.transpose() if dim0 is None else np.swapaxes(x, dim0, dim1))
+
+
+def _matmul_expansion(a: Symbolic, b: Symbolic) -> Symbolic:
+    return symbolic_array(np.matmul(a, b))
+
+
+# -- kinks ----------------------------------------------------------------------------------
+
+
+def _kink_at_zero(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
+    """relu, abs, sign, Heaviside: the piece is decided by the sign of the (first) argument."""
+    return [operands[0]]
+
+
+def _kink_at_ties(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
+    """max, min: the piece is decided by the sign of a - b, for each pair of arguments."""
+    return [sp.Add(a, -b, evaluate=False) for a, b in itertools.combinations(operands, 2)]
+
+
+# -- torch sides ----------------------------------------------------------------------------
+
+
+def _elementwise(
+    name: str, summary: str, node: type, torch_fn: Callable[..., Any], kinks: Kinks | None = None
+) -> Function:
+    return Function(name, summary, torch_fn, node, elementwise=True, kinks=kinks)
 
 
 def _log(x: sp.Basic, base: sp.Basic | None = None) -> sp.Basic:
@@ -110,16 +277,19 @@ _TABLE = [
     _elementwise("exp", "e to the power x", sp.exp, lambda x: torch.exp(x)),
     Function(
         "log", "natural logarithm; log(x, b) is the logarithm to base b",
-        lambda x: torch.log(x), sp.log, tensors=(1, 2), elementwise=True, build=_log,
+        # The parser builds log(x, b) as log(x)/log(b), so trees hold one-argument logs only;
+        # the torch side takes the base anyway, to be the same function as the SymPy side.
+        lambda x, base=None: torch.log(x) if base is None else torch.log(x) / torch.log(base),
+        sp.log, tensors=(1, 2), elementwise=True, build=_log,
     ),
     Function(
         "sqrt", "square root", lambda x: torch.sqrt(x), None, elementwise=True,
         build=lambda x: sp.Pow(x, sp.S.Half, evaluate=False),
     ),
-    _elementwise("abs", "absolute value", sp.Abs, lambda x: torch.abs(x)),
-    _elementwise("sign", "-1, 0 or 1", sp.sign, lambda x: torch.sign(x)),
+    _elementwise("abs", "absolute value", sp.Abs, lambda x: torch.abs(x), _kink_at_zero),
+    _elementwise("sign", "-1, 0 or 1", sp.sign, lambda x: torch.sign(x), _kink_at_zero),
     _elementwise("erf", "error function", sp.erf, lambda x: torch.special.erf(x)),
-    _elementwise("relu", "max(x, 0)", nodes.relu, lambda x: torch.relu(x)),
+    _elementwise("relu", "max(x, 0)", nodes.relu, lambda x: torch.relu(x), _kink_at_zero),
     _elementwise("sigmoid", "1 / (1 + exp(-x))", nodes.sigmoid, lambda x: torch.sigmoid(x)),
     _elementwise(
         "softplus", "log(1 + exp(x))", nodes.softplus,
@@ -127,61 +297,63 @@ _TABLE = [
     ),
     Function(
         "min", "elementwise minimum of two tensors", lambda a, b: torch.minimum(a, b), sp.Min,
-        tensors=(2, 2), elementwise=True,
+        tensors=(2, 2), elementwise=True, kinks=_kink_at_ties,
     ),
     Function(
         "max", "elementwise maximum of two tensors", lambda a, b: torch.maximum(a, b), sp.Max,
-        tensors=(2, 2), elementwise=True,
+        tensors=(2, 2), elementwise=True, kinks=_kink_at_ties,
     ),
     Function(
         "sum", "sum of all elements; sum(x, axis) along one axis",
         _over_all_or_axis(lambda x: x.sum(), lambda x, axis: x.sum(axis)),
-        nodes.tensor_op("sum"), ints=(0, 1),
+        nodes.tensor_op("sum"), ints=(0, 1), expand=_sum_expansion, shape=shapes.reduced,
     ),
     Function(
         "mean", "mean of all elements; mean(x, axis) along one axis",
         _over_all_or_axis(lambda x: x.mean(), lambda x, axis: x.mean(axis)),
-        nodes.tensor_op("mean"), ints=(0, 1),
+        nodes.tensor_op("mean"), ints=(0, 1), expand=_mean_expansion, shape=shapes.reduced,
     ),
     Function(
         "prod", "product of all elements; prod(x, axis) along one axis",
         _over_all_or_axis(lambda x: x.prod(), lambda x, axis: x.prod(axis)),
-        nodes.tensor_op("prod"), ints=(0, 1),
+        nodes.tensor_op("prod"), ints=(0, 1), expand=_prod_expansion, shape=shapes.reduced,
     ),
     Function(
         "norm", "Euclidean norm of all elements; norm(x, axis) along one axis",
         _over_all_or_axis(
             lambda x: torch.linalg.vector_norm(x), lambda x, axis: torch.linalg.vector_norm(x, dim=axis)
         ),
-        nodes.tensor_op("norm"), ints=(0, 1),
+        nodes.tensor_op("norm"), ints=(0, 1), expand=_norm_expansion, shape=shapes.reduced,
     ),
     Function(
         "dot", "inner product of two vectors of the same length",
         lambda a, b: torch.dot(a, b), nodes.tensor_op("dot"), tensors=(2, 2),
+        expand=_dot_expansion, shape=shapes.dot,
     ),
     Function(
         "softmax", "exp(x) / sum(exp(x)) over all elements; softmax(x, axis) along one axis",
         _over_all_or_axis(_softmax_all, lambda x, axis: torch.softmax(x, axis)),
-        nodes.tensor_op("softmax"), ints=(0, 1),
+        nodes.tensor_op("softmax"), ints=(0, 1), expand=_softmax_expansion, shape=shapes.same,
     ),
     Function(
         "logsumexp", "log(sum(exp(x))) over all elements; logsumexp(x, axis) along one axis",
         _over_all_or_axis(
             lambda x: torch.logsumexp(x.reshape(-1), 0), lambda x, axis: torch.logsumexp(x, axis)
         ),
-        nodes.tensor_op("logsumexp"), ints=(0, 1),
+        nodes.tensor_op("logsumexp"), ints=(0, 1), expand=_logsumexp_expansion, shape=shapes.reduced,
     ),
     Function(
         "reshape", "reshape(x, 2, 3): the same elements in a new shape (one size may be -1)",
         lambda x, *shape: x.reshape(shape), nodes.tensor_op("reshape"), ints=tuple(range(1, 9)),
+        expand=_reshape_expansion, shape=shapes.reshaped,
     ),
     Function(
         "transpose", "axes reversed; transpose(x, i, j) swaps axes i and j",
-        _transpose, nodes.tensor_op("transpose"), ints=(0, 2),
+        _transpose, nodes.tensor_op("transpose"), ints=(0, 2), expand=_transpose_expansion, shape=shapes.transposed,
     ),
     Function(
         "matmul", "matrix product, the same as a @ b", lambda a, b: torch.matmul(a, b),
-        nodes.MatMul, tensors=(2, 2),
+        nodes.MatMul, tensors=(2, 2), expand=_matmul_expansion, shape=shapes.matmul,
     ),
 ]
 
@@ -194,11 +366,12 @@ _DERIVATIVE_ONLY = [
         lambda x, at_zero=None: torch.heaviside(
             x, torch.full_like(x, 0.5) if at_zero is None else at_zero.to(x.dtype).expand_as(x)
         ),
-        sp.Heaviside, tensors=(1, 2), elementwise=True,
+        sp.Heaviside, tensors=(1, 2), elementwise=True, kinks=_kink_at_zero,
     ),
     Function(
         "diracdelta", "zero away from zero (torch's derivative of sign)",
         lambda x, *order: torch.zeros_like(x), sp.DiracDelta, tensors=(1, 2), elementwise=True,
+        kinks=_kink_at_zero,
     ),
 ]
 

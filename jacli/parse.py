@@ -25,7 +25,7 @@ from decimal import Decimal
 
 import sympy as sp
 
-from jacli import nodes
+from jacli import nodes, printing
 from jacli.errors import ExpressionError
 from jacli.functions import CONSTANTS, FUNCTIONS, Function
 
@@ -152,7 +152,7 @@ def check_magnitudes(tree: sp.Basic, text: str) -> None:
             for arg in node.args:
                 magnitude(arg)
         if result is not None and result > LARGEST_MAGNITUDE:
-            shown = nodes.to_text(node)
+            shown = printing.to_text(node)
             shown = shown if len(shown) <= 40 else shown[:37] + "..."
             raise ExpressionError(
                 f"the constant {shown} is about 10^{_format_exponent(result)}, beyond float64's range "
@@ -478,12 +478,11 @@ class _Builder:
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise self.fail(arg, "'*' unpacking is not allowed")
-        n_tensors = entry.tensors[1] if entry.ints != (0,) else len(node.args)
-        n_ints = len(node.args) - n_tensors
-        if not entry.tensors[0] <= n_tensors <= entry.tensors[1] or n_ints not in entry.ints:
+        operands, integers = entry.split(node.args)
+        if not entry.tensors[0] <= len(operands) <= entry.tensors[1] or len(integers) not in entry.ints:
             raise self.fail(node, f"{name} takes {_arity(entry)}, got {len(node.args)}")
-        tensors = [self.build(a) for a in node.args[:n_tensors]]
-        ints = [self._integer(a, f"{name}'s integer argument") for a in node.args[n_tensors:]]
+        tensors = [self.build(a) for a in operands]
+        ints = [self._integer(a, f"{name}'s integer argument") for a in integers]
         return entry.make(tensors, ints)
 
     def _Subscript(self, node: ast.Subscript) -> sp.Basic:

@@ -28,6 +28,7 @@ import sympy as sp
 
 from jacli import nodes
 from jacli.errors import ShapeError
+from jacli.printing import to_text
 
 Shape = tuple[int, ...]
 
@@ -98,13 +99,10 @@ class _Walker:
 
         entry = BY_NODE.get(tree.func)
         if entry is None:
-            raise AssertionError(f"no shape rule for {tree.func}")  # a bug: every node has a table entry
-        n_tensors = entry.tensors[1] if entry.ints != (0,) else len(tree.args)
-        operands, ints = list(tree.args[:n_tensors]), [int(i) for i in tree.args[n_tensors:]]
-        if entry.elementwise:
-            return self.apply(tree, operands, lambda *parts: broadcast(parts))
-        rule = _RULES[entry.name]
-        return self.apply(tree, operands, lambda *parts: rule(*parts, *ints))
+            raise AssertionError(f"no table entry for {tree.func}")  # a bug: the parser makes only these
+        operands, ints = entry.split(tree.args)
+        rule = entry.shape
+        return self.apply(tree, operands, lambda *parts: rule(*parts, *(int(i) for i in ints)))
 
     def fold(self, tree: sp.Basic) -> Shape:
         """A flat sum, product or power, folded left to right as compile does: a subtracted term
@@ -156,9 +154,12 @@ def _mismatch(tree: sp.Basic, parts: list[Shape], reason: str) -> ShapeError:
     noun = "shape" if len(parts) == 1 else "shapes"
     shown = ", ".join(str(p) for p in parts)
     return ShapeError(
-        f"cannot evaluate {nodes.to_text(tree)} with input {noun} {shown}: {reason}. "
+        f"cannot evaluate {to_text(tree)} with input {noun} {shown}: {reason}. "
         "Check the shapes of the inputs against the expression."
     )
+
+
+# -- the shape rules the function table names (its ``shape`` field) -------------------------------
 
 
 def _axis(shape: Shape, axis: int) -> int:
@@ -169,26 +170,30 @@ def _axis(shape: Shape, axis: int) -> int:
     return axis % ndim
 
 
-def _reduce(x: Shape, axis: int | None = None) -> Shape:
+def reduced(x: Shape, axis: int | None = None) -> Shape:
+    """A reduction: over everything (a scalar), or along ``axis``."""
     if axis is None:
         return ()
     position = _axis(x, axis)
     return x[:position] + x[position + 1 :] if x else ()
 
 
-def _same(x: Shape, axis: int | None = None) -> Shape:
+def same(x: Shape, axis: int | None = None) -> Shape:
+    """The operand's own shape (softmax), with ``axis`` checked."""
     if axis is not None:
         _axis(x, axis)
     return x
 
 
-def _dot(a: Shape, b: Shape) -> Shape:
+def dot(a: Shape, b: Shape) -> Shape:
+    """The inner product of two vectors of one length: a scalar."""
     if len(a) != 1 or len(b) != 1 or a != b:
         raise ValueError(f"dot needs two vectors of the same length, got shapes {a} and {b}")
     return ()
 
 
-def _reshape(x: Shape, *shape: int) -> Shape:
+def reshaped(x: Shape, *shape: int) -> Shape:
+    """The new shape, its -1 worked out; the element count must not change."""
     size = math.prod(x)
     unknown = [i for i, n in enumerate(shape) if n == -1]
     if len(unknown) > 1 or any(n < -1 for n in shape):
@@ -203,7 +208,8 @@ def _reshape(x: Shape, *shape: int) -> Shape:
     return tuple(shape)
 
 
-def _transpose(x: Shape, dim0: int | None = None, dim1: int | None = None) -> Shape:
+def transposed(x: Shape, dim0: int | None = None, dim1: int | None = None) -> Shape:
+    """Axes reversed, or ``dim0`` and ``dim1`` swapped."""
     if dim0 is None:
         return tuple(reversed(x))
     if not x:
@@ -215,7 +221,7 @@ def _transpose(x: Shape, dim0: int | None = None, dim1: int | None = None) -> Sh
     return tuple(swapped)
 
 
-def _matmul(a: Shape, b: Shape) -> Shape:
+def matmul(a: Shape, b: Shape) -> Shape:
     """torch.matmul's rule: vectors are promoted to matrices and the added axis removed again."""
     if not a or not b:
         raise ValueError(f"both arguments to matmul need at least 1 dimension, got shapes {a} and {b}")
@@ -237,9 +243,3 @@ def _index(x: Shape, key: tuple) -> Shape:
     import numpy as np
 
     return np.broadcast_to(np.empty((), dtype=bool), x)[key].shape
-
-
-_RULES: dict[str, Callable[..., Shape]] = {
-    "sum": _reduce, "mean": _reduce, "prod": _reduce, "norm": _reduce, "logsumexp": _reduce,
-    "softmax": _same, "dot": _dot, "reshape": _reshape, "transpose": _transpose, "matmul": _matmul,
-}

@@ -26,7 +26,7 @@ import sympy as sp
 
 from jacli import nodes
 from jacli.errors import ResourceError, ShapeError
-from jacli.functions import BY_NODE
+from jacli.functions import BY_NODE, entrywise, symbolic_array
 
 MAX_INPUT_ELEMENTS = 400
 """Symbolic expansion handles at most this many input elements in all."""
@@ -102,7 +102,7 @@ def hessian(
         raise ShapeError(f"the Hessian needs a single-element output; this one has shape {output.shape}")
     scalar = output.reshape(-1)[0]
     check_size(shapes, (sum(math.prod(shapes[n]) for n in wrt),), wrt)
-    gradients = {name: _map(lambda s: sp.diff(scalar, s), element_symbols(name, shapes[name])) for name in wrt}
+    gradients = {name: entrywise(lambda s: sp.diff(scalar, s), element_symbols(name, shapes[name])) for name in wrt}
     blocks = {}
     for a in wrt:
         for b in wrt:
@@ -181,29 +181,12 @@ def to_strings(entries: Symbolic) -> Any:
 
 # -- expansion ----------------------------------------------------------------------------------
 
-
-def _array(value: Any) -> Symbolic:
-    """Wrap a SymPy expression or an object array as an object array."""
-    if isinstance(value, np.ndarray):
-        return value.astype(object, copy=False)
-    result = np.empty((), dtype=object)
-    result[()] = sp.sympify(value)
-    return result
-
-
-def _map(fn: Callable[..., sp.Basic], *arrays: Symbolic) -> Symbolic:
-    """Apply a scalar SymPy function entry by entry, broadcasting the arguments."""
-    return _array(np.vectorize(fn, otypes=[object])(*arrays))
-
-
-def _reduce(fn: Callable[[Symbolic, int | None], Any], x: Symbolic, axis: int | None) -> Symbolic:
-    if x.ndim == 0 and axis in (None, 0, -1):
-        return x
-    return _array(fn(x, axis))
-
-
 class _Expander:
-    """Evaluates the tree on object arrays of scalar SymPy expressions."""
+    """Evaluates the tree on object arrays of scalar SymPy expressions.
+
+    Arithmetic, lists and indexing are handled here; every function call is expanded by its
+    table entry's ``expand``.
+    """
 
     def __init__(self, symbols: Mapping[str, Symbolic]):
         self.symbols = symbols
@@ -212,96 +195,33 @@ class _Expander:
         if isinstance(tree, sp.Symbol):
             return self.symbols[tree.name]
         if isinstance(tree, (sp.Number, sp.NumberSymbol)):
-            return _array(tree)
+            return symbolic_array(tree)
         if isinstance(tree, nodes.Index):
             try:
-                return _array(self.node(tree.args[0])[tree.key()])
+                return symbolic_array(self.node(tree.args[0])[tree.key()])
             except IndexError as error:
                 raise ShapeError(f"cannot evaluate {tree}: {error}") from None
-        n_operands = _operand_count(tree)
-        args = [self.node(a) for a in tree.args[:n_operands]]
-        ints = [int(a) for a in tree.args[n_operands:]]
+        if isinstance(tree, (sp.Add, sp.Mul, sp.Pow, nodes.Components)):
+            return self._arithmetic(tree, [self.node(a) for a in tree.args])
+        entry = BY_NODE.get(tree.func)
+        if entry is None:  # the parser builds only table functions: this is a bug
+            raise TypeError(f"no table entry expands {tree.func.__name__} (in {tree})")
+        operands, ints = entry.split(tree.args)
+        args = [self.node(a) for a in operands]
+        try:
+            return entry.expand(*args, *(int(i) for i in ints))
+        except (ValueError, IndexError) as error:
+            raise ShapeError(f"cannot evaluate {tree}: {error}") from None
+
+    @staticmethod
+    def _arithmetic(tree: sp.Basic, args: list[Symbolic]) -> Symbolic:
         if isinstance(tree, sp.Add):
-            return _array(sum(args[1:], start=args[0]))
+            return symbolic_array(sum(args[1:], start=args[0]))
         if isinstance(tree, sp.Mul):
             result = args[0]
             for factor in args[1:]:
                 result = result * factor
-            return _array(result)
+            return symbolic_array(result)
         if isinstance(tree, sp.Pow):
-            return _map(lambda b, e: b**e, *args)
-        if isinstance(tree, nodes.Components):
-            return _array(np.stack(np.broadcast_arrays(*args)))
-        name = tree.func.__name__
-        expand = _TENSOR_EXPANSIONS.get(name)
-        if expand is not None:
-            try:
-                return expand(*args, *ints)
-            except (ValueError, IndexError) as error:
-                raise ShapeError(f"cannot evaluate {tree}: {error}") from None
-        # An elementwise function: SymPy's own class, applied entry by entry.
-        return _map(lambda *a: tree.func(*a), *args)
-
-
-def _operand_count(tree: sp.Basic) -> int:
-    """How many leading arguments are operands; the rest are integer parameters (axis, shape)."""
-    entry = BY_NODE.get(tree.func)
-    if entry is None or entry.ints == (0,):
-        return len(tree.args)
-    return entry.tensors[1]
-
-
-def _sum(x: Symbolic, axis: int | None = None) -> Symbolic:
-    return _reduce(lambda a, ax: np.sum(a, axis=ax) if a.size else sp.S.Zero, x, axis)
-
-
-def _mean(x: Symbolic, axis: int | None = None) -> Symbolic:
-    count = x.size if axis is None else (x.shape[axis] if x.ndim else 1)
-    return _array(_sum(x, axis) / sp.Integer(count))
-
-
-def _prod(x: Symbolic, axis: int | None = None) -> Symbolic:
-    return _reduce(lambda a, ax: np.prod(a, axis=ax), x, axis)
-
-
-def _exp(x: Symbolic) -> Symbolic:
-    return _map(sp.exp, x)
-
-
-def _softmax(x: Symbolic, axis: int | None = None) -> Symbolic:
-    exps = _exp(x)
-    if axis is None:
-        return _array(exps / _sum(exps)[()])
-    return _array(exps / np.sum(exps, axis=axis, keepdims=True)) if x.ndim else _array(exps / exps)
-
-
-def _logsumexp(x: Symbolic, axis: int | None = None) -> Symbolic:
-    return _map(sp.log, _sum(_exp(x), axis))
-
-
-def _norm(x: Symbolic, axis: int | None = None) -> Symbolic:
-    return _map(sp.sqrt, _sum(_array(x * x), axis))
-
-
-def _dot(a: Symbolic, b: Symbolic) -> Symbolic:
-    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
-        raise ValueError(f"dot needs two vectors of the same length, got shapes {a.shape} and {b.shape}")
-    return _sum(_array(a * b))
-
-
-def _transpose(x: Symbolic, dim0: int | None = None, dim1: int | None = None) -> Symbolic:
-    return _array(x.transpose() if dim0 is None else np.swapaxes(x, dim0, dim1))
-
-
-_TENSOR_EXPANSIONS: dict[str, Callable[..., Symbolic]] = {
-    "sum": _sum,
-    "mean": _mean,
-    "prod": _prod,
-    "norm": _norm,
-    "dot": _dot,
-    "softmax": _softmax,
-    "logsumexp": _logsumexp,
-    "reshape": lambda x, *shape: _array(x.reshape(shape)),
-    "transpose": _transpose,
-    "MatMul": lambda a, b: _array(np.matmul(a, b)),
-}
+            return entrywise(lambda b, e: b**e, *args)
+        return symbolic_array(np.stack(np.broadcast_arrays(*args)))

@@ -30,21 +30,17 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Any, Callable, Mapping, Sequence
 
 import sympy as sp
 
-from jacli import nodes
 from jacli.errors import InputError, JacliError
 from jacli.result import CheckReport, MethodCheck
 
 DEFAULT_RTOL = 1e-3
 DEFAULT_ATOL = 1e-5
 """gradcheck's defaults."""
-
-KINKED = (nodes.relu, sp.Abs, sp.sign, sp.Max, sp.Min, sp.Heaviside)
 
 FD = "finite differences"
 FD_SLACK = 10
@@ -256,20 +252,19 @@ def _nonfinite(blocks: Sequence[Any], names: Sequence[str]) -> list[str]:
 
 
 def _kinked_arguments(problem: Any) -> list[tuple[sp.Basic, Callable[[tuple], Any]]]:
-    """Each kinked node with a compiled argument whose sign says on which piece the input is:
-    the argument of relu, abs, sign and Heaviside; a - b for each pair of arguments of max, min."""
+    """Each kinked node with a compiled argument whose sign says on which piece the input is,
+    as the table's ``kinks`` names them (relu's argument, a - b for max(a, b), ...)."""
     from jacli.compile import _positional, compile_tree
+    from jacli.functions import BY_NODE
 
     read = _positional(problem.compiled.variables)
     found = []
     for node in sp.preorder_traversal(problem.compiled.tree):
-        if not isinstance(node, KINKED):
+        entry = BY_NODE.get(node.func)
+        if entry is None or entry.kinks is None:
             continue
-        if isinstance(node, (sp.Max, sp.Min)):
-            arguments = [sp.Add(a, -b, evaluate=False) for a, b in itertools.combinations(node.args, 2)]
-        else:
-            arguments = [node.args[0]]
-        found += [(node, compile_tree(argument, read)) for argument in arguments]
+        operands, _ = entry.split(node.args)
+        found += [(node, compile_tree(argument, read)) for argument in entry.kinks(operands)]
     return found
 
 

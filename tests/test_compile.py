@@ -7,6 +7,7 @@ indexing and stacking written out here.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -402,3 +403,113 @@ def test_exact_derivatives_with_huge_integer_coefficients() -> None:
 def test_check_keeps_its_exact_reference_for_huge_coefficients() -> None:
     report = jacli.check("(2*x)**70", {"x": 0.5})
     assert report.reference == "symbolic" and report.ok
+
+
+# -- shared sub-expressions: computed once per call ----------------------------------------------
+
+
+def _counting(real):
+    """``real``, counting its calls in ``.calls`` (a function, as torch's own modules expect)."""
+
+    @functools.wraps(real)
+    def counted(*args, **kwargs):
+        counted.calls += 1
+        return real(*args, **kwargs)
+
+    counted.calls = 0
+    return counted
+
+
+@pytest.fixture
+def counted_sin(monkeypatch):
+    """torch.sin, counted: the table's torch side for ``sin`` looks it up on each call."""
+    counting = _counting(torch.sin)
+    monkeypatch.setattr(torch, "sin", counting)
+    return counting
+
+
+REAL_SIN, REAL_EXP = torch.sin, torch.exp
+
+
+def test_a_repeated_subexpression_calls_torch_once_per_call(counted_sin) -> None:
+    x, _ = _data(F64)
+    compiled = compile_expression("sin(x)*sin(x) + sin(x)")
+    out = compiled(x)
+    assert counted_sin.calls == 1
+    assert torch.equal(out, REAL_SIN(x) * REAL_SIN(x) + REAL_SIN(x))  # torch eager on the same text
+    compiled(x)
+    assert counted_sin.calls == 2  # once per call: nothing is remembered between calls
+    assert torch.equal(compiled.checked(x), out) and counted_sin.calls == 3
+
+
+def test_shared_subexpressions_nest(monkeypatch) -> None:
+    exp = _counting(torch.exp)
+    monkeypatch.setattr(torch, "exp", exp)
+    x, y = _data(F64)
+    out = compile_expression("exp(-x)*sin(exp(-x)) + exp(-x)/y")(x, y)
+    assert exp.calls == 1
+    assert torch.equal(out, REAL_EXP(-x) * REAL_SIN(REAL_EXP(-x)) + REAL_EXP(-x) / y)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_gradients_through_a_shared_subexpression_are_torchs(dtype, counted_sin) -> None:
+    """Bit for bit what torch gives for the same formula written with a variable for sin(x); a
+    formula that recomputes sin(x) three times sums three gradients instead, equal up to rounding."""
+    x = _data(dtype)[0].requires_grad_()
+    (grad,) = torch.autograd.grad(compile_expression("sin(x)*sin(x) + sin(x)")(x).sum(), x)
+    assert counted_sin.calls == 1
+    s = REAL_SIN(x)
+    (shared,) = torch.autograd.grad((s * s + s).sum(), x)
+    assert torch.equal(grad, shared)
+    (repeated,) = torch.autograd.grad((REAL_SIN(x) * REAL_SIN(x) + REAL_SIN(x)).sum(), x)
+    eps = torch.finfo(dtype).eps  # |gradient| <= 3: a few roundings of that size apart
+    torch.testing.assert_close(grad, repeated, rtol=4 * eps, atol=12 * eps)
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        torch.func.vmap,
+        torch.func.jacrev,
+        torch.func.jacfwd,
+        lambda f: torch.func.jacrev(torch.func.jacrev(f)),
+        lambda f: torch.func.vmap(torch.func.jacfwd(f)),
+    ],
+    ids=["vmap", "jacrev", "jacfwd", "hessian", "vmap-jacfwd"],
+)
+def test_shared_subexpressions_under_torch_func_transforms(transform, counted_sin) -> None:
+    x = torch.linspace(-2, 2, 12, dtype=F64).reshape(3, 4)
+    got = transform(compile_expression("sin(x)*sin(x) + sin(x)").function)(x)
+    assert counted_sin.calls == 1
+
+    def eager(v):
+        s = REAL_SIN(v)
+        return s * s + s
+
+    assert torch.equal(got, transform(eager)(x))
+
+
+def test_measure_counts_a_shared_subexpression_once(counted_sin) -> None:
+    from jacli.compile import measure
+
+    n = 1000
+    x = torch.empty(n, dtype=F64, device="meta")
+    output, total = measure("sin(x)*sin(x) + sin(x)", x)
+    assert counted_sin.calls == 1 and output.shape == (n,)
+    assert total == 3 * n * 8  # sin, the product, the sum: one float64 tensor of n each
+
+
+def test_no_intermediate_value_outlives_the_call(monkeypatch) -> None:
+    import weakref
+
+    made = []
+
+    def sin(v):
+        value = REAL_SIN(v)
+        made.append(weakref.ref(value))
+        return value
+
+    monkeypatch.setattr(torch, "sin", sin)
+    out = compile_expression("sin(x)*sin(x) + sin(x)")(torch.randn(5, dtype=F64))
+    assert out.shape == (5,) and len(made) == 1
+    assert made[0]() is None  # freed when the call returned: the memo went with it

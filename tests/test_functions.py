@@ -18,8 +18,9 @@ from torch.autograd import gradcheck, gradgradcheck
 from jacli import nodes
 from jacli.compile import compile_expression
 from jacli.errors import ExpressionError
-from jacli.functions import BY_NODE, CONSTANTS, FUNCTIONS
+from jacli.functions import BY_NODE, CONSTANTS, FUNCTIONS, Function
 from jacli.parse import parse
+from jacli.symbolic import element_symbols
 
 F64 = torch.float64
 
@@ -325,7 +326,7 @@ def _integer_counts(tree: sp.Basic) -> dict[str, set[int]]:
     for node in sp.preorder_traversal(tree):
         entry = BY_NODE.get(getattr(node, "func", None))
         if entry is not None and not entry.elementwise:
-            counts.setdefault(entry.name, set()).add(len(node.args) - entry.tensors[1])
+            counts.setdefault(entry.name, set()).add(len(entry.split(node.args)[1]))
     return counts
 
 
@@ -371,3 +372,159 @@ def test_the_compiler_knows_every_call_the_parser_accepts(name: str) -> None:
 def test_a_function_name_alone_is_not_a_variable(name: str) -> None:
     with pytest.raises(ExpressionError, match=f"{name} is a function"):
         parse(f"1 + {name}")
+
+
+# -- the table's fields, for every entry (derivative-only ones included) ----------------------
+
+ENTRIES = sorted(set(FUNCTIONS.values()) | set(BY_NODE.values()), key=lambda entry: entry.name)
+IDS = [entry.name for entry in ENTRIES]
+
+# Functions defined piece by piece (the independent list the table's ``kinks`` must match).
+PIECEWISE = {"abs", "sign", "relu", "max", "min", "heaviside", "diracdelta"}
+
+# A range inside each function's domain, for random inputs.
+RANGES = {
+    "asin": (-0.9, 0.9), "acos": (-0.9, 0.9), "atanh": (-0.9, 0.9), "acosh": (1.1, 5.0),
+    "log": (0.1, 5.0), "sqrt": (0.1, 5.0), "tan": (-1.2, 1.2),
+}
+
+# For each entry, calls to try: (shape of each operand, the integers).
+CALLS = {
+    "sum": [([(2, 3)], []), ([(2, 3)], [0]), ([(2, 3)], [-1]), ([()], [])],
+    "mean": [([(2, 3)], []), ([(2, 3)], [1]), ([(2, 3, 2)], [-2])],
+    "prod": [([(2, 3)], []), ([(2, 3)], [0])],
+    "norm": [([(2, 3)], []), ([(2, 3)], [1])],
+    "softmax": [([(2, 3)], []), ([(2, 3)], [0]), ([(2, 3)], [-1])],
+    "logsumexp": [([(2, 3)], []), ([(2, 3)], [1])],
+    "dot": [([(4,), (4,)], [])],
+    "reshape": [([(2, 3)], [3, 2]), ([(2, 3)], [-1]), ([(2, 3)], [1, 3, 2])],
+    "transpose": [([(2, 3, 4)], []), ([(2, 3, 4)], [0, 2])],
+    "matmul": [([(2, 3), (3, 4)], []), ([(3,), (3, 2)], [])],
+    "log": [([(2, 3)], []), ([(2, 3), ()], [])],
+    "heaviside": [([(2, 3)], []), ([(2, 3), ()], [])],
+    "diracdelta": [([(2, 3)], [])],
+}
+
+
+def _calls(entry: Function) -> list[tuple[list[tuple[int, ...]], list[int]]]:
+    if entry.name in CALLS:
+        return CALLS[entry.name]
+    assert entry.elementwise and entry.ints == (0,), entry.name
+    low, high = entry.tensors
+    return [([(2, 3)] * n, []) for n in range(low, high + 1)]
+
+
+def test_every_entry_is_in_the_calls_tried_here() -> None:
+    for entry in ENTRIES:
+        assert _calls(entry)
+        for shapes, ints in _calls(entry):
+            assert entry.tensors[0] <= len(shapes) <= entry.tensors[1] and len(ints) in entry.ints
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_every_field_is_present_and_consistent(entry: Function) -> None:
+    assert entry.name.isidentifier() and entry.summary.strip()
+    assert callable(entry.torch) and callable(entry.expand) and callable(entry.shape)
+    assert entry.node is not None or entry.build is not None
+    if entry.node is not None:
+        assert BY_NODE[entry.node] is entry
+    low, high = entry.tensors
+    assert 1 <= low <= high and all(k >= 0 for k in entry.ints)
+    assert entry.kinks is None or callable(entry.kinks)
+    if entry.ints != (0,):
+        assert low == high  # else split could not tell operands from integers
+    assert (entry.kinks is not None) == (entry.name in PIECEWISE)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_split_takes_back_what_make_built(entry: Function) -> None:
+    """The parser builds with ``make``; the compiler and SymPy engine split with ``split``."""
+    if entry.node is None or entry.build is not None or entry.name not in FUNCTIONS:
+        return  # built as plain arithmetic (sqrt, log), or never built by the parser
+    for shapes, ints in _calls(entry):
+        operands = list(sp.symbols(f"a0:{len(shapes)}", real=True))
+        node = entry.make(operands, ints)
+        assert isinstance(node, entry.node)
+        assert entry.split(node.args) == (operands, [sp.Integer(i) for i in ints])
+
+
+def test_split_examples() -> None:
+    x, b = sp.symbols("x b", real=True)
+    assert FUNCTIONS["sum"].split(parse("sum(x, 1)").tree.args) == ([x], [1])
+    assert FUNCTIONS["sum"].split(parse("sum(x)").tree.args) == ([x], [])
+    assert FUNCTIONS["reshape"].split(parse("reshape(x, 2, -1)").tree.args) == ([x], [2, -1])
+    assert FUNCTIONS["max"].split(parse("max(x, b)").tree.args) == (list(parse("max(x, b)").tree.args), [])
+    assert BY_NODE[sp.Heaviside].split(sp.Heaviside(x, 0).args) == ([x, 0], [])
+    # ast arguments too, as the parser splits them before building anything
+    import ast
+
+    call = ast.parse("transpose(x, 0, 2)", mode="eval").body
+    operands, ints = FUNCTIONS["transpose"].split(call.args)
+    assert [a.id for a in operands] == ["x"] and [a.value for a in ints] == [0, 2]
+
+
+def _random(entry: Function, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    low, high = RANGES.get(entry.name, (-2.0, 2.0))
+    return np.random.default_rng(seed).uniform(low, high, shape)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_the_expansion_agrees_with_the_torch_side_on_random_inputs(entry: Function) -> None:
+    """``expand`` on arrays of symbols, evaluated at the inputs, against ``torch`` on tensors."""
+    for case, (shapes, ints) in enumerate(_calls(entry)):
+        values = [_random(entry, shape, seed=10 * case + k) for k, shape in enumerate(shapes)]
+        if entry.name == "heaviside" and len(shapes) == 2:
+            values[1] = np.array(0.0)  # the value at zero: H0 is 0 or 1/2 in jacli's derivatives
+        names = [f"v{k}" for k in range(len(shapes))]
+        symbols = [element_symbols(name, shape) for name, shape in zip(names, shapes)]
+        expanded = entry.expand(*symbols, *ints)
+        point = {}
+        for array, value in zip(symbols, values):
+            point.update({sym: sp.Float(float(v), 30) for sym, v in zip(array.reshape(-1), value.reshape(-1))})
+        exact = np.vectorize(lambda e: float(sp.sympify(e).subs(point).evalf(30)), otypes=[float])(expanded)
+        out = entry.torch(*(torch.tensor(v, dtype=F64) for v in values), *ints)
+        assert tuple(out.shape) == exact.shape, (entry.name, shapes, ints)
+        assert entry.shape(*shapes, *ints) == exact.shape, (entry.name, shapes, ints)  # the shape rule
+        np.testing.assert_allclose(out.numpy(), exact, rtol=1e-13, atol=1e-15, err_msg=entry.name)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_kinks_are_where_the_sympy_side_changes_piece(entry: Function) -> None:
+    """SymPy's own ``rewrite(Piecewise)`` is the reference: a function has kinks exactly when it
+    rewrites to pieces, and the kinks are the expressions its pieces' conditions compare to 0."""
+    shapes, ints = _calls(entry)[0]
+    shapes = [()] * len(shapes) if entry.elementwise else shapes
+    symbols = [element_symbols(f"v{k}", shape) for k, shape in enumerate(shapes)]
+    expanded = entry.expand(*symbols, *ints)
+    pieces = [nodes.elementary(e).rewrite(sp.Piecewise) for e in expanded.reshape(-1)]
+    assert any(p.has(sp.Piecewise) for p in pieces) == (entry.kinks is not None)
+    if entry.kinks is None:
+        return
+    kinks = entry.kinks([array[()] for array in symbols])
+    compared = {
+        condition.lhs - condition.rhs
+        for piecewise in pieces
+        for piece in piecewise.atoms(sp.Piecewise)
+        for _, condition in piece.args
+        if isinstance(condition, sp.core.relational.Relational)
+    }
+    same = lambda a, b: sp.simplify(a - b) == 0 or sp.simplify(a + b) == 0  # noqa: E731
+    assert all(any(same(c, k) for k in kinks) for c in compared), (compared, kinks)
+    assert all(any(same(c, k) for c in compared) for k in kinks), (compared, kinks)
+
+
+def test_a_tensor_entry_without_an_expansion_is_refused_when_the_table_loads() -> None:
+    with pytest.raises(TypeError, match="names no symbolic expansion"):
+        Function("trace", "sum of the diagonal", lambda x: x.trace(), nodes.tensor_op("trace"))
+    with pytest.raises(TypeError, match="names no shape rule"):
+        Function("trace", "sum of the diagonal", lambda x: x.trace(), nodes.tensor_op("trace"), expand=max)
+    with pytest.raises(TypeError, match="fixed operand count"):
+        Function("f", "f", lambda *a: a[0], nodes.tensor_op("f"), tensors=(1, 2), ints=(0, 1), expand=max)
+
+
+def test_an_elementwise_entry_expands_entry_by_entry_by_the_rule() -> None:
+    entry = Function("sinc", "sin(x)/x", lambda x: torch.sinc(x / math.pi), sp.sinc, elementwise=True)
+    x = element_symbols("x", (2, 2))
+    expanded = entry.expand(x)
+    assert expanded.shape == (2, 2)
+    assert all(expanded[i] == sp.sinc(x[i]) for i in np.ndindex(2, 2))

@@ -15,7 +15,7 @@ import sympy as sp
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from jacli import nodes
+from jacli import nodes, printing
 from jacli.errors import ExpressionError
 from jacli.functions import FUNCTIONS
 from jacli.parse import CARET_WIDTH, MAX_DEPTH, MAX_LENGTH, parse
@@ -514,7 +514,7 @@ def test_printed_tree_parses_back_to_the_same_tree(text: str) -> None:
     except ExpressionError as error:  # a rare draw nested deeper than jacli allows
         assert "nested" in str(error)
         reject()
-    printed = nodes.to_text(tree)
+    printed = printing.to_text(tree)
     assert parse(printed).tree == tree, (text, printed)
 
 
@@ -531,14 +531,14 @@ def test_printed_tree_parses_back_to_the_same_tree(text: str) -> None:
 )
 def test_printed_tree_parses_back_for_tricky_cases(text: str) -> None:
     tree = parse(text).tree
-    assert parse(nodes.to_text(tree)).tree == tree
+    assert parse(printing.to_text(tree)).tree == tree
 
 
 def test_printing_keeps_the_written_order_and_jacli_names() -> None:
     # SymPy's str() sorts terms and writes Abs/Max/E; jacli's printer writes what was typed.
-    assert nodes.to_text(parse("y + x*y - e^x").tree) == "y + x*y - e**x"
-    assert nodes.to_text(parse("abs(x) + max(x, y)").tree) == "abs(x) + max(x, y)"
-    assert nodes.to_text(parse("x - 0.1").tree) == "x - 0.1"
+    assert printing.to_text(parse("y + x*y - e^x").tree) == "y + x*y - e**x"
+    assert printing.to_text(parse("abs(x) + max(x, y)").tree) == "abs(x) + max(x, y)"
+    assert printing.to_text(parse("x - 0.1").tree) == "x - 0.1"
 
 
 @pytest.mark.parametrize("before, after", [(0, 400), (400, 0), (400, 400), (10, 10)])
