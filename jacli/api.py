@@ -183,7 +183,7 @@ def compute_jacobian(
         blocks={name: JacobianBlock(name, value) for name, value in values.items()},
     )
     if exact is not None:
-        from jacli import symbolic as exact_module
+        from jacli.engine import exact as exact_module
 
         result.symbolic = exact
         tree = problem.compiled.tree
@@ -404,21 +404,20 @@ def _exact(problem: Problem, method: Any, build: Callable[[Problem], Any]) -> An
 
 
 def _exact_jacobian(problem: Problem) -> dict[str, Any]:
-    from jacli import symbolic as exact_module
+    from jacli.engine import exact as exact_module
 
-    exact_module.check_size(problem.shapes, tuple(problem.plan.output_shape), problem.wrt)
     return exact_module.jacobian(problem.compiled.tree, problem.shapes, problem.wrt)
 
 
 def _exact_hessian(problem: Problem) -> dict[tuple[str, str], Any]:
-    from jacli import symbolic as exact_module
+    from jacli.engine import exact as exact_module
 
     return exact_module.hessian(problem.compiled.tree, problem.shapes, problem.wrt)
 
 
 def _evaluate_exact(problem: Problem, entries: Any) -> Any:
     """Exact SymPy entries evaluated on torch at the inputs."""
-    from jacli import symbolic as exact_module
+    from jacli.engine import exact as exact_module
     from jacli.compile import compile_tree
 
     return exact_module.evaluate(entries, problem.compiled.variables, problem.args, compile_tree)

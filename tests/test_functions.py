@@ -20,7 +20,7 @@ from jacli.compile import compile_expression
 from jacli.errors import ExpressionError
 from jacli.functions import BY_NODE, CONSTANTS, FUNCTIONS, Function
 from jacli.parse import parse
-from jacli.symbolic import element_symbols
+from jacli.engine.exact import element_symbols
 
 F64 = torch.float64
 

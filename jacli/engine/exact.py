@@ -78,9 +78,15 @@ def expand(tree: sp.Basic, shapes: Mapping[str, tuple[int, ...]]) -> Symbolic:
 def jacobian(
     tree: sp.Basic, shapes: Mapping[str, tuple[int, ...]], wrt: Sequence[str]
 ) -> dict[str, Symbolic]:
-    """The exact Jacobian blocks, shaped ``output.shape + input.shape``, as object arrays."""
+    """The exact Jacobian blocks, shaped ``output.shape + input.shape``, as object arrays.
+
+    Raises:
+        ResourceError: before any expansion, when the problem is over the size limits.
+    """
+    from jacli.shapes import infer
+
+    check_size(shapes, infer(tree, shapes).output, wrt)
     output = expand(tree, shapes)
-    check_size(shapes, output.shape, wrt)
     blocks = {}
     for name in wrt:
         symbols = element_symbols(name, shapes[name])
@@ -97,11 +103,11 @@ def hessian(
     tree: sp.Basic, shapes: Mapping[str, tuple[int, ...]], wrt: Sequence[str]
 ) -> dict[tuple[str, str], Symbolic]:
     """The exact Hessian blocks of a single-element output, keyed by (a, b), shaped a.shape + b.shape."""
+    check_size(shapes, (sum(math.prod(shapes[n]) for n in wrt),), wrt)
     output = expand(tree, shapes)
     if output.size != 1:
         raise ShapeError(f"the Hessian needs a single-element output; this one has shape {output.shape}")
     scalar = output.reshape(-1)[0]
-    check_size(shapes, (sum(math.prod(shapes[n]) for n in wrt),), wrt)
     gradients = {name: entrywise(lambda s: sp.diff(scalar, s), element_symbols(name, shapes[name])) for name in wrt}
     blocks = {}
     for a in wrt:
