@@ -183,12 +183,12 @@ def compute_jacobian(
         blocks={name: JacobianBlock(name, value) for name, value in values.items()},
     )
     if exact is not None:
-        from jacli.engine import exact as exact_module
+        from jacli.engine.exact import is_elementwise, scalar_derivative
 
         result.symbolic = exact
         tree = problem.compiled.tree
-        if not all(not problem.shapes[n] for n in problem.wrt) and exact_module.is_elementwise(tree):
-            result.diagonal = {name: exact_module.scalar_derivative(tree, name) for name in problem.wrt}
+        if not all(not problem.shapes[n] for n in problem.wrt) and is_elementwise(tree):
+            result.diagonal = {name: scalar_derivative(tree, name) for name in problem.wrt}
     if det:
         result.det, result.det_symbolic = _determinant(problem, values, exact)
     return result
@@ -404,23 +404,23 @@ def _exact(problem: Problem, method: Any, build: Callable[[Problem], Any]) -> An
 
 
 def _exact_jacobian(problem: Problem) -> dict[str, Any]:
-    from jacli.engine import exact as exact_module
+    from jacli.engine import exact
 
-    return exact_module.jacobian(problem.compiled.tree, problem.shapes, problem.wrt)
+    return exact.jacobian(problem.compiled.tree, problem.shapes, problem.wrt)
 
 
 def _exact_hessian(problem: Problem) -> dict[tuple[str, str], Any]:
-    from jacli.engine import exact as exact_module
+    from jacli.engine import exact
 
-    return exact_module.hessian(problem.compiled.tree, problem.shapes, problem.wrt)
+    return exact.hessian(problem.compiled.tree, problem.shapes, problem.wrt)
 
 
 def _evaluate_exact(problem: Problem, entries: Any) -> Any:
     """Exact SymPy entries evaluated on torch at the inputs."""
-    from jacli.engine import exact as exact_module
     from jacli.compile import compile_tree
+    from jacli.engine import exact
 
-    return exact_module.evaluate(entries, problem.compiled.variables, problem.args, compile_tree)
+    return exact.evaluate(entries, problem.compiled.variables, problem.args, compile_tree)
 
 
 def _evaluate_output(problem: Problem) -> Any:

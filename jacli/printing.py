@@ -7,6 +7,8 @@ which sorts terms and writes ``Abs``, ``Min``, ``Max`` and ``E``, so it does not
 
 from __future__ import annotations
 
+from typing import Any
+
 from decimal import Decimal, localcontext
 
 import sympy as sp
@@ -122,3 +124,10 @@ def to_text(tree: sp.Basic) -> str:
         'y + x*y - e**x'
     """
     return _JacliPrinter().doprint(tree)
+
+
+def to_strings(entries: Any) -> Any:
+    """An object array of SymPy expressions as nested lists of strings, one per entry (for JSON)."""
+    import numpy as np
+
+    return np.vectorize(str, otypes=[object])(entries).tolist() if entries.shape else str(entries[()])

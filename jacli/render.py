@@ -119,7 +119,7 @@ def to_json(result: Any) -> str:
         "result": {key_text(key): _json_tensor(t) for key, t in result.tensors()},
     }
     if getattr(result, "symbolic", None) is not None:
-        from jacli.engine.exact import to_strings
+        from jacli.printing import to_strings
 
         document["symbolic"] = {key_text(key): to_strings(entries) for key, entries in result.symbolic.items()}
     if getattr(result, "det", None) is not None:

@@ -85,8 +85,8 @@ def check(
         A ``CheckReport``; ``report.ok`` is False when some method disagrees beyond tolerance or
         a Jacobian entry is NaN or infinite.
     """
-    from jacli import api
-    from jacli.engine import autodiff, finite
+    from jacli.compile import compile_tree
+    from jacli.engine import autodiff, exact, finite
     from jacli.problem import prepare
 
     check_tolerances(rtol, atol)
@@ -100,8 +100,8 @@ def check(
     results: dict[str, Sequence[Any] | None] = {}
     notes: dict[str, str] = {}
     try:
-        exact = api._exact_jacobian(problem)
-        results["symbolic"] = [api._evaluate_exact(problem, exact[name]) for name in problem.wrt]
+        entries = exact.jacobian(problem.compiled.tree, problem.shapes, problem.wrt)
+        results["symbolic"] = [exact.evaluate(entries[name], problem.variables, args, compile_tree) for name in names]
     except JacliError as error:  # too large to expand, or a SymPy limitation: skip, and say why
         results["symbolic"] = None
         notes["symbolic"] = str(error).split(". ")[0]

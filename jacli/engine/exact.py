@@ -180,11 +180,6 @@ def _value(value: Any, like: Any) -> Any:
     return torch.tensor(value, dtype=like.dtype, device=like.device)
 
 
-def to_strings(entries: Symbolic) -> Any:
-    """Nested lists of strings, one per entry (for JSON)."""
-    return np.vectorize(str, otypes=[object])(entries).tolist() if entries.shape else str(entries[()])
-
-
 # -- expansion ----------------------------------------------------------------------------------
 
 class _Expander:
