@@ -34,7 +34,10 @@ from pathlib import Path
 from typing import Any, Union
 
 from jacli.errors import InputError, JacliError, ShapeError
-from jacli.limits import check_budget
+from jacli.limits import (
+    check_budget,
+    format_count,
+)
 
 MAX_NESTING = 32
 """Deepest bracket nesting accepted in a literal."""
@@ -217,20 +220,47 @@ def _parse_named(spec: str, kind: str, body: str | None, for_v: bool, where: str
 def _shape(text: str, where: str) -> tuple[int, ...]:
     parts = re.split(r"[xX×]", text.strip())
     if not text.strip() or not all(re.fullmatch(r"\s*\d+\s*", p) for p in parts):
-        raise InputError(f"{where}: bad shape {text!r}; write it like 5 or 2x3 or 2x3x4")
+        raise InputError(f"{where}: bad shape {shorten(text)!r}; write it like 5 or 2x3 or 2x3x4")
     if len(parts) > MAX_AXES:
         raise InputError(f"{where}: shape {shorten(text)!r} has {len(parts)} axes; jacli takes at most {MAX_AXES}")
     shape = tuple(_digits(p, where) for p in parts)
     if any(n == 0 for n in shape):
-        raise InputError(f"{where}: shape {text!r} has no elements; every size must be at least 1")
+        raise InputError(f"{where}: shape {shorten(text)!r} has no elements; every size must be at least 1")
     return shape
 
 
 def _number(text: str, where: str) -> float:
     try:
-        return float(text.strip())
+        return _float(text.strip(), where)
     except ValueError:
-        raise InputError(f"{where}: {text.strip()!r} is not a number") from None
+        raise InputError(f"{where}: {shorten(text.strip())!r} is not a number") from None
+
+
+FLOAT64_MAX = "1.8e308"
+"""The largest float64, as messages write it."""
+
+
+def _float(text: str, where: str) -> float:
+    """float() of a number's text, refusing integers beyond float64 instead of reading them as inf.
+
+    Raises ValueError for text that is not a number (callers word that message), and InputError
+    for an integer such as 10**400 written out: the expression parser and the API refuse those
+    too. 1e400 stays infinity, as "inf" and "nan" are accepted.
+    """
+    value = float(text)
+    if math.isinf(value) and re.fullmatch(r"\s*[+-]?[0-9_]+\s*", text):
+        raise InputError(
+            f"{where}: the integer {_show_digits(text)} is larger than float64 can hold (about "
+            f"{FLOAT64_MAX}); write inf if you mean infinity"
+        )
+    return value
+
+
+def _show_digits(text: str) -> str:
+    """An integer's text for a message, shortened without int() (Python refuses int() of more
+    than 4,300 digits)."""
+    text = text.strip()
+    return text if len(text) <= 20 else f"{text[:10]}...{text[-10:]} ({len(text.lstrip('+-')):,} digits)"
 
 
 def _digits(text: str, where: str) -> int:
@@ -408,9 +438,10 @@ def check_spec_budget(
     shape = shape if shape is not None else getattr(spec, "shape", None)
     if shape is None:
         return
+    count = math.prod(shape)
     check_budget(
-        math.prod(shape) * itemsize, budget,
-        f"{label(name, spec.text)} ({math.prod(shape):,} element{'s' if math.prod(shape) != 1 else ''})",
+        count * itemsize, budget,
+        f"{label(name, spec.text)} ({format_count(count)} element{'s' if count != 1 else ''})",
         "Use a smaller shape, or raise --max-memory.",
     )
 
@@ -537,7 +568,7 @@ def _from_text(text: str, where: str, name: str, json_only: bool = False) -> Any
     stripped = text.strip()
     if json_only or stripped.startswith("["):
         try:
-            data = json.loads(stripped)
+            data = json.loads(stripped, parse_int=lambda digits: _json_int(digits, f"{name} = {where}"))
         except (json.JSONDecodeError, RecursionError) as error:
             if json_only:
                 raise InputError(f"{name} = {where}: not valid JSON ({error})") from None
@@ -554,7 +585,7 @@ def _from_text(text: str, where: str, name: str, json_only: bool = False) -> Any
         # Commas with optional spaces, or spaces alone: "1,,3" is a missing value, not "1,3".
         for value in re.split(r"\s*,\s*|\s+", line):
             try:
-                row.append(float(value))
+                row.append(_float(value, f"{name} = {where}: line {number}"))
             except ValueError:
                 what = repr(value[:40]) if value else "an empty value"
                 raise InputError(f"{name} = {where}: line {number}: {what} is not a number") from None
@@ -575,6 +606,13 @@ def _from_text(text: str, where: str, name: str, json_only: bool = False) -> Any
     return tensor[:, 0] if len(rows[0]) == 1 else tensor
 
 
+def _json_int(digits: str, where: str) -> int:
+    """JSON integers, checked by _float first: json's int() refuses more than 4,300 digits with
+    a ValueError, and float() of a shorter one beyond float64 raises OverflowError."""
+    _float(digits, where)
+    return int(digits)
+
+
 def _json_numbers(data: Any, where: str, depth: int = 0) -> Nested:
     if isinstance(data, list):
         if not data:
@@ -583,11 +621,11 @@ def _json_numbers(data: Any, where: str, depth: int = 0) -> Nested:
             raise InputError(f"{where}: lists nested deeper than {MAX_NESTING}")
         return [_json_numbers(item, where, depth + 1) for item in data]
     if isinstance(data, bool) or not isinstance(data, (int, float, str)):
-        raise InputError(f"{where}: {json.dumps(data)[:40]} is not a number")
+        raise InputError(f"{where}: {shorten(json.dumps(data), 40)} is not a number")
     try:
-        return float(data)
+        return _float(data, where) if isinstance(data, str) else float(data)
     except (ValueError, OverflowError):
-        raise InputError(f"{where}: {data!r} is not a number") from None
+        raise InputError(f"{where}: {shorten(repr(data), 40)} is not a number") from None
 
 
 def fit_to_output(v: Any, output_shape: tuple[int, ...], spec_text: str, what: str = "the output") -> Any:

@@ -60,6 +60,17 @@ def parse_size(text: str) -> int:
     return size
 
 
+def format_count(count: int) -> str:
+    """Element counts for people: ``1,000,000``; beyond 10**15, ``1.00e+8000``.
+
+    ``f"{n:,}"`` calls str(int), which Python refuses beyond 4,300 digits (a shape such as
+    ``ones:<4000 nines>x<4000 nines>`` has 8,000), and such counts are unreadable anyway.
+    """
+    if abs(count) < 10**15:
+        return f"{count:,}"
+    return f"{Decimal(count):.2e}"  # Decimal(int) is exact and has no digit limit
+
+
 def format_bytes(size: float) -> str:
     """Bytes for people: ``8.0 TB``, ``512.0 MB``."""
     if abs(size) >= 10**18:  # Decimal: a shape like 10**400 elements is too large for a float

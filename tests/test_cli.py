@@ -296,6 +296,23 @@ def test_memory_budget_fails_fast() -> None:
     assert elapsed < 3.0, f"took {elapsed:.1f} s"
 
 
+@pytest.mark.parametrize("suffix", [".json", ".txt"])
+def test_a_5000_digit_integer_in_a_file_or_on_stdin_is_an_error_line(tmp_path, suffix) -> None:
+    text = "[1, " + "9" * 5000 + "]"
+    (tmp_path / f"big{suffix}").write_text(text)
+    for result in (run("jacobian", "x", "-i", f"@{tmp_path / f'big{suffix}'}"),
+                   run("jacobian", "x", "-i", "@-", input=text)):
+        assert_user_error(result, "9999999999...9999999999 (5,000 digits)", "larger than float64", "write inf")
+        assert len(result.stderr) < 300
+
+
+def test_a_shape_of_8000_digit_elements_is_an_error_line() -> None:
+    nines = "9" * 4000
+    result = run("jacobian", "x", "-i", f"ones:{nines}x{nines}")
+    assert_user_error(result, "1.00e+8000 elements", "over the memory budget", "Use a smaller shape")
+    assert len(result.stderr) < 400
+
+
 # -- usage errors: exit 2 -----------------------------------------------------------------------
 
 
