@@ -892,6 +892,7 @@ def _materialize(value: Any, name: str, problem: _Problem, output_shape: tuple[i
             tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=torch.float64)
         except (TypeError, ValueError, RuntimeError) as error:
             raise InputError(f"input {name}: cannot make a tensor of {_describe(value)} ({error})") from None
+        specs.check_dense(tensor, f"input {name}")
         if tensor.is_complex() or tensor.dtype == torch.bool or tensor.numel() == 0:
             raise InputError(f"input {name}: jacli needs a non-empty tensor of real numbers, not {_describe(value)}")
         check_budget(tensor.numel() * tensor.element_size(), problem.budget, f"input {name}", "Use a smaller input.")

@@ -540,6 +540,7 @@ def _read_file(spec: File, name: str, budget: int | None = None) -> Any:
                 loaded = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(loaded, torch.Tensor) or loaded.is_complex():
                 raise InputError(f"{name} = @{path}: does not hold one real tensor")
+            check_dense(loaded, f"{name} = @{path}", saved=True)
             return loaded.detach().to(torch.float64)
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -626,6 +627,36 @@ def _json_numbers(data: Any, where: str, depth: int = 0) -> Nested:
         return _float(data, where) if isinstance(data, str) else float(data)
     except (ValueError, OverflowError):
         raise InputError(f"{where}: {shorten(repr(data), 40)} is not a number") from None
+
+
+def check_dense(tensor: Any, where: str, saved: bool = False) -> None:
+    """Refuse tensors that hold no plain array of numbers: meta (no data), sparse, nested,
+    quantized. torch.func and the formulas need a dense, strided tensor; converting silently
+    could allocate far more than the file's size (a sparse tensor's dense form), so the user
+    converts, knowing the cost.
+
+    Args:
+        where: how messages name the tensor, e.g. ``x = @x.pt`` or ``inputs['x']``.
+        saved: the tensor came from a file, so the advice is to convert it before saving.
+    """
+    import torch
+
+    if tensor.is_meta:
+        what, fix = "a meta tensor (a shape without numbers)", "one that holds numbers"
+    elif tensor.is_nested:
+        what, fix = "a nested tensor", "t.to_padded_tensor(0.0), or each of its tensors on its own"
+    elif tensor.layout != torch.strided:
+        layout = str(tensor.layout).replace("torch.", "")
+        kind = f"sparse {layout[len('sparse_'):].upper()}" if layout.startswith("sparse_") else layout
+        what, fix = f"a {kind} tensor", "t.to_dense()"
+    elif tensor.is_quantized:
+        what, fix = "a quantized tensor", "t.dequantize()"
+    else:
+        return
+    raise InputError(
+        f"{where}: holds {what}; jacli needs a dense, strided tensor of real numbers, so "
+        f"{'save' if saved else 'give'} {fix} instead"
+    )
 
 
 def fit_to_output(v: Any, output_shape: tuple[int, ...], spec_text: str, what: str = "the output") -> Any:

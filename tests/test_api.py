@@ -7,6 +7,7 @@ or come from exact SymPy evaluation; errors must be JacliError subclasses with u
 from __future__ import annotations
 
 import math
+import re
 import time
 import warnings
 
@@ -369,6 +370,18 @@ def test_cuda_on_a_cpu_build() -> None:
 def test_bad_input_values(value) -> None:
     with pytest.raises(InputError):
         jacli.jacobian("x", {"x": value})
+
+
+@pytest.mark.parametrize(
+    "value,fix",
+    [(torch.eye(2).to_sparse(), "t.to_dense()"), (torch.empty(2, device="meta"), "one that holds numbers")],
+    ids=["sparse", "meta"],
+)
+def test_tensors_without_dense_strided_data_are_refused(value, fix) -> None:
+    with pytest.raises(InputError, match=f"dense, strided tensor of real numbers, so give {re.escape(fix)}"):
+        jacli.jacobian("x", {"x": value})
+    with pytest.raises(InputError, match="input v: holds"):
+        jacli.vjp("x", {"x": [1.0, 2.0]}, value)
 
 
 def test_shape_mismatch_is_a_shape_error() -> None:

@@ -313,6 +313,24 @@ def test_a_shape_of_8000_digit_elements_is_an_error_line() -> None:
     assert len(result.stderr) < 400
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch: sparse CSR and nested tensors are beta
+@pytest.mark.parametrize(
+    "make_tensor,what,fix",
+    [
+        (lambda: torch.empty(3, device="meta"), "a meta tensor", "one that holds numbers"),
+        (lambda: torch.eye(3).to_sparse(), "a sparse COO tensor", "t.to_dense()"),
+        (lambda: torch.eye(3).to_sparse_csr(), "a sparse CSR tensor", "t.to_dense()"),
+        (lambda: torch.nested.nested_tensor([torch.ones(2), torch.ones(3)]), "a nested tensor", "t.to_padded_tensor(0.0)"),
+    ],
+    ids=["meta", "sparse_coo", "sparse_csr", "nested"],
+)
+def test_a_pt_file_without_a_dense_strided_tensor_is_an_error_line(tmp_path, make_tensor, what, fix) -> None:
+    path = tmp_path / "t.pt"
+    torch.save(make_tensor(), path)
+    result = run("jacobian", "x", "-i", f"@{path}")
+    assert_user_error(result, f"x = @{path}: holds {what}", "dense, strided tensor of real numbers", f"save {fix}")
+
+
 # -- usage errors: exit 2 -----------------------------------------------------------------------
 
 
