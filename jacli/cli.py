@@ -469,6 +469,15 @@ def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
             raise
         _diagnose(f"Error: {error}")
         raise typer.Exit(1) from None
+    except MemoryError:
+        # The budget checks refuse what they can estimate; this is what slipped past them.
+        if debug:
+            raise
+        _diagnose(
+            "Error: ran out of memory; use smaller inputs, or a lower --max-memory so that jacli "
+            "refuses before allocating"
+        )
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         if debug:
             raise

@@ -33,10 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from jacli.errors import InputError, JacliError, ShapeError
+from jacli.errors import InputError, JacliError, ResourceError, ShapeError
 from jacli.limits import (
+    TEXT_FACTOR,
     check_budget,
+    default_budget,
+    format_bytes,
     format_count,
+    text_cap,
 )
 
 MAX_NESTING = 32
@@ -509,7 +513,14 @@ def _read_file(spec: File, name: str, budget: int | None = None) -> Any:
 
     path = spec.path
     if path == "-":
-        return _from_text(sys.stdin.read(), "standard input", name)
+        where = f"{name} = @- (standard input)"
+        if sys.stdin is None:  # started with stdin closed (<&-)
+            raise InputError(f"{where}: standard input is closed; pipe the numbers in, or give a file")
+        try:
+            text = _read_text(sys.stdin, budget, where)
+        except UnicodeDecodeError:
+            raise InputError(f"{where}: is not text (not UTF-8); give numbers as text, or a .npy file") from None
+        return _from_text(text, "standard input", name)
     suffix = Path(path).suffix.lower()
     try:
         if suffix == ".npy":
@@ -543,7 +554,7 @@ def _read_file(spec: File, name: str, budget: int | None = None) -> Any:
             check_dense(loaded, f"{name} = @{path}", saved=True)
             return loaded.detach().to(torch.float64)
         with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+            text = _read_text(handle, budget, f"{name} = @{path}")
     except OSError as error:
         raise InputError(f"{name} = @{path}: cannot read it ({error.strerror or error})") from None
     except Exception as error:  # torch.load's unpickling errors have no common base class
@@ -560,6 +571,25 @@ def _read_file(spec: File, name: str, budget: int | None = None) -> Any:
             reason = "it holds Python objects (pickled data), which jacli never loads"
         raise InputError(f"{name} = @{path}: not a readable {suffix} file ({reason})") from None
     return _from_text(text, f"@{path}", name, json_only=suffix == ".json")
+
+
+def _read_text(handle: Any, budget: int | None, where: str) -> str:
+    """All of a text stream, or a ResourceError once it passes what the budget allows.
+
+    A bounded read: ``@- < /dev/zero`` or a huge pipe would otherwise grow one string until
+    the process runs out of memory, and parsing text takes many times its size (TEXT_FACTOR).
+    """
+    budget = budget if budget is not None else default_budget()
+    cap = text_cap(budget)
+    text = handle.read(cap + 1)
+    if len(text) > cap:
+        raise ResourceError(
+            f"{where}: holds more than {format_bytes(cap)} of text, the most jacli reads as numbers "
+            f"under the memory budget of {format_bytes(budget)} (numbers as text take up to "
+            f"{TEXT_FACTOR} times their size while read). Save the numbers with numpy.save and give "
+            "the .npy file, or raise --max-memory."
+        )
+    return text
 
 
 def _from_text(text: str, where: str, name: str, json_only: bool = False) -> Any:

@@ -18,6 +18,11 @@ BUDGET_FRACTION = 0.5
 MAX_SIZE = 2**63 - 1
 """The largest size ``parse_size`` accepts (bytes): more than any machine has."""
 
+TEXT_FACTOR = 20
+"""Bytes of memory per byte of text while numbers are read from text (JSON, CSV, stdin): "1,"
+is 2 bytes of text but a 24-byte Python float and an 8-byte list slot while parsed, and 8 bytes
+in the tensor. Text longer than the budget / TEXT_FACTOR is refused before it is parsed."""
+
 _UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
           "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
 
@@ -58,6 +63,11 @@ def parse_size(text: str) -> int:
     if size < 1:
         raise InputError(f"--max-memory {text!r} is too small; give at least 1 byte")
     return size
+
+
+def text_cap(budget: int) -> int:
+    """The most characters of text read as numbers under a memory budget (see ``TEXT_FACTOR``)."""
+    return max(budget // TEXT_FACTOR, 1)
 
 
 def format_count(count: int) -> str:

@@ -174,6 +174,36 @@ def test_output_to_a_folder_is_refused(tmp_path):
     assert result.exit_code == 1 and "is a folder" in result.stderr and result.stdout == ""
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_endless_stdin_is_refused_at_a_cap_from_the_budget():
+    """-i @- < /dev/zero used to read until MemoryError (or the kernel's OOM killer)."""
+    with open("/dev/zero", "rb") as zero:
+        done = subprocess.run(
+            [sys.executable, "-m", "jacli", "jacobian", "x", "-i", "@-", "--max-memory", "1MB"],
+            stdin=zero, capture_output=True, text=True, timeout=120, env={**os.environ, "JACLI_DEBUG": ""},
+        )
+    assert done.returncode == 1 and done.stdout == ""
+    # 1 MB / 20 (TEXT_FACTOR) = 50 kB
+    assert done.stderr.startswith("Error: x = @- (standard input): holds more than 50.0 kB of text")
+    assert "memory budget of 1.0 MB" in done.stderr and "--max-memory" in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_out_of_memory_anywhere_is_an_error_line(monkeypatch):
+    from jacli import engine
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(engine, "jacobian", exhausted)
+    result = cli("jacobian", "x**2", "-i", "1,2")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == (
+        "Error: ran out of memory; use smaller inputs, or a lower --max-memory so that jacli refuses "
+        "before allocating\n"
+    )
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_a_full_disk_on_stdout_is_an_error_line():
     with open("/dev/full", "w") as full:

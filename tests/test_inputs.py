@@ -649,6 +649,29 @@ def test_integers_that_fit_float64_and_float_overflow_are_unchanged(tmp_path) ->
     assert "integer" in input_error("1," + NINES[:400])
 
 
+class Endless:
+    """Standard input that never ends (like /dev/zero); reading all of it is a test failure."""
+
+    def read(self, size: int = -1) -> str:
+        assert size is not None and size >= 0, "an unbounded read of an endless stream"
+        return "1" * size
+
+
+def test_text_is_read_up_to_a_cap_from_the_budget(monkeypatch, tmp_path) -> None:
+    # a budget of 2,000 B allows 2,000 / TEXT_FACTOR (20) = 100 characters of text
+    monkeypatch.setattr(sys, "stdin", Endless())
+    with pytest.raises(ResourceError) as caught:
+        make("@-", budget=2000)
+    message = str(caught.value)
+    assert message.startswith("x = @- (standard input): holds more than 100 B of text")
+    assert "memory budget of 2.0 kB" in message and "numpy.save" in message
+    (tmp_path / "x.txt").write_text("1 " * 50)  # exactly 100 characters: read
+    assert make(f"@{tmp_path / 'x.txt'}", budget=2000).shape == (50,)
+    (tmp_path / "x.txt").write_text("1 " * 50 + "\n")
+    with pytest.raises(ResourceError, match=r"x = @.*x\.txt: holds more than 100 B of text"):
+        make(f"@{tmp_path / 'x.txt'}", budget=2000)
+
+
 @pytest.mark.parametrize("suffix", [".npy", ".pt", ".json", ".csv", ".txt"])
 def test_missing_file(tmp_path, suffix) -> None:
     path = tmp_path / f"nope{suffix}"
