@@ -454,6 +454,13 @@ def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
     debug = debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
     warnings.showwarning = _show_warning
     try:
+        if out.file is None and sys.stdout is None:
+            # Started with stdout closed (>&-): Python leaves sys.stdout None. Say so before
+            # computing, rather than fail on the first write after all the work.
+            raise JacliError(
+                "standard output is closed, so the result has nowhere to go; write it to a file "
+                "with --output FILE, or run jacli with stdout open (> FILE or | less)"
+            )
         if out.file is not None:
             from jacli import render
 

@@ -331,6 +331,31 @@ def test_a_pt_file_without_a_dense_strided_tensor_is_an_error_line(tmp_path, mak
     assert_user_error(result, f"x = @{path}: holds {what}", "dense, strided tensor of real numbers", f"save {fix}")
 
 
+def test_closed_stdout_is_an_error_line() -> None:
+    """jacli ... >&- : Python starts with sys.stdout None; the result has nowhere to go."""
+    process = subprocess.run(
+        [sys.executable, "-m", "jacli", "jacobian", "x", "-i", "1"], stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, timeout=120, env=subprocess_env(), preexec_fn=lambda: os.close(1),
+    )
+    assert process.returncode == 1
+    assert process.stderr.startswith("Error: standard output is closed") and process.stderr.count("\n") == 1
+    assert "--output FILE" in process.stderr and "Traceback" not in process.stderr
+
+
+def test_closed_stdin_is_an_error_line(monkeypatch) -> None:
+    # jacli ... -i @- <&- : sys.stdin is None (CliRunner always gives a stdin, so set it inside)
+    from jacli import inputs as spec_module
+
+    real = spec_module._read_file
+
+    def closed_stdin(*args, **kwargs):
+        monkeypatch.setattr(sys, "stdin", None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(spec_module, "_read_file", closed_stdin)
+    assert_user_error(run("jacobian", "x", "-i", "@-"), "x = @- (standard input): standard input is closed")
+
+
 # -- usage errors: exit 2 -----------------------------------------------------------------------
 
 
