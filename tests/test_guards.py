@@ -238,6 +238,37 @@ def test_sigint_to_a_real_row_loop_exits_130():
     assert done.stderr == "Interrupted.\n" and done.stdout == ""
 
 
+@pytest.mark.parametrize(
+    "hooked",
+    [
+        # before Typer's own handler: a bare KeyboardInterrupt out of app()
+        "typer.main.get_command",
+        # inside it, while the options are parsed: Typer makes it a silent exit 130
+        "typer.core.TyperGroup.make_context",
+    ],
+)
+def test_ctrl_c_while_typer_dispatches_exits_130(hooked):
+    """Ctrl-C in the first moments, before a command runs: the process sends itself SIGINT from
+    inside Typer's start-up, so the interrupt lands there for certain, with no timing involved."""
+    owner, attribute = hooked.rsplit(".", 1)
+    code = (
+        "import os, signal, sys\n"
+        "import typer.core, typer.main\n"
+        "from jacli.cli import main\n"
+        f"real = {hooked}\n"
+        "def interrupt(*args, **kwargs):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(*args, **kwargs)\n"
+        f"setattr({owner}, {attribute!r}, interrupt)\n"
+        "sys.argv = ['jacli', 'jacobian', 'x', '-i', '1']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "JACLI_DEBUG": ""})
+    assert done.returncode == 130
+    assert done.stderr == "Interrupted.\n" and done.stdout == ""
+
+
 def test_python_syntax_warnings_become_jacli_errors_not_stray_lines():
     """Found by the deep fuzz run: "0is" made Python print a SyntaxWarning before the error."""
     result = cli("jacobian", "-i", "1", "--", "0is")
