@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from jacli import devices, inputs as specs
 from jacli.errors import ExpressionError, InputError, JacliWarning, ShapeError
-from jacli.limits import check_budget, default_budget
+from jacli.limits import check_budget, check_max_memory, default_budget
 
 JACOBIAN_METHODS = ("auto", "reverse", "forward", "rows", "symbolic")
 VJP_METHODS = ("auto", "grad", "backward")
@@ -535,8 +535,11 @@ def _prepare(expr, inputs, wrt, device, dtype, seed, max_memory, result: str | N
     "hessian"). Inputs whose shape is only known once read (files) are read first.
     """
     devices.check_names(device if isinstance(device, str) else "cpu", dtype if isinstance(dtype, str) else "float64")
+    max_memory = check_max_memory(max_memory)
+    wrt = specs.check_wrt(wrt)
     pairs = _input_pairs(inputs)
     given = [(name, _as_spec(value) if isinstance(value, str) else value) for name, value in pairs]
+    specs.check_python_numbers(given)
 
     # Spec sizes, the expression and the names are checked before torch (and, for the sizes,
     # SymPy) is imported, so that these errors answer at once.
@@ -890,6 +893,9 @@ def _materialize(value: Any, name: str, problem: _Problem, output_shape: tuple[i
             # Python numbers and lists are read in float64: as_tensor's default, float32, would
             # round 0.1 to 0.10000000149 before the requested dtype is applied.
             tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=torch.float64)
+        except OverflowError:  # a Python int beyond float64 (v; inputs are checked in _prepare)
+            specs.check_python_number(value, f"input {name}")
+            raise
         except (TypeError, ValueError, RuntimeError) as error:
             raise InputError(f"input {name}: cannot make a tensor of {_describe(value)} ({error})") from None
         specs.check_dense(tensor, f"input {name}")

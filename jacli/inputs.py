@@ -31,7 +31,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Iterable, Union
 
 from jacli.errors import InputError, JacliError, ResourceError, ShapeError
 from jacli.limits import (
@@ -40,6 +40,8 @@ from jacli.limits import (
     default_budget,
     format_bytes,
     format_count,
+    format_integer,
+    short_repr,
     text_cap,
 )
 
@@ -687,6 +689,50 @@ def check_dense(tensor: Any, where: str, saved: bool = False) -> None:
         f"{where}: holds {what}; jacli needs a dense, strided tensor of real numbers, so "
         f"{'save' if saved else 'give'} {fix} instead"
     )
+
+
+def check_wrt(wrt: Any) -> list[str] | None:
+    """The API's ``wrt``: None (all inputs), one name, or a list of names ("a,b" items split later).
+
+    A bare string is one name, not its letters; anything else that is not a list of strings is
+    an InputError naming the item.
+    """
+    if wrt is None:
+        return None
+    if isinstance(wrt, str):
+        return [wrt]
+    if isinstance(wrt, (bytes, dict)) or not isinstance(wrt, Iterable):
+        raise InputError(f"wrt must be a variable name or a list of names, such as ['x', 'y'], not {short_repr(wrt)}")
+    names = list(wrt)
+    for i, item in enumerate(names):
+        if not isinstance(item, str):
+            raise InputError(f"wrt[{i}] must be a variable name (a str), not {short_repr(item)}; e.g. wrt=['x']")
+    return names
+
+
+def check_python_numbers(given: Iterable[tuple[str | None, Any]]) -> None:
+    """``check_python_number`` for each of the API's inputs, named ``inputs['x']``."""
+    for name, value in given:
+        check_python_number(value, f"inputs[{name!r}]" if name is not None else "an input")
+
+
+def check_python_number(value: Any, where: str) -> None:
+    """Refuse Python ints too large for float64 (``10**400``) before anything converts or prints
+    them: float() raises OverflowError, and str() a ValueError beyond 4,300 digits. Only ints and
+    lists or tuples are walked; tensors and arrays cannot hold such numbers."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif type(item) is int and not -(2**1023) < item < 2**1023:
+            try:
+                float(item)
+            except OverflowError:
+                raise InputError(
+                    f"{where} holds the integer {format_integer(item)}, larger than float64 can hold "
+                    f"(about {FLOAT64_MAX}); give a float, e.g. float('inf') for infinity"
+                ) from None
 
 
 def fit_to_output(v: Any, output_shape: tuple[int, ...], spec_text: str, what: str = "the output") -> Any:
