@@ -454,6 +454,13 @@ def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
     debug = debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
     warnings.showwarning = _show_warning
     try:
+        if out.file is None and sys.stdout is None:
+            # Started with stdout closed (>&-): Python leaves sys.stdout None. Say so before
+            # computing, rather than fail on the first write after all the work.
+            raise JacliError(
+                "standard output is closed, so the result has nowhere to go; write it to a file "
+                "with --output FILE, or run jacli with stdout open (> FILE or | less)"
+            )
         if out.file is not None:
             from jacli import render
 
@@ -469,11 +476,20 @@ def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
             raise
         _diagnose(f"Error: {error}")
         raise typer.Exit(1) from None
+    except MemoryError:
+        # The budget checks refuse what they can estimate; this is what slipped past them.
+        if debug:
+            raise
+        _diagnose(
+            "Error: ran out of memory; use smaller inputs, or a lower --max-memory so that jacli "
+            "refuses before allocating"
+        )
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         if debug:
             raise
         _RowProgress.stop_all()
-        _diagnose("Interrupted.")
+        _interrupted()
         raise typer.Exit(130) from None
     except BrokenPipeError:
         # The reader (head, a closed pager) went away; there is no one left to tell.
@@ -624,9 +640,36 @@ class _RowProgress:
             _RowProgress.active.remove(self)
 
 
+_interruption_reported = False
+"""Whether this run has said "Interrupted." (main says it when _run has not)."""
+
+
+def _interrupted() -> None:
+    global _interruption_reported
+    _interruption_reported = True
+    _diagnose("Interrupted.")
+
+
 def main() -> None:
-    """Entry point of the ``jacli`` script."""
-    app()
+    """Entry point of the ``jacli`` script.
+
+    Ctrl-C inside a command is answered by ``_run``. Earlier, while Typer builds the command
+    and parses the options, it lands here: as a KeyboardInterrupt when Typer has not yet
+    entered its own handler, or as the silent exit 130 that Typer makes of it. Either way the
+    user sees "Interrupted." and exit code 130, never a traceback. (Ctrl-C while Python
+    imports this module, before main runs, is Python's own.)
+    """
+    global _interruption_reported
+    _interruption_reported = False
+    try:
+        app()
+    except KeyboardInterrupt:
+        _interrupted()
+        sys.exit(130)
+    except SystemExit as done:
+        if done.code == 130 and not _interruption_reported:  # jacli exits 130 only when interrupted
+            _interrupted()
+        raise
 
 
 if __name__ == "__main__":

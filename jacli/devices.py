@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from jacli.errors import DeviceError
+from jacli.limits import short_repr
 
 DTYPES = ("float64", "float32")
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?|mps|auto")
@@ -30,6 +31,10 @@ def resolve_dtype(dtype: Any) -> Any:
         if dtype not in (torch.float64, torch.float32):
             raise DeviceError(f"dtype {dtype} is not supported; use float64 or float32")
         return dtype
+    if not isinstance(dtype, str):  # the API's argument: 5 or numpy.float64 would reach getattr
+        raise DeviceError(
+            f"dtype must be 'float64', 'float32' or a torch.dtype such as torch.float32, not {short_repr(dtype)}"
+        )
     check_names("cpu", dtype)
     return getattr(torch, dtype)
 
@@ -43,6 +48,10 @@ def resolve_device(device: Any, dtype: Any) -> Any:
 
     if isinstance(device, torch.device):
         device = str(device)
+    if not isinstance(device, str):  # the API's argument: 5 has no .startswith
+        raise DeviceError(
+            f"device must be a name such as 'cpu', 'cuda:0' or 'auto', or a torch.device, not {short_repr(device)}"
+        )
     check_names(device, "float64")
     if device == "auto":
         if torch.cuda.is_available():

@@ -31,10 +31,19 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Iterable, Union
 
-from jacli.errors import InputError, JacliError, ShapeError
-from jacli.limits import check_budget
+from jacli.errors import InputError, JacliError, ResourceError, ShapeError
+from jacli.limits import (
+    TEXT_FACTOR,
+    check_budget,
+    default_budget,
+    format_bytes,
+    format_count,
+    format_integer,
+    short_repr,
+    text_cap,
+)
 
 MAX_NESTING = 32
 """Deepest bracket nesting accepted in a literal."""
@@ -217,20 +226,47 @@ def _parse_named(spec: str, kind: str, body: str | None, for_v: bool, where: str
 def _shape(text: str, where: str) -> tuple[int, ...]:
     parts = re.split(r"[xX×]", text.strip())
     if not text.strip() or not all(re.fullmatch(r"\s*\d+\s*", p) for p in parts):
-        raise InputError(f"{where}: bad shape {text!r}; write it like 5 or 2x3 or 2x3x4")
+        raise InputError(f"{where}: bad shape {shorten(text)!r}; write it like 5 or 2x3 or 2x3x4")
     if len(parts) > MAX_AXES:
         raise InputError(f"{where}: shape {shorten(text)!r} has {len(parts)} axes; jacli takes at most {MAX_AXES}")
     shape = tuple(_digits(p, where) for p in parts)
     if any(n == 0 for n in shape):
-        raise InputError(f"{where}: shape {text!r} has no elements; every size must be at least 1")
+        raise InputError(f"{where}: shape {shorten(text)!r} has no elements; every size must be at least 1")
     return shape
 
 
 def _number(text: str, where: str) -> float:
     try:
-        return float(text.strip())
+        return _float(text.strip(), where)
     except ValueError:
-        raise InputError(f"{where}: {text.strip()!r} is not a number") from None
+        raise InputError(f"{where}: {shorten(text.strip())!r} is not a number") from None
+
+
+FLOAT64_MAX = "1.8e308"
+"""The largest float64, as messages write it."""
+
+
+def _float(text: str, where: str) -> float:
+    """float() of a number's text, refusing integers beyond float64 instead of reading them as inf.
+
+    Raises ValueError for text that is not a number (callers word that message), and InputError
+    for an integer such as 10**400 written out: the expression parser and the API refuse those
+    too. 1e400 stays infinity, as "inf" and "nan" are accepted.
+    """
+    value = float(text)
+    if math.isinf(value) and re.fullmatch(r"\s*[+-]?[0-9_]+\s*", text):
+        raise InputError(
+            f"{where}: the integer {_show_digits(text)} is larger than float64 can hold (about "
+            f"{FLOAT64_MAX}); write inf if you mean infinity"
+        )
+    return value
+
+
+def _show_digits(text: str) -> str:
+    """An integer's text for a message, shortened without int() (Python refuses int() of more
+    than 4,300 digits)."""
+    text = text.strip()
+    return text if len(text) <= 20 else f"{text[:10]}...{text[-10:]} ({len(text.lstrip('+-')):,} digits)"
 
 
 def _digits(text: str, where: str) -> int:
@@ -408,9 +444,10 @@ def check_spec_budget(
     shape = shape if shape is not None else getattr(spec, "shape", None)
     if shape is None:
         return
+    count = math.prod(shape)
     check_budget(
-        math.prod(shape) * itemsize, budget,
-        f"{label(name, spec.text)} ({math.prod(shape):,} element{'s' if math.prod(shape) != 1 else ''})",
+        count * itemsize, budget,
+        f"{label(name, spec.text)} ({format_count(count)} element{'s' if count != 1 else ''})",
         "Use a smaller shape, or raise --max-memory.",
     )
 
@@ -478,7 +515,14 @@ def _read_file(spec: File, name: str, budget: int | None = None) -> Any:
 
     path = spec.path
     if path == "-":
-        return _from_text(sys.stdin.read(), "standard input", name)
+        where = f"{name} = @- (standard input)"
+        if sys.stdin is None:  # started with stdin closed (<&-)
+            raise InputError(f"{where}: standard input is closed; pipe the numbers in, or give a file")
+        try:
+            text = _read_text(sys.stdin, budget, where)
+        except UnicodeDecodeError:
+            raise InputError(f"{where}: is not text (not UTF-8); give numbers as text, or a .npy file") from None
+        return _from_text(text, "standard input", name)
     suffix = Path(path).suffix.lower()
     try:
         if suffix == ".npy":
@@ -509,9 +553,10 @@ def _read_file(spec: File, name: str, budget: int | None = None) -> Any:
                 loaded = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(loaded, torch.Tensor) or loaded.is_complex():
                 raise InputError(f"{name} = @{path}: does not hold one real tensor")
+            check_dense(loaded, f"{name} = @{path}", saved=True)
             return loaded.detach().to(torch.float64)
         with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+            text = _read_text(handle, budget, f"{name} = @{path}")
     except OSError as error:
         raise InputError(f"{name} = @{path}: cannot read it ({error.strerror or error})") from None
     except Exception as error:  # torch.load's unpickling errors have no common base class
@@ -530,6 +575,25 @@ def _read_file(spec: File, name: str, budget: int | None = None) -> Any:
     return _from_text(text, f"@{path}", name, json_only=suffix == ".json")
 
 
+def _read_text(handle: Any, budget: int | None, where: str) -> str:
+    """All of a text stream, or a ResourceError once it passes what the budget allows.
+
+    A bounded read: ``@- < /dev/zero`` or a huge pipe would otherwise grow one string until
+    the process runs out of memory, and parsing text takes many times its size (TEXT_FACTOR).
+    """
+    budget = budget if budget is not None else default_budget()
+    cap = text_cap(budget)
+    text = handle.read(cap + 1)
+    if len(text) > cap:
+        raise ResourceError(
+            f"{where}: holds more than {format_bytes(cap)} of text, the most jacli reads as numbers "
+            f"under the memory budget of {format_bytes(budget)} (numbers as text take up to "
+            f"{TEXT_FACTOR} times their size while read). Save the numbers with numpy.save and give "
+            "the .npy file, or raise --max-memory."
+        )
+    return text
+
+
 def _from_text(text: str, where: str, name: str, json_only: bool = False) -> Any:
     """JSON (numbers or nested lists, "nan"/"inf" strings allowed) or rows of numbers."""
     import torch
@@ -537,7 +601,7 @@ def _from_text(text: str, where: str, name: str, json_only: bool = False) -> Any
     stripped = text.strip()
     if json_only or stripped.startswith("["):
         try:
-            data = json.loads(stripped)
+            data = json.loads(stripped, parse_int=lambda digits: _json_int(digits, f"{name} = {where}"))
         except (json.JSONDecodeError, RecursionError) as error:
             if json_only:
                 raise InputError(f"{name} = {where}: not valid JSON ({error})") from None
@@ -554,7 +618,7 @@ def _from_text(text: str, where: str, name: str, json_only: bool = False) -> Any
         # Commas with optional spaces, or spaces alone: "1,,3" is a missing value, not "1,3".
         for value in re.split(r"\s*,\s*|\s+", line):
             try:
-                row.append(float(value))
+                row.append(_float(value, f"{name} = {where}: line {number}"))
             except ValueError:
                 what = repr(value[:40]) if value else "an empty value"
                 raise InputError(f"{name} = {where}: line {number}: {what} is not a number") from None
@@ -575,6 +639,13 @@ def _from_text(text: str, where: str, name: str, json_only: bool = False) -> Any
     return tensor[:, 0] if len(rows[0]) == 1 else tensor
 
 
+def _json_int(digits: str, where: str) -> int:
+    """JSON integers, checked by _float first: json's int() refuses more than 4,300 digits with
+    a ValueError, and float() of a shorter one beyond float64 raises OverflowError."""
+    _float(digits, where)
+    return int(digits)
+
+
 def _json_numbers(data: Any, where: str, depth: int = 0) -> Nested:
     if isinstance(data, list):
         if not data:
@@ -583,11 +654,85 @@ def _json_numbers(data: Any, where: str, depth: int = 0) -> Nested:
             raise InputError(f"{where}: lists nested deeper than {MAX_NESTING}")
         return [_json_numbers(item, where, depth + 1) for item in data]
     if isinstance(data, bool) or not isinstance(data, (int, float, str)):
-        raise InputError(f"{where}: {json.dumps(data)[:40]} is not a number")
+        raise InputError(f"{where}: {shorten(json.dumps(data), 40)} is not a number")
     try:
-        return float(data)
+        return _float(data, where) if isinstance(data, str) else float(data)
     except (ValueError, OverflowError):
-        raise InputError(f"{where}: {data!r} is not a number") from None
+        raise InputError(f"{where}: {shorten(repr(data), 40)} is not a number") from None
+
+
+def check_dense(tensor: Any, where: str, saved: bool = False) -> None:
+    """Refuse tensors that hold no plain array of numbers: meta (no data), sparse, nested,
+    quantized. torch.func and the formulas need a dense, strided tensor; converting silently
+    could allocate far more than the file's size (a sparse tensor's dense form), so the user
+    converts, knowing the cost.
+
+    Args:
+        where: how messages name the tensor, e.g. ``x = @x.pt`` or ``inputs['x']``.
+        saved: the tensor came from a file, so the advice is to convert it before saving.
+    """
+    import torch
+
+    if tensor.is_meta:
+        what, fix = "a meta tensor (a shape without numbers)", "one that holds numbers"
+    elif tensor.is_nested:
+        what, fix = "a nested tensor", "t.to_padded_tensor(0.0), or each of its tensors on its own"
+    elif tensor.layout != torch.strided:
+        layout = str(tensor.layout).replace("torch.", "")
+        kind = f"sparse {layout[len('sparse_'):].upper()}" if layout.startswith("sparse_") else layout
+        what, fix = f"a {kind} tensor", "t.to_dense()"
+    elif tensor.is_quantized:
+        what, fix = "a quantized tensor", "t.dequantize()"
+    else:
+        return
+    raise InputError(
+        f"{where}: holds {what}; jacli needs a dense, strided tensor of real numbers, so "
+        f"{'save' if saved else 'give'} {fix} instead"
+    )
+
+
+def check_wrt(wrt: Any) -> list[str] | None:
+    """The API's ``wrt``: None (all inputs), one name, or a list of names ("a,b" items split later).
+
+    A bare string is one name, not its letters; anything else that is not a list of strings is
+    an InputError naming the item.
+    """
+    if wrt is None:
+        return None
+    if isinstance(wrt, str):
+        return [wrt]
+    if isinstance(wrt, (bytes, dict)) or not isinstance(wrt, Iterable):
+        raise InputError(f"wrt must be a variable name or a list of names, such as ['x', 'y'], not {short_repr(wrt)}")
+    names = list(wrt)
+    for i, item in enumerate(names):
+        if not isinstance(item, str):
+            raise InputError(f"wrt[{i}] must be a variable name (a str), not {short_repr(item)}; e.g. wrt=['x']")
+    return names
+
+
+def check_python_numbers(given: Iterable[tuple[str | None, Any]]) -> None:
+    """``check_python_number`` for each of the API's inputs, named ``inputs['x']``."""
+    for name, value in given:
+        check_python_number(value, f"inputs[{name!r}]" if name is not None else "an input")
+
+
+def check_python_number(value: Any, where: str) -> None:
+    """Refuse Python ints too large for float64 (``10**400``) before anything converts or prints
+    them: float() raises OverflowError, and str() a ValueError beyond 4,300 digits. Only ints and
+    lists or tuples are walked; tensors and arrays cannot hold such numbers."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif type(item) is int and not -(2**1023) < item < 2**1023:
+            try:
+                float(item)
+            except OverflowError:
+                raise InputError(
+                    f"{where} holds the integer {format_integer(item)}, larger than float64 can hold "
+                    f"(about {FLOAT64_MAX}); give a float, e.g. float('inf') for infinity"
+                ) from None
 
 
 def fit_to_output(v: Any, output_shape: tuple[int, ...], spec_text: str, what: str = "the output") -> Any:

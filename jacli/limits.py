@@ -6,9 +6,11 @@ letting the operating system kill the process. Pure Python: no torch.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from decimal import Decimal
+from typing import Any
 
 from jacli.errors import InputError, ResourceError
 
@@ -17,6 +19,11 @@ BUDGET_FRACTION = 0.5
 
 MAX_SIZE = 2**63 - 1
 """The largest size ``parse_size`` accepts (bytes): more than any machine has."""
+
+TEXT_FACTOR = 20
+"""Bytes of memory per byte of text while numbers are read from text (JSON, CSV, stdin): "1,"
+is 2 bytes of text but a 24-byte Python float and an 8-byte list slot while parsed, and 8 bytes
+in the tensor. Text longer than the budget / TEXT_FACTOR is refused before it is parsed."""
 
 _UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
           "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
@@ -58,6 +65,65 @@ def parse_size(text: str) -> int:
     if size < 1:
         raise InputError(f"--max-memory {text!r} is too small; give at least 1 byte")
     return size
+
+
+def check_max_memory(value: Any) -> int | None:
+    """The API's ``max_memory`` argument: None (the default budget) or a positive int of bytes.
+
+    Raises:
+        InputError: for strings ("2GB"), floats, bools, zero or negative numbers, naming the value.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        # A float would silently truncate (1.5 bytes); a string is what --max-memory takes.
+        hint = "; for a size such as '2GB', pass jacli.limits.parse_size('2GB')" if isinstance(value, str) else ""
+        raise InputError(
+            f"max_memory must be a number of bytes as an int, such as 2 * 10**9, not "
+            f"{short_repr(value)}{hint}"
+        )
+    if value < 1:
+        raise InputError(f"max_memory must be at least 1 byte, not {format_integer(value)}")
+    return value
+
+
+def text_cap(budget: int) -> int:
+    """The most characters of text read as numbers under a memory budget (see ``TEXT_FACTOR``)."""
+    return max(budget // TEXT_FACTOR, 1)
+
+
+def format_count(count: int) -> str:
+    """Element counts for people: ``1,000,000``; beyond 10**15, ``1.00e+8000``.
+
+    ``f"{n:,}"`` calls str(int), which Python refuses beyond 4,300 digits (a shape such as
+    ``ones:<4000 nines>x<4000 nines>`` has 8,000), and such counts are unreadable anyway.
+    """
+    if abs(count) < 10**15:
+        return f"{count:,}"
+    return f"{Decimal(count):.2e}"  # Decimal(int) is exact and has no digit limit
+
+
+def format_integer(value: int, keep: int = 10) -> str:
+    """A user's integer in a message: whole when short, else its first and last digits and
+    the count, ``1234567890...4567890123 (5,000 digits)``, without str(int) on all of it."""
+    magnitude = abs(value)
+    if magnitude < 10 ** (2 * keep):
+        return str(value)
+    digits = int(math.log10(magnitude)) + 1  # a float estimate: correct it by one either way
+    if 10 ** (digits - 1) > magnitude:
+        digits -= 1
+    elif 10**digits <= magnitude:
+        digits += 1
+    head = magnitude // 10 ** (digits - keep)
+    tail = f"{magnitude % 10**keep:0{keep}d}"
+    return f"{'-' if value < 0 else ''}{head}...{tail} ({digits:,} digits)"
+
+
+def short_repr(value: Any, limit: int = 40) -> str:
+    """A wrong argument as a message shows it: its repr cut short (it could be a whole array),
+    and ints through ``format_integer`` (str() refuses more than 4,300 digits)."""
+    text = format_integer(value) if type(value) is int else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def format_bytes(size: float) -> str:

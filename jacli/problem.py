@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from jacli import devices, inputs as specs
 from jacli.errors import ExpressionError, InputError, JacliWarning, ShapeError
-from jacli.limits import check_budget, default_budget
+from jacli.limits import check_budget, check_max_memory, default_budget
 
 InputValue = Any
 """A tensor, a number, nested lists of numbers, a spec string like ``"eye:3"``, or a parsed Spec."""
@@ -174,8 +174,11 @@ def prepare(
     from jacli.plan import check_inputs_together, make_plan
 
     devices.check_names(device if isinstance(device, str) else "cpu", dtype if isinstance(dtype, str) else "float64")
+    max_memory = check_max_memory(max_memory)
+    wrt = specs.check_wrt(wrt)
     pairs = _input_pairs(inputs)
     given = [(name, specs.parse_spec(value) if isinstance(value, str) else value) for name, value in pairs]
+    specs.check_python_numbers(given)
 
     # Spec sizes, the expression and the names are checked before torch (and, for the sizes,
     # SymPy) is imported, so that these errors answer at once.
@@ -359,8 +362,12 @@ def materialize(value: Any, name: str, problem: Problem, output_shape: tuple[int
             # Python numbers and lists are read in float64: as_tensor's default, float32, would
             # round 0.1 to 0.10000000149 before the requested dtype is applied.
             tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+        except OverflowError:  # a Python int beyond float64 (v; inputs are checked in prepare)
+            specs.check_python_number(value, f"input {name}")
+            raise
+        except (TypeError, ValueError, RuntimeError) as error:
             raise InputError(f"input {name}: cannot make a tensor of {describe(value)} ({error})") from None
+        specs.check_dense(tensor, f"input {name}")
         if tensor.is_complex() or tensor.dtype == torch.bool or tensor.numel() == 0:
             raise InputError(f"input {name}: jacli needs a non-empty tensor of real numbers, not {describe(value)}")
         check_budget(tensor.numel() * tensor.element_size(), budget, f"input {name}", "Use a smaller input.")

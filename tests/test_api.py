@@ -7,6 +7,7 @@ or come from exact SymPy evaluation; errors must be JacliError subclasses with u
 from __future__ import annotations
 
 import math
+import re
 import time
 import warnings
 
@@ -372,6 +373,58 @@ def test_cuda_on_a_cpu_build() -> None:
 def test_bad_input_values(value) -> None:
     with pytest.raises(InputError):
         jacli.jacobian("x", {"x": value})
+
+
+@pytest.mark.parametrize(
+    "value,fix",
+    [(torch.eye(2).to_sparse(), "t.to_dense()"), (torch.empty(2, device="meta"), "one that holds numbers")],
+    ids=["sparse", "meta"],
+)
+def test_tensors_without_dense_strided_data_are_refused(value, fix) -> None:
+    with pytest.raises(InputError, match=f"dense, strided tensor of real numbers, so give {re.escape(fix)}"):
+        jacli.jacobian("x", {"x": value})
+    with pytest.raises(InputError, match="input v: holds"):
+        jacli.vjp("x", {"x": [1.0, 2.0]}, value)
+
+
+@pytest.mark.parametrize(
+    "arguments,error,message",
+    [
+        ({"dtype": 5}, DeviceError, "dtype must be 'float64', 'float32' or a torch.dtype such as torch.float32, not 5"),
+        ({"dtype": None}, DeviceError, "dtype must be"),
+        ({"device": 5}, DeviceError, "device must be a name such as 'cpu', 'cuda:0' or 'auto', or a torch.device, not 5"),
+        ({"max_memory": "1GB"}, InputError, "max_memory must be a number of bytes as an int, such as 2 * 10**9, not '1GB'; "
+         "for a size such as '2GB', pass jacli.limits.parse_size('2GB')"),
+        ({"max_memory": 1.5e9}, InputError, "max_memory must be a number of bytes as an int, such as 2 * 10**9, not 1500000000.0"),
+        ({"max_memory": True}, InputError, "not True"),
+        ({"max_memory": 0}, InputError, "max_memory must be at least 1 byte, not 0"),
+        ({"max_memory": -10**400}, InputError, "not -1000000000...0000000000 (401 digits)"),
+        ({"wrt": 5}, InputError, "wrt must be a variable name or a list of names, such as ['x', 'y'], not 5"),
+        ({"wrt": ["x", b"y"]}, InputError, "wrt[1] must be a variable name (a str), not b'y'"),
+        ({"inputs": {"x": 10**400}}, InputError, "inputs['x'] holds the integer 1000000000...0000000000 (401 digits), "
+         "larger than float64 can hold (about 1.8e308); give a float, e.g. float('inf') for infinity"),
+        ({"inputs": {"x": [1.0, [2, 9 * 10**5000]]}}, InputError, "inputs['x'] holds the integer 9000000000...0000000000 (5,001 digits)"),
+    ],
+    ids=["dtype", "dtype_none", "device", "max_memory_str", "max_memory_float", "max_memory_bool", "max_memory_0",
+         "max_memory_huge", "wrt", "wrt_item", "int_10_400", "int_5001_digits"],
+)
+def test_wrong_arguments_are_jacli_errors_in_python_terms(arguments, error, message) -> None:
+    arguments = dict(arguments)
+    inputs = arguments.pop("inputs", {"x": [1.0, 2.0]})
+    with pytest.raises(error) as info:
+        api.compute_jacobian("x", inputs, **arguments)
+    assert message in str(info.value)
+    assert "--" not in str(info.value)  # the library names parameters, not command-line options
+
+
+def test_a_python_int_beyond_float64_as_v_is_an_input_error() -> None:
+    with pytest.raises(InputError, match=r"input v holds the integer 1000000000\.\.\.0000000000 \(401 digits\)"):
+        jacli.vjp("x", {"x": [1.0]}, 10**400)
+
+
+def test_wrt_as_one_string_is_one_name() -> None:
+    # not its letters: "ab" used to be read as ["a", "b"]
+    assert set(jacli.jacobian("ab*c", {"ab": 2.0, "c": 3.0}, wrt="ab")) == {"ab"}
 
 
 def test_shape_mismatch_is_a_shape_error() -> None:

@@ -296,6 +296,66 @@ def test_memory_budget_fails_fast() -> None:
     assert elapsed < 3.0, f"took {elapsed:.1f} s"
 
 
+@pytest.mark.parametrize("suffix", [".json", ".txt"])
+def test_a_5000_digit_integer_in_a_file_or_on_stdin_is_an_error_line(tmp_path, suffix) -> None:
+    text = "[1, " + "9" * 5000 + "]"
+    (tmp_path / f"big{suffix}").write_text(text)
+    for result in (run("jacobian", "x", "-i", f"@{tmp_path / f'big{suffix}'}"),
+                   run("jacobian", "x", "-i", "@-", input=text)):
+        assert_user_error(result, "9999999999...9999999999 (5,000 digits)", "larger than float64", "write inf")
+        assert len(result.stderr) < 300
+
+
+def test_a_shape_of_8000_digit_elements_is_an_error_line() -> None:
+    nines = "9" * 4000
+    result = run("jacobian", "x", "-i", f"ones:{nines}x{nines}")
+    assert_user_error(result, "1.00e+8000 elements", "over the memory budget", "Use a smaller shape")
+    assert len(result.stderr) < 400
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch: sparse CSR and nested tensors are beta
+@pytest.mark.parametrize(
+    "make_tensor,what,fix",
+    [
+        (lambda: torch.empty(3, device="meta"), "a meta tensor", "one that holds numbers"),
+        (lambda: torch.eye(3).to_sparse(), "a sparse COO tensor", "t.to_dense()"),
+        (lambda: torch.eye(3).to_sparse_csr(), "a sparse CSR tensor", "t.to_dense()"),
+        (lambda: torch.nested.nested_tensor([torch.ones(2), torch.ones(3)]), "a nested tensor", "t.to_padded_tensor(0.0)"),
+    ],
+    ids=["meta", "sparse_coo", "sparse_csr", "nested"],
+)
+def test_a_pt_file_without_a_dense_strided_tensor_is_an_error_line(tmp_path, make_tensor, what, fix) -> None:
+    path = tmp_path / "t.pt"
+    torch.save(make_tensor(), path)
+    result = run("jacobian", "x", "-i", f"@{path}")
+    assert_user_error(result, f"x = @{path}: holds {what}", "dense, strided tensor of real numbers", f"save {fix}")
+
+
+def test_closed_stdout_is_an_error_line() -> None:
+    """jacli ... >&- : Python starts with sys.stdout None; the result has nowhere to go."""
+    process = subprocess.run(
+        [sys.executable, "-m", "jacli", "jacobian", "x", "-i", "1"], stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, timeout=120, env=subprocess_env(), preexec_fn=lambda: os.close(1),
+    )
+    assert process.returncode == 1
+    assert process.stderr.startswith("Error: standard output is closed") and process.stderr.count("\n") == 1
+    assert "--output FILE" in process.stderr and "Traceback" not in process.stderr
+
+
+def test_closed_stdin_is_an_error_line(monkeypatch) -> None:
+    # jacli ... -i @- <&- : sys.stdin is None (CliRunner always gives a stdin, so set it inside)
+    from jacli import inputs as spec_module
+
+    real = spec_module._read_file
+
+    def closed_stdin(*args, **kwargs):
+        monkeypatch.setattr(sys, "stdin", None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(spec_module, "_read_file", closed_stdin)
+    assert_user_error(run("jacobian", "x", "-i", "@-"), "x = @- (standard input): standard input is closed")
+
+
 # -- usage errors: exit 2 -----------------------------------------------------------------------
 
 

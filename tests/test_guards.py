@@ -175,6 +175,36 @@ def test_output_to_a_folder_is_refused(tmp_path):
     assert result.exit_code == 1 and "is a folder" in result.stderr and result.stdout == ""
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_endless_stdin_is_refused_at_a_cap_from_the_budget():
+    """-i @- < /dev/zero used to read until MemoryError (or the kernel's OOM killer)."""
+    with open("/dev/zero", "rb") as zero:
+        done = subprocess.run(
+            [sys.executable, "-m", "jacli", "jacobian", "x", "-i", "@-", "--max-memory", "1MB"],
+            stdin=zero, capture_output=True, text=True, timeout=120, env={**os.environ, "JACLI_DEBUG": ""},
+        )
+    assert done.returncode == 1 and done.stdout == ""
+    # 1 MB / 20 (TEXT_FACTOR) = 50 kB
+    assert done.stderr.startswith("Error: x = @- (standard input): holds more than 50.0 kB of text")
+    assert "memory budget of 1.0 MB" in done.stderr and "--max-memory" in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_out_of_memory_anywhere_is_an_error_line(monkeypatch):
+    from jacli.engine import autodiff
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(autodiff, "jacobian", exhausted)
+    result = cli("jacobian", "x**2", "-i", "1,2")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == (
+        "Error: ran out of memory; use smaller inputs, or a lower --max-memory so that jacli refuses "
+        "before allocating\n"
+    )
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_a_full_disk_on_stdout_is_an_error_line():
     with open("/dev/full", "w") as full:
@@ -201,6 +231,37 @@ def test_sigint_to_a_real_row_loop_exits_130():
         "engine._jacobian_rows = slow\n"
         "from jacli.cli import main\n"
         "sys.argv = ['jacli', 'jacobian', 'x**2', '-i', '1,2', '--method', 'rows']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "JACLI_DEBUG": ""})
+    assert done.returncode == 130
+    assert done.stderr == "Interrupted.\n" and done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "hooked",
+    [
+        # before Typer's own handler: a bare KeyboardInterrupt out of app()
+        "typer.main.get_command",
+        # inside it, while the options are parsed: Typer makes it a silent exit 130
+        "typer.core.TyperGroup.make_context",
+    ],
+)
+def test_ctrl_c_while_typer_dispatches_exits_130(hooked):
+    """Ctrl-C in the first moments, before a command runs: the process sends itself SIGINT from
+    inside Typer's start-up, so the interrupt lands there for certain, with no timing involved."""
+    owner, attribute = hooked.rsplit(".", 1)
+    code = (
+        "import os, signal, sys\n"
+        "import typer.core, typer.main\n"
+        "from jacli.cli import main\n"
+        f"real = {hooked}\n"
+        "def interrupt(*args, **kwargs):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(*args, **kwargs)\n"
+        f"setattr({owner}, {attribute!r}, interrupt)\n"
+        "sys.argv = ['jacli', 'jacobian', 'x', '-i', '1']\n"
         "main()\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,

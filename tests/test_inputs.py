@@ -614,6 +614,64 @@ def test_bad_stdin_names_standard_input(monkeypatch) -> None:
         make("@-")
 
 
+NINES = "9" * 5000
+"""An integer of 5,000 digits: json's int() refuses it (over 4,300 digits), float() makes it inf."""
+
+
+@pytest.mark.parametrize(
+    "suffix,text",
+    [
+        (".json", f"[{NINES}, 1]"),
+        (".json", f'["{NINES}"]'),  # a number written as a string
+        (".txt", f"[1, {NINES}]"),  # a text file read as JSON
+        (".txt", f"1 {NINES}\n"),  # rows of numbers
+        (".csv", f"{NINES},1\n"),
+    ],
+)
+def test_integers_beyond_float64_in_files_are_refused_by_name(tmp_path, suffix, text, monkeypatch) -> None:
+    path = tmp_path / f"big{suffix}"
+    path.write_text(text)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(text))
+    for spec, where in ((f"@{path}", f"x = @{path}"), ("@-", "x = standard input")):
+        with pytest.raises(InputError) as caught:
+            make(spec)
+        message = str(caught.value)
+        assert message.startswith(where)
+        assert "the integer 9999999999...9999999999 (5,000 digits) is larger than float64" in message
+        assert "write inf" in message and len(message) < 300  # no dump of the digits
+
+
+def test_integers_that_fit_float64_and_float_overflow_are_unchanged(tmp_path) -> None:
+    # 309 digits just under the largest float64 still read; 1e400 is written as a float, so
+    # it stays infinity as "inf" does
+    (tmp_path / "ok.json").write_text(f"[{10**308}, 1e400]")
+    assert_same(make(f"@{tmp_path / 'ok.json'}"), torch.tensor([1e308, math.inf], dtype=F64))
+    assert "integer" in input_error("1," + NINES[:400])
+
+
+class Endless:
+    """Standard input that never ends (like /dev/zero); reading all of it is a test failure."""
+
+    def read(self, size: int = -1) -> str:
+        assert size is not None and size >= 0, "an unbounded read of an endless stream"
+        return "1" * size
+
+
+def test_text_is_read_up_to_a_cap_from_the_budget(monkeypatch, tmp_path) -> None:
+    # a budget of 2,000 B allows 2,000 / TEXT_FACTOR (20) = 100 characters of text
+    monkeypatch.setattr(sys, "stdin", Endless())
+    with pytest.raises(ResourceError) as caught:
+        make("@-", budget=2000)
+    message = str(caught.value)
+    assert message.startswith("x = @- (standard input): holds more than 100 B of text")
+    assert "memory budget of 2.0 kB" in message and "numpy.save" in message
+    (tmp_path / "x.txt").write_text("1 " * 50)  # exactly 100 characters: read
+    assert make(f"@{tmp_path / 'x.txt'}", budget=2000).shape == (50,)
+    (tmp_path / "x.txt").write_text("1 " * 50 + "\n")
+    with pytest.raises(ResourceError, match=r"x = @.*x\.txt: holds more than 100 B of text"):
+        make(f"@{tmp_path / 'x.txt'}", budget=2000)
+
+
 @pytest.mark.parametrize("suffix", [".npy", ".pt", ".json", ".csv", ".txt"])
 def test_missing_file(tmp_path, suffix) -> None:
     path = tmp_path / f"nope{suffix}"
@@ -661,6 +719,17 @@ def test_budget_refuses_before_allocating() -> None:
     # 10**400 elements: the message is still written, not an OverflowError
     with pytest.raises(ResourceError, match=r"e\+385 PB"):
         make("ones:" + "1" + "0" * 400, budget=10**9)
+
+
+@pytest.mark.usefixtures("no_construction")
+def test_element_counts_beyond_4300_digits_are_written_in_scientific_notation() -> None:
+    # 4,000 nines times 4,000 nines: a count of 8,000 digits, which f"{n:,}" cannot write
+    nines = "9" * 4000
+    with pytest.raises(ResourceError) as caught:
+        make(f"ones:{nines}x{nines}", budget=10**9)
+    message = str(caught.value)
+    assert "(1.00e+8000 elements) would need 8.00e+7985 PB, over the memory budget of 1.0 GB" in message
+    assert len(message) < 300
 
 
 def test_budget_boundary() -> None:

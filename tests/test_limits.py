@@ -92,6 +92,16 @@ def test_format_bytes_beyond_float_range() -> None:
     assert format_bytes(3 * 10**18) == "3.00e+3 PB"
 
 
+@pytest.mark.parametrize(
+    "count,text",
+    [(0, "0"), (1234567, "1,234,567"), (10**15 - 1, "999,999,999,999,999"), (10**15, "1.00e+15"),
+     (10**8000 - 1, "1.00e+8000"), (123 * 10**5000, "1.23e+5002")],
+    ids=lambda value: value if isinstance(value, str) else "",  # pytest's own id would be str(int)
+)
+def test_format_count(count, text) -> None:
+    assert limits.format_count(count) == text
+
+
 def test_check_budget_passes_up_to_the_budget() -> None:
     assert check_budget(1000, 1000, "x", "advice") is None
     assert check_budget(0, 1, "x", "advice") is None
