@@ -7,11 +7,13 @@ options, bad choices) exit 2 through Typer. torch and SymPy are imported inside 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterable, List, Optional
@@ -19,7 +21,9 @@ from typing import Any, Callable, Iterable, List, Optional
 import typer
 
 from jacli import __version__
-from jacli.errors import JacliError
+from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, VJPMethod
+from jacli.errors import JacliError, flagged
+from jacli.result import DEFAULT_ATOL, DEFAULT_RTOL
 
 # No help= here: it would replace the callback's docstring, and with it the example in --help.
 app = typer.Typer(
@@ -30,34 +34,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-class JacobianMethod(str, Enum):
-    auto = "auto"
-    reverse = "reverse"
-    forward = "forward"
-    rows = "rows"
-    symbolic = "symbolic"
-
-
-class VjpMethod(str, Enum):
-    auto = "auto"
-    grad = "grad"
-    backward = "backward"
-
-
-class GradMethod(str, Enum):
-    auto = "auto"
-    reverse = "reverse"
-    forward = "forward"
-    symbolic = "symbolic"
-
-
-class HessianMethod(str, Enum):
-    auto = "auto"
-    forward = "forward"
-    reverse = "reverse"
-    symbolic = "symbolic"
 
 
 class DType(str, Enum):
@@ -89,7 +65,14 @@ def _main(
     """
 
 
-# Options shared by the commands (Typer reads them from each function's signature).
+# -- options shared by the commands, declared once -------------------------------------------------
+#
+# NOTE [shared options]
+# Typer reads a command's options from its signature. The options every command shares are
+# declared once here, in groups, and ``_options(...)`` appends a group's parameters to a command's
+# signature and gathers their values into one ``_Options`` object, which the command receives
+# as ``o`` (the idea of sqlite-utils' ``output_options`` decorator).
+
 INPUT = typer.Option(
     [], "--input", "-i", metavar="NAME=SPEC",
     help="Bind a variable: x=1,2,3  x=eye:3  x=randn:2x3  x=@x.npy. With one variable the name may "
@@ -97,26 +80,6 @@ INPUT = typer.Option(
 )
 WRT = typer.Option(
     [], "--wrt", metavar="NAMES", help="Differentiate with respect to these inputs only (a,b or repeated). Default: all."
-)
-DEVICE = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto.")
-DTYPE_OPTION = typer.Option(DType.float64, "--dtype", help="Floating-point precision.")
-FORMAT = typer.Option(
-    None, "--format", "-f",
-    help="pretty (default on a terminal), plain (default otherwise: numbers for awk/loadtxt) or json.",
-)
-SEED = typer.Option(0, "--seed", help="Seed for rand/randn specs.")
-PRECISION = typer.Option(
-    None, "--precision", min=1, max=17,
-    help="Significant digits shown (default: 6 in pretty; every digit in plain and json).",
-)
-FULL = typer.Option(False, "--full", help="Show every entry of large tensors in the pretty view.")
-MAX_MEMORY = typer.Option(
-    None, "--max-memory", metavar="SIZE", help="Memory budget, e.g. 2GB (default: half of the available memory)."
-)
-OUTPUT = typer.Option(
-    None, "--output", "-o", metavar="FILE",
-    help="Write the result to FILE instead of stdout: .json, .txt (plain) or .npy (one result). "
-    "The file is replaced only when everything succeeded.",
 )
 SYMBOLIC = typer.Option(
     False, "--symbolic", help="Also show SymPy's exact derivative above the numbers."
@@ -126,15 +89,116 @@ V_DIRECTION = typer.Option(
     help="The direction, shaped like the input: x=1,0  x=onehot:0  x=ones. Repeat for each input "
     "that moves (the others stay still); with one variable the name may be left out.",
 )
-DEBUG = typer.Option(
-    False, "--debug", help="Show the Python traceback of an error (also JACLI_DEBUG=1)."
-)
+
+FLAGS = {
+    "inputs": "--input", "wrt": "--wrt", "v": "--v", "method": "--method", "device": "--device",
+    "dtype": "--dtype", "seed": "--seed", "max_memory": "--max-memory", "rtol": "--rtol",
+    "atol": "--atol", "symbolic": "--symbolic", "det": "--det", "output": "--output",
+    "format": "--format", "precision": "--precision", "full": "--full",
+}
+"""Each library parameter's flag: how the CLI prints a message that names a parameter."""
+
+PROBLEM = {
+    "inputs": (List[str], INPUT),
+    "seed": (int, typer.Option(0, "--seed", help="Seed for rand/randn specs.")),
+    "max_memory": (Optional[str], typer.Option(
+        None, "--max-memory", metavar="SIZE", help="Memory budget, e.g. 2GB (default: half of the available memory).",
+    )),
+}
+PLACE = {
+    "device": (str, typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto.")),
+    "dtype": (DType, typer.Option(DType.float64, "--dtype", help="Floating-point precision.")),
+}
+SHOW = {
+    "precision": (Optional[int], typer.Option(
+        None, "--precision", min=1, max=17,
+        help="Significant digits shown (default: 6 in pretty; every digit in plain and json).",
+    )),
+    "full": (bool, typer.Option(False, "--full", help="Show every entry of large tensors in the pretty view.")),
+}
+WRITE = {
+    "output_format": (Optional[Format], typer.Option(
+        None, "--format", "-f",
+        help="pretty (default on a terminal), plain (default otherwise: numbers for awk/loadtxt) or json.",
+    )),
+    "output": (Optional[Path], typer.Option(
+        None, "--output", "-o", metavar="FILE",
+        help="Write the result to FILE instead of stdout: .json, .txt (plain) or .npy (one result). "
+        "The file is replaced only when everything succeeded.",
+    )),
+    "debug": (bool, typer.Option(False, "--debug", help="Show the Python traceback of an error (also JACLI_DEBUG=1).")),
+}
+
+
+LEADING = {"inputs"}
+
+
+@dataclass
+class _Options:
+    """The shared options' values (those a command does not take keep their defaults)."""
+
+    inputs: List[str] = field(default_factory=list)
+    seed: int = 0
+    max_memory: Optional[str] = None
+    device: str = "cpu"
+    dtype: DType = DType.float64
+    precision: Optional[int] = None
+    full: bool = False
+    output_format: Optional[Format] = None
+    output: Optional[Path] = None
+    debug: bool = False
+
+    def specs(self) -> tuple[list, Optional[int]]:
+        """The cheap checks (specs, device name, budget) before torch or SymPy load."""
+        from jacli import devices, inputs as spec_module, limits
+
+        devices.check_names(self.device, "float64")
+        specs = [spec_module.parse_input_option(text) for text in self.inputs]
+        budget = limits.parse_size(self.max_memory) if self.max_memory is not None else None
+        return specs, budget
+
+    def run(self, compute: Callable[[], Any]) -> Any:
+        """Compute and show the result, with jacli's errors as Error lines."""
+        return _run(compute, _Out(self.output_format, self.precision, self.full, self.output), self.debug)
+
+
+def _options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the options of ``groups``; it receives their values as ``o: _Options``."""
+    shared = {name: spec for group in groups for name, spec in group.items()}
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(command)
+        own = [p for p in signature.parameters.values() if p.name != "o"]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=option, annotation=annotation)
+            for name, (annotation, option) in shared.items()
+        ]
+
+        @functools.wraps(command)
+        def with_options(**values: Any) -> Any:
+            options = _Options(**{name: values.pop(name) for name in shared})
+            return command(o=options, **values)
+
+        # The inputs come right after the expression in --help, where a reader looks first.
+        leading = [p for p in added if p.name in LEADING]
+        trailing = [p for p in added if p.name not in LEADING]
+        parameters = own[:1] + leading + own[1:] + trailing
+        with_options.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        annotations = {k: v for k, v in command.__annotations__.items() if k != "o"}
+        with_options.__annotations__ = {**annotations, **{name: spec[0] for name, spec in shared.items()}}
+        return with_options
+
+    return decorate
+
+
+def _expression(example: str, what: str = "The formula") -> Any:
+    return typer.Argument(..., metavar="EXPR", help=f"{what}, e.g. \"{example}\".")
 
 
 @app.command()
+@_options(PROBLEM, PLACE, SHOW, WRITE)
 def jacobian(
-    expression: str = typer.Argument(..., metavar="EXPR", help="The formula, e.g. \"[r*cos(t), r*sin(t)]\"."),
-    inputs: List[str] = INPUT,
+    expression: str = _expression("[r*cos(t), r*sin(t)]"),
     wrt: List[str] = WRT,
     method: JacobianMethod = typer.Option(
         JacobianMethod.auto, "--method", "-m",
@@ -146,15 +210,8 @@ def jacobian(
     det: bool = typer.Option(
         False, "--det", help="Also the determinant of the square Jacobian (all inputs as columns)."
     ),
-    device: str = DEVICE,
-    dtype: DType = DTYPE_OPTION,
-    output_format: Optional[Format] = FORMAT,
-    seed: int = SEED,
-    precision: Optional[int] = PRECISION,
-    full: bool = FULL,
-    output: Optional[Path] = OUTPUT,
-    max_memory: Optional[str] = MAX_MEMORY,
-    debug: bool = DEBUG,
+    *,
+    o: _Options,
 ) -> None:
     """The Jacobian of EXPR with respect to each input; shape output.shape + input.shape.
 
@@ -172,38 +229,31 @@ def jacobian(
     def compute() -> Any:
         from jacli import api
 
-        specs, budget = _parse_common(inputs, device, max_memory)
+        specs, budget = o.specs()
         return api.compute_jacobian(
-            expression, specs, wrt=wrt, method=method.value, device=device, dtype=dtype.value,
-            seed=seed, max_memory=budget, progress=_RowProgress(), symbolic=symbolic, det=det,
+            expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
+            seed=o.seed, max_memory=budget, progress=_RowProgress(), symbolic=symbolic, det=det,
         )
 
-    _run(compute, _Out(output_format, precision, full, output), debug)
+    o.run(compute)
 
 
 @app.command()
+@_options(PROBLEM, PLACE, SHOW, WRITE)
 def vjp(
-    expression: str = typer.Argument(..., metavar="EXPR", help="The formula, e.g. \"3*a + 2*b**2\"."),
+    expression: str = _expression("3*a + 2*b**2"),
     v: str = typer.Option(
         ..., "--v", metavar="SPEC",
         help="The vector v, shaped like the output: 1,0.5  ones  randn  onehot:0  @v.npy. "
         "ones, zeros, rand, randn without a shape take the output's shape.",
     ),
-    inputs: List[str] = INPUT,
     wrt: List[str] = WRT,
-    method: VjpMethod = typer.Option(
-        VjpMethod.auto, "--method", "-m",
+    method: VJPMethod = typer.Option(
+        VJPMethod.auto, "--method", "-m",
         help="grad (torch.autograd.grad), backward (y.backward(v), then read x.grad), or auto (grad).",
     ),
-    device: str = DEVICE,
-    dtype: DType = DTYPE_OPTION,
-    output_format: Optional[Format] = FORMAT,
-    seed: int = SEED,
-    precision: Optional[int] = PRECISION,
-    full: bool = FULL,
-    output: Optional[Path] = OUTPUT,
-    max_memory: Optional[str] = MAX_MEMORY,
-    debug: bool = DEBUG,
+    *,
+    o: _Options,
 ) -> None:
     """vᵀJ for each input: what y.backward(v) leaves in x.grad, shaped like x.
 
@@ -220,30 +270,23 @@ def vjp(
     def compute() -> Any:
         from jacli import api, inputs as spec_module
 
-        specs, budget = _parse_common(inputs, device, max_memory)
+        specs, budget = o.specs()
         v_spec = spec_module.parse_spec(spec_module.unnamed_v(v), for_v=True)
         return api.compute_vjp(
-            expression, specs, v_spec, wrt=wrt, method=method.value, device=device,
-            dtype=dtype.value, seed=seed, max_memory=budget,
+            expression, specs, v_spec, wrt=wrt, method=method.value, device=o.device,
+            dtype=o.dtype.value, seed=o.seed, max_memory=budget,
         )
 
-    _run(compute, _Out(output_format, precision, full, output), debug)
+    o.run(compute)
 
 
 @app.command()
+@_options(PROBLEM, PLACE, SHOW, WRITE)
 def jvp(
-    expression: str = typer.Argument(..., metavar="EXPR", help="The formula, e.g. \"[r*cos(t), r*sin(t)]\"."),
+    expression: str = _expression("[r*cos(t), r*sin(t)]"),
     v: List[str] = V_DIRECTION,
-    inputs: List[str] = INPUT,
-    device: str = DEVICE,
-    dtype: DType = DTYPE_OPTION,
-    output_format: Optional[Format] = FORMAT,
-    seed: int = SEED,
-    precision: Optional[int] = PRECISION,
-    full: bool = FULL,
-    output: Optional[Path] = OUTPUT,
-    max_memory: Optional[str] = MAX_MEMORY,
-    debug: bool = DEBUG,
+    *,
+    o: _Options,
 ) -> None:
     """J·v, the Jacobian-vector product, shaped like the output (one forward-mode pass).
 
@@ -259,34 +302,27 @@ def jvp(
     def compute() -> Any:
         from jacli import api
 
-        specs, budget = _parse_common(inputs, device, max_memory)
+        specs, budget = o.specs()
         return api.compute_jvp(
-            expression, specs, _directions(v), device=device, dtype=dtype.value, seed=seed,
+            expression, specs, _directions(v), device=o.device, dtype=o.dtype.value, seed=o.seed,
             max_memory=budget,
         )
 
-    _run(compute, _Out(output_format, precision, full, output), debug)
+    o.run(compute)
 
 
 @app.command()
+@_options(PROBLEM, PLACE, SHOW, WRITE)
 def grad(
-    expression: str = typer.Argument(..., metavar="EXPR", help="A formula with one number as output."),
-    inputs: List[str] = INPUT,
+    expression: str = _expression("x**2 + 3*x + 1", "A formula with one number as output"),
     wrt: List[str] = WRT,
     method: GradMethod = typer.Option(
         GradMethod.auto, "--method", "-m",
         help="reverse (torch.autograd.grad, also auto), forward (jacfwd) or symbolic (SymPy).",
     ),
     symbolic: bool = SYMBOLIC,
-    device: str = DEVICE,
-    dtype: DType = DTYPE_OPTION,
-    output_format: Optional[Format] = FORMAT,
-    seed: int = SEED,
-    precision: Optional[int] = PRECISION,
-    full: bool = FULL,
-    output: Optional[Path] = OUTPUT,
-    max_memory: Optional[str] = MAX_MEMORY,
-    debug: bool = DEBUG,
+    *,
+    o: _Options,
 ) -> None:
     """The gradient of a single-number output: what y.backward() leaves in x.grad.
 
@@ -300,19 +336,19 @@ def grad(
     def compute() -> Any:
         from jacli import api
 
-        specs, budget = _parse_common(inputs, device, max_memory)
+        specs, budget = o.specs()
         return api.compute_grad(
-            expression, specs, wrt=wrt, method=method.value, device=device, dtype=dtype.value,
-            seed=seed, max_memory=budget, symbolic=symbolic,
+            expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
+            seed=o.seed, max_memory=budget, symbolic=symbolic,
         )
 
-    _run(compute, _Out(output_format, precision, full, output), debug)
+    o.run(compute)
 
 
 @app.command()
+@_options(PROBLEM, PLACE, SHOW, WRITE)
 def hessian(
-    expression: str = typer.Argument(..., metavar="EXPR", help="A formula with one number as output."),
-    inputs: List[str] = INPUT,
+    expression: str = _expression("sum(x**3)", "A formula with one number as output"),
     wrt: List[str] = WRT,
     method: HessianMethod = typer.Option(
         HessianMethod.auto, "--method", "-m",
@@ -320,15 +356,8 @@ def hessian(
         "(reverse-over-reverse) or symbolic (SymPy).",
     ),
     symbolic: bool = SYMBOLIC,
-    device: str = DEVICE,
-    dtype: DType = DTYPE_OPTION,
-    output_format: Optional[Format] = FORMAT,
-    seed: int = SEED,
-    precision: Optional[int] = PRECISION,
-    full: bool = FULL,
-    output: Optional[Path] = OUTPUT,
-    max_memory: Optional[str] = MAX_MEMORY,
-    debug: bool = DEBUG,
+    *,
+    o: _Options,
 ) -> None:
     """The Hessian of a single-number output: shape input.shape + input.shape; with several
     inputs, one block per pair (keyed "a,b" in JSON).
@@ -343,29 +372,22 @@ def hessian(
     def compute() -> Any:
         from jacli import api
 
-        specs, budget = _parse_common(inputs, device, max_memory)
+        specs, budget = o.specs()
         return api.compute_hessian(
-            expression, specs, wrt=wrt, method=method.value, device=device, dtype=dtype.value,
-            seed=seed, max_memory=budget, symbolic=symbolic,
+            expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
+            seed=o.seed, max_memory=budget, symbolic=symbolic,
         )
 
-    _run(compute, _Out(output_format, precision, full, output), debug)
+    o.run(compute)
 
 
 @app.command()
+@_options(PROBLEM, PLACE, SHOW, WRITE)
 def hvp(
-    expression: str = typer.Argument(..., metavar="EXPR", help="A formula with one number as output."),
+    expression: str = _expression("sum(x**3)", "A formula with one number as output"),
     v: List[str] = V_DIRECTION,
-    inputs: List[str] = INPUT,
-    device: str = DEVICE,
-    dtype: DType = DTYPE_OPTION,
-    output_format: Optional[Format] = FORMAT,
-    seed: int = SEED,
-    precision: Optional[int] = PRECISION,
-    full: bool = FULL,
-    output: Optional[Path] = OUTPUT,
-    max_memory: Optional[str] = MAX_MEMORY,
-    debug: bool = DEBUG,
+    *,
+    o: _Options,
 ) -> None:
     """H·v, the Hessian-vector product, without building the Hessian (forward over reverse).
 
@@ -377,27 +399,24 @@ def hvp(
     def compute() -> Any:
         from jacli import api
 
-        specs, budget = _parse_common(inputs, device, max_memory)
+        specs, budget = o.specs()
         return api.compute_hvp(
-            expression, specs, _directions(v), device=device, dtype=dtype.value, seed=seed,
+            expression, specs, _directions(v), device=o.device, dtype=o.dtype.value, seed=o.seed,
             max_memory=budget,
         )
 
-    _run(compute, _Out(output_format, precision, full, output), debug)
+    o.run(compute)
 
 
 @app.command()
+@_options(PROBLEM, WRITE)
 def check(
-    expression: str = typer.Argument(..., metavar="EXPR", help="The formula to verify."),
-    inputs: List[str] = INPUT,
+    expression: str = _expression("softmax(x)*x", "The formula to verify"),
     wrt: List[str] = WRT,
-    rtol: float = typer.Option(1e-3, "--rtol", help="Relative tolerance (gradcheck's default)."),
-    atol: float = typer.Option(1e-5, "--atol", help="Absolute tolerance (gradcheck's default)."),
-    output_format: Optional[Format] = FORMAT,
-    seed: int = SEED,
-    output: Optional[Path] = OUTPUT,
-    max_memory: Optional[str] = MAX_MEMORY,
-    debug: bool = DEBUG,
+    rtol: float = typer.Option(DEFAULT_RTOL, "--rtol", help="Relative tolerance (gradcheck's default)."),
+    atol: float = typer.Option(DEFAULT_ATOL, "--atol", help="Absolute tolerance (gradcheck's default)."),
+    *,
+    o: _Options,
 ) -> None:
     """Compute the Jacobian with every method (reverse, forward, rows, symbolic, finite
     differences) in float64 and compare each with the exact answer. Exits 0 when all agree
@@ -413,11 +432,11 @@ def check(
     def compute() -> Any:
         from jacli import verify
 
-        verify.check_tolerances(rtol, atol, ("--rtol", "--atol"))  # before reading any input
-        specs, budget = _parse_common(inputs, "cpu", max_memory)
-        return verify.check(expression, specs, wrt=wrt, rtol=rtol, atol=atol, seed=seed, max_memory=budget)
+        verify.check_tolerances(rtol, atol)  # before reading any input
+        specs, budget = o.specs()
+        return verify.check(expression, specs, wrt=wrt, rtol=rtol, atol=atol, seed=o.seed, max_memory=budget)
 
-    report = _run(compute, _Out(output_format, None, False, output), debug)
+    report = o.run(compute)
     if report is not None and not report.ok:
         raise typer.Exit(1)
 
@@ -427,16 +446,6 @@ def _directions(texts: List[str]) -> list:
     from jacli import inputs as spec_module
 
     return [spec_module.parse_input_option(text, option="--v", for_v=True) for text in texts]
-
-
-def _parse_common(inputs: List[str], device: str, max_memory: Optional[str]) -> tuple[list, Optional[int]]:
-    """Check the cheap things (specs, device name, budget) before torch or SymPy load."""
-    from jacli import devices, inputs as spec_module, limits
-
-    devices.check_names(device, "float64")
-    specs = [spec_module.parse_input_option(text) for text in inputs]
-    budget = limits.parse_size(max_memory) if max_memory is not None else None
-    return specs, budget
 
 
 @dataclass
@@ -474,7 +483,7 @@ def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
     except JacliError as error:
         if debug:
             raise
-        _diagnose(f"Error: {error}")
+        _diagnose(f"Error: {error.cli_message or flagged(str(error), FLAGS)}")
         raise typer.Exit(1) from None
     except MemoryError:
         # The budget checks refuse what they can estimate; this is what slipped past them.

@@ -1,13 +1,29 @@
 """The errors jacli raises for things a user got wrong.
 
 Every message names the bad value and says what to do instead. The library speaks Python: a
-message names parameters (``wrt``, ``v``, ``max_memory``), and ``param`` says which one was
-wrong, so that the CLI can name its flag instead (``--wrt``). The CLI prints ``Error: <message>``
-on stderr and exits 1; anything that is not a ``JacliError`` is a bug in jacli and keeps its
-traceback.
+message names a parameter in backticks (`` `wrt` ``, `` `max_memory` ``), and ``param`` says
+which one was wrong; the CLI prints each backticked parameter as its flag (``--wrt``,
+``--max-memory``), see ``flagged``. The CLI prints ``Error: <message>`` on stderr and exits 1;
+anything that is not a ``JacliError`` is a bug in jacli and keeps its traceback.
+
+Example:
+    >>> error = InputError("`wrt` 'z' is not a variable of the expression", param="wrt")
+    >>> str(error), flagged(str(error), {"wrt": "--wrt"})
+    ("`wrt` 'z' is not a variable of the expression", "--wrt 'z' is not a variable of the expression")
 """
 
 from __future__ import annotations
+
+import re
+from typing import Mapping
+
+PARAMETER = re.compile(r"`([a-z_]+)`")
+"""How a message names a parameter: its Python name in backticks."""
+
+
+def flagged(message: str, flags: Mapping[str, str]) -> str:
+    """``message`` with each backticked parameter that ``flags`` knows written as its flag."""
+    return PARAMETER.sub(lambda match: flags.get(match.group(1), match.group(0)), message)
 
 
 class JacliError(Exception):
@@ -16,11 +32,14 @@ class JacliError(Exception):
     Args:
         message: what is wrong and what to do, in the library's terms (parameter names).
         param: the parameter that was wrong (``"wrt"``, ``"v"``, ``"inputs"``...), when one was.
+        cli_message: the same advice for the command line, where it differs by more than the
+            flags' names (a whole command to run instead of a function to call).
     """
 
-    def __init__(self, message: str, *, param: str | None = None):
+    def __init__(self, message: str, *, param: str | None = None, cli_message: str | None = None):
         super().__init__(message)
         self.param = param
+        self.cli_message = cli_message
 
 
 class ExpressionError(JacliError):

@@ -17,6 +17,17 @@ from sympy.printing.str import StrPrinter
 from jacli import nodes
 
 
+def _log_with_base(expr: sp.Mul) -> tuple[sp.Basic, sp.Basic] | None:
+    """``(x, b)`` when ``expr`` is the product that ``log(x, b)`` builds, else None."""
+    if len(expr.args) != 2:
+        return None
+    for numerator, denominator in (expr.args, expr.args[::-1]):
+        base = nodes.reciprocal_base(denominator)
+        if isinstance(numerator, sp.log) and isinstance(base, sp.log):
+            return numerator.args[0], base.args[0]
+    return None
+
+
 class _JacliPrinter(StrPrinter):
     """SymPy's printer, made to write jacli syntax in the order the tree holds its arguments.
 
@@ -56,6 +67,9 @@ class _JacliPrinter(StrPrinter):
         return text
 
     def _print_Mul(self, expr):
+        based = _log_with_base(expr)
+        if based is not None:  # log(x, b) is built as log(x) * log(b)**-1; print it as written
+            return f"log({self._print(based[0])}, {self._print(based[1])})"
         negated = nodes.negated(expr)
         if negated is not None:
             if negated.is_Number and negated >= 0:

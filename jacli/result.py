@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
     from jacli.problem import Problem
 
+DEFAULT_RTOL = 1e-3
+DEFAULT_ATOL = 1e-5
+"""check's default tolerances: gradcheck's."""
+
 Key = Any
 """What a result's numbers are keyed by: an input name, or an (a, b) pair of names (Hessian)."""
 

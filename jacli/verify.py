@@ -36,11 +36,8 @@ from typing import Any, Callable, Mapping, Sequence
 import sympy as sp
 
 from jacli.errors import InputError, JacliError
-from jacli.result import CheckReport, MethodCheck
+from jacli.result import DEFAULT_ATOL, DEFAULT_RTOL, CheckReport, MethodCheck
 
-DEFAULT_RTOL = 1e-3
-DEFAULT_ATOL = 1e-5
-"""gradcheck's defaults."""
 
 FD = "finite differences"
 FD_SLACK = 10
@@ -50,15 +47,16 @@ SHOWN = 5
 """How many places a message lists before "and N more"."""
 
 
-def check_tolerances(rtol: Any, atol: Any, names: tuple[str, str] = ("rtol", "atol")) -> None:
+def check_tolerances(rtol: Any, atol: Any) -> None:
     """A tolerance is a finite number >= 0; anything else is an ``InputError`` naming it."""
-    for name, value, default in zip(names, (rtol, atol), (DEFAULT_RTOL, DEFAULT_ATOL)):
+    for name, value, default in (("rtol", rtol, DEFAULT_RTOL), ("atol", atol, DEFAULT_ATOL)):
         number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         if number is None or not math.isfinite(number) or number < 0:
             shown = format(value, "g") if number is not None else repr(value)
             raise InputError(
-                f"{name} {shown} is not a tolerance: give a finite number >= 0, "
-                f"such as {name} {default:g} (gradcheck's default), or 0 to demand exact agreement"
+                f"`{name}` {shown} is not a tolerance: give a finite number >= 0, "
+                f"such as `{name}` {default:g} (gradcheck's default), or 0 to demand exact agreement",
+                param=name,
             )
 
 

@@ -379,7 +379,7 @@ def test_check_refuses_bad_tolerances(option, value):
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith(f"Error: {option} {value} is not a tolerance") and "finite number >= 0" in result.stderr
     assert "Traceback" not in result.stderr
-    with pytest.raises(InputError, match="rtol -1 is not a tolerance"):
+    with pytest.raises(InputError, match="`rtol` -1 is not a tolerance"):
         jacli.check("x**2", {"x": 1.0}, rtol=-1)
 
 
