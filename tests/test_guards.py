@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
 
@@ -187,25 +189,46 @@ def test_a_full_disk_on_stdout_is_an_error_line():
     assert "Traceback" not in done.stderr
 
 
+ROW_STARTED = "-- the row loop has done row 1 --"
+
+
 def test_sigint_to_a_real_row_loop_exits_130():
-    """A real Ctrl-C (SIGINT) while the row loop runs: exit 130, one line, no traceback."""
+    """A real Ctrl-C (SIGINT) while the row loop runs: exit 130, one line, no traceback.
+
+    No fixed delays: the child reports on stderr when the CLI's progress callback has seen the
+    first of 2 rows, then holds the loop there (up to 60 s) until the parent's SIGINT arrives, so
+    the loop can neither finish first nor run forever.
+    """
     code = (
-        "import sys, signal, threading, os\n"
-        "from jacli import engine\n"
-        "real = engine._jacobian_rows\n"
-        "def slow(*a, **k):\n"
-        "    threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
-        "    import time; time.sleep(5)\n"
-        "    return real(*a, **k)\n"
-        "engine._jacobian_rows = slow\n"
-        "from jacli.cli import main\n"
+        "import os, sys, time\n"
+        "from jacli import cli\n"
+        "real = cli._RowProgress.__call__\n"
+        "def first_row(self, done, total):\n"
+        "    real(self, done, total)\n"
+        "    if done == 1:\n"
+        f"        sys.stderr.write({ROW_STARTED!r} + '\\n'); sys.stderr.flush()\n"
+        "        deadline = time.monotonic() + 60\n"
+        "        while time.monotonic() < deadline:\n"
+        "            time.sleep(0.01)\n"
+        "        os._exit(3)  # no SIGINT came\n"
+        "cli._RowProgress.__call__ = first_row\n"
         "sys.argv = ['jacli', 'jacobian', 'x**2', '-i', '1,2', '--method', 'rows']\n"
-        "main()\n"
+        "cli.main()\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "JACLI_DEBUG": ""})
-    assert done.returncode == 130
-    assert done.stderr == "Interrupted.\n" and done.stdout == ""
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env={**os.environ, "JACLI_DEBUG": ""})
+    try:
+        ready, _, _ = select.select([child.stderr], [], [], 120)
+        first = child.stderr.readline() if ready else "(nothing within 120 s)"
+        assert first == ROW_STARTED + "\n", first + child.stderr.read() if ready else first
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 130, stderr
+    assert stderr == "Interrupted.\n" and stdout == ""
 
 
 def test_python_syntax_warnings_become_jacli_errors_not_stray_lines():
