@@ -458,5 +458,6 @@ def test_end_to_end_memory_budget() -> None:
 def test_end_to_end_unknown_device() -> None:
     # (--device cuda is checked in-process above; it needs torch, which costs seconds to start.)
     process = run_process("-m", "jacli", "jacobian", "x", "-i", "1", "--device", "foo")
-    assert process.returncode in (1, 2) and process.stdout == ""
-    assert "foo" in process.stderr and "cpu" in process.stderr and "Traceback" not in process.stderr
+    assert process.returncode == 1 and process.stdout == ""  # a user error, as in-process
+    assert process.stderr.startswith("Error: unknown device 'foo'") and process.stderr.count("\n") == 1
+    assert "cpu" in process.stderr and "Traceback" not in process.stderr

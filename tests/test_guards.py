@@ -8,11 +8,14 @@ import select
 import signal
 import subprocess
 import sys
+from fractions import Fraction
 
 import pytest
+import torch
 from helpers import cli_runner
 
 import jacli
+import jacli.compile
 from jacli.cli import app
 from jacli.errors import ExpressionError, ResourceError
 from jacli.parse import MAX_DEPTH, MAX_LENGTH, MAX_NODES, parse
@@ -40,9 +43,20 @@ def test_huge_constants_are_refused_not_computed(text, needle):
     assert needle.replace("(", "").replace(")", "") in str(error.value).replace("(", "").replace(")", "")
 
 
-@pytest.mark.parametrize("text", ["2**-5000 + x", "(1/3)**1000 * x", "10**308 + x", "x**(9**9)", "0**(10**5) * x"])
-def test_large_but_representable_constants_are_accepted(text):
-    parse(text)
+@pytest.mark.parametrize(
+    "text, x, exact",
+    [
+        # the value worked out exactly with Fraction, then rounded once to float64
+        ("2**-5000 + x", 1.5, Fraction(2) ** -5000 + Fraction(3, 2)),  # 1.5
+        ("(1/3)**1000 * x", 1.5, Fraction(1, 3) ** 1000 * Fraction(3, 2)),  # underflows to 0
+        ("10**308 + x", 1.5, 10**308 + Fraction(3, 2)),  # 1e308
+        ("x**(9**9)", -1.0, Fraction(-1) ** (9**9)),  # an odd power: -1
+        ("0**(10**5) * x", 1.5, Fraction(0)),
+    ],
+)
+def test_large_but_representable_constants_are_accepted(text, x, exact):
+    value = jacli.compile.compile_expression(text).checked(torch.tensor(x, dtype=torch.float64))
+    assert float(value) == float(exact)
 
 
 def test_power_of_a_huge_base_is_refused_even_with_a_small_exponent():
