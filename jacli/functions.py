@@ -121,6 +121,7 @@ class Function:
         """A call's arguments as (operands, trailing integers): a parse tree's or a SymPy node's.
 
         Example:
+            >>> from jacli.parse import parse
             >>> FUNCTIONS["sum"].split(parse("sum(x, 1)").tree.args)
             ([x], [1])
         """

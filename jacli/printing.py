@@ -134,6 +134,7 @@ def to_text(tree: sp.Basic) -> str:
     """The tree as jacli text that parses back to the same tree (unlike SymPy's ``str``).
 
     Example:
+        >>> from jacli.parse import parse
         >>> to_text(parse("y + x*y - e^x").tree)
         'y + x*y - e**x'
     """

@@ -15,3 +15,47 @@ def cli_runner() -> CliRunner:
         return CliRunner(mix_stderr=False)
     except TypeError:
         return CliRunner()
+
+
+def record_work(monkeypatch) -> list[str]:
+    """Record the real work jacli does: each input it builds or reads, each evaluation on real tensors.
+
+    Returns a list that fills as the work happens ("input x", "evaluate x**2"). A refusal made
+    from shapes alone leaves it empty; shape-only ("meta") runs, which allocate nothing, are not
+    recorded. The functions are wrapped, not replaced, so the computation still runs.
+    """
+    import dataclasses
+
+    import jacli.compile
+    import jacli.inputs
+
+    work: list[str] = []
+    construct, read_file, compile_expression = (
+        jacli.inputs._construct, jacli.inputs._read_file, jacli.compile.compile_expression
+    )
+
+    def constructed(spec, shape, name, *args, **kwargs):
+        work.append(f"input {name}")
+        return construct(spec, shape, name, *args, **kwargs)
+
+    def read(spec, name, *args, **kwargs):
+        work.append(f"input {name}")
+        return read_file(spec, name, *args, **kwargs)
+
+    def compiled(text: str):
+        real = compile_expression(text)
+
+        def recorded(run):
+            def evaluate(*tensors):
+                if all(t.device.type != "meta" for t in tensors):
+                    work.append(f"evaluate {text}")
+                return run(*tensors)
+
+            return evaluate
+
+        return dataclasses.replace(real, function=recorded(real.function), checked=recorded(real.checked))
+
+    monkeypatch.setattr(jacli.inputs, "_construct", constructed)
+    monkeypatch.setattr(jacli.inputs, "_read_file", read)
+    monkeypatch.setattr(jacli.compile, "compile_expression", compiled)
+    return work

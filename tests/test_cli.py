@@ -15,12 +15,11 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
-from helpers import cli_runner
+from helpers import cli_runner, record_work
 
 import jacli
 from jacli.cli import app
@@ -286,14 +285,13 @@ def test_cuda_device_without_cuda() -> None:
     assert_user_error(run("jacobian", "x**2", "-i", "1,2", "--device", "cuda"), "CUDA", "--device cpu")
 
 
-def test_memory_budget_fails_fast() -> None:
-    run("jacobian", "x", "-i", "1")  # imports done before timing
-    start = time.perf_counter()
+def test_memory_budget_is_refused_before_any_work(monkeypatch) -> None:
+    work = record_work(monkeypatch)
     result = run("jacobian", "(x+1)**2", "-i", "eye:1000")
-    elapsed = time.perf_counter() - start
     # (10**6 outputs) * (10**6 inputs) = 10**12 numbers; * 8 bytes = 8.0 TB
     assert_user_error(result, "1,000,000,000,000", "8.0 TB", "jacli vjp")
-    assert elapsed < 3.0, f"took {elapsed:.1f} s"
+    assert work == []  # refused from shapes: eye:1000 never built, nothing evaluated
+    # (the time it takes is measured by benchmarks/bench_refusals.py, not asserted here)
 
 
 @pytest.mark.parametrize("suffix", [".json", ".txt"])
@@ -507,18 +505,19 @@ def test_end_to_end_json() -> None:
 
 
 def test_end_to_end_memory_budget() -> None:
-    start = time.perf_counter()
-    process = run_process("-m", "jacli", "jacobian", "(x+1)**2", "-i", "eye:1000", timeout=60)
-    elapsed = time.perf_counter() - start
+    # That the refusal comes before any work is test_memory_budget_is_refused_before_any_work's
+    # job; here, that a real process answers it with one error line and exit 1.
+    process = run_process("-m", "jacli", "jacobian", "(x+1)**2", "-i", "eye:1000", timeout=120)
     assert process.returncode == 1
     assert process.stdout == ""
     assert process.stderr.startswith("Error: the Jacobian") and process.stderr.count("Error:") == 1
     assert "1,000,000,000,000 numbers" in process.stderr and "8.0 TB" in process.stderr
-    assert elapsed < 30, f"took {elapsed:.1f} s (start-up included)"
+    assert process.stderr.count("\n") == 1 and "Traceback" not in process.stderr
 
 
 def test_end_to_end_unknown_device() -> None:
     # (--device cuda is checked in-process above; it needs torch, which costs seconds to start.)
     process = run_process("-m", "jacli", "jacobian", "x", "-i", "1", "--device", "foo")
-    assert process.returncode in (1, 2) and process.stdout == ""
-    assert "foo" in process.stderr and "cpu" in process.stderr and "Traceback" not in process.stderr
+    assert process.returncode == 1 and process.stdout == ""  # a user error, as in-process
+    assert process.stderr.startswith("Error: unknown device 'foo'") and process.stderr.count("\n") == 1
+    assert "cpu" in process.stderr and "Traceback" not in process.stderr

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
+from fractions import Fraction
 
 import pytest
+import torch
 from helpers import cli_runner
 
 import jacli
+import jacli.compile
 from jacli.cli import app
 from jacli.errors import ExpressionError, ResourceError
 from jacli.parse import MAX_DEPTH, MAX_LENGTH, MAX_NODES, parse
@@ -38,9 +43,20 @@ def test_huge_constants_are_refused_not_computed(text, needle):
     assert needle.replace("(", "").replace(")", "") in str(error.value).replace("(", "").replace(")", "")
 
 
-@pytest.mark.parametrize("text", ["2**-5000 + x", "(1/3)**1000 * x", "10**308 + x", "x**(9**9)", "0**(10**5) * x"])
-def test_large_but_representable_constants_are_accepted(text):
-    parse(text)
+@pytest.mark.parametrize(
+    "text, x, exact",
+    [
+        # the value worked out exactly with Fraction, then rounded once to float64
+        ("2**-5000 + x", 1.5, Fraction(2) ** -5000 + Fraction(3, 2)),  # 1.5
+        ("(1/3)**1000 * x", 1.5, Fraction(1, 3) ** 1000 * Fraction(3, 2)),  # underflows to 0
+        ("10**308 + x", 1.5, 10**308 + Fraction(3, 2)),  # 1e308
+        ("x**(9**9)", -1.0, Fraction(-1) ** (9**9)),  # an odd power: -1
+        ("0**(10**5) * x", 1.5, Fraction(0)),
+    ],
+)
+def test_large_but_representable_constants_are_accepted(text, x, exact):
+    value = jacli.compile.compile_expression(text).checked(torch.tensor(x, dtype=torch.float64))
+    assert float(value) == float(exact)
 
 
 def test_power_of_a_huge_base_is_refused_even_with_a_small_exponent():
@@ -218,25 +234,46 @@ def test_a_full_disk_on_stdout_is_an_error_line():
     assert "Traceback" not in done.stderr
 
 
+ROW_STARTED = "-- the row loop has done row 1 --"
+
+
 def test_sigint_to_a_real_row_loop_exits_130():
-    """A real Ctrl-C (SIGINT) while the row loop runs: exit 130, one line, no traceback."""
+    """A real Ctrl-C (SIGINT) while the row loop runs: exit 130, one line, no traceback.
+
+    No fixed delays: the child reports on stderr when the CLI's progress callback has seen the
+    first of 2 rows, then holds the loop there (up to 60 s) until the parent's SIGINT arrives, so
+    the loop can neither finish first nor run forever.
+    """
     code = (
-        "import sys, signal, threading, os\n"
-        "from jacli.engine import autodiff as engine\n"
-        "real = engine._jacobian_rows\n"
-        "def slow(*a, **k):\n"
-        "    threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
-        "    import time; time.sleep(5)\n"
-        "    return real(*a, **k)\n"
-        "engine._jacobian_rows = slow\n"
-        "from jacli.cli import main\n"
+        "import os, sys, time\n"
+        "from jacli import cli\n"
+        "real = cli._RowProgress.__call__\n"
+        "def first_row(self, done, total):\n"
+        "    real(self, done, total)\n"
+        "    if done == 1:\n"
+        f"        sys.stderr.write({ROW_STARTED!r} + '\\n'); sys.stderr.flush()\n"
+        "        deadline = time.monotonic() + 60\n"
+        "        while time.monotonic() < deadline:\n"
+        "            time.sleep(0.01)\n"
+        "        os._exit(3)  # no SIGINT came\n"
+        "cli._RowProgress.__call__ = first_row\n"
         "sys.argv = ['jacli', 'jacobian', 'x**2', '-i', '1,2', '--method', 'rows']\n"
-        "main()\n"
+        "cli.main()\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "JACLI_DEBUG": ""})
-    assert done.returncode == 130
-    assert done.stderr == "Interrupted.\n" and done.stdout == ""
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env={**os.environ, "JACLI_DEBUG": ""})
+    try:
+        ready, _, _ = select.select([child.stderr], [], [], 120)
+        first = child.stderr.readline() if ready else "(nothing within 120 s)"
+        assert first == ROW_STARTED + "\n", first + child.stderr.read() if ready else first
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 130, stderr
+    assert stderr == "Interrupted.\n" and stdout == ""
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ A variable of shape ``()`` stays the plain symbol ``x``, so polar coordinates re
 The exact entries are evaluated on torch through the same compiler as the expression itself.
 
 Example:
+    >>> from jacli.parse import parse
     >>> jac = jacobian(parse("[r*cos(t), r*sin(t)]").tree, {"r": (), "t": ()}, ["r", "t"])
     >>> jac["t"].tolist()
     [-r*sin(t), r*cos(t)]
