@@ -397,8 +397,8 @@ def _exact(problem: Problem, method: Any, build: Callable[[Problem], Any]) -> An
     try:
         return build(problem)
     except ResourceError as error:
-        reason = str(error).split(". Use --method")[0]
-        warnings.warn(f"--symbolic skipped: {reason}; the numbers below are from {method.value} mode",
+        reason = str(error).split(". Use `method`")[0]
+        warnings.warn(f"`symbolic` skipped: {reason}; the numbers below are from {method.value} mode",
                       JacliWarning, stacklevel=3)
         return None
 
@@ -436,9 +436,9 @@ def _determinant(problem: Problem, values: dict[str, Any], exact: dict[str, Any]
     matrix = torch.cat([values[name].reshape(rows, -1) for name in problem.wrt], dim=1)
     if matrix.shape[0] != matrix.shape[1]:
         raise ShapeError(
-            f"--det needs a square Jacobian, but the output has {matrix.shape[0]} elements and the "
+            f"`det` needs a square Jacobian, but the output has {matrix.shape[0]} elements and the "
             f"inputs ({', '.join(problem.wrt)}) have {matrix.shape[1]} together; choose inputs with "
-            "--wrt so that the counts match"
+            "`wrt` so that the counts match", param="det",
         )
     determinant = torch.linalg.det(matrix)
     exact_det = None

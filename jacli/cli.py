@@ -606,7 +606,7 @@ def _show_warning(message: Any, category: Any, filename: str, lineno: int, file:
     # PYTHONWARNINGS turns them on); torch raises one on its first forward-mode pass.
     if issubclass(category, (DeprecationWarning, PendingDeprecationWarning)):
         return
-    _diagnose(f"Warning: {message}")
+    _diagnose(f"Warning: {flagged(str(message), FLAGS)}")
 
 
 class _RowProgress:

@@ -378,7 +378,7 @@ def _shape_error(tree: sp.Basic, values: list[Any], error: Exception) -> ShapeEr
     noun = "shape" if len(values) == 1 else "shapes"
     return ShapeError(
         f"cannot evaluate {printing.to_text(tree)} with input {noun} {shapes}: {reason}. "
-        "Check the shapes of the inputs (--input) against the expression."
+        "Check the shapes of the `inputs` against the expression."
     )
 
 

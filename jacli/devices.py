@@ -62,22 +62,22 @@ def resolve_device(device: Any, dtype: Any) -> Any:
     if device.startswith("cuda"):
         if torch.version.cuda is None:
             raise DeviceError(
-                f"--device {device}: this torch build has no CUDA (torch {torch.__version__}); "
-                "use --device cpu, or install a CUDA build of torch"
+                f"`device` {device}: this torch build has no CUDA (torch {torch.__version__}); "
+                "use `device` cpu, or install a CUDA build of torch", param="device",
             )
         if not torch.cuda.is_available():
-            raise DeviceError(f"--device {device}: torch has CUDA but finds no GPU here; use --device cpu")
+            raise DeviceError(f"`device` {device}: torch has CUDA but finds no GPU here; use `device` cpu", param="device")
         index = int(device.split(":")[1]) if ":" in device else 0
         count = torch.cuda.device_count()
         if index >= count:
             have = ", ".join(f"cuda:{i}" for i in range(count))
-            raise DeviceError(f"--device {device}: there is no such GPU; this machine has {have}")
+            raise DeviceError(f"`device` {device}: there is no such GPU; this machine has {have}", param="device")
         return torch.device(device)
     if device == "mps":
         if not _mps_available():
-            raise DeviceError("--device mps: MPS (Apple GPU) is not available here; use --device cpu")
+            raise DeviceError("`device` mps: MPS (Apple GPU) is not available here; use `device` cpu", param="device")
         if dtype == torch.float64:
-            raise DeviceError("--device mps: MPS has no float64; add --dtype float32")
+            raise DeviceError("`device` mps: MPS has no float64; use `dtype` float32", param="dtype")
         return torch.device("mps")
     return torch.device("cpu")
 

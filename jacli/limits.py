@@ -57,13 +57,13 @@ def parse_size(text: str) -> int:
     """
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMGT]?I?)B?\s*", text.upper())
     if not match or match.group(2) not in _UNITS:
-        raise InputError(f"--max-memory {text!r} is not a size; write it like 500MB, 2GB or 1.5GiB")
+        raise InputError(f"`max_memory` {text!r} is not a size; write it like 500MB, 2GB or 1.5GiB", param="max_memory")
     if float(match.group(1)) * _UNITS[match.group(2)] > MAX_SIZE:  # before Decimal makes 10**(10**9)
-        raise InputError(f"--max-memory {text!r} is too large; give at most {format_bytes(MAX_SIZE)}")
+        raise InputError(f"`max_memory` {text!r} is too large; give at most {format_bytes(MAX_SIZE)}", param="max_memory")
     # Decimal, not float: "2.01KB" is 2010 bytes, where float arithmetic gives 2009.999...
     size = int(Decimal(match.group(1)) * _UNITS[match.group(2)])
     if size < 1:
-        raise InputError(f"--max-memory {text!r} is too small; give at least 1 byte")
+        raise InputError(f"`max_memory` {text!r} is too small; give at least 1 byte", param="max_memory")
     return size
 
 
@@ -150,5 +150,5 @@ def check_budget(needed: int, budget: int, what: str, advice: str) -> None:
     if needed > budget:
         raise ResourceError(
             f"{what} would need {format_bytes(needed)}, over the memory budget of "
-            f"{format_bytes(budget)}. {advice}"
+            f"{format_bytes(budget)}. {advice}", param="max_memory",
         )

@@ -110,8 +110,8 @@ class Plan:
             f"the Jacobian of {_shorten(self.text)} ({outputs:,} output element{'s' if outputs != 1 else ''} "
             f"× {ins:,} input element{'s' if ins != 1 else ''} = {numbers:,} numbers, for output "
             f"{tuple(self.output_shape)} and {shapes}; with the inputs and output it holds)",
-            "Use `jacli vjp` with --v for one combination of its rows, pick fewer inputs with --wrt, "
-            "use smaller inputs, or raise --max-memory.",
+            "Use vjp with `v` for one combination of its rows, pick fewer inputs with `wrt`, "
+            "use smaller inputs, or raise `max_memory`.",
         )
 
     def check_hessian(self) -> None:
@@ -122,7 +122,7 @@ class Plan:
         check_budget(
             n * n * self.itemsize + self.held, self.budget,
             f"the Hessian ({n:,} × {n:,} numbers, with the inputs and output)",
-            "Use `jacli hvp` for Hessian-vector products without building it, or pick fewer inputs with --wrt.",
+            "Use hvp for Hessian-vector products without building it, or pick fewer inputs with `wrt`.",
         )
 
 
@@ -159,7 +159,7 @@ def make_plan(
     check_budget(
         (plan.input_elements + plan.intermediates) * itemsize, budget,
         f"evaluating {_shorten(text)} (its intermediate results, with the inputs)",
-        "Use smaller inputs, or raise --max-memory.",
+        "Use smaller inputs, or raise `max_memory`.",
     )
     if result == "jacobian":
         plan.check_jacobian(labels)
@@ -174,7 +174,7 @@ def check_inputs_together(sizes: list[tuple[str, int]], budget: int) -> None:
         check_budget(
             sum(size for _, size in sizes), budget,
             "the inputs together (" + ", ".join(what for what, _ in sizes) + ")",
-            "Use smaller inputs, or raise --max-memory.",
+            "Use smaller inputs, or raise `max_memory`.",
         )
 
 

@@ -92,15 +92,21 @@ class Problem:
         count = math.prod(shape)
         if count == 1:
             return
-        raise ShapeError(
+        why = (
             f"{command} needs an expression with a single number as output, but this output has shape "
             f"{shape} ({count} numbers). The gradient of a vector is not defined "
             "without a weighting vector v (torch: \"grad can be implicitly created only for scalar "
-            "outputs\"): y.backward(v) takes the gradient of sum(v * y). Try\n"
-            f"  {self.command_line('vjp', '--v ones')}\n"
-            f"for vᵀJ with v = ones (the gradient of sum(y)), or\n"
-            f"  {self.command_line('jacobian')}\n"
-            "for the whole Jacobian" + (", or wrap the expression in sum(...) or mean(...)" if command != "grad" else "")
+            "outputs\"): y.backward(v) takes the gradient of sum(v * y). Try"
+        )
+        wrap = ", or wrap the expression in sum(...) or mean(...)" if command != "grad" else ""
+        raise ShapeError(
+            f"{why} jacli.vjp(expr, inputs, v='ones') for vᵀJ with v = ones (the gradient of sum(y)), "
+            f"or jacli.jacobian(expr, inputs) for the whole Jacobian{wrap}",
+            cli_message=(
+                f"{why}\n  {self.command_line('vjp', '--v ones')}\n"
+                f"for vᵀJ with v = ones (the gradient of sum(y)), or\n  {self.command_line('jacobian')}\n"
+                f"for the whole Jacobian{wrap}"
+            ),
         )
 
     def make_v(self, value: InputValue) -> Any:
@@ -109,7 +115,7 @@ class Problem:
         shape = tuple(self.plan.output_shape)
         tensor = materialize(spec, "v", self, output_shape=shape)
         tensor = specs.fit_to_output(tensor, shape, spec_text(spec, tensor))
-        report_nonfinite(tensor, "--v")
+        report_nonfinite(tensor, "`v`")
         return tensor
 
     def directions(self, v: Any, command: str) -> dict[str, Any]:
@@ -126,21 +132,27 @@ class Problem:
             if name is None:
                 if len(variables) != 1:
                     raise InputError(
-                        f"{command}: a --v without a name fits only an expression with one variable; "
-                        f"write --v NAME=SPEC for each input that moves ({', '.join(variables)})"
+                        f"{command}: a direction without a name fits only an expression with one "
+                        f"variable; give `v` as {{name: direction}} for each input that moves "
+                        f"({', '.join(variables)})", param="v",
+                        cli_message=f"{command}: a --v without a name fits only an expression with one "
+                        f"variable; write --v NAME=SPEC for each input that moves ({', '.join(variables)})",
                     )
                 name = variables[0]
             if name not in variables:
                 close = close_name(name, variables)
                 hint = f"; did you mean {close}?" if close else "."
-                raise InputError(f"--v {name}=...: {name!r} is not a variable of the expression{hint} Its variables are: {', '.join(variables)}")
+                raise InputError(
+                    f"`v` gives a direction for {name!r}, which is not a variable of the expression{hint} "
+                    f"Its variables are: {', '.join(variables)}", param="v",
+                )
             if name in directions:
-                raise InputError(f"--v gives a direction for {name!r} twice")
+                raise InputError(f"`v` gives a direction for {name!r} twice", param="v")
             spec = specs.parse_spec(value, for_v=True) if isinstance(value, str) else value
             shape = tuple(self.inputs[name].shape)
             tensor = materialize(spec, f"v for {name}", self, output_shape=shape)
             tensor = specs.fit_to_output(tensor, shape, spec_text(spec, tensor), what=f"input {name}")
-            report_nonfinite(tensor, f"--v for {name}")
+            report_nonfinite(tensor, f"`v` for {name}")
             directions[name] = tensor
         return {name: directions[name] for name in variables if name in directions}
 
@@ -272,16 +284,19 @@ def bind(variables: Sequence[str], given: list[tuple[str | None, Any]]) -> dict[
     if not variables:
         raise ExpressionError(
             "the expression has no variables, so there is nothing to differentiate; "
-            "use a name such as x and give it with --input x=..."
+            "use a name such as x and give its value in `inputs`", param="expr",
         )
     bound: dict[str, Any] = {}
     for name, value in given:
         if name is None:
             if len(variables) != 1:
                 raise InputError(
-                    f"an --input without a name fits only an expression with one variable; this one "
-                    f"has {len(variables)} ({', '.join(variables)}), so write NAME=SPEC, e.g. "
-                    f"--input {variables[0]}=1,2,3"
+                    f"an input without a name fits only an expression with one variable; this one "
+                    f"has {len(variables)} ({', '.join(variables)}), so name each one in `inputs`",
+                    param="inputs",
+                    cli_message=f"an --input without a name fits only an expression with one variable; "
+                    f"this one has {len(variables)} ({', '.join(variables)}), so write NAME=SPEC, e.g. "
+                    f"--input {variables[0]}=1,2,3",
                 )
             name = variables[0]
         if name not in variables:
@@ -323,11 +338,14 @@ def _check_wrt(variables: Sequence[str], wrt: Sequence[str] | None) -> tuple[str
             if name not in variables:
                 close = close_name(name, variables)
                 hint = f"; did you mean {close}?" if close else "."
-                raise InputError(f"--wrt {name!r} is not a variable of the expression{hint} Its variables are: {', '.join(variables)}")
+                raise InputError(
+                    f"`wrt` {name!r} is not a variable of the expression{hint} Its variables are: "
+                    f"{', '.join(variables)}", param="wrt",
+                )
             if name not in names:
                 names.append(name)
     if not names:
-        raise InputError(f"--wrt names no variable; its variables are: {', '.join(variables)}")
+        raise InputError(f"`wrt` names no variable; its variables are: {', '.join(variables)}", param="wrt")
     return tuple(name for name in variables if name in names)
 
 

@@ -170,7 +170,7 @@ def check_file_suffix(path: Any) -> None:
 
     suffix = str(path)[str(path).rfind("."):].lower() if "." in str(path) else ""
     if suffix not in FILE_SUFFIXES:
-        raise InputError(f"--output {path}: cannot tell the format; use a name ending in {', '.join(FILE_SUFFIXES)}")
+        raise InputError(f"`output` {path}: cannot tell the format; use a name ending in {', '.join(FILE_SUFFIXES)}", param="output")
 
 
 def to_chunks(result: Any, suffix: str, precision: int | None = None) -> Iterator[bytes]:
@@ -192,9 +192,9 @@ def _file_bytes(result: Any, suffix: str) -> bytes:
     tensors = [] if isinstance(result, CheckReport) else [t for _, t in result.tensors()]
     if len(tensors) != 1:
         raise InputError(
-            "--output .npy holds one tensor, but this result has "
+            "`output` .npy holds one tensor, but this result has "
             f"{'a table' if isinstance(result, CheckReport) else len(tensors)}; "
-            "use .json or .txt, or pick one input with --wrt"
+            "use .json or .txt, or pick one input with `wrt`", param="output",
         )
     buffer = io.BytesIO()
     np.save(buffer, _numpy(tensors[0]), allow_pickle=False)

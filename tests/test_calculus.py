@@ -81,7 +81,7 @@ def test_jvp_cli_result_key_is_output():
 
 
 def test_jvp_direction_errors():
-    with pytest.raises(InputError, match="NAME=SPEC"):
+    with pytest.raises(InputError, match="give `v` as {name: direction}"):
         jacli.jvp("a*b", {"a": 1.0, "b": 2.0}, [(None, "1")])
     with pytest.raises(InputError, match="did you mean a"):
         jacli.jvp("a*b", {"a": 1.0, "b": 2.0}, {"aa": 1.0})

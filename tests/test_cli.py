@@ -289,7 +289,7 @@ def test_memory_budget_is_refused_before_any_work(monkeypatch) -> None:
     work = record_work(monkeypatch)
     result = run("jacobian", "(x+1)**2", "-i", "eye:1000")
     # (10**6 outputs) * (10**6 inputs) = 10**12 numbers; * 8 bytes = 8.0 TB
-    assert_user_error(result, "1,000,000,000,000", "8.0 TB", "jacli vjp")
+    assert_user_error(result, "1,000,000,000,000", "8.0 TB", "vjp with --v")
     assert work == []  # refused from shapes: eye:1000 never built, nothing evaluated
     # (the time it takes is measured by benchmarks/bench_refusals.py, not asserted here)
 

@@ -47,20 +47,20 @@ def test_parse_size(text, size) -> None:
 def test_parse_size_refuses_what_is_not_a_size(text) -> None:
     with pytest.raises(InputError) as caught:
         parse_size(text)
-    assert f"--max-memory {text!r} is not a size" in str(caught.value)
+    assert f"`max_memory` {text!r} is not a size" in str(caught.value)
     assert "2GB" in str(caught.value)  # shows a form that works
 
 
 @pytest.mark.parametrize("text", ["0", "0B", "0.4", "1e-400"])
 def test_parse_size_refuses_less_than_a_byte(text) -> None:
-    with pytest.raises(InputError, match=f"--max-memory '{text}' is too small"):
+    with pytest.raises(InputError, match=f"`max_memory` '{text}' is too small"):
         parse_size(text)
 
 
 @pytest.mark.parametrize("text", ["1e400", "1e30", "9.3e18", "10000000TB", "1e999999999"])
 def test_parse_size_refuses_more_than_any_machine(text) -> None:
     # 2**63 - 1 bytes is the largest accepted size; all of these are larger
-    with pytest.raises(InputError, match=f"--max-memory '{text}' is too large"):
+    with pytest.raises(InputError, match=f"`max_memory` '{text}' is too large"):
         parse_size(text)
     assert parse_size("9.2e18") == 9_200_000_000_000_000_000
 

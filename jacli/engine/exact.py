@@ -62,7 +62,7 @@ def check_size(shapes: Mapping[str, tuple[int, ...]], output_shape: tuple[int, .
         raise ResourceError(
             f"the symbolic method works entry by entry and handles at most {MAX_INPUT_ELEMENTS} "
             f"input elements and {MAX_ENTRIES:,} Jacobian entries; this has {inputs:,} and "
-            f"{entries:,}. Use --method reverse or forward for inputs this large."
+            f"{entries:,}. Use `method` reverse or forward for inputs this large."
         )
 
 
