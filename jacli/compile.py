@@ -250,7 +250,7 @@ class _Compiler:
             return self._apply(tree, [tree.args[0]], lambda x: x[key])
         entry = BY_NODE.get(tree.func)
         if entry is None:
-            raise ExpressionError(f"jacli cannot compile {tree} (no torch function for {tree.func})")
+            raise TypeError(f"bug: no table entry compiles {tree.func} (in {tree}); the parser made a node the table lacks")
         operands, integers = entry.split(tree.args)
         ints = [int(i) for i in integers]
         torch_fn = entry.torch

@@ -162,7 +162,7 @@ def evaluate(
 
     def read(symbol: sp.Symbol) -> Callable[[tuple], Any]:
         if symbol not in lookup:
-            raise ShapeError(f"the symbolic derivative mentions {symbol}, which is no input element")
+            raise LookupError(f"bug: the exact derivative mentions {symbol}, which is no input element")
         slot, index = lookup[symbol]
         return lambda a: a[slot][index] if index else a[slot]
 
