@@ -699,7 +699,7 @@ def no_construction(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("allocated before checking the budget")
 
-    monkeypatch.setattr(inputs, "_construct", refuse)
+    monkeypatch.setattr(inputs.build, "_construct", refuse)
 
 
 @pytest.mark.usefixtures("no_construction")
