@@ -25,6 +25,7 @@ from jacli.inputs import (
     parse_spec,
     seed_for,
 )
+from jacli.inputs.build import check_python_numbers
 
 
 def test_literals_follow_the_requested_dtype() -> None:
@@ -136,7 +137,7 @@ def test_seed_for_is_stable_across_processes() -> None:
     assert 0 <= seed_for(-5, "x") < 2**63
 
 
-# -- --v forms ----------------------------------------------------------------------------------
+# -- v forms ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind,build", [("ones", torch.ones), ("zeros", torch.zeros)])
@@ -206,7 +207,7 @@ def test_onehot_out_of_range(text, shape, named) -> None:
         make(text, for_v=True, name="v", output_shape=shape)
     for part in named:
         assert part in str(caught.value)
-    assert text in str(caught.value)
+    assert str(caught.value).startswith(f"`v` {text}: ") and caught.value.param == "v"
 
 
 # -- the memory budget --------------------------------------------------------------------------
@@ -230,12 +231,14 @@ def test_budget_refuses_before_allocating() -> None:
     message = str(caught.value)
     assert "ones:100000x100000" in message and "10,000,000,000 elements" in message
     assert "80.0 GB" in message and "1.0 GB" in message
+    assert message.endswith("Use a smaller shape, or raise `max_memory`.") and caught.value.param == "inputs"
     # float32: 4 bytes each, 40.0 GB
     with pytest.raises(ResourceError, match="40.0 GB"):
         make("randn:100000x100000", budget=10**9, dtype=torch.float32)
-    # a shapeless --v takes the output's shape, and is checked too: 10**6 * 8 bytes = 8.0 MB
-    with pytest.raises(ResourceError, match="8.0 MB"):
+    # a shapeless v takes the output's shape, and is checked too: 10**6 * 8 bytes = 8.0 MB
+    with pytest.raises(ResourceError, match="8.0 MB") as caught:
         make("rand", for_v=True, name="v", budget=10**6, output_shape=(1000, 1000))
+    assert caught.value.param == "v"
     # 10**400 elements: the message is still written, not an OverflowError
     with pytest.raises(ResourceError, match=r"e\+385 PB"):
         make("ones:" + "1" + "0" * 400, budget=10**9)
@@ -282,8 +285,9 @@ def test_mismatch_suggests_specs_that_fit(output_shape) -> None:
         fit_to_output(v, output_shape, "1,2,3,4,5,6,7")
     message = str(caught.value)
     shown = "() (a scalar)" if output_shape == () else str(output_shape)
-    assert "--v 1,2,3,4,5,6,7 has shape (7,)" in message and f"the output has shape {shown}" in message
-    match = re.search(r"Try --v (.+) \(or --v (\S+), --v (\S+)\)$", message)
+    assert "`v` 1,2,3,4,5,6,7 has shape (7,)" in message and f"the output has shape {shown}" in message
+    assert caught.value.param == "v"
+    match = re.search(r"Try `v` (.+) \(or `v` (\S+), `v` (\S+)\)$", message)
     assert match, message
     for suggestion in match.groups():
         # what the shell passes on: the suggestion quotes brackets
@@ -294,6 +298,14 @@ def test_mismatch_suggests_specs_that_fit(output_shape) -> None:
     (literal,) = shlex.split(match.group(1))
     if math.prod(output_shape) > 1:
         assert make(literal).shape == output_shape
+
+
+def test_python_integers_beyond_float64_are_refused_by_name() -> None:
+    check_python_numbers([("x", [1, 2**1023 - 1]), (None, 2.5)])  # the largest int that fits passes
+    with pytest.raises(InputError) as caught:
+        check_python_numbers([("x", [1.0, (2, 10**400)])])
+    assert str(caught.value).startswith("inputs['x'] holds the integer 1000000000...0000000000 (401 digits), ")
+    assert caught.value.param == "inputs"
 
 
 def test_mismatch_names_what_v_must_match() -> None:

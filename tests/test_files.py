@@ -153,8 +153,9 @@ def test_stdin(monkeypatch, text, expected) -> None:
 
 def test_stdin_can_be_read_by_one_input_only() -> None:
     check_single_stdin({"a": parse_spec("@-"), "b": parse_spec("1,2")})
-    with pytest.raises(InputError, match="a and b"):
+    with pytest.raises(InputError, match="a and b") as caught:
         check_single_stdin({"a": parse_spec("@-"), "b": parse_spec("@-"), "c": parse_spec("@x.npy")})
+    assert caught.value.param == "inputs"
 
 
 @pytest.mark.parametrize(
@@ -189,6 +190,10 @@ def test_bad_file_contents(tmp_path, suffix, text, named) -> None:
     assert message.startswith(f"x = @{path}")
     for part in named:
         assert part in message, (part, message)
+    assert caught.value.param == "inputs"
+    with pytest.raises(InputError) as caught:  # the same file given as v
+        make(f"@{path}", for_v=True, name="v", output_shape=(2,))
+    assert str(caught.value).startswith(f"v = @{path}") and caught.value.param == "v"
 
 
 def test_bad_stdin_names_standard_input(monkeypatch) -> None:
@@ -251,6 +256,7 @@ def test_text_is_read_up_to_a_cap_from_the_budget(monkeypatch, tmp_path) -> None
     message = str(caught.value)
     assert message.startswith("x = @- (standard input): holds more than 100 B of text")
     assert "memory budget of 2.0 kB" in message and "numpy.save" in message
+    assert message.endswith("or raise `max_memory`.") and caught.value.param == "inputs"
     (tmp_path / "x.txt").write_text("1 " * 50)  # exactly 100 characters: read
     assert make(f"@{tmp_path / 'x.txt'}", budget=2000).shape == (50,)
     (tmp_path / "x.txt").write_text("1 " * 50 + "\n")
@@ -277,7 +283,7 @@ def test_garbage_binary_file(tmp_path, suffix, message) -> None:
 
 def test_budget_applies_to_files(tmp_path) -> None:
     np.save(tmp_path / "big.npy", np.zeros(100))
-    with pytest.raises(ResourceError, match="100 elements"):
+    with pytest.raises(ResourceError, match=r"100 elements.*Use a smaller file, or raise `max_memory`\.$"):
         make(f"@{tmp_path / 'big.npy'}", budget=799)
     assert_same(make(f"@{tmp_path / 'big.npy'}", budget=800), torch.zeros(100, dtype=F64))
 

@@ -91,10 +91,10 @@ def test_named_and_unnamed_options() -> None:
     assert name == "W_2" and spec == Constructor("eye:2x3", "eye", (2, 3))
     assert parse_input_option("eye:5") == (None, Constructor("eye:5", "eye", (5, 5)))
     assert parse_input_option("@data=1.npy") == (None, File("@data=1.npy", "data=1.npy"))
-    # the expression parser takes names in any alphabet, so --input does too
+    # the expression parser takes names in any alphabet, so `inputs` does too
     name, spec = parse_input_option("é=1,2")
     assert name == "é" and spec.values == [1.0, 2.0]
-    name, spec = parse_input_option("v=onehot:1", option="--v", for_v=True)
+    name, spec = parse_input_option("v=onehot:1", param="v", for_v=True)
     assert name == "v" and spec == OneHot("onehot:1", (1,))
 
 
@@ -106,16 +106,31 @@ def test_bad_names(text, name) -> None:
         parse_input_option(text)
     message = str(caught.value)
     assert f"{name} is not a variable name" in message and "NAME=SPEC" in message
+    assert message.startswith(f"`inputs` {text!r}: ") and caught.value.param == "inputs"
 
 
-def test_option_errors_name_the_option_and_the_bad_part() -> None:
+def test_option_errors_name_the_parameter_and_the_bad_part() -> None:
+    # the parameter in backticks, which the CLI writes as its flag (--input, --v)
     with pytest.raises(InputError) as caught:
         parse_input_option("x=ones:2y3")
-    assert "--input x=ones:2y3" in str(caught.value) and "'2y3'" in str(caught.value)
-    with pytest.raises(InputError, match="--v only"):
+    assert str(caught.value).startswith("`inputs` x=ones:2y3: ") and "'2y3'" in str(caught.value)
+    assert caught.value.param == "inputs"
+    with pytest.raises(InputError, match="`v` only") as caught:
         parse_input_option("x=onehot:1")
-    with pytest.raises(InputError, match=r"^--v w=ones:0"):
-        parse_input_option("w=ones:0", option="--v", for_v=True)
+    assert caught.value.param == "inputs"
+    with pytest.raises(InputError, match=r"^`v` w=ones:0") as caught:
+        parse_input_option("w=ones:0", param="v", for_v=True)
+    assert caught.value.param == "v"
+
+
+@pytest.mark.parametrize(
+    "options,start,param",
+    [({}, "ones:0: ", "inputs"), ({"for_v": True}, "`v` ones:0: ", "v"), ({"param": "inputs"}, "`inputs` ones:0: ", "inputs")],
+)
+def test_parse_spec_errors_name_the_parameter(options, start, param) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_spec("ones:0", **options)
+    assert str(caught.value).startswith(start) and caught.value.param == param
 
 
 # -- bad specs ----------------------------------------------------------------------------------
@@ -137,7 +152,7 @@ def test_option_errors_name_the_option_and_the_bad_part() -> None:
         ("ones:2x0", ["'2x0'", "no elements"]),
         ("eye:0", ["'0'", "no elements"]),
         ("eye:2x3x4", ["eye:2x3x4", "NxM"]),
-        ("ones", ["ones:2x3", "only --v"]),
+        ("ones", ["ones:2x3", "only `v`"]),
         ("eye", ["eye:3"]),
         ("full:2x3", ["full:2x3:0.5"]),
         ("full:2x3:abc", ["'abc' is not a number"]),
@@ -166,7 +181,7 @@ def test_option_errors_name_the_option_and_the_bad_part() -> None:
         ("linspace:0,1,0", ["not '0'"]),
         ("linspace:0,1,2.5", ["not '2.5'"]),
         ("linspace:0,1,-3", ["not '-3'"]),
-        ("onehot:1", ["onehot", "--v only"]),
+        ("onehot:1", ["onehot", "`v` only"]),
         ("@", ["file name"]),
         ("@data.xlsx", ["'data.xlsx'", ".npy"]),
         ("@noext", ["'noext'"]),
@@ -194,7 +209,7 @@ def test_bad_v_specs(text, named) -> None:
     message = input_error(text, for_v=True)
     for part in named:
         assert part in message, (part, message)
-    assert message.startswith("--v ")
+    assert message.startswith("`v` ")
 
 
 def test_bad_specs_fail_before_torch_is_imported() -> None:
@@ -304,6 +319,8 @@ def test_shapes_have_at_most_32_axes() -> None:
 
 
 def test_vjp_v_with_a_name_explains_the_difference_from_jvp() -> None:
-    with pytest.raises(InputError, match="vjp's v is one tensor shaped like the output.*jvp and hvp"):
+    with pytest.raises(InputError, match="vjp's v is one tensor shaped like the output.*jvp and hvp") as caught:
         inputs.unnamed_v("x=1,2,3")
+    assert str(caught.value).startswith("`v` 'x=1,2,3': ") and "give e.g. `v` ones." in str(caught.value)
+    assert caught.value.param == "v"
     assert inputs.unnamed_v("ones") == "ones" and inputs.unnamed_v("onehot:1,2") == "onehot:1,2"

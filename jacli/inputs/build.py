@@ -18,6 +18,7 @@ from jacli.inputs.spec import (
     OneHot,
     Spec,
     check_spec_budget,
+    naming,
 )
 from jacli.limits import check_budget, format_integer
 
@@ -43,21 +44,34 @@ def materialize(
         spec: from ``parse_spec``.
         name: the variable (or ``"v"``); seeds random specs and names errors.
         dtype, device: of the result.
-        seed: the run's seed (``--seed``).
+        seed: the run's seed (``seed``).
         budget: refuse specs whose tensor would exceed this many bytes, before allocating.
-        output_shape: the output's shape, for --v forms without a shape.
+        output_shape: the output's (or the input's) shape, given only when making a ``v``: the
+            ``v`` forms without a shape take it, and errors then have ``param`` ``"v"``.
 
     Raises:
         InputError: unreadable files, non-numeric data.
         ResourceError: sizes over the budget.
         ShapeError: a onehot index outside the output's shape.
+
+    Example:
+        >>> from jacli.inputs.spec import parse_spec
+        >>> materialize(parse_spec("ones", for_v=True), name="v", dtype=None, device="cpu", output_shape=(2,))
+        tensor([1., 1.])
     """
+    with naming("v" if output_shape is not None else "inputs"):
+        return _materialize(spec, name, dtype, device, seed, budget, output_shape)
+
+
+def _materialize(
+    spec: Spec, name: str, dtype: Any, device: Any, seed: int, budget: int | None, output_shape: tuple[int, ...] | None
+) -> Any:
     import torch
 
     itemsize = torch.empty((), dtype=dtype).element_size()
     if isinstance(spec, (Constructor, OneHot)) and (getattr(spec, "shape", None) is None):
         if output_shape is None:
-            raise InputError(f"{spec.text!r} takes the output's shape, which is only known for --v")
+            raise InputError(f"{spec.text!r} takes the output's shape, which is only known for `v`", param="inputs")
     if isinstance(spec, OneHot):
         return _onehot(spec, output_shape or (), dtype, device)
     shape = spec.shape if isinstance(spec, (Literal, Constructor)) else None
@@ -72,7 +86,7 @@ def materialize(
     tensor = files.read_file(spec, name, budget)
     if budget is not None:
         check_budget(tensor.numel() * itemsize, budget, f"{name} = {spec.text} ({tensor.numel():,} elements)",
-                     "Use a smaller file, or raise --max-memory.")
+                     "Use a smaller file, or raise `max_memory`.")
     return tensor.to(dtype=dtype, device=device)
 
 
@@ -107,19 +121,23 @@ def _onehot(spec: OneHot, shape: tuple[int, ...], dtype: Any, device: Any) -> An
     if len(index) == 1 and len(shape) != 1:
         if not -numel <= index[0] < numel:
             raise ShapeError(
-                f"--v {spec.text}: flat index {index[0]} is out of range for the output's "
-                f"{numel} elements (shape {shape}); use 0 to {numel - 1}"
+                f"`v` {spec.text}: flat index {index[0]} is out of range for the output's "
+                f"{numel} elements (shape {shape}); use 0 to {numel - 1}",
+                param="v",
             )
         tensor.view(-1)[index[0]] = 1
         return tensor
     if len(index) != len(shape):
         raise ShapeError(
-            f"--v {spec.text}: the output has shape {shape}, so give one flat index or "
-            f"{len(shape)} indices, like onehot:{','.join('0' * len(shape)) or '0'}"
+            f"`v` {spec.text}: the output has shape {shape}, so give one flat index or "
+            f"{len(shape)} indices, like onehot:{','.join('0' * len(shape)) or '0'}",
+            param="v",
         )
     for i, size in zip(index, shape):
         if not -size <= i < size:
-            raise ShapeError(f"--v {spec.text}: index {i} is out of range for the output's shape {shape}")
+            raise ShapeError(
+                f"`v` {spec.text}: index {i} is out of range for the output's shape {shape}", param="v"
+            )
     tensor[index] = 1
     return tensor
 
@@ -157,10 +175,10 @@ def check_dense(tensor: Any, where: str, saved: bool = False) -> None:
 def check_python_numbers(given: Iterable[tuple[str | None, Any]]) -> None:
     """``check_python_number`` for each of the API's inputs, named ``inputs['x']``."""
     for name, value in given:
-        check_python_number(value, f"inputs[{name!r}]" if name is not None else "an input")
+        check_python_number(value, f"inputs[{name!r}]" if name is not None else "an input", param="inputs")
 
 
-def check_python_number(value: Any, where: str) -> None:
+def check_python_number(value: Any, where: str, param: str | None = None) -> None:
     """Refuse Python ints too large for float64 (``10**400``) before anything converts or prints
     them: float() raises OverflowError, and str() a ValueError beyond 4,300 digits. Only ints and
     lists or tuples are walked; tensors and arrays cannot hold such numbers."""
@@ -175,12 +193,13 @@ def check_python_number(value: Any, where: str) -> None:
             except OverflowError:
                 raise InputError(
                     f"{where} holds the integer {format_integer(item)}, larger than float64 can hold "
-                    f"(about {FLOAT64_MAX}); give a float, e.g. float('inf') for infinity"
+                    f"(about {FLOAT64_MAX}); give a float, e.g. float('inf') for infinity",
+                    param=param,
                 ) from None
 
 
 def fit_to_output(v: Any, output_shape: tuple[int, ...], spec_text: str, what: str = "the output") -> Any:
-    """Check --v's shape against the output's (or an input's, ``what``); a single number fits a
+    """Check ``v``'s shape against the output's (or an input's, ``what``); a single number fits a
     one-element target."""
     shape = tuple(v.shape)
     if shape == output_shape:
@@ -188,9 +207,10 @@ def fit_to_output(v: Any, output_shape: tuple[int, ...], spec_text: str, what: s
     if v.numel() == 1 and math.prod(output_shape) == 1:
         return v.reshape(output_shape)
     raise ShapeError(
-        f"--v {spec_text} has shape {_show(shape)} but {what} has shape {_show(output_shape)}; "
-        f"v must match {what}. Try --v {_example(output_shape)} (or --v ones, --v onehot:"
-        f"{','.join('0' for _ in output_shape) or '0'})"
+        f"`v` {spec_text} has shape {_show(shape)} but {what} has shape {_show(output_shape)}; "
+        f"v must match {what}. Try `v` {_example(output_shape)} (or `v` ones, `v` onehot:"
+        f"{','.join('0' for _ in output_shape) or '0'})",
+        param="v",
     )
 
 

@@ -24,7 +24,8 @@ def check_single_stdin(specs: dict[str, Spec]) -> None:
     if len(readers) > 1:
         raise InputError(
             f"{' and '.join(readers)} all read @- (standard input), which can be read only once; "
-            "put all but one in files"
+            "put all but one in files",
+            param="inputs",
         )
 
 
@@ -63,7 +64,7 @@ def read_file(spec: File, name: str, budget: int | None = None) -> Any:
                 raise InputError(f"{name} = @{path}: holds {array.dtype} data; jacli needs real numbers")
             if budget is not None:
                 check_budget(array.size * 8, budget, f"{name} = @{path} ({array.size:,} elements)",
-                             "Use a smaller file, or raise --max-memory.")
+                             "Use a smaller file, or raise `max_memory`.")
             return torch.from_numpy(numpy.array(array, dtype="float64"))
         if suffix == ".pt":
             with warnings.catch_warnings():  # torch's notes on pickle protocols are not for users
@@ -109,7 +110,7 @@ def _read_text(handle: Any, budget: int | None, where: str) -> str:
             f"{where}: holds more than {format_bytes(cap)} of text, the most jacli reads as numbers "
             f"under the memory budget of {format_bytes(budget)} (numbers as text take up to "
             f"{TEXT_FACTOR} times their size while read). Save the numbers with numpy.save and give "
-            "the .npy file, or raise --max-memory."
+            "the .npy file, or raise `max_memory`."
         )
     return text
 

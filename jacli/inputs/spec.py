@@ -14,7 +14,10 @@ Grammar (SHAPE is ``5``, ``2x3`` or ``2x3x4``):
     rand:SHAPE  randn:SHAPE                   reproducible through the seed
     @file.npy @file.pt @file.json @file.csv @file.txt   @- reads the text forms from stdin
 
-For ``--v`` only: ``ones``, ``zeros``, ``rand``, ``randn`` without a shape take the output's
+Messages name the parameter a spec was given as in backticks (`` `inputs` ``, `` `v` ``); the CLI
+writes each as its flag (``jacli.errors.flagged``).
+
+For ``v`` only: ``ones``, ``zeros``, ``rand``, ``randn`` without a shape take the output's
 shape; ``onehot:I`` (flat index) and ``onehot:I,J`` (multi-index) give a one-hot tensor.
 
 Example:
@@ -27,11 +30,12 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Iterator, Union
 
-from jacli.errors import InputError
+from jacli.errors import InputError, JacliError
 from jacli.limits import check_budget, format_count, short_repr
 
 MAX_NESTING = 32
@@ -42,7 +46,7 @@ MAX_AXES = 32
 
 CONSTRUCTORS = ("eye", "ones", "zeros", "full", "arange", "linspace", "rand", "randn")
 OUTPUT_SHAPED = ("ones", "zeros", "rand", "randn")
-"""Constructors that --v may give without a shape: they take the output's shape."""
+"""Constructors that ``v`` may give without a shape: they take the output's shape."""
 
 FILE_SUFFIXES = (".npy", ".pt", ".json", ".csv", ".txt")
 
@@ -78,7 +82,7 @@ class File:
 
 @dataclass(frozen=True)
 class OneHot:
-    """``onehot:I`` or ``onehot:I,J`` (for --v): 1 at that index, 0 elsewhere."""
+    """``onehot:I`` or ``onehot:I,J`` (for ``v``): 1 at that index, 0 elsewhere."""
 
     text: str
     index: tuple[int, ...]
@@ -90,12 +94,25 @@ Spec = Union[Literal, Constructor, File, OneHot]
 # -- parsing (no torch) -------------------------------------------------------------------------
 
 
-def parse_input_option(text: str, option: str = "--input", for_v: bool = False) -> tuple[str | None, Spec]:
+@contextmanager
+def naming(param: str) -> Iterator[None]:
+    """Give ``param`` to the JacliErrors raised inside that name none: the helpers that raise them
+    know only the text they quote (``where``), not the parameter it was given as."""
+    try:
+        yield
+    except JacliError as error:
+        if error.param is None:
+            error.param = param
+        raise
+
+
+def parse_input_option(text: str, param: str = "inputs", for_v: bool = False) -> tuple[str | None, Spec]:
     """``"a=1,2,3"`` → ``("a", spec)``; ``"eye:5"`` → ``(None, spec)``.
 
     Args:
-        option: the option's name for messages (``--input``, or ``--v`` for jvp and hvp).
-        for_v: allow the --v forms (``ones`` without a shape, ``onehot:I``).
+        param: the parameter the text was given as, named in messages (``inputs``, or ``v``
+            for jvp and hvp).
+        for_v: allow the ``v`` forms (``ones`` without a shape, ``onehot:I``).
 
     Raises:
         InputError: naming the bad part.
@@ -103,39 +120,60 @@ def parse_input_option(text: str, option: str = "--input", for_v: bool = False) 
     match = re.fullmatch(r"\s*(\w+)\s*=(.*)", text, flags=re.DOTALL)
     # The names the expression parser takes: Python identifiers in any alphabet ("é"), no leading _.
     if match and match.group(1).isidentifier() and not match.group(1).startswith("_"):
-        return match.group(1), parse_spec(match.group(2), for_v=for_v, option=f"{option} {text}")
+        return match.group(1), _parse_spec(match.group(2), for_v, f"`{param}` {text}", param)
     if re.match(r"\s*[^@=\s]*=", text):
         name = text.split("=", 1)[0].strip()
         raise InputError(
-            f"{option} {shorten(text)!r}: {shorten(name)!r} is not a variable name; write NAME=SPEC, e.g. x=1,2,3"
+            f"`{param}` {shorten(text)!r}: {shorten(name)!r} is not a variable name; write NAME=SPEC, e.g. x=1,2,3",
+            param=param,
         )
-    return None, parse_spec(text, for_v=for_v, option=f"{option} {text}")
+    return None, _parse_spec(text, for_v, f"`{param}` {text}", param)
 
 
 def unnamed_v(text: str) -> str:
-    """vjp's --v text, refused with an explanation when written NAME=SPEC (as jvp's is)."""
+    """vjp's ``v`` text, refused with an explanation when written NAME=SPEC (as jvp's is)."""
     match = re.match(r"\s*(\w+)\s*=", text)
     if match and match.group(1).isidentifier():
         raise InputError(
-            f"--v {shorten(text)!r}: vjp's v is one tensor shaped like the output (vᵀJ sums over the "
-            "output), so it takes no NAME=; give e.g. --v ones. NAME=SPEC is for jvp and hvp, "
-            "whose v is shaped like each input"
+            f"`v` {shorten(text)!r}: vjp's v is one tensor shaped like the output (vᵀJ sums over the "
+            "output), so it takes no NAME=; give e.g. `v` ones. NAME=SPEC is for jvp and hvp, "
+            "whose v is shaped like each input",
+            param="v",
         )
     return text
 
 
-def parse_spec(text: str, *, for_v: bool = False, option: str | None = None) -> Spec:
+def parse_spec(text: str, *, for_v: bool = False, param: str | None = None) -> Spec:
     """Check a spec and return what it describes, without making the tensor.
 
     Args:
         text: the spec, e.g. ``"eye:5"``.
-        for_v: allow the --v forms (``ones`` without a shape, ``onehot:I``).
-        option: how to name the spec in errors, e.g. ``"--input x=eye:5"``.
+        for_v: allow the ``v`` forms (``ones`` without a shape, ``onehot:I``).
+        param: the parameter the spec was given as (``"inputs"``, ``"v"``); messages then start
+            with it in backticks. Without it they start with the spec alone, or with `` `v` ``
+            for ``for_v``; the error's ``param`` is ``"v"`` or ``"inputs"`` all the same.
 
     Raises:
         InputError: naming the bad part and showing a form that works.
+
+    Example:
+        >>> parse_spec("1,2,3")
+        Literal(text='1,2,3', values=[1.0, 2.0, 3.0], shape=(3,))
     """
-    where = shorten(option or ("--v " + text if for_v else text), 80)
+    if param is not None:
+        where = f"`{param}` {text}"
+    else:
+        where = f"`v` {text}" if for_v else text
+    return _parse_spec(text, for_v, where, param or ("v" if for_v else "inputs"))
+
+
+def _parse_spec(text: str, for_v: bool, where: str, param: str) -> Spec:
+    """parse_spec, naming the spec ``where`` in messages and ``param`` on its errors."""
+    with naming(param):
+        return _parse_text(text, for_v, shorten(where, 80))
+
+
+def _parse_text(text: str, for_v: bool, where: str) -> Spec:
     spec = text.strip()
     if not spec:
         raise InputError(f"{where}: the spec is empty; give numbers like 1,2,3 or a form like ones:3")
@@ -159,7 +197,7 @@ def parse_spec(text: str, *, for_v: bool = False, option: str | None = None) -> 
 def _parse_named(spec: str, kind: str, body: str | None, for_v: bool, where: str) -> Spec:
     known = CONSTRUCTORS + (("onehot",) if for_v else ())
     if kind == "onehot" and not for_v:
-        raise InputError(f"{where}: onehot is for --v only (it takes the output's shape)")
+        raise InputError(f"{where}: onehot is for `v` only (it takes the output's shape)")
     if kind not in known:
         close = difflib.get_close_matches(kind, known, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
@@ -172,7 +210,7 @@ def _parse_named(spec: str, kind: str, body: str | None, for_v: bool, where: str
             return Constructor(spec, kind, None)
         example = {"eye": "eye:3", "full": "full:2x3:0.5", "arange": "arange:5",
                    "linspace": "linspace:0,1,5", "onehot": "onehot:0"}.get(kind, f"{kind}:2x3")
-        shaped = " (only --v may leave out the shape)" if kind in OUTPUT_SHAPED else ""
+        shaped = " (only `v` may leave out the shape)" if kind in OUTPUT_SHAPED else ""
         raise InputError(f"{where}: {kind} needs more, like {example}{shaped}")
     if kind == "eye":
         shape = _shape(body, where)
@@ -370,7 +408,7 @@ def check_spec_budget(
 ) -> None:
     """Refuse a spec whose tensor would exceed ``budget`` bytes; pure Python, before any allocation.
 
-    Specs whose size is not known from the text (files, output-shaped --v forms) pass here and
+    Specs whose size is not known from the text (files, output-shaped ``v`` forms) pass here and
     are checked when they are read.
     """
     shape = shape if shape is not None else getattr(spec, "shape", None)
@@ -380,7 +418,7 @@ def check_spec_budget(
     check_budget(
         count * itemsize, budget,
         f"{label(name, spec.text)} ({format_count(count)} element{'s' if count != 1 else ''})",
-        "Use a smaller shape, or raise --max-memory.",
+        "Use a smaller shape, or raise `max_memory`.",
     )
 
 
@@ -395,9 +433,13 @@ def check_wrt(wrt: Any) -> list[str] | None:
     if isinstance(wrt, str):
         return [wrt]
     if isinstance(wrt, (bytes, dict)) or not isinstance(wrt, Iterable):
-        raise InputError(f"wrt must be a variable name or a list of names, such as ['x', 'y'], not {short_repr(wrt)}")
+        raise InputError(
+            f"wrt must be a variable name or a list of names, such as ['x', 'y'], not {short_repr(wrt)}", param="wrt"
+        )
     names = list(wrt)
     for i, item in enumerate(names):
         if not isinstance(item, str):
-            raise InputError(f"wrt[{i}] must be a variable name (a str), not {short_repr(item)}; e.g. wrt=['x']")
+            raise InputError(
+                f"wrt[{i}] must be a variable name (a str), not {short_repr(item)}; e.g. wrt=['x']", param="wrt"
+            )
     return names
