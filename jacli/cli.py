@@ -445,7 +445,7 @@ def _directions(texts: List[str]) -> list:
     """--v values of jvp and hvp: [NAME=]SPEC each."""
     from jacli import inputs as spec_module
 
-    return [spec_module.parse_input_option(text, option="--v", for_v=True) for text in texts]
+    return [spec_module.parse_input_option(text, param="v", for_v=True) for text in texts]
 
 
 @dataclass

@@ -482,12 +482,12 @@ def test_intermediate_results_are_budgeted_before_they_are_computed(monkeypatch)
 
 
 def test_a_jacobian_over_the_budget_is_refused_before_its_input_is_allocated(monkeypatch) -> None:
-    import jacli.inputs
+    import jacli.inputs.build
 
     def no_allocation(*args, **kwargs):
         raise AssertionError("the input was allocated before the Jacobian was refused")
 
-    monkeypatch.setattr(jacli.inputs, "_construct", no_allocation)
+    monkeypatch.setattr(jacli.inputs.build, "_construct", no_allocation)
     with pytest.raises(ResourceError, match="Jacobian"):
         api.compute_jacobian("sum(x)", {"x": "rand:1000000"}, max_memory=10_000_000)
     with pytest.raises(ResourceError, match="Hessian"):

@@ -342,15 +342,15 @@ def test_closed_stdout_is_an_error_line() -> None:
 
 def test_closed_stdin_is_an_error_line(monkeypatch) -> None:
     # jacli ... -i @- <&- : sys.stdin is None (CliRunner always gives a stdin, so set it inside)
-    from jacli import inputs as spec_module
+    from jacli.inputs import files
 
-    real = spec_module._read_file
+    real = files.read_file
 
     def closed_stdin(*args, **kwargs):
         monkeypatch.setattr(sys, "stdin", None)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(spec_module, "_read_file", closed_stdin)
+    monkeypatch.setattr(files, "read_file", closed_stdin)
     assert_user_error(run("jacobian", "x", "-i", "@-"), "x = @- (standard input): standard input is closed")
 
 

@@ -1,0 +1,182 @@
+"""Reading ``@file`` and ``@-``: .npy, .pt, .json, .csv and .txt, capped by the memory budget.
+
+torch and numpy are imported inside the functions that read, so that importing this module
+stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from jacli.errors import InputError, JacliError, ResourceError
+from jacli.inputs.spec import MAX_NESTING, File, Nested, Spec, nested_shape, read_float, shorten
+from jacli.limits import TEXT_FACTOR, check_budget, default_budget, format_bytes, text_cap
+
+
+def check_single_stdin(specs: dict[str, Spec]) -> None:
+    """Standard input can be read once: at most one spec may be ``@-``."""
+    readers = [name for name, spec in specs.items() if isinstance(spec, File) and spec.path == "-"]
+    if len(readers) > 1:
+        raise InputError(
+            f"{' and '.join(readers)} all read @- (standard input), which can be read only once; "
+            "put all but one in files",
+            param="inputs",
+        )
+
+
+def read_file(spec: File, name: str, budget: int | None = None) -> Any:
+    import torch
+
+    path = spec.path
+    if path == "-":
+        where = f"{name} = @- (standard input)"
+        if sys.stdin is None:  # started with stdin closed (<&-)
+            raise InputError(f"{where}: standard input is closed; pipe the numbers in, or give a file")
+        try:
+            text = _read_text(sys.stdin, budget, where)
+        except UnicodeDecodeError:
+            raise InputError(f"{where}: is not text (not UTF-8); give numbers as text, or a .npy file") from None
+        return _from_text(text, "standard input", name)
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix == ".npy":
+            import numpy
+
+            with open(path, "rb") as handle:
+                if handle.read(6) != b"\x93NUMPY":
+                    raise InputError(
+                        f"{name} = @{path}: not a .npy file (it does not start with NumPy's header); "
+                        "save an array with numpy.save, or name a text file .csv or .txt"
+                    )
+
+            # Memory-mapped first: the header gives dtype and shape, so a file over the budget is
+            # refused before its data is read.
+            try:
+                array = numpy.load(path, mmap_mode="r", allow_pickle=False)
+            except ValueError:  # object arrays cannot be mapped; refused below, unpickled never
+                array = numpy.load(path, allow_pickle=False)
+            if array.dtype.kind not in "biuf":
+                raise InputError(f"{name} = @{path}: holds {array.dtype} data; jacli needs real numbers")
+            if budget is not None:
+                check_budget(array.size * 8, budget, f"{name} = @{path} ({array.size:,} elements)",
+                             "Use a smaller file, or raise `max_memory`.")
+            return torch.from_numpy(numpy.array(array, dtype="float64"))
+        if suffix == ".pt":
+            with warnings.catch_warnings():  # torch's notes on pickle protocols are not for users
+                warnings.simplefilter("ignore")
+                loaded = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(loaded, torch.Tensor) or loaded.is_complex():
+                raise InputError(f"{name} = @{path}: does not hold one real tensor")
+            from jacli.inputs.build import check_dense  # here: build imports this module
+
+            check_dense(loaded, f"{name} = @{path}", saved=True)
+            return loaded.detach().to(torch.float64)
+        with open(path, encoding="utf-8") as handle:
+            text = _read_text(handle, budget, f"{name} = @{path}")
+    except OSError as error:
+        raise InputError(f"{name} = @{path}: cannot read it ({error.strerror or error})") from None
+    except Exception as error:  # torch.load's unpickling errors have no common base class
+        if isinstance(error, JacliError):
+            raise
+        if suffix == ".pt":
+            raise InputError(
+                f"{name} = @{path}: not a tensor file jacli can load safely (it holds Python "
+                "objects other than tensors, or is not a .pt file; jacli never unpickles "
+                "them). Save one tensor with torch.save(tensor, path)"
+            ) from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if "pickle" in reason.lower():
+            reason = "it holds Python objects (pickled data), which jacli never loads"
+        raise InputError(f"{name} = @{path}: not a readable {suffix} file ({reason})") from None
+    return _from_text(text, f"@{path}", name, json_only=suffix == ".json")
+
+
+def _read_text(handle: Any, budget: int | None, where: str) -> str:
+    """All of a text stream, or a ResourceError once it passes what the budget allows.
+
+    A bounded read: ``@- < /dev/zero`` or a huge pipe would otherwise grow one string until
+    the process runs out of memory, and parsing text takes many times its size (TEXT_FACTOR).
+    """
+    budget = budget if budget is not None else default_budget()
+    cap = text_cap(budget)
+    text = handle.read(cap + 1)
+    if len(text) > cap:
+        raise ResourceError(
+            f"{where}: holds more than {format_bytes(cap)} of text, the most jacli reads as numbers "
+            f"under the memory budget of {format_bytes(budget)} (numbers as text take up to "
+            f"{TEXT_FACTOR} times their size while read). Save the numbers with numpy.save and give "
+            "the .npy file, or raise `max_memory`."
+        )
+    return text
+
+
+def _from_text(text: str, where: str, name: str, json_only: bool = False) -> Any:
+    """JSON (numbers or nested lists, "nan"/"inf" strings allowed) or rows of numbers."""
+    import torch
+
+    stripped = text.strip()
+    if json_only or stripped.startswith("["):
+        try:
+            data = json.loads(stripped, parse_int=lambda digits: _json_int(digits, f"{name} = {where}"))
+        except (json.JSONDecodeError, RecursionError) as error:
+            if json_only:
+                raise InputError(f"{name} = {where}: not valid JSON ({error})") from None
+        else:
+            values = _json_numbers(data, f"{name} = {where}")
+            shape = nested_shape(values, f"{name} = {where}")  # before torch.tensor, which raises ValueError
+            return torch.tensor(values, dtype=torch.float64).reshape(shape)
+    rows, line_numbers = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        row = []
+        # Commas with optional spaces, or spaces alone: "1,,3" is a missing value, not "1,3".
+        for value in re.split(r"\s*,\s*|\s+", line):
+            try:
+                row.append(read_float(value, f"{name} = {where}: line {number}"))
+            except ValueError:
+                what = repr(value[:40]) if value else "an empty value"
+                raise InputError(f"{name} = {where}: line {number}: {what} is not a number") from None
+        rows.append(row)
+        line_numbers.append(number)
+    if not rows:
+        raise InputError(f"{name} = {where}: holds no numbers")
+    for row, number in zip(rows, line_numbers):
+        if len(row) != len(rows[0]):
+            raise InputError(
+                f"{name} = {where}: the rows have different lengths: line {line_numbers[0]} has "
+                f"{len(rows[0])} numbers, line {number} has {len(row)}"
+            )
+    # As numpy.loadtxt reads text: one row or one column is a vector, one number a scalar.
+    tensor = torch.tensor(rows, dtype=torch.float64)
+    if len(rows) == 1:
+        return tensor[0] if len(rows[0]) > 1 else tensor[0, 0]
+    return tensor[:, 0] if len(rows[0]) == 1 else tensor
+
+
+def _json_int(digits: str, where: str) -> int:
+    """JSON integers, checked by read_float first: json's int() refuses more than 4,300 digits with
+    a ValueError, and float() of a shorter one beyond float64 raises OverflowError."""
+    read_float(digits, where)
+    return int(digits)
+
+
+def _json_numbers(data: Any, where: str, depth: int = 0) -> Nested:
+    if isinstance(data, list):
+        if not data:
+            raise InputError(f"{where}: an empty list has no numbers")
+        if depth >= MAX_NESTING:  # as for literals; torch.tensor takes at most 64 dimensions
+            raise InputError(f"{where}: lists nested deeper than {MAX_NESTING}")
+        return [_json_numbers(item, where, depth + 1) for item in data]
+    if isinstance(data, bool) or not isinstance(data, (int, float, str)):
+        raise InputError(f"{where}: {shorten(json.dumps(data), 40)} is not a number")
+    try:
+        return read_float(data, where) if isinstance(data, str) else float(data)
+    except (ValueError, OverflowError):
+        raise InputError(f"{where}: {shorten(repr(data), 40)} is not a number") from None
