@@ -29,6 +29,7 @@ import torch
 from jacli import nodes, printing
 from jacli.errors import ExpressionError, ResourceError, ShapeError
 from jacli.functions import BY_NODE
+from jacli.inputs import shorten
 from jacli.parse import parse
 
 # A compiled node: maps the positional input tensors to a tensor, or to a Python number for
@@ -120,8 +121,13 @@ def compile_tree(tree: sp.Basic, read_symbol: Callable[[sp.Symbol], Node]) -> No
 
     Used for trees jacli builds itself: exact derivatives (whose symbols are input *elements*
     such as ``x[0, 1]``) and sub-expressions. The returned node may give a Python number.
+
+    Raises:
+        ExpressionError: the tree uses a function outside jacli's table. SymPy writes some exact
+            derivatives with functions jacli does not evaluate (``re``, ``im``, ``atan2``, ``Piecewise``
+            where it cannot prove an argument real); that is a limit of the exact method, not a bug.
     """
-    return _Compiler(read_symbol, guard=False).compile(tree)
+    return _Compiler(read_symbol, guard=False, foreign=True).compile(tree)
 
 
 def _positional(variables: tuple[str, ...]) -> Callable[[sp.Symbol], Node]:
@@ -210,8 +216,9 @@ class _Compiler:
 
     def __init__(
         self, read_symbol: Callable[[sp.Symbol], Node], guard: bool,
-        observe: Callable[[Any], None] | None = None,
+        observe: Callable[[Any], None] | None = None, foreign: bool = False,
     ):
+        self.foreign = foreign  # the tree comes from SymPy, not the parser: it may hold anything
         self.read_symbol = read_symbol
         self.guard = guard
         self.observe = observe  # sees every value a node computes (see ``measure``)
@@ -250,6 +257,12 @@ class _Compiler:
             return self._apply(tree, [tree.args[0]], lambda x: x[key])
         entry = BY_NODE.get(tree.func)
         if entry is None:
+            if self.foreign:
+                raise ExpressionError(
+                    f"the exact derivative holds {tree.func.__name__}(...) ({shorten(str(tree))}), which jacli "
+                    "cannot evaluate on torch; SymPy writes it where it cannot prove an argument real. "
+                    "Use `method` reverse or forward", param="method",
+                )
             raise TypeError(f"bug: no table entry compiles {tree.func} (in {tree}); the parser made a node the table lacks")
         operands, integers = entry.split(tree.args)
         ints = [int(i) for i in integers]

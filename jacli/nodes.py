@@ -27,6 +27,9 @@ NONE = Str("None")
 class relu(sp.Function):
     """max(x, 0); its derivative is Heaviside(x, 0), which matches torch's 0 at the kink."""
 
+
+    def _eval_is_extended_real(self):
+        return self.args[0].is_extended_real  # real for a real argument, as torch computes it
     @classmethod
     def eval(cls, x):
         if x.is_number and x.is_extended_real:
@@ -43,6 +46,9 @@ class relu(sp.Function):
 class sigmoid(sp.Function):
     """1 / (1 + exp(-x)); its derivative is sigmoid(x) * (1 - sigmoid(x))."""
 
+
+    def _eval_is_extended_real(self):
+        return self.args[0].is_extended_real  # real for a real argument, as torch computes it
     @classmethod
     def eval(cls, x):
         if x.is_Number:
@@ -60,6 +66,9 @@ class sigmoid(sp.Function):
 class softplus(sp.Function):
     """log(1 + exp(x)); its derivative is sigmoid(x)."""
 
+
+    def _eval_is_extended_real(self):
+        return self.args[0].is_extended_real  # real for a real argument, as torch computes it
     @classmethod
     def eval(cls, x):
         if x.is_Number:

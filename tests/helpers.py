@@ -27,11 +27,12 @@ def record_work(monkeypatch) -> list[str]:
     import dataclasses
 
     import jacli.compile
-    import jacli.inputs
+    import jacli.inputs.build
+    import jacli.inputs.files
 
     work: list[str] = []
     construct, read_file, compile_expression = (
-        jacli.inputs._construct, jacli.inputs._read_file, jacli.compile.compile_expression
+        jacli.inputs.build._construct, jacli.inputs.files.read_file, jacli.compile.compile_expression
     )
 
     def constructed(spec, shape, name, *args, **kwargs):
@@ -55,7 +56,7 @@ def record_work(monkeypatch) -> list[str]:
 
         return dataclasses.replace(real, function=recorded(real.function), checked=recorded(real.checked))
 
-    monkeypatch.setattr(jacli.inputs, "_construct", constructed)
-    monkeypatch.setattr(jacli.inputs, "_read_file", read)
+    monkeypatch.setattr(jacli.inputs.build, "_construct", constructed)
+    monkeypatch.setattr(jacli.inputs.files, "read_file", read)
     monkeypatch.setattr(jacli.compile, "compile_expression", compiled)
     return work

@@ -133,8 +133,6 @@ def test_library_messages_name_parameters_not_flags(path: pathlib.Path) -> None:
     """The library speaks Python: `max_memory`, not --max-memory (the CLI prints the flags)."""
     import re
 
-    if path.name == "inputs.py":
-        pytest.skip("the inputs package is being rewritten in Python terms")
     flags = [(line, text) for line, text in _messages(path) if re.search(r"(?<![\w-])--[a-z]", text)]
     assert not flags, flags
 

@@ -231,14 +231,14 @@ def test_budget_refuses_before_allocating() -> None:
     message = str(caught.value)
     assert "ones:100000x100000" in message and "10,000,000,000 elements" in message
     assert "80.0 GB" in message and "1.0 GB" in message
-    assert message.endswith("Use a smaller shape, or raise `max_memory`.") and caught.value.param == "inputs"
+    assert message.endswith("Use a smaller shape, or raise `max_memory`.") and caught.value.param == "max_memory"
     # float32: 4 bytes each, 40.0 GB
     with pytest.raises(ResourceError, match="40.0 GB"):
         make("randn:100000x100000", budget=10**9, dtype=torch.float32)
     # a shapeless v takes the output's shape, and is checked too: 10**6 * 8 bytes = 8.0 MB
     with pytest.raises(ResourceError, match="8.0 MB") as caught:
         make("rand", for_v=True, name="v", budget=10**6, output_shape=(1000, 1000))
-    assert caught.value.param == "v"
+    assert caught.value.param == "max_memory"  # what to raise, as for any budget
     # 10**400 elements: the message is still written, not an OverflowError
     with pytest.raises(ResourceError, match=r"e\+385 PB"):
         make("ones:" + "1" + "0" * 400, budget=10**9)

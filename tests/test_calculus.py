@@ -419,3 +419,25 @@ def test_output_replaces_only_on_success(tmp_path):
     assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
     assert cli("jacobian", "x*2", "-i", "1", "-o", str(target)).exit_code == 0
     assert json.loads(target.read_text())["result"]["x"]["values"] == 2.0
+
+
+def test_exact_derivatives_of_jacli_functions_stay_real():
+    """relu, sigmoid and softplus are real for real arguments, so SymPy's derivative of
+    abs(sigmoid(x)) is sign(s)·s·(1 - s), not a formula in re() and im()."""
+    x = torch.tensor([-1.0, 2.0], dtype=torch.float64)
+    s = torch.sigmoid(x)
+    for text in ("sum(abs(sigmoid(x)))", "sum(abs(softplus(x)) + abs(relu(x)))"):
+        exact = jacli.grad(text, {"x": x}, method="symbolic")["x"]
+        torch.testing.assert_close(exact, jacli.grad(text, {"x": x})["x"], rtol=1e-13, atol=0)
+    torch.testing.assert_close(jacli.grad("sum(abs(sigmoid(x)))", {"x": x}, method="symbolic")["x"], s * (1 - s))
+
+
+def test_an_exact_form_jacli_cannot_evaluate_is_a_user_error_and_check_skips_it():
+    # SymPy cannot prove asin(x) real (it is not, for |x| > 1): its derivative of abs(asin(x))
+    # holds atan2, re and im, which have no torch side in jacli's table.
+    with pytest.raises(jacli.ExpressionError, match=r"holds atan2\(\.\.\.\).*`method` reverse or forward"):
+        jacli.grad("sum(abs(asin(x)))", {"x": [-0.5, 0.2]}, method="symbolic")
+    report = jacli.check("abs(asin(x))", {"x": [-0.5, 0.2]})
+    assert report.ok and report.reference == "reverse"
+    symbolic = next(m for m in report.methods if m.method == "symbolic")
+    assert symbolic.skipped and "atan2" in symbolic.note
