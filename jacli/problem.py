@@ -140,12 +140,8 @@ class Problem:
                     )
                 name = variables[0]
             if name not in variables:
-                close = close_name(name, variables)
-                hint = f"; did you mean {close}?" if close else "."
-                raise InputError(
-                    f"`v` gives a direction for {name!r}, which is not a variable of the expression{hint} "
-                    f"Its variables are: {', '.join(variables)}", param="v",
-                )
+                raise _unknown(f"`v` gives a direction for {name!r}, which is not a variable of the expression",
+                               name, variables, "v")
             if name in directions:
                 raise InputError(f"`v` gives a direction for {name!r} twice", param="v")
             spec = specs.parse_spec(value, for_v=True) if isinstance(value, str) else value
@@ -183,7 +179,7 @@ def prepare(
     Returns:
         A ``Problem`` whose plan has checked every size against the budget.
     """
-    from jacli.plan import check_inputs_together, make_plan
+    from jacli.plan import make_plan
 
     devices.check_names(device if isinstance(device, str) else "cpu", dtype if isinstance(dtype, str) else "float64")
     max_memory = check_max_memory(max_memory)
@@ -194,19 +190,7 @@ def prepare(
 
     # Spec sizes, the expression and the names are checked before torch (and, for the sizes,
     # SymPy) is imported, so that these errors answer at once.
-    cpu_budget = None  # read from /proc/meminfo once, here or below
-    if isinstance(device, str) and device == "cpu":
-        itemsize = 4 if str(dtype) in ("float32", "torch.float32") else 8
-        if max_memory is None:
-            cpu_budget = default_budget()
-        limit = max_memory if max_memory is not None else cpu_budget
-        sized = []
-        for name, spec in given:
-            if not _is_tensor_like(spec):
-                specs.check_spec_budget(spec, name, itemsize, limit)
-                if getattr(spec, "shape", None) is not None:
-                    sized.append((name, spec, math.prod(spec.shape)))
-        check_inputs_together([(specs.label(n, s.text), count * itemsize) for n, s, count in sized], limit)
+    cpu_budget = _check_spec_sizes(given, device, dtype, max_memory)
 
     from jacli.parse import parse
 
@@ -236,14 +220,7 @@ def prepare(
     shapes = {name: _known_shape(bound[name]) for name in compiled.variables}
     if all(shape is not None for shape in shapes.values()):
         problem.plan = plan_for(shapes)
-    for name in compiled.variables:
-        problem.inputs[name] = tensor = materialize(bound[name], name, problem)
-        if tensor.numel() == 0:
-            raise InputError(
-                f"input {specs.label(name, problem.given[name])} has no numbers (shape {tuple(tensor.shape)}); "
-                "give at least one"
-            )
-        report_nonfinite(tensor, f"input {name}")
+    _make_inputs(problem, bound)
     if problem.plan is None:
         problem.plan = plan_for(problem.shapes)
     if math.prod(problem.plan.output_shape) == 0:
@@ -253,6 +230,38 @@ def prepare(
             f"({', '.join(f'{n} {tuple(t.shape)}' for n, t in problem.inputs.items())})."
         )
     return problem
+
+
+def _check_spec_sizes(given: list[tuple[str | None, Any]], device: Any, dtype: Any, max_memory: int | None) -> int | None:
+    """Refuse specs too large for the budget from their text alone (CPU only: a GPU's budget
+    needs torch). Returns the default CPU budget when it was read, so it is read once."""
+    if not (isinstance(device, str) and device == "cpu"):
+        return None
+    from jacli.plan import check_inputs_together
+
+    itemsize = 4 if str(dtype) in ("float32", "torch.float32") else 8
+    cpu_budget = default_budget() if max_memory is None else None
+    limit = max_memory if max_memory is not None else cpu_budget
+    sized = []
+    for name, spec in given:
+        if not _is_tensor_like(spec):
+            specs.check_spec_budget(spec, name, itemsize, limit)
+            if getattr(spec, "shape", None) is not None:
+                sized.append((name, spec, math.prod(spec.shape)))
+    check_inputs_together([(specs.label(n, s.text), count * itemsize) for n, s, count in sized], limit)
+    return cpu_budget
+
+
+def _make_inputs(problem: Problem, bound: Mapping[str, Any]) -> None:
+    """Each input as a tensor of the problem's dtype and device (within the budget)."""
+    for name in problem.compiled.variables:
+        problem.inputs[name] = tensor = materialize(bound[name], name, problem)
+        if tensor.numel() == 0:
+            raise InputError(
+                f"input {specs.label(name, problem.given[name])} has no numbers (shape {tuple(tensor.shape)}); "
+                "give at least one", param="inputs",
+            )
+        report_nonfinite(tensor, f"input {name}")
 
 
 def _known_shape(value: Any) -> tuple[int, ...] | None:
@@ -300,11 +309,7 @@ def bind(variables: Sequence[str], given: list[tuple[str | None, Any]]) -> dict[
                 )
             name = variables[0]
         if name not in variables:
-            close = close_name(name, variables)
-            hint = f"; did you mean {close}?" if close else "."
-            raise InputError(
-                f"input {name!r} is not used by the expression{hint} Its variables are: {', '.join(variables)}"
-            )
+            raise _unknown(f"input {name!r} is not used by the expression", name, variables, "inputs")
         if name in bound:
             raise InputError(f"input {name!r} is given twice; give each variable once")
         bound[name] = value
@@ -316,6 +321,13 @@ def bind(variables: Sequence[str], given: list[tuple[str | None, Any]]) -> dict[
             f"Give each one, e.g. {example}"
         )
     return bound
+
+
+def _unknown(what: str, name: str, variables: Sequence[str], param: str) -> InputError:
+    """``what``, a did-you-mean when a variable is close, and the variables there are."""
+    close = close_name(name, variables)
+    hint = f"; did you mean {close}?" if close else "."
+    return InputError(f"{what}{hint} Its variables are: {', '.join(variables)}", param=param)
 
 
 def close_name(name: str, variables: Sequence[str]) -> str | None:
@@ -336,12 +348,7 @@ def _check_wrt(variables: Sequence[str], wrt: Sequence[str] | None) -> tuple[str
             if not name:
                 continue
             if name not in variables:
-                close = close_name(name, variables)
-                hint = f"; did you mean {close}?" if close else "."
-                raise InputError(
-                    f"`wrt` {name!r} is not a variable of the expression{hint} Its variables are: "
-                    f"{', '.join(variables)}", param="wrt",
-                )
+                raise _unknown(f"`wrt` {name!r} is not a variable of the expression", name, variables, "wrt")
             if name not in names:
                 names.append(name)
     if not names:
