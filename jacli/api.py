@@ -280,7 +280,10 @@ def compute_grad(
         from jacli.engine import autodiff
 
         with _running(problem):
-            output, grads = autodiff.grad(problem.compiled.function, problem.args, problem.wrt_positions, chosen)
+            output, grads = autodiff.grad(
+                problem.compiled.function, problem.args, problem.wrt_positions, chosen,
+                chunk_size=problem.plan.forward_chunk() if chosen is GradMethod.forward else None,
+            )
         values = dict(zip(problem.wrt, grads))
     output = output.reshape(problem.plan.output_shape)
     return GradResult(problem, chosen.value, _reported(output, values), grads=values, symbolic=exact)

@@ -9,7 +9,7 @@ import torch
 
 from jacli.errors import ResourceError, ShapeError
 from jacli.parse import parse
-from jacli.plan import make_plan
+from jacli.plan import WORKING_SET_FACTOR, make_plan
 
 
 def _plan(text: str, shapes: dict, wrt=None, budget: int = 10**9, result=None):
@@ -36,7 +36,7 @@ def test_chunking_only_when_the_vectorized_pass_would_not_fit() -> None:
     assert plan.reverse_chunk() is None and plan.forward_chunk() is None
     held = (1024 * 1024 + 1024 + 1024 + 2 * 1024) * 8  # inputs, output, intermediates
     result = 1024 * 1024 * 8
-    per_vector = (1024 + 2 * 1024 + 1024) * 8
+    per_vector = (1024 + WORKING_SET_FACTOR * 2 * 1024 + 1024) * 8
     budget = held + result + 100 * per_vector + 5
     tight = _plan("tanh(A @ x)", shapes, wrt=["x"], budget=budget)
     assert tight.reverse_chunk() == 100

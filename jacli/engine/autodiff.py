@@ -211,16 +211,21 @@ def _scalar(f: Function) -> Function:
 
 
 def grad(
-    f: Function, args: Sequence[torch.Tensor], wrt: Sequence[int], method: GradMethod | str
+    f: Function,
+    args: Sequence[torch.Tensor],
+    wrt: Sequence[int],
+    method: GradMethod | str,
+    *,
+    chunk_size: int | None = None,
 ) -> tuple[torch.Tensor, Blocks]:
     """The output and the gradient of a single-element output: what ``y.backward()`` leaves in ``.grad``.
 
-    ``reverse`` uses torch.autograd.grad (one backward pass); ``forward`` uses jacfwd.
+    ``reverse`` uses torch.autograd.grad (one backward pass); ``forward`` pushes one tangent per
+    input element (jacfwd), ``chunk_size`` of them at a time when given.
     """
     if GradMethod.parse(method) is GradMethod.forward:
-        with _quiet():
-            grads, output = torch.func.jacfwd(_with_output(_scalar(f)), argnums=tuple(wrt), has_aux=True)(*args)
-        return output, tuple(grads)
+        output, blocks = jacobian(_scalar(f), args, wrt, JacobianMethod.forward, chunk_size=chunk_size)
+        return output, blocks
     pullback = Pullback(_scalar(f), args, wrt, VJPMethod.grad)
     return pullback.output, pullback.vjp(torch.ones((), dtype=args[0].dtype, device=args[0].device))
 
