@@ -14,19 +14,23 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, VJPMethod
-from jacli.errors import JacliWarning, ResourceError, ShapeError
+from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, Layout, VJPMethod
+from jacli.errors import InputError, JacliWarning, ResourceError, ShapeError
 from jacli.problem import InputValue, Inputs, Problem, prepare, report_nonfinite
 from jacli.result import (
+    Block,
+    DiagonalBlock,
     GradResult,
     HessianResult,
     HVPResult,
     JacobianBlock,
     JacobianResult,
     Result,
+    SparseBlock,
     VJPResult,
     JVPResult,
 )
@@ -42,6 +46,7 @@ def jacobian(
     method: str = "auto",
     device: Any = "cpu",
     dtype: Any = "float64",
+    layout: str = "auto",
 ) -> dict[str, Any]:
     """The Jacobian of ``expr`` with respect to each input in ``wrt``.
 
@@ -52,6 +57,8 @@ def jacobian(
         method: ``auto``, ``reverse`` (jacrev), ``forward`` (jacfwd), ``rows`` or ``symbolic``.
         device: ``cpu``, ``cuda``, ``cuda:N``, ``mps``, ``auto`` or a torch.device.
         dtype: ``float64`` or ``float32`` (a name or a torch.dtype).
+        layout: ``auto`` or ``dense`` (dense tensors), ``diagonal`` or ``sparse`` (torch sparse
+            COO tensors, ``.to_dense()`` gives the dense one).
 
     Returns:
         name → tensor of shape ``output.shape + input.shape``.
@@ -60,8 +67,11 @@ def jacobian(
         >>> jacobian("[r*cos(t), r*sin(t)]", {"r": 2.0, "t": 0.0})["t"]
         tensor([0., 2.], dtype=torch.float64)
     """
-    result = compute_jacobian(expr, inputs, wrt=wrt, method=method, device=device, dtype=dtype)
-    return {name: block.to_dense() for name, block in result.blocks.items()}
+    chosen = Layout.parse(layout)
+    result = compute_jacobian(expr, inputs, wrt=wrt, method=method, device=device, dtype=dtype, layout=chosen)
+    if chosen in (Layout.auto, Layout.dense):
+        return {name: block.to_dense() for name, block in result.blocks.items()}
+    return {name: block.to_sparse_coo() for name, block in result.blocks.items()}
 
 
 def vjp(
@@ -146,6 +156,7 @@ def compute_jacobian(
     progress: Progress | None = None,
     symbolic: bool = False,
     det: bool = False,
+    layout: str = "auto",
 ) -> JacobianResult:
     """Like ``jacobian`` but returns the whole ``JacobianResult``; refuses Jacobians over the budget.
 
@@ -157,8 +168,11 @@ def compute_jacobian(
         progress: ``progress(done, total)`` for the row loop.
         symbolic: also keep the exact derivative (``JacobianResult.symbolic``).
         det: also compute the determinant of the square Jacobian (all inputs together).
+        layout: how each block is stored: ``dense``, ``diagonal`` (only for a Jacobian that is
+            zero off its diagonal), ``sparse`` (the nonzeros, COO), or ``auto`` (dense, for now).
     """
     chosen = JacobianMethod.parse(method)
+    chosen_layout = Layout.parse(layout)
     problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory,
                       result="jacobian")
     if chosen is JacobianMethod.auto:
@@ -191,6 +205,9 @@ def compute_jacobian(
             result.diagonal = {name: scalar_derivative(tree, name) for name in problem.wrt}
     if det:
         result.det, result.det_symbolic = _determinant(problem, values, exact)
+    if chosen_layout not in (Layout.auto, Layout.dense):
+        result.blocks = {name: _as_layout(block, problem.shapes[name], chosen_layout) for name, block in result.blocks.items()}
+        result.how = f"{chosen_layout.value}: read off the dense Jacobian"
     return result
 
 
@@ -379,6 +396,37 @@ def _running(problem: Problem) -> Iterator[None]:
             "smaller max_memory so that the work is split, or an expression whose intermediate "
             "results are smaller.", param="max_memory",
         ) from None
+
+
+def _as_layout(block: JacobianBlock, input_shape: tuple[int, ...], layout: Layout) -> Block:
+    """The dense ``block`` stored as ``layout`` (diagonal or sparse).
+
+    NOTE [interim layouts]: this reads the structure off numbers already computed densely, so it
+    saves nothing, and a zero that happens to fall at these inputs counts as structure. The
+    compressed engine (colouring over the formula's sparsity pattern) will replace this function.
+    """
+    input_shape = tuple(input_shape)
+    output_shape = block.shape[: len(block.shape) - len(input_shape)]
+    rows, cols, values = block.coo_for(input_shape)
+    if layout is Layout.sparse:
+        return SparseBlock(block.input, rows, cols, values, output_shape, input_shape)
+    total = max(1, len(block.values.reshape(-1)))
+    fitting = "sparse" if len(values) <= total // 2 else "dense"
+    if output_shape != input_shape:
+        raise ShapeError(
+            f"`layout` diagonal needs an output shaped like {block.input}, but the output has shape "
+            f"{output_shape} and {block.input} {input_shape}; use `layout` {fitting}", param="layout",
+        )
+    off_diagonal = int((rows != cols).sum())
+    if off_diagonal:
+        raise InputError(
+            f"`layout` diagonal: the Jacobian for {block.input} has {off_diagonal} nonzero "
+            f"entr{'y' if off_diagonal == 1 else 'ies'} off its diagonal ({len(values)} of {total} entries "
+            f"are nonzero); use `layout` {fitting}", param="layout",
+        )
+    size = math.prod(input_shape)
+    return DiagonalBlock(block.input, block.values.reshape(size, size).diagonal().reshape(input_shape),
+                         output_shape, input_shape)
 
 
 def _reported(output: Any, values: Mapping[Any, Any]) -> Any:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, List, Optional
 import typer
 
 from jacli import __version__
-from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, VJPMethod
+from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, Layout, VJPMethod
 from jacli.errors import JacliError, flagged
 from jacli.result import DEFAULT_ATOL, DEFAULT_RTOL
 
@@ -94,7 +94,7 @@ FLAGS = {
     "inputs": "--input", "wrt": "--wrt", "v": "--v", "method": "--method", "device": "--device",
     "dtype": "--dtype", "seed": "--seed", "max_memory": "--max-memory", "rtol": "--rtol",
     "atol": "--atol", "symbolic": "--symbolic", "det": "--det", "output": "--output",
-    "format": "--format", "precision": "--precision", "full": "--full",
+    "format": "--format", "precision": "--precision", "full": "--full", "layout": "--layout",
 }
 """Each library parameter's flag: how the CLI prints a message that names a parameter."""
 
@@ -123,8 +123,9 @@ WRITE = {
     )),
     "output": (Optional[Path], typer.Option(
         None, "--output", "-o", metavar="FILE",
-        help="Write the result to FILE instead of stdout: .json, .txt (plain) or .npy (one result). "
-        "The file is replaced only when everything succeeded.",
+        help="Write the result to FILE instead of stdout: .json, .txt (plain), .npy (one result), "
+        ".npz (one Jacobian as a scipy.sparse matrix; needs scipy) or .pt (one torch tensor, sparse "
+        "for a diagonal or sparse Jacobian). The file is replaced only when everything succeeded.",
     )),
     "debug": (bool, typer.Option(False, "--debug", help="Show the Python traceback of an error (also JACLI_DEBUG=1).")),
 }
@@ -210,6 +211,12 @@ def jacobian(
     det: bool = typer.Option(
         False, "--det", help="Also the determinant of the square Jacobian (all inputs as columns)."
     ),
+    layout: Layout = typer.Option(
+        Layout.auto, "--layout",
+        help="How to store and show each block: dense (every entry), diagonal (only dy[i]/dx[i], "
+        "for a Jacobian that is zero elsewhere), sparse (the nonzeros, as output index, input "
+        "index, value), or auto (dense for now).",
+    ),
     *,
     o: _Options,
 ) -> None:
@@ -224,6 +231,8 @@ def jacobian(
       jacli jacobian "x**2" -i 2,3 --method rows
 
       jacli jacobian "[r*cos(t), r*sin(t)]" -i r=2 -i t=0.5 --symbolic --det
+
+      jacli jacobian "(x+1)**2" --input eye:5 --layout diagonal
     """
 
     def compute() -> Any:
@@ -233,6 +242,7 @@ def jacobian(
         return api.compute_jacobian(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
             seed=o.seed, max_memory=budget, progress=_RowProgress(), symbolic=symbolic, det=det,
+            layout=layout.value,
         )
 
     o.run(compute)
@@ -547,11 +557,11 @@ def _check_format_matches_file(out: _Out) -> None:
     if out.format is None or out.file is None:
         return
     suffix = out.file.suffix.lower()
-    written = {".json": "json", ".txt": "plain", ".npy": "npy"}.get(suffix)
+    written = {".json": "json", ".txt": "plain", ".npy": "npy", ".npz": "npz", ".pt": "pt"}.get(suffix)
     if out.format.value == "pretty":
         raise InputError(
             f"--format pretty is for the terminal and cannot go to --output {out.file}; leave out "
-            "--format (the file's name decides: .json, .txt or .npy), or leave out --output"
+            "--format (the file's name decides: .json, .txt, .npy, .npz or .pt), or leave out --output"
         )
     if out.format.value != written:
         fitting = {"json": ".json", "plain": ".txt"}[out.format.value]

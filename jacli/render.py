@@ -4,6 +4,10 @@ numpy.loadtxt) and ``json`` (one strict JSON object for scripts).
 Rendering only reads a typed result (``jacli.result``) or a ``CheckReport``; it computes
 nothing. What differs between commands (titles, labels) is looked up in ``VOCABULARY``. User text (the expression, names) reaches
 rich as ``Text`` objects, never as markup.
+
+A Jacobian block in a structured layout (``diagonal``, ``sparse``) is written from what it
+stores, in time and memory proportional to its nonzeros; it is never expanded with
+``to_dense()``. Dense blocks are written exactly as before (no ``layout`` key or word).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from jacli.result import CheckReport, Key, key_text
+from jacli.result import Block, CheckReport, Key, key_text
 
 DEFAULT_PRECISION = 6
 """Significant digits in the pretty view; plain and JSON print every digit unless told."""
@@ -66,6 +70,20 @@ def _shortest(value: float, float32: bool) -> float:
     return float(str(np.float32(value))) if float32 else float(value)
 
 
+def _items(result: Any) -> Iterator[tuple[Key, Any]]:
+    """``result.tensors()``, except that a Jacobian block in a structured layout comes as the
+    block itself, for the writers that keep it structured."""
+    if result.command != "jacobian":
+        yield from result.tensors()
+        return
+    for name, block in result.blocks.items():
+        yield name, block.to_dense() if block.layout == "dense" else block
+
+
+def _structured(item: Any) -> bool:
+    return isinstance(item, Block) and item.layout != "dense"
+
+
 def format_number(value: float, precision: int | None, float32: bool = False) -> str:
     """Every digit needed to read the number back (default), or ``precision`` significant ones."""
     if math.isnan(value):
@@ -104,6 +122,26 @@ def _json_tensor(tensor: Any, with_values: bool = True) -> dict[str, Any]:
     return entry
 
 
+def _json_item(item: Any) -> dict[str, Any]:
+    """A tensor as ``_json_tensor``; a structured block as its layout, shape and what it stores.
+
+    ``diagonal``: ``values`` nested like the output, ∂y[i...]/∂x[i...]. ``sparse``: flat C-order
+    ``rows`` (into the output) and ``cols`` (into the input) with their ``values``, and the two
+    shapes: ``J = np.zeros((prod(output_shape), prod(input_shape))); J[rows, cols] = values``
+    and ``J.reshape(shape)``; ``colors`` is the number of compressed passes, or null.
+    """
+    if not _structured(item):
+        return _json_tensor(item)
+    if item.layout == "diagonal":
+        return {"layout": "diagonal", "shape": list(item.shape), "values": _json_values(item.diagonal)}
+    rows, cols, values = item.coo()
+    return {
+        "layout": "sparse", "shape": list(item.shape), "output_shape": list(item.output_shape),
+        "input_shape": list(item.input_shape), "nnz": item.nnz, "colors": item.colors,
+        "rows": _numpy(rows).tolist(), "cols": _numpy(cols).tolist(), "values": _json_values(values),
+    }
+
+
 def to_json(result: Any) -> str:
     """One strict JSON object: NaN and infinities are the strings "nan", "inf", "-inf"."""
     if isinstance(result, CheckReport):
@@ -116,8 +154,10 @@ def to_json(result: Any) -> str:
         "dtype": result.dtype,
         "inputs": {name: _json_tensor(t, with_values=False) for name, t in result.inputs.items()},
         "output": _json_tensor(result.output),
-        "result": {key_text(key): _json_tensor(t) for key, t in result.tensors()},
+        "result": {key_text(key): _json_item(item) for key, item in _items(result)},
     }
+    if getattr(result, "how", None) is not None:
+        document["how"] = result.how
     if getattr(result, "symbolic", None) is not None:
         from jacli.printing import to_strings
 
@@ -161,7 +201,25 @@ def _check_document(report: Any) -> dict[str, Any]:
 
 # -- files --------------------------------------------------------------------------------------
 
-FILE_SUFFIXES = (".json", ".txt", ".npy")
+FILE_SUFFIXES = (".json", ".txt", ".npy", ".npz", ".pt")
+"""What ``--output`` writes, by suffix: JSON, plain text, one dense (or diagonal) array, one
+Jacobian as a scipy.sparse matrix (output size × input size), one torch tensor (sparse COO for a
+structured Jacobian block)."""
+
+SCIPY_MISSING = (
+    "`output` {path}: .npz files are written with scipy, which is not installed; install it with "
+    "pip install 'jacli[sparse]' (or pip install scipy), or write .pt (a torch sparse tensor) instead"
+)
+
+
+def _has_scipy() -> bool:
+    """Whether scipy can be imported, without importing it (the check runs before any work)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("scipy") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def check_file_suffix(path: Any) -> None:
@@ -171,6 +229,8 @@ def check_file_suffix(path: Any) -> None:
     suffix = str(path)[str(path).rfind("."):].lower() if "." in str(path) else ""
     if suffix not in FILE_SUFFIXES:
         raise InputError(f"`output` {path}: cannot tell the format; use a name ending in {', '.join(FILE_SUFFIXES)}", param="output")
+    if suffix == ".npz" and not _has_scipy():
+        raise InputError(SCIPY_MISSING.format(path=path), param="output")
 
 
 def to_chunks(result: Any, suffix: str, precision: int | None = None) -> Iterator[bytes]:
@@ -189,16 +249,54 @@ def _file_bytes(result: Any, suffix: str) -> bytes:
 
     from jacli.errors import InputError
 
-    tensors = [] if isinstance(result, CheckReport) else [t for _, t in result.tensors()]
-    if len(tensors) != 1:
+    items = [] if isinstance(result, CheckReport) else list(_items(result))
+    if len(items) != 1:
         raise InputError(
-            "`output` .npy holds one tensor, but this result has "
-            f"{'a table' if isinstance(result, CheckReport) else len(tensors)}; "
+            f"`output` {suffix} holds one tensor, but this result has "
+            f"{'a table' if isinstance(result, CheckReport) else len(items)}; "
             "use .json or .txt, or pick one input with `wrt`", param="output",
         )
+    key, item = items[0]
     buffer = io.BytesIO()
-    np.save(buffer, _numpy(tensors[0]), allow_pickle=False)
+    if suffix == ".npz":
+        _save_npz(buffer, result, key, item)
+    elif suffix == ".pt":
+        import torch
+
+        tensor = item.to_sparse_coo() if _structured(item) else item
+        # clone: torch.save writes a view's whole storage, not just the view
+        torch.save(tensor.detach().cpu().clone(), buffer)
+    else:
+        if _structured(item) and item.layout == "sparse":
+            raise InputError(
+                f"`output` .npy holds a dense array, but the Jacobian for {key_text(key)} is sparse "
+                f"({item.nnz} of {math.prod(item.shape)} entries stored); write .npz (scipy.sparse) or .pt "
+                "(torch sparse COO), or ask for `layout` dense", param="output",
+            )
+        array = _numpy(item.diagonal if _structured(item) else item)
+        np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
+
+
+def _save_npz(buffer: Any, result: Any, key: Key, item: Any) -> None:
+    """The Jacobian's classic matrix (output size × input size) as ``scipy.sparse.save_npz``
+    writes a CSR matrix: flat C-order indices, as ``J.reshape(output size, -1)`` numbers them."""
+    from jacli.errors import InputError
+
+    if result.command != "jacobian":
+        raise InputError(
+            f"`output` .npz holds a Jacobian as a scipy.sparse matrix, but this is a {result.command} "
+            "result; use .npy, .pt, .json or .txt", param="output",
+        )
+    try:
+        import scipy.sparse
+    except ImportError:
+        raise InputError(SCIPY_MISSING.format(path="*.npz"), param="output") from None
+    input_shape = tuple(result.inputs[key].shape)
+    rows, cols, values = item.coo() if _structured(item) else result.blocks[key].coo_for(input_shape)
+    size = (math.prod(result.output.shape), math.prod(input_shape))
+    matrix = scipy.sparse.csr_matrix((_numpy(values), (_numpy(rows), _numpy(cols))), shape=size)
+    scipy.sparse.save_npz(buffer, matrix, compressed=True)
 
 
 # -- plain --------------------------------------------------------------------------------------
@@ -213,6 +311,15 @@ def to_plain(result: Any, precision: int | None = None) -> str:
     per row, and a tensor of shape (a, b, ..., n) has a·b·... lines of n numbers, in C order.
     ``numpy.loadtxt(...).reshape(shape)`` restores it; a Jacobian block of shape
     output.shape + input.shape becomes the classic matrix with ``.reshape(output.numel(), -1)``.
+
+    Structured Jacobian blocks say their layout in the header, after the name:
+
+    * ``# x diagonal 5x5x5x5``: the Jacobian's shape; below it the diagonal ∂y[i...]/∂x[i...],
+      shaped like the output (the shape's first half), in the same rows-along-the-last-axis rule;
+    * ``# x sparse 5x5x5x5 nnz 25 output 5x5 input 5x5``: then one line per stored entry, in
+      row-major order: the output's multi-index, the input's multi-index, the value
+      (``0 1 0 1 2.0`` is ∂y[0,1]/∂x[0,1] = 2). ``numpy.loadtxt(..., ndmin=2)`` reads the
+      columns; a scalar output or input has no index columns.
     """
     return "".join(plain_lines(result, precision))
 
@@ -224,10 +331,13 @@ def plain_lines(result: Any, precision: int | None = None) -> Iterator[str]:
         yield _check_plain(result)
         return
     symbolic = getattr(result, "symbolic", None)
-    for key, tensor in result.tensors():
-        array = _numpy(tensor)
-        yield f"# {key_text(key)} {shape_text(array.shape)}\n"
-        yield from _plain_pieces(_plain_matrix(array), precision)
+    for key, item in _items(result):
+        if _structured(item):
+            yield from _plain_structured(key_text(key), item, precision)
+        else:
+            array = _numpy(item)
+            yield f"# {key_text(key)} {shape_text(array.shape)}\n"
+            yield from _plain_pieces(_plain_matrix(array), precision)
         if symbolic is not None and key in symbolic:
             for line in _symbolic_lines(result, key):
                 yield f"# exact: {line}\n"
@@ -237,6 +347,30 @@ def plain_lines(result: Any, precision: int | None = None) -> Iterator[str]:
             yield row + "\n"
         if result.det_symbolic is not None:
             yield f"# exact: {result.det_symbolic}\n"
+
+
+def _plain_structured(name: str, block: Any, precision: int | None) -> Iterator[str]:
+    """A diagonal or sparse block in plain text (see ``to_plain``)."""
+    if block.layout == "diagonal":
+        yield f"# {name} diagonal {shape_text(block.shape)}\n"
+        yield from _plain_pieces(_plain_matrix(_numpy(block.diagonal)), precision)
+        return
+    yield (f"# {name} sparse {shape_text(block.shape)} nnz {block.nnz} output {shape_text(block.output_shape)} "
+           f"input {shape_text(block.input_shape)}\n")
+    rows, cols, values = (_numpy(t) for t in block.coo())
+    float32 = _is_float32(values)
+    for start in range(0, len(values), PLAIN_PIECE):
+        end = start + PLAIN_PIECE
+        indices = _multi_indices(rows[start:end], block.output_shape) + _multi_indices(cols[start:end], block.input_shape)
+        yield "".join(
+            " ".join([*(str(int(axis[k])) for axis in indices), format_number(float(value), precision, float32)]) + "\n"
+            for k, value in enumerate(values[start:end])
+        )
+
+
+def _multi_indices(flat: np.ndarray, shape: Sequence[int]) -> list[np.ndarray]:
+    """Flat C-order indices as one array per axis of ``shape`` (none for a scalar)."""
+    return list(np.unravel_index(flat, tuple(shape))) if len(shape) else []
 
 
 def _plain_matrix(array: np.ndarray) -> np.ndarray:
@@ -317,15 +451,20 @@ def print_pretty(result: Any, console: Console, precision: int | None = None, fu
     if getattr(result, "symbolic", None) is not None:
         parts += [None, _Lines(_symbolic_view(result), keep_width=True)]
     parts.append(None)
-    if result.command in ("jacobian", "hessian") and all(t.dim() == 0 for t in result.inputs.values()):
+    items = list(_items(result))
+    structured = any(_structured(item) for _, item in items)
+    if result.command in ("jacobian", "hessian") and not structured and all(t.dim() == 0 for t in result.inputs.values()):
         parts += _classic_matrix(result, digits, width)
     else:
         words = VOCABULARY[result.command]
-        for index, (key, tensor) in enumerate(result.tensors()):
+        for index, (key, item) in enumerate(items):
             if index:
                 parts.append(None)
-            parts.append(words.title(result, key, tensor))
-            parts += _tensor_view(tensor, digits, full, words.label(key), width)
+            parts.append(words.title(result, key, item))
+            if _structured(item):
+                parts += _structured_view(result, key, item, digits, full, width)
+            else:
+                parts += _tensor_view(item, digits, full, words.label(key), width)
     if getattr(result, "det", None) is not None:
         parts += [None, Text.assemble(("det J", "bold"), f" = {format_number(float(result.det), digits)}")]
         if result.det_symbolic is not None:
@@ -395,6 +534,8 @@ def _header(result: Any) -> Table:
     if getattr(result, "v", None) is not None:
         grid.add_row("v", Text(f"shape {_shape_tuple(result.v.shape)} (like the output)"))
     grid.add_row("method", Text(_method_text(result)))
+    if getattr(result, "how", None) is not None:
+        grid.add_row("layout", Text(result.how))
     grid.add_row("on", Text(f"{result.device}, {result.dtype}"))
     return grid
 
@@ -595,6 +736,69 @@ def _classic_matrix(result: Any, digits: int, width: int) -> list[RenderableType
         for (label, _), row in zip(rows, cells):
             table.add_row(Text(label), *(row[j] for j in block))
         parts.append(_Lines(table, keep_width=True))
+    return parts
+
+
+SPARSE_ENTRIES = 2 * ROW_EDGE
+"""Stored entries of a sparse block listed in the pretty view (``--full`` lists all)."""
+
+
+def _axis_letters(first: str, count: int) -> list[str]:
+    """Index names for ``count`` axes: ``i, j, k, l`` (or ``m, n, p, q``), numbered past four."""
+    letters = {"i": "ijkl", "m": "mnpq"}[first]
+    return list(letters[:count]) if count <= len(letters) else [f"{first}{a}" for a in range(1, count + 1)]
+
+
+def _bracket(symbol: str, names: Sequence[str]) -> str:
+    return f"{symbol}[{','.join(names)}]" if names else symbol
+
+
+def _structured_view(
+    result: Any, key: Key, block: Any, digits: int, full: bool, width: int
+) -> list[RenderableType]:
+    """A diagonal block: what is zero, then the diagonal shaped like the output. A sparse block:
+    how many entries are stored, then the first of them as (output index, input index, value)."""
+    y, name = _output_symbol(result), key_text(key)
+    total = math.prod(block.shape)
+    if block.layout == "diagonal":
+        ndim = len(block.output_shape)
+        if ndim == 0:
+            return [Text(f"∂{y}/∂{name} is diagonal: a single entry"), _cell(float(_numpy(block.diagonal)), digits)]
+        outer, inner = _axis_letters("m", ndim), _axis_letters("i", ndim)
+        same = (f"{outer[0]} = {inner[0]}" if ndim == 1
+                else f"({','.join(outer)}) = ({','.join(inner)})")
+        return [
+            Text.assemble(
+                (f"∂{y}/∂{name} is diagonal", "bold"), f": {_bracket('∂' + y, outer)}/{_bracket('∂' + name, inner)} = 0 unless {same}; "
+                f"{block.nnz} of {total} entries stored",
+            ),
+            Text(f"{_bracket('∂' + y, inner)}/{_bracket('∂' + name, inner)}, shaped like {y}:"),
+            *_tensor_view(block.diagonal, digits, full, "diagonal", width),
+        ]
+    colours = "" if block.colors is None else (
+        f"; {block.colors} colour{'s' if block.colors != 1 else ''} (compressed passes)")
+    density = f"{100 * block.density:.3g}%"
+    parts: list[RenderableType] = [Text.assemble(
+        (f"∂{y}/∂{name} is sparse", "bold"), f": nnz {block.nnz} of {total} entries (density {density}){colours}"
+    )]
+    if not block.nnz:
+        return parts
+    shown = block.nnz if full else min(block.nnz, SPARSE_ENTRIES)
+    rows, cols, values = (_numpy(t[:shown]) for t in block.coo())
+    outputs, inputs = _multi_indices(rows, block.output_shape), _multi_indices(cols, block.input_shape)
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("output", justify="left", no_wrap=True)
+    table.add_column("input", justify="left", no_wrap=True)
+    table.add_column(_derivative(result, key), justify="right", no_wrap=True)
+    for k in range(shown):
+        table.add_row(
+            Text(_bracket(y, [str(int(axis[k])) for axis in outputs])),
+            Text(_bracket(name, [str(int(axis[k])) for axis in inputs])),
+            _cell(float(values[k]), digits),
+        )
+    parts.append(_Lines(table, keep_width=True))
+    if shown < block.nnz:
+        parts.append(Text(f"… {block.nnz - shown} more entries (--full shows all)", style="dim"))
     return parts
 
 

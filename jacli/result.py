@@ -10,9 +10,12 @@ and the method that ran. Then each kind holds its own numbers, keyed by what the
 * ``JVPResult.value``: one tensor shaped like the output;
 * ``HessianResult.blocks``: ``(a, b)`` → tensor shaped ``a.shape + b.shape``.
 
-``JacobianBlock`` has a ``layout``; today every block is ``dense``. Structured layouts
-(diagonal, sparse) are further subclasses that know how to ``to_dense()`` themselves, so a
-renderer that asks for ``to_dense()`` never needs to know which it holds.
+Each Jacobian block has a ``layout``: ``JacobianBlock`` (``dense``) holds every entry;
+``DiagonalBlock`` (``diagonal``) holds only ∂y[i...]/∂x[i...], shaped like the output;
+``SparseBlock`` (``sparse``) holds the nonzeros as COO over flat C-order indices. All share
+``shape`` (output.shape + input.shape), ``layout``, ``nnz``, ``density``, ``coo()`` (flat rows,
+columns and values) and ``to_dense()``, so a caller that wants dense numbers never needs to know
+which it holds; one that wants to stay O(nonzeros) reads ``layout`` and the block's own fields.
 
 Example:
     >>> import jacli
@@ -40,9 +43,70 @@ Key = Any
 """What a result's numbers are keyed by: an input name, or an (a, b) pair of names (Hessian)."""
 
 
+class Block:
+    """What every Jacobian block shares, whatever its layout.
+
+    Attributes:
+        input: the input it differentiates with respect to.
+        layout: ``dense``, ``diagonal`` or ``sparse``.
+    """
+
+    input: str
+    output_shape: tuple[int, ...]
+    input_shape: tuple[int, ...]
+    layout: ClassVar[str] = ""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``output.shape + input.shape``, whatever the layout stores."""
+        return tuple(self.output_shape) + tuple(self.input_shape)
+
+    @property
+    def nnz(self) -> int:
+        """The entries the layout stores (explicit zeros included, as in scipy.sparse)."""
+        raise NotImplementedError
+
+    @property
+    def density(self) -> float:
+        """``nnz`` over the number of entries of the dense Jacobian (0 for an empty one)."""
+        total = math.prod(self.shape)
+        return self.nnz / total if total else 0.0
+
+    def coo(self) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+        """``(rows, cols, values)``: flat C-order output and input indices (int64) of the stored
+        entries and their values, in row-major order; the classic matrix is
+        ``scipy.sparse.coo_matrix((values, (rows, cols)), shape=(output size, input size))``."""
+        raise NotImplementedError
+
+    def to_dense(self) -> "torch.Tensor":
+        """The block as one dense tensor shaped ``output.shape + input.shape``."""
+        raise NotImplementedError
+
+    def to_sparse_coo(self) -> "torch.Tensor":
+        """The block as a torch sparse COO tensor shaped ``output.shape + input.shape``."""
+        import torch
+
+        rows, cols, values = self.coo()
+        indices = [*_unravel(rows, self.output_shape), *_unravel(cols, self.input_shape)]
+        stacked = torch.stack(indices) if indices else rows.new_zeros((0, len(values)))
+        return torch.sparse_coo_tensor(stacked, values, self.shape, is_coalesced=True, check_invariants=False)
+
+
+def _unravel(flat: "torch.Tensor", shape: tuple[int, ...]) -> list["torch.Tensor"]:
+    """Flat C-order indices as one index tensor per axis of ``shape`` (none for a scalar)."""
+    import torch
+
+    return list(torch.unravel_index(flat, shape)) if shape else []
+
+
 @dataclass(frozen=True)
-class JacobianBlock:
-    """∂output/∂input for one input: a dense tensor shaped ``output.shape + input.shape``."""
+class JacobianBlock(Block):
+    """∂output/∂input for one input: a dense tensor shaped ``output.shape + input.shape``.
+
+    Its ``nnz`` counts the nonzero values (what a sparse copy would store); its
+    ``output_shape``/``input_shape`` split needs the input's number of axes, so they are not
+    known from the tensor alone and dense callers use ``shape``.
+    """
 
     input: str
     values: "torch.Tensor"
@@ -52,9 +116,134 @@ class JacobianBlock:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.values.shape)
 
+    @property
+    def nnz(self) -> int:
+        import torch
+
+        return int(torch.count_nonzero(self.values))
+
+    def coo(self) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+        raise TypeError("a dense block does not know where its output axes end; use coo_for(input_shape)")
+
+    def coo_for(self, input_shape: tuple[int, ...]) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+        """``coo()`` of the nonzero entries, given the input's shape (which splits ``shape``)."""
+        columns = math.prod(input_shape)
+        matrix = self.values.reshape(-1, columns) if columns else self.values.reshape(math.prod(self.shape), 0)
+        rows, cols = matrix.nonzero(as_tuple=True)
+        return rows, cols, matrix[rows, cols]
+
     def to_dense(self) -> "torch.Tensor":
         """The block as one dense tensor."""
         return self.values
+
+
+@dataclass(frozen=True)
+class DiagonalBlock(Block):
+    """A Jacobian that is zero off its diagonal: ∂y[m...]/∂x[i...] = 0 unless (m...) = (i...).
+
+    Only for an output shaped like the input. ``diagonal[i...]`` is ∂y[i...]/∂x[i...], a tensor
+    shaped like the output; the dense block (``to_dense()``) is that many times larger.
+
+    Example:
+        >>> import torch
+        >>> block = DiagonalBlock("x", torch.tensor([4.0, 2.0]), (2,), (2,))
+        >>> block.shape, block.nnz, block.to_dense().tolist()
+        ((2, 2), 2, [[4.0, 0.0], [0.0, 2.0]])
+    """
+
+    input: str
+    diagonal: "torch.Tensor"
+    output_shape: tuple[int, ...]
+    input_shape: tuple[int, ...]
+    layout: ClassVar[str] = "diagonal"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "output_shape", tuple(self.output_shape))
+        object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        if not (self.output_shape == self.input_shape == tuple(self.diagonal.shape)):
+            raise ValueError(
+                f"DiagonalBlock({self.input!r}): the diagonal {tuple(self.diagonal.shape)}, output "
+                f"{self.output_shape} and input {self.input_shape} must have one shape"
+            )
+
+    @property
+    def nnz(self) -> int:
+        return self.diagonal.numel()
+
+    def coo(self) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+        import torch
+
+        flat = torch.arange(self.diagonal.numel(), device=self.diagonal.device)
+        return flat, flat.clone(), self.diagonal.reshape(-1)
+
+    def to_dense(self) -> "torch.Tensor":
+        """The dense block: ``numel²`` entries, so only for small results or when asked."""
+        import torch
+
+        return torch.diag(self.diagonal.reshape(-1)).reshape(self.shape)
+
+
+@dataclass(frozen=True)
+class SparseBlock(Block):
+    """A Jacobian stored as its nonzeros: COO over flat C-order indices.
+
+    ``rows[k]`` is the flat index into the output, ``cols[k]`` into the input, ``values[k]``
+    the entry ∂y.flat[rows[k]]/∂x.flat[cols[k]]. The entries are kept in row-major order, each
+    position once (a position given twice is summed, as scipy and torch do). ``colors``: how
+    many compressed passes computed it, when known.
+
+    Example:
+        >>> import torch
+        >>> block = SparseBlock("x", torch.tensor([1, 0]), torch.tensor([0, 2]), torch.tensor([5.0, 7.0]), (2,), (3,))
+        >>> block.rows.tolist(), block.cols.tolist(), block.nnz, block.to_dense().tolist()
+        ([0, 1], [2, 0], 2, [[0.0, 0.0, 7.0], [5.0, 0.0, 0.0]])
+    """
+
+    input: str
+    rows: "torch.Tensor"
+    cols: "torch.Tensor"
+    values: "torch.Tensor"
+    output_shape: tuple[int, ...]
+    input_shape: tuple[int, ...]
+    colors: int | None = None
+    layout: ClassVar[str] = "sparse"
+
+    def __post_init__(self) -> None:
+        import torch
+
+        object.__setattr__(self, "output_shape", tuple(self.output_shape))
+        object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        if not (self.rows.dim() == self.cols.dim() == self.values.dim() == 1
+                and len(self.rows) == len(self.cols) == len(self.values)):
+            raise ValueError(f"SparseBlock({self.input!r}): rows, cols and values must be 1-D and of one length")
+        rows, cols = self.rows.to(torch.int64), self.cols.to(torch.int64)
+        columns = math.prod(self.input_shape)
+        if len(rows) and (rows.min() < 0 or rows.max() >= math.prod(self.output_shape)
+                          or cols.min() < 0 or cols.max() >= columns):
+            raise ValueError(f"SparseBlock({self.input!r}): an index lies outside {self.output_shape} + {self.input_shape}")
+        # NOTE [row-major COO]: one canonical order makes every writer (plain, JSON, .npz, .pt)
+        # deterministic and lets torch take the tensor as coalesced without checking it.
+        flat = rows * columns + cols
+        if len(flat) > 1 and not bool((flat[1:] > flat[:-1]).all()):
+            unique, inverse = torch.unique(flat, sorted=True, return_inverse=True)
+            values = self.values.new_zeros(len(unique)).index_add_(0, inverse, self.values)
+            rows, cols = unique // columns, unique % columns
+            object.__setattr__(self, "values", values)
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "cols", cols)
+
+    @property
+    def nnz(self) -> int:
+        return len(self.values)
+
+    def coo(self) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+        return self.rows, self.cols, self.values
+
+    def to_dense(self) -> "torch.Tensor":
+        """The dense block, zeros where nothing is stored."""
+        dense = self.values.new_zeros((math.prod(self.output_shape), math.prod(self.input_shape)))
+        dense[self.rows, self.cols] = self.values
+        return dense.reshape(self.shape)
 
 
 @dataclass
@@ -116,15 +305,18 @@ class JacobianResult(Result):
         diagonal: for elementwise expressions, input name → the one scalar derivative on the
             diagonal (with ``symbolic``).
         det, det_symbolic: the Jacobian determinant (``det=True``) and its exact form.
+        how: how the blocks were computed, when it is more than ``method`` says (e.g.
+            ``"diagonal: 1 JVP"``, ``"sparse: 3 colours"``).
     """
 
     command: ClassVar[str] = "jacobian"
 
-    blocks: dict[str, JacobianBlock] = field(default_factory=dict)
+    blocks: dict[str, Block] = field(default_factory=dict)
     symbolic: dict[str, Any] | None = field(default=None, repr=False)
     diagonal: dict[str, Any] | None = field(default=None, repr=False)
     det: Any = None
     det_symbolic: Any = field(default=None, repr=False)
+    how: str | None = None
 
     def tensors(self) -> Iterator[tuple[Key, "torch.Tensor"]]:
         for name, block in self.blocks.items():

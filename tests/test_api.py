@@ -646,3 +646,59 @@ def test_each_call_evaluates_the_expression_once(call, monkeypatch) -> None:
     result = call()
     assert len(calls) == 1
     assert result.output.numel() >= 1 and torch.isfinite(result.output).all()
+
+
+# -- layouts (for now read off the dense Jacobian; see api._as_layout) ----------------------------
+
+
+def test_layout_diagonal_by_hand() -> None:
+    from jacli.result import DiagonalBlock
+
+    # (x+1)**2 at eye(5): 2*(x+1), 4 where x is 1 and 2 elsewhere
+    result = api.compute_jacobian("(x+1)**2", [(None, "eye:5")], layout="diagonal")
+    block = result.blocks["x"]
+    assert isinstance(block, DiagonalBlock) and block.shape == (5, 5, 5, 5)
+    expected = torch.full((5, 5), 2.0, dtype=torch.float64).fill_diagonal_(4.0)
+    assert torch.equal(block.diagonal, expected)
+    assert torch.equal(block.to_dense(), api.compute_jacobian("(x+1)**2", [(None, "eye:5")]).blocks["x"].to_dense())
+    assert result.how == "diagonal: read off the dense Jacobian"
+
+
+def test_layout_sparse_by_hand() -> None:
+    from jacli.result import SparseBlock
+
+    # [x[0]*x[1], 3*x[2]] at (1, 2, 5): row 0 = (2, 1, 0), row 1 = (0, 0, 3)
+    block = api.compute_jacobian("[x[0]*x[1], 3*x[2]]", {"x": [1.0, 2.0, 5.0]}, layout="sparse").blocks["x"]
+    assert isinstance(block, SparseBlock) and block.colors is None
+    assert block.rows.tolist() == [0, 0, 1] and block.cols.tolist() == [0, 1, 2]
+    assert block.values.tolist() == [2.0, 1.0, 3.0]
+
+
+@pytest.mark.parametrize("layout", ["auto", "dense"])
+def test_layout_auto_and_dense_stay_dense(layout: str) -> None:
+    result = api.compute_jacobian("x**2", {"x": [1.0, 2.0]}, layout=layout)
+    assert result.blocks["x"].layout == "dense" and result.how is None
+
+
+def test_layout_diagonal_refuses_what_is_not_diagonal() -> None:
+    with pytest.raises(InputError, match="2 nonzero entries off its diagonal .* use `layout` sparse") as raised:
+        api.compute_jacobian("[x[0], x[0], x[0], x[3]]", {"x": [1.0, 2.0, 3.0, 4.0]}, layout="diagonal")
+    assert raised.value.param == "layout"
+    with pytest.raises(InputError, match="use `layout` dense"):
+        api.compute_jacobian("x*sum(x)", {"x": [1.0, 2.0]}, layout="diagonal")
+    with pytest.raises(ShapeError, match=r"output shaped like x, but the output has shape \(\) and x \(2,\)"):
+        api.compute_jacobian("sum(x)", {"x": [1.0, 2.0]}, layout="diagonal")
+
+
+def test_layout_is_parsed_with_a_suggestion() -> None:
+    with pytest.raises(InputError, match="layout 'diag' is not a Jacobian layout; did you mean diagonal") as raised:
+        api.compute_jacobian("x", {"x": [1.0]}, layout="diag")
+    assert raised.value.param == "layout"
+
+
+def test_jacobian_function_layouts() -> None:
+    dense = api.jacobian("x**2", {"x": [1.0, 2.0]})["x"]
+    assert dense.layout == torch.strided
+    for layout in ("diagonal", "sparse"):
+        stored = api.jacobian("x**2", {"x": [1.0, 2.0]}, layout=layout)["x"]
+        assert stored.layout == torch.sparse_coo and torch.equal(stored.to_dense(), dense)

@@ -521,3 +521,86 @@ def test_end_to_end_unknown_device() -> None:
     assert process.returncode == 1 and process.stdout == ""  # a user error, as in-process
     assert process.stderr.startswith("Error: unknown device 'foo'") and process.stderr.count("\n") == 1
     assert "cpu" in process.stderr and "Traceback" not in process.stderr
+
+
+# -- --layout and the sparse file formats ------------------------------------------------------
+
+
+def test_layout_diagonal_plain_by_hand() -> None:
+    # (x+1)**2 at eye(2): the diagonal 2*(x+1) = [[4, 2], [2, 4]], shaped like the output
+    result = run("jacobian", "(x+1)**2", "-i", "eye:2", "--layout", "diagonal")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "# x diagonal 2x2x2x2\n4.0 2.0\n2.0 4.0\n"
+
+
+def test_layout_sparse_plain_by_hand() -> None:
+    # [x[0]*x[1], 3*x[2]] at (1, 2, 5): ∂y[0]/∂x[0] = 2, ∂y[0]/∂x[1] = 1, ∂y[1]/∂x[2] = 3
+    result = run("jacobian", "[x[0]*x[1], 3*x[2]]", "-i", "1,2,5", "--layout", "sparse")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "# x sparse 2x3 nnz 3 output 2 input 3\n0 0 2.0\n0 1 1.0\n1 2 3.0\n"
+
+
+@pytest.mark.parametrize("layout", ["auto", "dense"])
+def test_layout_auto_and_dense_print_the_dense_jacobian(layout: str) -> None:
+    result = run("jacobian", "x**2", "-i", "2,3", "--layout", layout)
+    assert result.stdout == "# x 2x2\n4.0 0.0\n0.0 6.0\n"
+
+
+def test_layout_diagonal_pretty_headline() -> None:
+    result = run("jacobian", "(x+1)**2", "--input", "eye:5", "--layout", "diagonal", "-f", "pretty")
+    assert result.exit_code == 0, result.stderr
+    assert "∂y/∂x  shape (5, 5, 5, 5)" in result.stdout
+    assert "∂y/∂x is diagonal: ∂y[m,n]/∂x[i,j] = 0 unless (m,n) = (i,j)" in result.stdout
+    assert "0 │ 4 │ 2 │ 2 │ 2 │ 2" in result.stdout and "4 │ 2 │ 2 │ 2 │ 2 │ 4" in result.stdout
+
+
+def test_layout_diagonal_that_does_not_fit_names_the_one_that_does() -> None:
+    assert_user_error(run("jacobian", "x*x[0]", "-i", "1,2,3,4", "--layout", "diagonal"),  # 7 of 16 nonzero
+                      "--layout diagonal", "3 nonzero entries off its diagonal", "use --layout sparse")
+    assert_user_error(run("jacobian", "sum(x)", "-i", "1,2", "--layout", "diagonal"),
+                      "needs an output shaped like x", "use --layout dense")
+
+
+def test_layout_unknown_is_a_usage_error() -> None:
+    result = run("jacobian", "x", "-i", "1,2", "--layout", "diag")
+    assert result.exit_code == 2
+    for choice in ("auto", "dense", "diagonal", "sparse"):
+        assert choice in result.stderr
+
+
+def test_layout_is_in_help() -> None:
+    text = run("jacobian", "--help").stdout
+    assert "--layout" in text and "diagonal" in text and ".npz" in text and ".pt" in text
+
+
+def test_output_pt_of_a_sparse_jacobian(tmp_path) -> None:
+    path = tmp_path / "j.pt"
+    result = run("jacobian", "[x[0]*x[1], 3*x[2]]", "-i", "1,2,5", "--layout", "sparse", "-o", str(path))
+    assert result.exit_code == 0, result.stderr
+    loaded = torch.load(path, weights_only=True)
+    assert loaded.layout == torch.sparse_coo
+    assert loaded.to_dense().tolist() == [[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]]
+
+
+def test_output_npz_of_a_diagonal_jacobian(tmp_path) -> None:
+    scipy_sparse = pytest.importorskip("scipy.sparse", reason="scipy is optional (pip install 'jacli[sparse]')")
+    path = tmp_path / "j.npz"
+    result = run("jacobian", "(x+1)**2", "-i", "eye:2", "--layout", "diagonal", "-o", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert scipy_sparse.load_npz(path).toarray().tolist() == [
+        [4.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 2.0, 0], [0, 0, 0, 4.0]]
+
+
+def test_output_npz_without_scipy_fails_before_computing(tmp_path, monkeypatch) -> None:
+    from jacli import render
+
+    monkeypatch.setattr(render, "_has_scipy", lambda: False)
+    work = record_work(monkeypatch)
+    result = run("jacobian", "x", "-i", "1,2", "--layout", "sparse", "-o", str(tmp_path / "j.npz"))
+    assert_user_error(result, "--output", "pip install 'jacli[sparse]'", ".pt")
+    assert not work and not (tmp_path / "j.npz").exists()
+
+
+def test_output_pt_does_not_match_a_text_format(tmp_path) -> None:
+    assert_user_error(run("jacobian", "x", "-i", "1,2", "-f", "json", "-o", str(tmp_path / "j.pt")),
+                      "a .pt file is written as pt")

@@ -22,7 +22,9 @@ from types import SimpleNamespace
 
 from jacli.api import compute_jacobian
 from jacli.problem import Problem
-from jacli.result import GradResult, HessianResult, JacobianBlock, JacobianResult, Result, VJPResult
+from jacli.result import (
+    Block, DiagonalBlock, GradResult, HessianResult, JacobianBlock, JacobianResult, Result, SparseBlock, VJPResult,
+)
 
 F64 = torch.float64
 TOP_LEVEL_KEYS = {"command", "expression", "method", "device", "dtype", "inputs", "output", "result"}
@@ -38,12 +40,13 @@ def make_result(
     method: str = "reverse",
     v: torch.Tensor | None = None,
 ) -> Result:
-    """A typed result of ``command`` holding ``values`` (Hessian keys may be written "a,b")."""
+    """A typed result of ``command`` holding ``values`` (Hessian keys may be written "a,b"; a
+    Jacobian value may be a block of any layout, else it is a dense tensor)."""
     wrt = tuple(dict.fromkeys(k for key in values for k in (key.split(",") if command == "hessian" else [key])))
     compiled = SimpleNamespace(text=expression, variables=tuple(inputs), tree=None)
     problem = Problem(compiled, inputs, wrt, torch.device("cpu"), output.dtype, budget=10**9)
     if command == "jacobian":
-        return JacobianResult(problem, method, output, blocks={n: JacobianBlock(n, t) for n, t in values.items()})
+        return JacobianResult(problem, method, output, blocks={n: t if isinstance(t, Block) else JacobianBlock(n, t) for n, t in values.items()})
     if command == "hessian":
         return HessianResult(problem, method, output, blocks={tuple(k.split(",")): t for k, t in values.items()})
     if command == "vjp":
@@ -642,3 +645,299 @@ def test_plain_output_comes_in_pieces_and_reads_back(shape) -> None:
     assert text.count("\n") == 1 + (shape[0] if len(shape) == 2 else 1)
     read = np.loadtxt(io.StringIO(text))
     assert np.array_equal(read.reshape(shape), values.numpy())  # every digit: exact round trip
+
+
+# -- structured layouts: diagonal and sparse ----------------------------------------------------
+
+
+def eye_square(n: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x+1)**2 at x = eye(n), by hand: the diagonal 2*(x+1) (4 where x is 1, else 2) and the
+    dense Jacobian, shaped (n, n) + (n, n), that it stands for."""
+    diagonal = torch.full((n, n), 2.0, dtype=F64)
+    diagonal.fill_diagonal_(4.0)
+    dense = torch.zeros(n, n, n, n, dtype=F64)
+    for i in range(n):
+        for j in range(n):
+            dense[i, j, i, j] = diagonal[i, j]
+    return diagonal, dense
+
+
+def diagonal_result(n: int = 5, how: str | None = None) -> JacobianResult:
+    diagonal, _ = eye_square(n)
+    x = torch.eye(n, dtype=F64)
+    result = make_result({"x": DiagonalBlock("x", diagonal, (n, n), (n, n))}, {"x": x}, (x + 1) ** 2,
+                         expression="(x+1)**2")
+    result.how = how
+    return result
+
+
+def sparse_result(colors: int | None = None) -> JacobianResult:
+    """[x[0,1]*x[1,0], 3*x[1,1]] at x = [[1, 2], [5, 7]], by hand: ∂y[0]/∂x[0,1] = x[1,0] = 5,
+    ∂y[0]/∂x[1,0] = x[0,1] = 2, ∂y[1]/∂x[1,1] = 3; flat input indices 1, 2 and 3."""
+    x = torch.tensor([[1.0, 2.0], [5.0, 7.0]], dtype=F64)
+    block = SparseBlock("x", torch.tensor([0, 0, 1]), torch.tensor([1, 2, 3]), torch.tensor([5.0, 2.0, 3.0], dtype=F64),
+                        (2,), (2, 2), colors=colors)
+    return make_result({"x": block}, {"x": x}, torch.tensor([10.0, 21.0], dtype=F64),
+                       expression="[x[0,1]*x[1,0], 3*x[1,1]]")
+
+
+SPARSE_DENSE = torch.tensor([[[0.0, 5.0], [2.0, 0.0]], [[0.0, 0.0], [0.0, 3.0]]], dtype=F64)
+
+
+def test_json_diagonal_block_round_trips_to_the_dense_jacobian() -> None:
+    document = strict_loads(render.to_json(diagonal_result()))
+    assert set(document) == TOP_LEVEL_KEYS  # no "how" when nothing says how
+    entry = document["result"]["x"]
+    assert set(entry) == {"layout", "shape", "values"}
+    assert entry["layout"] == "diagonal" and entry["shape"] == [5, 5, 5, 5]
+    diagonal = np.array(entry["values"])
+    assert diagonal.shape == (5, 5)  # nested like the output
+    matrix = np.zeros((25, 25))
+    matrix[np.arange(25), np.arange(25)] = diagonal.reshape(-1)
+    assert np.array_equal(matrix.reshape(entry["shape"]), eye_square()[1].numpy())
+
+
+def test_json_sparse_block_round_trips_to_the_dense_jacobian() -> None:
+    document = strict_loads(render.to_json(sparse_result(colors=2)))
+    entry = document["result"]["x"]
+    assert entry == {"layout": "sparse", "shape": [2, 2, 2], "output_shape": [2], "input_shape": [2, 2], "nnz": 3,
+                     "colors": 2, "rows": [0, 0, 1], "cols": [1, 2, 3], "values": [5.0, 2.0, 3.0]}
+    matrix = np.zeros((math.prod(entry["output_shape"]), math.prod(entry["input_shape"])))
+    matrix[entry["rows"], entry["cols"]] = entry["values"]
+    assert np.array_equal(matrix.reshape(entry["shape"]), SPARSE_DENSE.numpy())
+    assert strict_loads(render.to_json(sparse_result()))["result"]["x"]["colors"] is None
+
+
+def test_json_says_how_when_told() -> None:
+    document = strict_loads(render.to_json(diagonal_result(how="diagonal: 1 JVP")))
+    assert set(document) == TOP_LEVEL_KEYS | {"how"} and document["how"] == "diagonal: 1 JVP"
+
+
+def test_json_nan_in_a_structured_block_is_a_string() -> None:
+    block = SparseBlock("x", torch.tensor([0]), torch.tensor([1]), torch.tensor([float("nan")], dtype=F64), (2,), (2,))
+    result = make_result({"x": block}, {"x": torch.zeros(2, dtype=F64)}, torch.zeros(2, dtype=F64))
+    assert strict_loads(render.to_json(result))["result"]["x"]["values"] == ["nan"]
+
+
+def test_plain_diagonal_by_hand_and_read_back() -> None:
+    assert render.to_plain(diagonal_result(2)) == "# x diagonal 2x2x2x2\n4.0 2.0\n2.0 4.0\n"
+    text = render.to_plain(diagonal_result())
+    header, body = text.split("\n", 1)
+    assert header == "# x diagonal 5x5x5x5"
+    shape = shape_from_text(header.split()[3])
+    diagonal = np.loadtxt(io.StringIO(body)).reshape(shape[: len(shape) // 2])  # shaped like the output
+    assert np.array_equal(diagonal, eye_square()[0].numpy())
+
+
+def test_plain_sparse_by_hand_and_read_back() -> None:
+    text = render.to_plain(sparse_result())
+    assert text == "# x sparse 2x2x2 nnz 3 output 2 input 2x2\n0 0 1 5.0\n0 1 0 2.0\n1 1 1 3.0\n"
+    header, body = text.split("\n", 1)
+    words = header.split()
+    shape, output_shape = shape_from_text(words[3]), shape_from_text(words[7])
+    table = np.loadtxt(io.StringIO(body), ndmin=2)
+    dense = np.zeros(shape)
+    for *index, value in table:
+        dense[tuple(int(i) for i in index)] = value
+    assert len(output_shape) == 1 and np.array_equal(dense, SPARSE_DENSE.numpy())
+
+
+def test_plain_sparse_scalar_output_has_no_output_columns() -> None:
+    # sum(x[1:]) at a 3-vector: ∂y/∂x = [0, 1, 1], a scalar output
+    block = SparseBlock("x", torch.tensor([0, 0]), torch.tensor([1, 2]), torch.tensor([1.0, 1.0], dtype=F64), (), (3,))
+    result = make_result({"x": block}, {"x": torch.zeros(3, dtype=F64)}, torch.tensor(0.0, dtype=F64))
+    assert render.to_plain(result) == "# x sparse 3 nnz 2 output scalar input 3\n1 1.0\n2 1.0\n"
+    assert render.to_plain(result, precision=3).splitlines()[1] == "1 1"
+
+
+def test_plain_dense_beside_structured_is_unchanged() -> None:
+    x = torch.eye(2, dtype=F64)
+    diagonal, _ = eye_square(2)
+    result = make_result({"x": DiagonalBlock("x", diagonal, (2, 2), (2, 2)), "y": torch.ones(2, 2, dtype=F64)},
+                         {"x": x, "y": torch.tensor(0.0, dtype=F64)}, x)
+    assert render.to_plain(result) == "# x diagonal 2x2x2x2\n4.0 2.0\n2.0 4.0\n# y 2x2\n1.0 1.0\n1.0 1.0\n"
+
+
+def test_pretty_diagonal_says_what_is_zero_and_shows_the_diagonal() -> None:
+    text = pretty(diagonal_result(how="diagonal: read off the dense Jacobian"))
+    assert "∂y/∂x  shape (5, 5, 5, 5) = output (5, 5) + x (5, 5)" in text
+    assert "∂y/∂x is diagonal: ∂y[m,n]/∂x[i,j] = 0 unless (m,n) = (i,j); 25 of 625 entries stored" in text
+    assert "∂y[i,j]/∂x[i,j], shaped like y:" in text
+    assert "layout  diagonal: read off the dense Jacobian" in text
+    assert matrix_cells(text) == {(i, j): "4" if i == j else "2" for i in range(5) for j in range(5)}
+    assert len(text.splitlines()) <= 20  # a few lines, not 625 entries
+
+
+def test_pretty_diagonal_of_a_vector_and_a_scalar() -> None:
+    block = DiagonalBlock("x", torch.tensor([2.0, 4.0, 6.0], dtype=F64), (3,), (3,))
+    text = pretty(make_result({"x": block}, {"x": torch.tensor([1.0, 2.0, 3.0], dtype=F64)}, torch.zeros(3, dtype=F64)))
+    assert "∂y[m]/∂x[i] = 0 unless m = i" in text and "∂y[i]/∂x[i], shaped like y:" in text
+    assert re.search(r"2 │ 4 │ 6", text), text
+    scalar = DiagonalBlock("x", torch.tensor(6.0, dtype=F64), (), ())
+    text = pretty(make_result({"x": scalar}, {"x": torch.tensor(3.0, dtype=F64)}, torch.tensor(9.0, dtype=F64)))
+    assert "∂y/∂x is diagonal: a single entry" in text and text.rstrip().endswith("6")
+
+
+def test_pretty_diagonal_of_five_axes_numbers_the_indices() -> None:
+    shape = (1, 1, 1, 1, 2)
+    block = DiagonalBlock("x", torch.ones(shape, dtype=F64), shape, shape)
+    text = pretty(make_result({"x": block}, {"x": torch.zeros(shape, dtype=F64)}, torch.zeros(shape, dtype=F64)))
+    assert "∂y[m1,m2,m3,m4,m5]/∂x[i1,i2,i3,i4,i5] = 0 unless (m1,m2,m3,m4,m5) = (i1,i2,i3,i4,i5)" in text
+    assert "diagonal[0, 0, 0, :, :]" in text
+
+
+def test_pretty_sparse_summary_and_entries() -> None:
+    text = pretty(sparse_result(colors=2))
+    assert "∂y/∂x is sparse: nnz 3 of 8 entries (density 37.5%); 2 colours (compressed passes)" in text
+    rows = [[c.strip() for c in line.split("│")] for line in text.splitlines() if "│" in line]
+    assert rows == [["y[0]", "x[0,1]", "5"], ["y[0]", "x[1,0]", "2"], ["y[1]", "x[1,1]", "3"]]
+    assert "colour" not in pretty(sparse_result())
+
+
+def test_pretty_sparse_lists_the_first_entries_and_full_lists_all() -> None:
+    n = 40  # 3*x at a 40-vector: 40 entries of 3 on the diagonal
+    block = SparseBlock("x", torch.arange(n), torch.arange(n), torch.full((n,), 3.0, dtype=F64), (n,), (n,), colors=1)
+    result = make_result({"x": block}, {"x": torch.zeros(n, dtype=F64)}, torch.zeros(n, dtype=F64))
+    summary = pretty(result)
+    assert "1 colour (compressed passes)" in summary
+    listed = re.findall(r"^y\[(\d+)\] +│ x\[(\d+)\] +│ +3$", summary, flags=re.MULTILINE)
+    assert listed == [(str(k), str(k)) for k in range(render.SPARSE_ENTRIES)]
+    assert f"… {n - render.SPARSE_ENTRIES} more entries (--full shows all)" in summary
+    everything = pretty(result, full=True)
+    assert len(re.findall(r"^y\[\d+\] ", everything, flags=re.MULTILINE)) == n and "more entries" not in everything
+
+
+def test_pretty_structured_scalar_inputs_skip_the_classic_matrix() -> None:
+    # [2*r, 3*r] with r scalar stored sparse: the entries, not a classic matrix of zeros
+    block = SparseBlock("r", torch.tensor([0, 1]), torch.tensor([0, 0]), torch.tensor([2.0, 3.0], dtype=F64), (2,), ())
+    text = pretty(make_result({"r": block}, {"r": torch.tensor(1.0, dtype=F64)}, torch.tensor([2.0, 3.0], dtype=F64)))
+    assert "∂/∂r" not in text
+    rows = [[c.strip() for c in line.split("│")] for line in text.splitlines() if "│" in line]
+    assert rows == [["y[0]", "r", "2"], ["y[1]", "r", "3"]]
+
+
+@pytest.mark.parametrize("index", range(2))
+def test_pretty_structured_lines_have_no_trailing_spaces(index: int) -> None:
+    result = [diagonal_result(), sparse_result(colors=3)][index]
+    for width in (120, 40):
+        lines = pretty_at(result, width).splitlines()
+        assert [line for line in lines if line != line.rstrip()] == []
+
+
+def huge_sparse_result() -> JacobianResult:
+    """A 10**6-element input and output with 3 nonzeros: its dense form (10**12 entries, 8 TB)
+    could never be built, so every writer must work from the nonzeros."""
+    n = 10**6
+    block = SparseBlock("x", torch.tensor([0, 5, n - 1]), torch.tensor([n - 1, 5, 0]),
+                        torch.tensor([1.5, -2.0, 4.0], dtype=F64), (n,), (n,), colors=3)
+    return make_result({"x": block}, {"x": torch.zeros(n, dtype=F64)}, torch.zeros(n, dtype=F64))
+
+
+def test_structured_writers_never_build_the_dense_jacobian(monkeypatch, tmp_path) -> None:
+    def refuse(self):
+        raise AssertionError("to_dense called while rendering")
+
+    monkeypatch.setattr(SparseBlock, "to_dense", refuse)
+    monkeypatch.setattr(DiagonalBlock, "to_dense", refuse)
+    result = huge_sparse_result()
+    assert render.to_plain(result).splitlines()[1:] == ["0 999999 1.5", "5 5 -2.0", "999999 0 4.0"]
+    assert strict_loads(render.to_json(result))["result"]["x"]["values"] == [1.5, -2.0, 4.0]
+    assert "nnz 3 of 1000000000000 entries (density 3e-10%); 3 colours" in pretty(result)
+    assert b"".join(render.to_chunks(result, ".pt"))
+    for small in (diagonal_result(), sparse_result()):
+        render.to_plain(small), render.to_json(small), pretty(small), pretty(small, full=True)
+        list(render.to_chunks(small, ".pt"))
+
+
+# -- structured layouts: files ------------------------------------------------------------------
+
+
+def write(result: Result, suffix: str, tmp_path):
+    path = tmp_path / f"result{suffix}"
+    path.write_bytes(b"".join(render.to_chunks(result, suffix)))
+    return path
+
+
+def test_npy_of_a_diagonal_block_is_the_diagonal(tmp_path) -> None:
+    assert np.array_equal(np.load(write(diagonal_result(), ".npy", tmp_path)), eye_square()[0].numpy())
+
+
+def test_npy_of_a_sparse_block_is_refused_with_the_alternatives() -> None:
+    from jacli.errors import InputError
+
+    with pytest.raises(InputError, match=r"sparse \(3 of 8 entries stored\); write \.npz .* or \.pt .*`layout` dense"):
+        list(render.to_chunks(sparse_result(), ".npy"))
+
+
+@pytest.mark.parametrize("make,dense", [
+    (diagonal_result, eye_square()[1]), (sparse_result, SPARSE_DENSE),
+    (lambda: make_result({"x": SPARSE_DENSE}, {"x": torch.zeros(2, 2, dtype=F64)}, torch.zeros(2, dtype=F64)), SPARSE_DENSE),
+])
+def test_pt_reads_back_with_torch_load(make, dense, tmp_path) -> None:
+    loaded = torch.load(write(make(), ".pt", tmp_path), weights_only=True)
+    assert loaded.shape == dense.shape and loaded.dtype == F64
+    assert torch.equal(loaded.to_dense(), dense)
+
+
+def test_pt_of_a_view_holds_only_the_view(tmp_path) -> None:
+    big = torch.arange(1000.0, dtype=F64)
+    path = write(vjp_result(big[:3]), ".pt", tmp_path)
+    assert path.stat().st_size < 2000
+    assert torch.equal(torch.load(path, weights_only=True), big[:3])
+
+
+@pytest.mark.parametrize("make,dense", [
+    (diagonal_result, eye_square()[1]), (sparse_result, SPARSE_DENSE),
+    (lambda: make_result({"x": SPARSE_DENSE}, {"x": torch.zeros(2, 2, dtype=F64)}, torch.zeros(2, dtype=F64)), SPARSE_DENSE),
+])
+def test_npz_reads_back_with_scipy_as_the_classic_matrix(make, dense, tmp_path) -> None:
+    scipy_sparse = pytest.importorskip("scipy.sparse", reason="scipy is optional (pip install 'jacli[sparse]')")
+    result = make()
+    matrix = scipy_sparse.load_npz(write(result, ".npz", tmp_path))
+    output_size = result.output.numel()
+    assert matrix.shape == (output_size, dense.numel() // output_size)
+    assert np.array_equal(matrix.toarray(), dense.reshape(output_size, -1).numpy())
+    assert matrix.nnz == int(torch.count_nonzero(dense))
+
+
+def test_npz_of_a_huge_sparse_block(tmp_path) -> None:
+    scipy_sparse = pytest.importorskip("scipy.sparse", reason="scipy is optional (pip install 'jacli[sparse]')")
+    matrix = scipy_sparse.load_npz(write(huge_sparse_result(), ".npz", tmp_path)).tocoo()
+    assert matrix.shape == (10**6, 10**6)
+    assert sorted(zip(matrix.row.tolist(), matrix.col.tolist(), matrix.data.tolist())) == [
+        (0, 999999, 1.5), (5, 5, -2.0), (999999, 0, 4.0)]
+
+
+def test_npz_is_for_jacobians() -> None:
+    from jacli.errors import InputError
+
+    pytest.importorskip("scipy.sparse", reason="scipy is optional (pip install 'jacli[sparse]')")
+    with pytest.raises(InputError, match="this is a vjp result"):
+        list(render.to_chunks(vjp_result(torch.ones(3, dtype=F64)), ".npz"))
+
+
+def test_npz_without_scipy_says_how_to_install_it(monkeypatch) -> None:
+    import sys
+
+    from jacli.errors import InputError
+
+    monkeypatch.setattr(render, "_has_scipy", lambda: False)
+    with pytest.raises(InputError, match=r"pip install 'jacli\[sparse\]'") as raised:
+        render.check_file_suffix("j.npz")
+    assert raised.value.param == "output" and ".pt" in str(raised.value)
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    monkeypatch.setitem(sys.modules, "scipy.sparse", None)
+    with pytest.raises(InputError, match=r"pip install 'jacli\[sparse\]'"):
+        list(render.to_chunks(sparse_result(), ".npz"))
+
+
+def test_has_scipy_answers_without_importing() -> None:
+    import importlib.util
+
+    assert render._has_scipy() == (importlib.util.find_spec("scipy") is not None)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".pt"])
+def test_new_suffixes_are_accepted(suffix: str, monkeypatch) -> None:
+    monkeypatch.setattr(render, "_has_scipy", lambda: True)
+    render.check_file_suffix(f"j{suffix}")

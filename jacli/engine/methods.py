@@ -1,7 +1,8 @@
-"""The methods each command may run, as enums: the one list the library and the CLI share.
+"""The methods each command may run, and the Jacobian layouts, as enums: the one list the
+library and the CLI share.
 
 Pure Python (no torch), so the CLI can build its choices without importing anything heavy.
-An unknown name is an ``InputError`` naming the parameter ``method`` and the choices.
+An unknown name is an ``InputError`` naming the parameter (``method``, ``layout``) and the choices.
 
 Example:
     >>> JacobianMethod.parse("reverse")
@@ -24,11 +25,11 @@ M = TypeVar("M", bound="Method")
 
 
 class Method(str, Enum):
-    """Base of the method enums: ``str`` values, parsed with a helpful error."""
+    """Base of the method (and layout) enums: ``str`` values, parsed with a helpful error."""
 
     @classmethod
     def parse(cls: type[M], name: "str | Method") -> M:
-        """The member called ``name``; an ``InputError`` (param ``method``) for anything else."""
+        """The member called ``name``; an ``InputError`` (param ``method``, or ``layout``) for anything else."""
         if isinstance(name, cls):
             return name
         if isinstance(name, str) and name in cls.__members__:
@@ -36,9 +37,10 @@ class Method(str, Enum):
         names = list(cls.__members__)
         close = difflib.get_close_matches(str(name), names, n=1) if isinstance(name, str) else []
         hint = f"; did you mean {close[0]}?" if close else ";"
+        param = _PARAM.get(cls.__name__, "method")
         raise InputError(
-            f"method {name!r} is not a {_KIND[cls.__name__]} method{hint} Use {', '.join(names[:-1])} or {names[-1]}",
-            param="method",
+            f"{param} {name!r} is not a {_KIND[cls.__name__]} {param}{hint} Use {', '.join(names[:-1])} or {names[-1]}",
+            param=param,
         )
 
 
@@ -70,4 +72,16 @@ class HessianMethod(Method):
     symbolic = "symbolic"
 
 
-_KIND = {"JacobianMethod": "Jacobian", "VJPMethod": "vjp", "GradMethod": "gradient", "HessianMethod": "Hessian"}
+class Layout(Method):
+    """How a Jacobian block is stored: every entry (dense), only ∂y[i...]/∂x[i...] (diagonal), or
+    the nonzeros as COO (sparse); auto picks one."""
+
+    auto = "auto"
+    dense = "dense"
+    diagonal = "diagonal"
+    sparse = "sparse"
+
+
+_KIND = {"JacobianMethod": "Jacobian", "VJPMethod": "vjp", "GradMethod": "gradient", "HessianMethod": "Hessian",
+         "Layout": "Jacobian"}
+_PARAM = {"Layout": "layout"}
