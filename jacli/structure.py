@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Mapping, NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 import sympy as sp
@@ -220,10 +220,6 @@ class Operand(NamedTuple):
     pattern: Pattern | None
 
 
-Rule = Callable[..., "Pattern | None"]
-"""``rule(context, output_shape, operands, *ints)``: the output's pattern for one input."""
-
-
 class _Walker:
     """Patterns of every node with respect to one input; a shared sub-expression is read once."""
 
@@ -325,6 +321,9 @@ class Context:
             return None
         if tuple(operand.shape) == tuple(shape):
             return operand.pattern
+        copies = math.prod(shape) // max(math.prod(operand.shape), 1)  # broadcasting copies evenly
+        if operand.pattern.nnz * copies > self.max_nnz:
+            return self.dense(shape)  # before making an index map the size of a huge output
         taken = np.broadcast_to(_positions(operand.shape), shape).reshape(-1)
         return self.gather(operand, taken, shape)
 
@@ -489,4 +488,8 @@ def stack(context: Context, shape: Shape, operands: Sequence[Operand]) -> Patter
     return context.stack([context.broadcast(operand, shape[1:]) for operand in operands], shape)
 
 
-__all__ = ["Context", "Operand", "Pattern", "patterns"]
+__all__ = [
+    "Context", "Operand", "Pattern", "patterns",
+    # the rules (functions.py names them in each entry's ``sparsity``)
+    "along_axis", "dot", "elementwise", "matmul", "reduction", "reshape", "stack", "transpose",
+]

@@ -247,6 +247,20 @@ def test_a_dense_pattern_is_never_spelled_out() -> None:
         pattern.rows()
 
 
+def test_a_broadcast_past_max_nnz_is_dense_before_any_index_map_is_made() -> None:
+    """x_col * y_row at n = 10**4 has 10**8 elements: not even an index map of that size is made."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        found = patterns(parse("x * y").tree, {"x": (10**4, 1), "y": (10**4,)}, ["x", "y"], max_nnz=10**7)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found["x"].is_dense and found["y"].is_dense
+    assert peak < 10**7  # bytes; a map of the output would be 8 * 10**8
+
+
 def test_pattern_api() -> None:
     pattern = patterns(parse("x[1:] * x[0]").tree, {"x": (3,)}, ["x"])["x"]
     assert (pattern.output_size, pattern.input_size, pattern.nnz) == (2, 3, 4)
