@@ -6,10 +6,12 @@ Every stage reads its part of a function here and keeps no list of its own:
 * the compiler: ``node`` to find the entry, ``split`` and ``torch`` to run it;
 * the exact (SymPy) engine: ``split`` and ``expand`` to evaluate it on arrays of symbols, and
   ``elementwise`` to know a Jacobian is diagonal;
-* ``check``: ``kinks`` to know where finite differences cannot see torch's convention.
+* ``check``: ``kinks`` to know where finite differences cannot see torch's convention;
+* ``jacli.structure``: ``sparsity`` to read the Jacobian's pattern off the tree.
 
 Adding a function is adding one entry here (and a test). An entry that is not elementwise must
-name its expansion: without one the table refuses to load, rather than the exact engine guessing.
+name its expansion, shape rule and sparsity rule: without one the table refuses to load, rather
+than a later stage guessing.
 
 torch and numpy are imported lazily (see ``_Lazy``) so that parsing never pays for importing them.
 """
@@ -53,6 +55,10 @@ Expansion = Callable[..., Symbolic]
 Kinks = Callable[[Sequence[sp.Basic]], list[sp.Basic]]
 """``kinks(operands)``: expressions whose signs say on which piece of the function a point is."""
 
+Sparsity = Callable[..., Any]
+"""``sparsity(context, output_shape, operands, *ints)``: the output's pattern with respect to one
+input, from the operands' (``jacli.structure``: ``Context``, ``Operand``, ``Pattern``)."""
+
 
 @dataclass(frozen=True)
 class Function:
@@ -77,6 +83,9 @@ class Function:
         shape: the output's shape from the operands' shapes and the integers (``jacli.shapes``
             reads it before anything runs). Elementwise entries broadcast; every other entry must
             give its own rule.
+        sparsity: which operand elements each output element depends on (``jacli.structure``
+            reads it to find the Jacobian's pattern before anything runs). Elementwise entries
+            get the broadcasting rule; every other entry must name its rule.
         build: makes the SymPy node from SymPy arguments; default ``node(*args, evaluate=False)``.
     """
 
@@ -90,6 +99,7 @@ class Function:
     kinks: Kinks | None = None
     expand: Expansion | None = None
     shape: Callable[..., tuple[int, ...]] | None = None
+    sparsity: Sparsity | None = None
     build: Callable[..., sp.Basic] | None = None
 
     def __post_init__(self) -> None:
@@ -116,6 +126,13 @@ class Function:
                     "give it shape=..., the output's shape from its operands' shapes"
                 )
             object.__setattr__(self, "shape", lambda *parts: shapes.broadcast(parts))
+        if self.sparsity is None:
+            if not self.elementwise:
+                raise TypeError(
+                    f"table entry {self.name} is not elementwise and names no sparsity rule; "
+                    "give it sparsity=..., a rule of jacli.structure"
+                )
+            object.__setattr__(self, "sparsity", _sparsity("elementwise"))
 
     def split(self, args: Sequence[Argument]) -> tuple[list[Argument], list[Argument]]:
         """A call's arguments as (operands, trailing integers): a parse tree's or a SymPy node's.
@@ -210,6 +227,22 @@ def _transpose_expansion(x: Symbolic, dim0: int | None = None, dim1: int | None 
 
 def _matmul_expansion(a: Symbolic, b: Symbolic) -> Symbolic:
     return symbolic_array(np.matmul(a, b))
+
+
+# -- sparsity ----------------------------------------------------------------------------------
+
+
+def _sparsity(rule: str) -> Sparsity:
+    """The sparsity rule ``jacli.structure.<rule>``, imported on first use (it needs numpy, which
+    parsing never pays for)."""
+
+    def apply(*args: Any) -> Any:
+        from jacli import structure
+
+        return getattr(structure, rule)(*args)
+
+    apply.__name__ = apply.__qualname__ = rule
+    return apply
 
 
 # -- kinks ----------------------------------------------------------------------------------
@@ -308,16 +341,19 @@ _TABLE = [
         "sum", "sum of all elements; sum(x, axis) along one axis",
         _over_all_or_axis(lambda x: x.sum(), lambda x, axis: x.sum(axis)),
         nodes.tensor_op("sum"), ints=(0, 1), expand=_sum_expansion, shape=shapes.reduced,
+        sparsity=_sparsity("reduction"),
     ),
     Function(
         "mean", "mean of all elements; mean(x, axis) along one axis",
         _over_all_or_axis(lambda x: x.mean(), lambda x, axis: x.mean(axis)),
         nodes.tensor_op("mean"), ints=(0, 1), expand=_mean_expansion, shape=shapes.reduced,
+        sparsity=_sparsity("reduction"),
     ),
     Function(
         "prod", "product of all elements; prod(x, axis) along one axis",
         _over_all_or_axis(lambda x: x.prod(), lambda x, axis: x.prod(axis)),
         nodes.tensor_op("prod"), ints=(0, 1), expand=_prod_expansion, shape=shapes.reduced,
+        sparsity=_sparsity("reduction"),
     ),
     Function(
         "norm", "Euclidean norm of all elements; norm(x, axis) along one axis",
@@ -325,16 +361,18 @@ _TABLE = [
             lambda x: torch.linalg.vector_norm(x), lambda x, axis: torch.linalg.vector_norm(x, dim=axis)
         ),
         nodes.tensor_op("norm"), ints=(0, 1), expand=_norm_expansion, shape=shapes.reduced,
+        sparsity=_sparsity("reduction"),
     ),
     Function(
         "dot", "inner product of two vectors of the same length",
         lambda a, b: torch.dot(a, b), nodes.tensor_op("dot"), tensors=(2, 2),
-        expand=_dot_expansion, shape=shapes.dot,
+        expand=_dot_expansion, shape=shapes.dot, sparsity=_sparsity("dot"),
     ),
     Function(
         "softmax", "exp(x) / sum(exp(x)) over all elements; softmax(x, axis) along one axis",
         _over_all_or_axis(_softmax_all, lambda x, axis: torch.softmax(x, axis)),
         nodes.tensor_op("softmax"), ints=(0, 1), expand=_softmax_expansion, shape=shapes.same,
+        sparsity=_sparsity("along_axis"),
     ),
     Function(
         "logsumexp", "log(sum(exp(x))) over all elements; logsumexp(x, axis) along one axis",
@@ -342,19 +380,23 @@ _TABLE = [
             lambda x: torch.logsumexp(x.reshape(-1), 0), lambda x, axis: torch.logsumexp(x, axis)
         ),
         nodes.tensor_op("logsumexp"), ints=(0, 1), expand=_logsumexp_expansion, shape=shapes.reduced,
+        sparsity=_sparsity("reduction"),
     ),
     Function(
         "reshape", "reshape(x, 2, 3): the same elements in a new shape (one size may be -1)",
         lambda x, *shape: x.reshape(shape), nodes.tensor_op("reshape"), ints=tuple(range(1, 9)),
         expand=_reshape_expansion, shape=shapes.reshaped,
+        sparsity=_sparsity("reshape"),
     ),
     Function(
         "transpose", "axes reversed; transpose(x, i, j) swaps axes i and j",
         _transpose, nodes.tensor_op("transpose"), ints=(0, 2), expand=_transpose_expansion, shape=shapes.transposed,
+        sparsity=_sparsity("transpose"),
     ),
     Function(
         "matmul", "matrix product, the same as a @ b", lambda a, b: torch.matmul(a, b),
         nodes.MatMul, tensors=(2, 2), expand=_matmul_expansion, shape=shapes.matmul,
+        sparsity=_sparsity("matmul"),
     ),
 ]
 

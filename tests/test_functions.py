@@ -15,7 +15,7 @@ import sympy as sp
 import torch
 from torch.autograd import gradcheck, gradgradcheck
 
-from jacli import nodes
+from jacli import nodes, structure
 from jacli.compile import compile_expression
 from jacli.errors import ExpressionError
 from jacli.functions import BY_NODE, CONSTANTS, FUNCTIONS, Function
@@ -425,6 +425,9 @@ def test_every_entry_is_in_the_calls_tried_here() -> None:
 def test_every_field_is_present_and_consistent(entry: Function) -> None:
     assert entry.name.isidentifier() and entry.summary.strip()
     assert callable(entry.torch) and callable(entry.expand) and callable(entry.shape)
+    assert callable(entry.sparsity)  # a rule of jacli.structure (tests/test_structure.py checks each)
+    assert callable(getattr(structure, entry.sparsity.__name__))
+    assert (entry.sparsity.__name__ == "elementwise") == entry.elementwise
     assert entry.node is not None or entry.build is not None
     if entry.node is not None:
         assert BY_NODE[entry.node] is entry
@@ -518,6 +521,8 @@ def test_a_tensor_entry_without_an_expansion_is_refused_when_the_table_loads() -
         Function("trace", "sum of the diagonal", lambda x: x.trace(), nodes.tensor_op("trace"))
     with pytest.raises(TypeError, match="names no shape rule"):
         Function("trace", "sum of the diagonal", lambda x: x.trace(), nodes.tensor_op("trace"), expand=max)
+    with pytest.raises(TypeError, match="names no sparsity rule"):
+        Function("trace", "sum of the diagonal", lambda x: x.trace(), nodes.tensor_op("trace"), expand=max, shape=max)
     with pytest.raises(TypeError, match="fixed operand count"):
         Function("f", "f", lambda *a: a[0], nodes.tensor_op("f"), tensors=(1, 2), ints=(0, 1), expand=max)
 

@@ -1,0 +1,495 @@
+"""The Jacobian's sparsity pattern, read exactly from the formula before anything runs.
+
+For each input named in ``wrt``, ``patterns`` walks the SymPy tree (the same walk as
+``jacli.shapes``) and gives every node the set of input elements each of its elements may depend
+on. How a function moves dependencies is a field of the function table (``sparsity``), as its
+shape rule is; the rules themselves live here, written with four primitives on CSR patterns:
+
+* ``gather``: each output element is one operand element (broadcasting, indexing, transposing);
+  the operand's rows are copied, O(output size + nnz).
+* ``union``: several operands of one shape, row by row (elementwise functions, ``+ - * / **``).
+* ``collect``: several operand elements fold into one output element (reductions).
+* ``stack``: rows one after another (the list literal ``[a, b]``).
+
+The pattern is global and conservative: it holds for every input value, so a dependency the
+Jacobian has anywhere is in it. It ignores values (``x - x`` keeps its diagonal; ``A @ x``
+depends on all of ``x`` even where a row of ``A`` happens to be zero).
+
+Cost follows the pattern, never its bitmap: an elementwise expression of a million elements is a
+million-entry diagonal. A pattern whose entries would pass ``max_nnz``, or that has every entry,
+is kept as dense (``indptr`` None) and never spelled out.
+
+Example:
+    >>> from jacli.parse import parse
+    >>> tridiagonal = parse("x[:-2] - 2*x[1:-1] + x[2:]").tree
+    >>> p = patterns(tridiagonal, {"x": (5,)}, ["x"])["x"]
+    >>> p.indptr.tolist(), p.indices.tolist()
+    ([0, 3, 6, 9], [0, 1, 2, 1, 2, 3, 2, 3, 4])
+    >>> patterns(parse("sin(x) * y").tree, {"x": (4,), "y": ()}, ["x", "y"])["y"].is_dense
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, NamedTuple, Sequence
+
+import numpy as np
+import sympy as sp
+
+from jacli import nodes
+
+Shape = tuple[int, ...]
+
+DEFAULT_MAX_NNZ = 50_000_000
+"""Past this many entries (400 MB of column indices) a pattern is kept as dense."""
+
+
+@dataclass(frozen=True, eq=False)
+class Pattern:
+    """Which elements of one input each output element may depend on (flat, C-order indices).
+
+    Attributes:
+        output_shape: the expression's (or sub-expression's) shape.
+        input_shape: the input's shape.
+        indptr: CSR over output rows (int64, ``output_size + 1`` long); None for dense, where
+            every output element may depend on every input element.
+        indices: the input columns of each row, sorted and unique within a row; None for dense.
+
+    Example:
+        >>> p = Pattern.identity((3,))
+        >>> p.is_diagonal, p.nnz, p.rows().tolist(), p.cols().tolist()
+        (True, 3, [0, 1, 2], [0, 1, 2])
+    """
+
+    output_shape: Shape
+    input_shape: Shape
+    indptr: np.ndarray | None
+    indices: np.ndarray | None
+
+    @classmethod
+    def identity(cls, shape: Shape) -> Pattern:
+        """An input with respect to itself: element i depends on element i."""
+        size = math.prod(shape)
+        return cls(tuple(shape), tuple(shape), np.arange(size + 1, dtype=np.int64), np.arange(size, dtype=np.int64))
+
+    @classmethod
+    def zero(cls, output_shape: Shape, input_shape: Shape) -> Pattern:
+        """No output element depends on the input."""
+        return cls(
+            tuple(output_shape), tuple(input_shape),
+            np.zeros(math.prod(output_shape) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
+        )
+
+    @classmethod
+    def dense(cls, output_shape: Shape, input_shape: Shape) -> Pattern:
+        """Every output element may depend on every input element."""
+        return cls(tuple(output_shape), tuple(input_shape), None, None)
+
+    @property
+    def output_size(self) -> int:
+        return math.prod(self.output_shape)
+
+    @property
+    def input_size(self) -> int:
+        return math.prod(self.input_shape)
+
+    @property
+    def is_dense(self) -> bool:
+        return self.indptr is None
+
+    @property
+    def nnz(self) -> int:
+        """How many (output, input) pairs may be nonzero."""
+        if self.indptr is None:
+            return self.output_size * self.input_size
+        return int(self.indptr[-1])
+
+    @property
+    def is_zero(self) -> bool:
+        return self.nnz == 0
+
+    @property
+    def is_diagonal(self) -> bool:
+        """Square, and output element i depends on input element i alone (an elementwise map)."""
+        n = self.output_size
+        if n != self.input_size:
+            return False
+        if self.indptr is None:
+            return n <= 1
+        return bool(
+            self.nnz == n
+            and np.array_equal(self.indptr, np.arange(n + 1))
+            and np.array_equal(self.indices, np.arange(n))
+        )
+
+    def row_counts(self) -> np.ndarray:
+        """How many input elements each output element may depend on."""
+        if self.indptr is None:
+            return np.full(self.output_size, self.input_size, dtype=np.int64)
+        return np.diff(self.indptr)
+
+    def rows(self) -> np.ndarray:
+        """The output (row) index of each entry, in CSR order (not for dense patterns)."""
+        self._sparse("rows")
+        return np.repeat(np.arange(self.output_size, dtype=np.int64), np.diff(self.indptr))
+
+    def cols(self) -> np.ndarray:
+        """The input (column) index of each entry, in CSR order (not for dense patterns)."""
+        self._sparse("cols")
+        return self.indices
+
+    def bandwidth(self) -> tuple[int, int]:
+        """(lower, upper): how far below and above the diagonal entries reach (flat indices)."""
+        self._sparse("bandwidth")
+        if not self.nnz:
+            return (0, 0)
+        offset = self.cols() - self.rows()
+        return (max(0, int(-offset.min())), max(0, int(offset.max())))
+
+    def to_mask(self) -> np.ndarray:
+        """The pattern as an ``output_size x input_size`` boolean array (for tests and small cases)."""
+        mask = np.zeros((self.output_size, self.input_size), dtype=bool)
+        if self.indptr is None:
+            mask[:] = True
+        else:
+            mask[self.rows(), self.cols()] = True
+        return mask
+
+    def _sparse(self, what: str) -> None:
+        if self.indptr is None:
+            raise ValueError(f"Pattern.{what}: a dense pattern has no entry list; check is_dense first")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Pattern):
+            return NotImplemented
+        if (self.output_shape, self.input_shape) != (other.output_shape, other.input_shape):
+            return False
+        if self.is_dense or other.is_dense:
+            return self.is_dense == other.is_dense
+        return np.array_equal(self.indptr, other.indptr) and np.array_equal(self.indices, other.indices)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        kind = "dense" if self.is_dense else f"nnz={self.nnz}"
+        return f"Pattern(output_shape={self.output_shape}, input_shape={self.input_shape}, {kind})"
+
+
+def patterns(
+    tree: sp.Basic, shapes: Mapping[str, Shape], wrt: Sequence[str], *, max_nnz: int = DEFAULT_MAX_NNZ
+) -> dict[str, Pattern]:
+    """The sparsity pattern of the Jacobian of ``tree`` with respect to each input in ``wrt``.
+
+    Args:
+        tree: a parsed expression (``jacli.parse.parse(text).tree``).
+        shapes: the shape of every input the tree uses.
+        wrt: the inputs to differentiate with respect to.
+        max_nnz: past this many entries a pattern is kept as dense rather than listed.
+
+    Returns:
+        One ``Pattern`` per name in ``wrt``: rows are the output's elements, columns the input's.
+
+    Raises:
+        ShapeError: the inputs' shapes do not fit the expression (named as ``jacli.shapes`` does).
+
+    Example:
+        >>> from jacli.parse import parse
+        >>> patterns(parse("(x + 1)**2").tree, {"x": (4,)}, ["x"])["x"].is_diagonal
+        True
+    """
+    from jacli.shapes import infer
+
+    missing = [name for name in wrt if name not in shapes]
+    if missing:
+        raise ValueError(f"patterns: `wrt` names {', '.join(missing)}, which `shapes` does not give a shape")
+    infer(tree, shapes)  # a mismatch is a ShapeError naming the sub-expression, before any work
+    result = {}
+    for name in dict.fromkeys(wrt):
+        context = Context(tuple(shapes[name]), max_nnz)
+        shape, pattern = _Walker(shapes, name, context).walk(tree)
+        result[name] = pattern if pattern is not None else Pattern.zero(shape, context.input_shape)
+    return result
+
+
+class Operand(NamedTuple):
+    """An operand as a sparsity rule sees it: its shape, and its pattern (None: no dependence)."""
+
+    shape: Shape
+    pattern: Pattern | None
+
+
+class _Walker:
+    """Patterns of every node with respect to one input; a shared sub-expression is read once."""
+
+    def __init__(self, shapes: Mapping[str, Shape], name: str, context: Context):
+        self.shapes, self.name, self.context = shapes, name, context
+        self.seen: dict[sp.Basic, Operand] = {}
+
+    def walk(self, tree: sp.Basic) -> Operand:
+        if isinstance(tree, (sp.Number, sp.NumberSymbol)) or not (tree.args or isinstance(tree, sp.Symbol)):
+            return Operand((), None)
+        known = self.seen.get(tree)
+        if known is None:
+            known = self.seen[tree] = self._node(tree)
+        return known
+
+    def _node(self, tree: sp.Basic) -> Operand:
+        from jacli.functions import BY_NODE
+        from jacli.shapes import broadcast
+
+        context = self.context
+        if isinstance(tree, sp.Symbol):
+            shape = tuple(self.shapes[tree.name])
+            if tree.name != self.name:
+                return Operand(shape, None)
+            identity = Pattern.identity(shape)
+            return Operand(shape, context.finish(shape, identity.indptr, identity.indices))  # 1 x 1: dense
+        if isinstance(tree, nodes.Index):
+            operand = self.walk(tree.args[0])
+            taken = _positions(operand.shape)[tree.key()]
+            return Operand(taken.shape, context.gather(operand, taken.reshape(-1), taken.shape))
+        if isinstance(tree, (sp.Add, sp.Mul, sp.Pow)):
+            operands = [self.walk(arg) for arg in tree.args]
+            shape = broadcast([o.shape for o in operands])
+            return Operand(shape, elementwise(context, shape, operands))
+        if isinstance(tree, nodes.Components):
+            operands = [self.walk(arg) for arg in tree.args]
+            shape = (len(operands),) + broadcast([o.shape for o in operands])
+            return Operand(shape, stack(context, shape, operands))
+        entry = BY_NODE.get(tree.func)
+        if entry is None:
+            raise AssertionError(f"no table entry for {tree.func}")  # a bug: the parser makes only these
+        arguments, integers = entry.split(tree.args)
+        operands = [self.walk(arg) for arg in arguments]
+        ints = [int(i) for i in integers]
+        shape = entry.shape(*(o.shape for o in operands), *ints)
+        return Operand(shape, entry.sparsity(context, shape, operands, *ints))
+
+
+# -- the primitives ------------------------------------------------------------------------------
+
+
+def _positions(shape: Shape) -> np.ndarray:
+    """Each element's flat index, laid out in ``shape``: indexing it says which elements go where."""
+    return np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a rule needs besides its operands: the input's shape and the dense threshold."""
+
+    input_shape: Shape
+    max_nnz: int = DEFAULT_MAX_NNZ
+
+    @property
+    def input_size(self) -> int:
+        return math.prod(self.input_shape)
+
+    def dense(self, shape: Shape) -> Pattern:
+        return Pattern.dense(shape, self.input_shape)
+
+    def finish(self, shape: Shape, indptr: np.ndarray, indices: np.ndarray) -> Pattern:
+        """A CSR pattern, or dense when it has every entry or more than ``max_nnz``."""
+        nnz = int(indptr[-1])
+        full = math.prod(shape) * self.input_size
+        if nnz > self.max_nnz or (full and nnz == full):
+            return self.dense(shape)
+        return Pattern(tuple(shape), self.input_shape, indptr, indices)
+
+    def gather(self, operand: Operand, taken: np.ndarray, shape: Shape) -> Pattern | None:
+        """Output element k is operand element ``taken[k]``: the operand's rows, copied."""
+        pattern = operand.pattern
+        if pattern is None:
+            return None
+        if pattern.is_dense:
+            return self.dense(shape)
+        starts = pattern.indptr[taken]
+        counts = pattern.indptr[taken + 1] - starts
+        indptr = np.zeros(len(taken) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        if indptr[-1] > self.max_nnz:
+            return self.dense(shape)
+        # the j-th entry of output row k is entry starts[k] + j of the operand
+        source = np.arange(indptr[-1], dtype=np.int64) + np.repeat(starts - indptr[:-1], counts)
+        return self.finish(shape, indptr, pattern.indices[source])
+
+    def broadcast(self, operand: Operand, shape: Shape) -> Pattern | None:
+        """The operand broadcast to ``shape`` (torch's rule), as a gather."""
+        if operand.pattern is None:
+            return None
+        if tuple(operand.shape) == tuple(shape):
+            return operand.pattern
+        copies = math.prod(shape) // max(math.prod(operand.shape), 1)  # broadcasting copies evenly
+        if operand.pattern.nnz * copies > self.max_nnz:
+            return self.dense(shape)  # before making an index map the size of a huge output
+        taken = np.broadcast_to(_positions(operand.shape), shape).reshape(-1)
+        return self.gather(operand, taken, shape)
+
+    def reshape(self, operand: Operand, shape: Shape) -> Pattern | None:
+        """The same elements in C order under another shape: the rows as they are."""
+        pattern = operand.pattern
+        if pattern is None:
+            return None
+        return Pattern(tuple(shape), pattern.input_shape, pattern.indptr, pattern.indices)
+
+    def union(self, parts: Sequence[Pattern | None], shape: Shape) -> Pattern | None:
+        """Row by row, every column any part has (the parts all have ``shape``)."""
+        distinct: list[Pattern] = []
+        for part in parts:
+            if part is not None and not any(_same_rows(part, seen) for seen in distinct):
+                distinct.append(part)
+        if not distinct:
+            return None
+        if any(part.is_dense for part in distinct):
+            return self.dense(shape)
+        if len(distinct) == 1:
+            return distinct[0]
+        rows = np.concatenate([part.rows() for part in distinct])
+        cols = np.concatenate([part.indices for part in distinct])
+        return self._from_pairs(shape, rows, cols)
+
+    def collect(self, operand: Operand, owner: np.ndarray, shape: Shape) -> Pattern | None:
+        """Operand element k folds into output element ``owner[k]`` (a reduction)."""
+        pattern = operand.pattern
+        if pattern is None:
+            return None
+        if pattern.is_dense:
+            return self.dense(shape)
+        return self._from_pairs(shape, owner[pattern.rows()], pattern.indices)
+
+    def stack(self, parts: Sequence[Pattern | None], shape: Shape) -> Pattern | None:
+        """The parts' rows one after another (each part a block of ``shape[1:]``)."""
+        if all(part is None for part in parts):
+            return None
+        block = math.prod(shape[1:])
+        if block * self.input_size and sum(p.nnz for p in parts if p is not None) > self.max_nnz:
+            return self.dense(shape)
+        if all(part is not None and part.is_dense for part in parts):
+            return self.dense(shape)
+        counts, columns = [], []
+        for part in parts:
+            if part is None:
+                counts.append(np.zeros(block, dtype=np.int64))
+            elif part.is_dense:  # spelled out: the parts together stay under max_nnz
+                counts.append(np.full(block, self.input_size, dtype=np.int64))
+                columns.append(np.tile(np.arange(self.input_size, dtype=np.int64), block))
+            else:
+                counts.append(np.diff(part.indptr))
+                columns.append(part.indices)
+        indptr = np.zeros(math.prod(shape) + 1, dtype=np.int64)
+        np.cumsum(np.concatenate(counts), out=indptr[1:])
+        indices = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
+        return self.finish(shape, indptr, indices)
+
+    def _from_pairs(self, shape: Shape, rows: np.ndarray, cols: np.ndarray) -> Pattern:
+        """CSR from (row, column) pairs, repeats dropped: one sort of row * n + column keys."""
+        n = max(self.input_size, 1)
+        size = math.prod(shape)
+        if size * n < 2**62:
+            # NOTE [sorting pairs]: a stable sort (timsort) merges the already sorted runs that
+            # unions concatenate in linear time; np.unique would hash first, 20x slower here.
+            keys = np.sort(rows * n + cols, kind="stable")
+            if len(keys):
+                keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+            rows, cols = keys // n, keys % n
+        else:  # keys would overflow int64: sort the pairs themselves
+            order = np.lexsort((cols, rows))
+            rows, cols = rows[order], cols[order]
+            keep = np.ones(len(rows), dtype=bool)
+            keep[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+            rows, cols = rows[keep], cols[keep]
+        indptr = np.zeros(size + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=size), out=indptr[1:])
+        return self.finish(shape, indptr, cols.astype(np.int64, copy=False))
+
+
+def _same_rows(a: Pattern, b: Pattern) -> bool:
+    """The same arrays (``x - x``, or the same operand twice): cheap, by identity only."""
+    return a.indptr is b.indptr and a.indices is b.indices
+
+
+def _fibre_owner(shape: Shape, axis: int | None) -> tuple[np.ndarray, Shape]:
+    """For a reduction over all (``axis`` None) or along ``axis``: each element's output element,
+    and the output's shape."""
+    if axis is None or not shape:
+        return np.zeros(math.prod(shape), dtype=np.int64), ()
+    axis %= len(shape)
+    reduced = shape[:axis] + shape[axis + 1 :]
+    owner = np.expand_dims(_positions(reduced), axis)
+    return np.broadcast_to(owner, shape).reshape(-1), reduced
+
+
+# -- the rules the function table names (its ``sparsity`` field) -----------------------------------
+
+
+def elementwise(context: Context, shape: Shape, operands: Sequence[Operand], *ints: int) -> Pattern | None:
+    """Entry by entry after broadcasting: each output element depends on the operand elements
+    broadcast onto it (``+ - * / **``, ``sin``, ``max(a, b)``...)."""
+    return context.union([context.broadcast(operand, shape) for operand in operands], shape)
+
+
+def reduction(context: Context, shape: Shape, operands: Sequence[Operand], axis: int | None = None) -> Pattern | None:
+    """Over all elements, or along ``axis``: each output element depends on its whole fibre."""
+    (operand,) = operands
+    owner, _ = _fibre_owner(operand.shape, axis)
+    return context.collect(operand, owner, shape)
+
+
+def along_axis(context: Context, shape: Shape, operands: Sequence[Operand], axis: int | None = None) -> Pattern | None:
+    """Same shape, each element depending on its whole fibre (softmax): a reduction, broadcast back."""
+    (operand,) = operands
+    owner, reduced = _fibre_owner(operand.shape, axis)
+    fibres = Operand(reduced, context.collect(operand, owner, reduced))
+    return context.gather(fibres, owner, shape)
+
+
+def dot(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
+    """The inner product: everything either vector depends on."""
+    return context.union([reduction(context, (), [operand]) for operand in operands], ())
+
+
+def matmul(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
+    """torch.matmul: output (..., i, j) depends on row i of ``a`` and column j of ``b`` (in their
+    broadcast batch). The union over k of a[i, k] and b[k, j] is the union of the row's and the
+    column's, so no (i, k, j) product is ever made."""
+    from jacli.shapes import broadcast
+
+    a, b = operands
+    left = (1,) + a.shape if len(a.shape) == 1 else a.shape  # torch's promotion of vectors
+    right = b.shape + (1,) if len(b.shape) == 1 else b.shape
+    full = broadcast([left[:-2], right[:-2]]) + (left[-2], right[-1])  # ``shape`` before squeezing
+    rows_of_a = Operand(left[:-1], reduction(context, a.shape[:-1], [a], -1))
+    columns = b.shape[:-2] + b.shape[-1:]
+    columns_of_b = Operand(right[:-2] + right[-1:], reduction(context, columns, [b], -2 % len(b.shape)))
+    parts = [
+        context.gather(rows_of_a, np.broadcast_to(_positions(left[:-1] + (1,)), full).reshape(-1), shape),
+        context.gather(columns_of_b, np.broadcast_to(_positions(right[:-2] + (1, right[-1])), full).reshape(-1), shape),
+    ]
+    return context.union(parts, shape)
+
+
+def reshape(context: Context, shape: Shape, operands: Sequence[Operand], *sizes: int) -> Pattern | None:
+    """The same elements in C order: each row as it was."""
+    return context.reshape(operands[0], shape)
+
+
+def transpose(context: Context, shape: Shape, operands: Sequence[Operand], *dims: int) -> Pattern | None:
+    """Axes reversed, or two swapped: a gather of the operand's elements."""
+    (operand,) = operands
+    positions = _positions(operand.shape)
+    moved = positions.transpose() if not dims else np.swapaxes(positions, *dims) if positions.ndim else positions
+    return context.gather(operand, moved.reshape(-1), shape)
+
+
+def stack(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
+    """A list literal: the components broadcast to one shape, one block of rows each."""
+    return context.stack([context.broadcast(operand, shape[1:]) for operand in operands], shape)
+
+
+__all__ = [
+    "Context", "Operand", "Pattern", "patterns",
+    # the rules (functions.py names them in each entry's ``sparsity``)
+    "along_axis", "dot", "elementwise", "matmul", "reduction", "reshape", "stack", "transpose",
+]
