@@ -282,6 +282,12 @@ def test_a_coloring_made_earlier_is_reused() -> None:
     torch.testing.assert_close(to_dense(pattern, values), dense_reference(tridiagonal, x), rtol=RTOL, atol=ATOL)
 
 
+def test_a_coloring_for_the_other_mode_is_refused() -> None:
+    pattern, x = tridiagonal_pattern(20), inputs(20)
+    with pytest.raises(ValueError, match=r"colours 20 elements, the output has 18; reverse mode needs color_rows"):
+        jacobian_compressed(tridiagonal, (x,), 0, pattern, "reverse", coloring=color_columns(pattern))
+
+
 def test_an_empty_pattern_gives_no_values_and_the_output() -> None:
     pattern = Pattern.from_mask(np.zeros((2, 3), dtype=bool))
     f = lambda x: torch.zeros(2, dtype=DTYPE) + x.sum().detach()  # noqa: E731

@@ -309,6 +309,12 @@ def jacobian_compressed(
     if coloring is None:
         coloring = color_columns(pattern) if mode == "forward" else color_rows(pattern)
     colors, count = coloring
+    colored, size = ("input", x.numel()) if mode == "forward" else ("output", math.prod(pattern.output_shape))
+    if len(colors) != size:
+        raise ValueError(
+            f"jacobian_compressed: `coloring` colours {len(colors)} elements, the {colored} has {size}; "
+            f"{mode} mode needs {'color_columns' if mode == 'forward' else 'color_rows'}(pattern)"
+        )
     if count == 0 or len(indices) == 0:  # nothing to measure; still one forward pass for the output
         output = g(x)
         _check_output("jacobian_compressed", output, pattern)
