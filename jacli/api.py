@@ -160,42 +160,43 @@ def compute_jacobian(
 ) -> JacobianResult:
     """Like ``jacobian`` but returns the whole ``JacobianResult``; refuses Jacobians over the budget.
 
+    The Jacobian's sparsity pattern is read off the formula (``jacli.structure``); ``auto``
+    computes a diagonal one with one JVP, a sparse one with one JVP or VJP per colour of its
+    columns or rows (``jacli.engine.compressed``), and a dense one with jacrev or jacfwd,
+    whichever needs fewer passes. ``result.how`` says what ran.
+
     Args:
         inputs: a mapping, or ``(name or None, value)`` pairs as the CLI gives them (None binds
             the only variable).
+        method: ``auto``, ``reverse``, ``forward``, ``rows``, ``compressed`` (colours over the
+            pattern) or ``symbolic``.
         seed: seeds ``rand``/``randn`` specs.
         max_memory: the memory budget in bytes (default: half the available memory).
         progress: ``progress(done, total)`` for the row loop.
         symbolic: also keep the exact derivative (``JacobianResult.symbolic``).
         det: also compute the determinant of the square Jacobian (all inputs together).
         layout: how each block is stored: ``dense``, ``diagonal`` (only for a Jacobian that is
-            zero off its diagonal), ``sparse`` (the nonzeros, COO), or ``auto`` (dense, for now).
+            zero off its diagonal), ``sparse`` (the nonzeros, COO), or ``auto``: the structure
+            the formula has (diagonal, sparse when at most a quarter is nonzero, else dense).
     """
     chosen = JacobianMethod.parse(method)
     chosen_layout = Layout.parse(layout)
-    problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory,
-                      result="jacobian")
+    problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory)
+    shapes = _structures(problem) if chosen in (JacobianMethod.auto, JacobianMethod.compressed) \
+        or chosen_layout in (Layout.auto, Layout.diagonal, Layout.sparse) else None
+    target = _target_layout(problem, chosen_layout, shapes)
     if chosen is JacobianMethod.auto:
-        chosen = JacobianMethod(problem.plan.jacobian_method())
+        chosen = _auto_method(problem, shapes)
     exact = _exact(problem, chosen, _exact_jacobian) if symbolic or chosen is JacobianMethod.symbolic else None
-    if chosen is JacobianMethod.symbolic:
-        output = _evaluate_output(problem)
-        values = {name: _evaluate_exact(problem, exact[name]) for name in problem.wrt}
+    if chosen is JacobianMethod.compressed:
+        output, blocks, how = _compressed(problem, shapes, target)
     else:
-        from jacli.engine import autodiff
-
-        chunk = {JacobianMethod.reverse: problem.plan.reverse_chunk,
-                 JacobianMethod.forward: problem.plan.forward_chunk}.get(chosen, lambda: None)()
-        with _running(problem):
-            output, blocks = autodiff.jacobian(
-                problem.compiled.function, problem.args, problem.wrt_positions, chosen,
-                progress=progress, chunk_size=chunk,
-            )
-        values = dict(zip(problem.wrt, blocks))
-    result = JacobianResult(
-        problem, chosen.value, _reported(output, values),
-        blocks={name: JacobianBlock(name, value) for name, value in values.items()},
-    )
+        output, values, how = _dense(problem, chosen, exact, progress)
+        blocks = {name: JacobianBlock(name, value) for name, value in values.items()}
+        if target is not Layout.dense:
+            blocks = {name: _as_layout(block, problem.shapes[name], target) for name, block in blocks.items()}
+    _reported(output, {name: _stored(block) for name, block in blocks.items()})
+    result = JacobianResult(problem, chosen.value, output, blocks=blocks, how=how)
     if exact is not None:
         from jacli.engine.exact import is_elementwise, scalar_derivative
 
@@ -204,10 +205,8 @@ def compute_jacobian(
         if not all(not problem.shapes[n] for n in problem.wrt) and is_elementwise(tree):
             result.diagonal = {name: scalar_derivative(tree, name) for name in problem.wrt}
     if det:
-        result.det, result.det_symbolic = _determinant(problem, values, exact)
-    if chosen_layout not in (Layout.auto, Layout.dense):
-        result.blocks = {name: _as_layout(block, problem.shapes[name], chosen_layout) for name, block in result.blocks.items()}
-        result.how = f"{chosen_layout.value}: read off the dense Jacobian"
+        dense = {name: block.to_dense() for name, block in blocks.items()}
+        result.det, result.det_symbolic = _determinant(problem, dense, exact)
     return result
 
 
@@ -378,6 +377,175 @@ def compute_hvp(
 
 
 # -- helpers of the compute functions --------------------------------------------------------------
+
+
+# -- the Jacobian's structure: which method, which layout -------------------------------------------
+
+COLORING_LIMIT = 20_000_000
+"""Patterns with more stored entries than this are not coloured (the greedy colouring walks
+every entry once in Python); they are computed dense."""
+
+SPARSE_DENSITY = 0.25
+"""``layout="auto"`` stores a block sparse when at most this fraction of its entries can be nonzero."""
+
+
+class _Structure:
+    """One input's pattern, and how it would be computed compressed."""
+
+    def __init__(self, pattern: Any, shapes_equal: bool):
+        self.pattern = pattern
+        self.diagonal = pattern.is_diagonal and shapes_equal
+        self.coloring: Any = None
+        self.mode = ""
+        if self.diagonal or pattern.is_dense or pattern.nnz > COLORING_LIMIT:
+            return
+        from jacli.engine.compressed import color_columns, color_rows
+
+        by_column, by_row = color_columns(pattern), color_rows(pattern)
+        self.mode, self.coloring = ("forward", by_column) if by_column[1] <= by_row[1] else ("reverse", by_row)
+
+    @property
+    def structured(self) -> bool:
+        return self.diagonal or self.coloring is not None
+
+    @property
+    def passes(self) -> int:
+        return 1 if self.diagonal else self.coloring[1] if self.coloring is not None else 0
+
+    @property
+    def stored(self) -> int:
+        return self.pattern.nnz
+
+
+def _structures(problem: Problem) -> dict[str, _Structure]:
+    """Each ``wrt`` input's sparsity pattern, read off the formula, with its colouring."""
+    from jacli.structure import patterns
+
+    found = patterns(problem.compiled.tree, problem.shapes, problem.wrt)
+    output_shape = tuple(problem.plan.output_shape)
+    return {name: _Structure(found[name], output_shape == problem.shapes[name]) for name in problem.wrt}
+
+
+def _target_layout(problem: Problem, layout: Layout, shapes: dict[str, _Structure] | None) -> Layout:
+    """The layout the blocks will have, checked against the budget (auto: the formula's structure)."""
+    plan = problem.plan
+    if shapes is not None and all(s.diagonal for s in shapes.values()):
+        fits = ("diagonal", sum(s.stored for s in shapes.values()))
+    elif shapes is not None and all(s.structured for s in shapes.values()):
+        fits = ("sparse", sum(s.stored for s in shapes.values()))
+    else:
+        fits = None
+    if layout is Layout.auto:
+        dense_size = max(1, plan.output_elements * plan.wrt_elements)
+        if fits is not None and (fits[0] == "diagonal" or fits[1] <= SPARSE_DENSITY * dense_size):
+            layout = Layout(fits[0])
+        else:
+            layout = Layout.dense
+    if layout is Layout.dense:
+        plan.check_jacobian(fits=fits)
+    elif layout is Layout.diagonal and shapes is not None:
+        off = [name for name, s in shapes.items() if not s.diagonal]
+        if off:
+            shown = fits[0] if fits is not None else "dense"
+            raise ShapeError(
+                f"`layout` diagonal needs each output element to depend on the same element of the "
+                f"input alone, but the Jacobian for {off[0]} is not diagonal (from the formula); use "
+                f"`layout` {shown if shown != 'diagonal' else 'sparse'}", param="layout",
+            )
+        plan.check_structured("diagonal", plan.wrt_elements)
+    elif layout is Layout.sparse and shapes is not None:
+        plan.check_structured("sparse", sum(
+            s.stored if not s.pattern.is_dense else s.pattern.output_size * s.pattern.input_size
+            for s in shapes.values()
+        ))
+    return layout
+
+
+def _auto_method(problem: Problem, shapes: dict[str, _Structure] | None) -> JacobianMethod:
+    """Compressed when every block has structure and that needs fewer passes than dense."""
+    plan = problem.plan
+    dense = plan.jacobian_method()
+    if shapes is not None and all(s.structured for s in shapes.values()):
+        dense_passes = min(plan.output_elements, plan.wrt_elements)
+        if sum(s.passes for s in shapes.values()) < dense_passes:
+            return JacobianMethod.compressed
+    return JacobianMethod(dense)
+
+
+def _compressed(problem: Problem, shapes: dict[str, _Structure] | None, target: Layout) -> tuple[Any, dict[str, Any], str]:
+    """One JVP for a diagonal block, one JVP or VJP per colour for a sparse one."""
+    from jacli.engine import compressed
+
+    shapes = shapes if shapes is not None else _structures(problem)
+    f, args = problem.compiled.function, problem.args
+    output, blocks, said = None, {}, []
+    for name, position in zip(problem.wrt, problem.wrt_positions):
+        s = shapes[name]
+        input_shape, output_shape = problem.shapes[name], tuple(problem.plan.output_shape)
+        with _running(problem):
+            if s.diagonal:
+                output, diagonal = compressed.jacobian_diagonal(f, args, position)
+                block: Block = DiagonalBlock(name, diagonal, output_shape, input_shape)
+                said.append("1 JVP" + (f" for {name}" if len(shapes) > 1 else ""))
+            else:
+                mode = s.mode or ("forward" if s.pattern.input_size <= s.pattern.output_size else "reverse")
+                coloring = s.coloring or (compressed.color_columns(s.pattern) if mode == "forward" else compressed.color_rows(s.pattern))
+                output, values = compressed.jacobian_compressed(
+                    f, args, position, s.pattern, mode, coloring=coloring,
+                    chunk_size=problem.plan.compressed_chunk(coloring[1], mode),
+                )
+                rows, cols, values = compressed.to_coo(s.pattern, values)
+                block = SparseBlock(name, rows, cols, values, output_shape, input_shape, colors=coloring[1])
+                kind = "JVP" if mode == "forward" else "VJP"
+                said.append(f"{coloring[1]} colour{'s' if coloring[1] != 1 else ''}, {coloring[1]} {kind}"
+                            f"{'s' if coloring[1] != 1 else ''}" + (f" for {name}" if len(shapes) > 1 else ""))
+        if target is Layout.dense:
+            block = JacobianBlock(name, block.to_dense())
+        elif target is Layout.sparse and isinstance(block, DiagonalBlock):
+            rows = cols = _arange_like(block)
+            block = SparseBlock(name, rows, cols, block.diagonal.reshape(-1), output_shape, input_shape, colors=1)
+        blocks[name] = block
+    kind = "diagonal" if all(s.diagonal for s in shapes.values()) else "sparse"
+    return output, blocks, f"{kind}: {'; '.join(said)} (the formula's sparsity pattern)"
+
+
+def _arange_like(block: Any) -> Any:
+    import torch
+
+    return torch.arange(block.diagonal.numel(), device=block.diagonal.device)
+
+
+def _dense(problem: Problem, chosen: JacobianMethod, exact: Any, progress: Progress | None) -> tuple[Any, dict[str, Any], str]:
+    """Every entry: jacrev, jacfwd, the row loop, or the exact derivative."""
+    plan = problem.plan
+    if chosen is JacobianMethod.symbolic:
+        output = _evaluate_output(problem)
+        return output, {name: _evaluate_exact(problem, exact[name]) for name in problem.wrt}, "symbolic: SymPy's exact derivative"
+    from jacli.engine import autodiff
+
+    chunk = {JacobianMethod.reverse: plan.reverse_chunk, JacobianMethod.forward: plan.forward_chunk}.get(chosen, lambda: None)()
+    with _running(problem):
+        output, blocks = autodiff.jacobian(
+            problem.compiled.function, problem.args, problem.wrt_positions, chosen, progress=progress, chunk_size=chunk,
+        )
+    m, n = plan.output_elements, plan.wrt_elements
+    how = {
+        JacobianMethod.reverse: f"reverse mode: {m:,} VJP{'s' if m != 1 else ''}, one per output element",
+        JacobianMethod.forward: f"forward mode: {n:,} JVP{'s' if n != 1 else ''}, one per input element",
+        JacobianMethod.rows: f"rows: {m:,} backward pass{'es' if m != 1 else ''}, one per output element",
+    }[chosen]
+    if chunk is not None:
+        how += f", {chunk:,} at a time (the memory budget)"
+    return output, dict(zip(problem.wrt, blocks)), how
+
+
+def _stored(block: Any) -> Any:
+    """The numbers a block holds, for the NaN report (never a dense copy of a structured block)."""
+    if isinstance(block, DiagonalBlock):
+        return block.diagonal
+    if isinstance(block, SparseBlock):
+        return block.values
+    return block.to_dense()
 
 
 @contextlib.contextmanager

@@ -158,6 +158,14 @@ class _Options:
         budget = limits.parse_size(self.max_memory) if self.max_memory is not None else None
         return specs, budget
 
+    def shown_as(self) -> str:
+        """Where the result goes: pretty, plain or json on stdout, or a file's suffix."""
+        if self.output is not None:
+            return self.output.suffix.lower()
+        if self.output_format is not None:
+            return self.output_format.value
+        return "pretty" if sys.stdout is not None and sys.stdout.isatty() else "plain"
+
     def run(self, compute: Callable[[], Any]) -> Any:
         """Compute and show the result, with jacli's errors as Error lines."""
         return _run(compute, _Out(self.output_format, self.precision, self.full, self.output), self.debug)
@@ -215,7 +223,8 @@ def jacobian(
         Layout.auto, "--layout",
         help="How to store and show each block: dense (every entry), diagonal (only dy[i]/dx[i], "
         "for a Jacobian that is zero elsewhere), sparse (the nonzeros, as output index, input "
-        "index, value), or auto (dense for now).",
+        "index, value), or auto: the structure the formula has on a terminal and in .npz/.pt "
+        "files, dense in plain, json and other files (what scripts read).",
     ),
     *,
     o: _Options,
@@ -232,17 +241,22 @@ def jacobian(
 
       jacli jacobian "[r*cos(t), r*sin(t)]" -i r=2 -i t=0.5 --symbolic --det
 
-      jacli jacobian "(x+1)**2" --input eye:5 --layout diagonal
+      jacli jacobian "(x+1)**2" --input eye:1000 --layout diagonal
     """
 
     def compute() -> Any:
         from jacli import api
 
         specs, budget = o.specs()
+        # NOTE [auto layout]: scripts keep the dense numbers they have always read; a person at a
+        # terminal sees the structure; a sparse file format keeps it.
+        shown = layout
+        if layout is Layout.auto and o.shown_as() not in ("pretty", ".npz", ".pt"):
+            shown = Layout.dense
         return api.compute_jacobian(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
             seed=o.seed, max_memory=budget, progress=_RowProgress(), symbolic=symbolic, det=det,
-            layout=layout.value,
+            layout=shown.value,
         )
 
     o.run(compute)

@@ -110,19 +110,54 @@ class Plan:
         n = self.wrt_elements
         return self._chunk(n, 2 * n + 2 * WORKING_SET_FACTOR * self.intermediates, n * n)
 
-    def check_jacobian(self, labels: Mapping[str, str]) -> None:
-        """Refuse a dense Jacobian that would not fit beside the inputs and the output."""
+    def check_jacobian(self, labels: Mapping[str, str] | None = None, fits: tuple[str, int] | None = None) -> None:
+        """Refuse a dense Jacobian that would not fit beside the inputs and the output.
+
+        Args:
+            fits: ``(layout, numbers)`` of a structured layout that holds the same Jacobian, for
+                the advice (``diagonal`` holds n numbers where dense holds n²).
+        """
         outputs, ins = self.output_elements, self.wrt_elements
         numbers = outputs * ins
         shapes = " + ".join(f"{name} {tuple(self.input_shapes[name])}" for name in self.wrt)
+        advice = (
+            "Use vjp with `v` for one combination of its rows, pick fewer inputs with `wrt`, "
+            "use smaller inputs, or raise `max_memory`."
+        )
+        if fits is not None and self.fits_structured(fits[1], fits[0]):
+            layout, stored = fits
+            advice = (
+                f"It is {layout}: `layout` {layout} holds its {stored:,} nonzero numbers in "
+                f"{format_bytes(self.structured_bytes(layout, stored))}. Or {advice[0].lower()}{advice[1:]}"
+            )
         check_budget(
             numbers * self.itemsize + self.held, self.budget,
             f"the Jacobian of {_shorten(self.text)} ({outputs:,} output element{'s' if outputs != 1 else ''} "
             f"× {ins:,} input element{'s' if ins != 1 else ''} = {numbers:,} numbers, for output "
             f"{tuple(self.output_shape)} and {shapes}; with the inputs and output it holds)",
-            "Use vjp with `v` for one combination of its rows, pick fewer inputs with `wrt`, "
-            "use smaller inputs, or raise `max_memory`.",
+            advice,
         )
+
+    def structured_bytes(self, layout: str, stored: int) -> int:
+        """Bytes of a diagonal (values) or sparse (values and two int64 indices) Jacobian."""
+        return stored * (self.itemsize + (16 if layout == "sparse" else 0))
+
+    def fits_structured(self, stored: int, layout: str = "sparse") -> bool:
+        return self.structured_bytes(layout, stored) + self.held <= self.budget
+
+    def check_structured(self, layout: str, stored: int) -> None:
+        """Refuse a diagonal or sparse Jacobian that would not fit beside the inputs and output."""
+        check_budget(
+            self.structured_bytes(layout, stored) + self.held, self.budget,
+            f"the {layout} Jacobian of {_shorten(self.text)} ({stored:,} stored numbers, with the "
+            "inputs and output)",
+            "Use smaller inputs, or raise `max_memory`.",
+        )
+
+    def compressed_chunk(self, colors: int, mode: str) -> int | None:
+        """Seeds pushed at once by the compressed evaluation: one per colour."""
+        seed, made = (self.wrt_elements, self.output_elements) if mode == "forward" else (self.output_elements, self.wrt_elements)
+        return self._chunk(colors, seed + made + WORKING_SET_FACTOR * self.intermediates, 0)
 
     def check_hessian(self) -> None:
         """Refuse a Hessian that would not fit beside the inputs and the output."""

@@ -49,6 +49,7 @@ class JacobianMethod(Method):
     reverse = "reverse"
     forward = "forward"
     rows = "rows"
+    compressed = "compressed"
     symbolic = "symbolic"
 
 
