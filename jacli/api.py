@@ -68,7 +68,8 @@ def jacobian(
         tensor([0., 2.], dtype=torch.float64)
     """
     chosen = Layout.parse(layout)
-    result = compute_jacobian(expr, inputs, wrt=wrt, method=method, device=device, dtype=dtype, layout=chosen)
+    computed = Layout.dense if chosen is Layout.auto else chosen  # dense tensors come back: size them so
+    result = compute_jacobian(expr, inputs, wrt=wrt, method=method, device=device, dtype=dtype, layout=computed)
     if chosen in (Layout.auto, Layout.dense):
         return {name: block.to_dense() for name, block in result.blocks.items()}
     return {name: block.to_sparse_coo() for name, block in result.blocks.items()}
@@ -181,10 +182,17 @@ def compute_jacobian(
     """
     chosen = JacobianMethod.parse(method)
     chosen_layout = Layout.parse(layout)
-    problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory)
-    shapes = _structures(problem) if chosen in (JacobianMethod.auto, JacobianMethod.compressed) \
-        or chosen_layout in (Layout.auto, Layout.diagonal, Layout.sparse) else None
-    target = _target_layout(problem, chosen_layout, shapes)
+    decided: dict[str, Any] = {}
+
+    def decide(plan: Any) -> None:
+        """From shapes alone, before any input is made: the structure, the layout, their sizes."""
+        wanted = chosen in (JacobianMethod.auto, JacobianMethod.compressed) or chosen_layout is not Layout.dense
+        decided["shapes"] = _structures(plan) if wanted else None
+        decided["target"] = _target_layout(plan, chosen_layout, decided["shapes"])
+
+    problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory,
+                      result=decide)
+    shapes, target = decided["shapes"], decided["target"]
     if chosen is JacobianMethod.auto:
         chosen = _auto_method(problem, shapes)
     exact = _exact(problem, chosen, _exact_jacobian) if symbolic or chosen is JacobianMethod.symbolic else None
@@ -417,18 +425,17 @@ class _Structure:
         return self.pattern.nnz
 
 
-def _structures(problem: Problem) -> dict[str, _Structure]:
+def _structures(plan: Any) -> dict[str, _Structure]:
     """Each ``wrt`` input's sparsity pattern, read off the formula, with its colouring."""
     from jacli.structure import patterns
 
-    found = patterns(problem.compiled.tree, problem.shapes, problem.wrt)
-    output_shape = tuple(problem.plan.output_shape)
-    return {name: _Structure(found[name], output_shape == problem.shapes[name]) for name in problem.wrt}
+    found = patterns(plan.tree, plan.input_shapes, plan.wrt)
+    output_shape = tuple(plan.output_shape)
+    return {name: _Structure(found[name], output_shape == tuple(plan.input_shapes[name])) for name in plan.wrt}
 
 
-def _target_layout(problem: Problem, layout: Layout, shapes: dict[str, _Structure] | None) -> Layout:
+def _target_layout(plan: Any, layout: Layout, shapes: dict[str, _Structure] | None) -> Layout:
     """The layout the blocks will have, checked against the budget (auto: the formula's structure)."""
-    plan = problem.plan
     if shapes is not None and all(s.diagonal for s in shapes.values()):
         fits = ("diagonal", sum(s.stored for s in shapes.values()))
     elif shapes is not None and all(s.structured for s in shapes.values()):
@@ -476,7 +483,7 @@ def _compressed(problem: Problem, shapes: dict[str, _Structure] | None, target: 
     """One JVP for a diagonal block, one JVP or VJP per colour for a sparse one."""
     from jacli.engine import compressed
 
-    shapes = shapes if shapes is not None else _structures(problem)
+    shapes = shapes if shapes is not None else _structures(problem.plan)
     f, args = problem.compiled.function, problem.args
     output, blocks, said = None, {}, []
     for name, position in zip(problem.wrt, problem.wrt_positions):
@@ -506,7 +513,7 @@ def _compressed(problem: Problem, shapes: dict[str, _Structure] | None, target: 
             block = SparseBlock(name, rows, cols, block.diagonal.reshape(-1), output_shape, input_shape, colors=1)
         blocks[name] = block
     kind = "diagonal" if all(s.diagonal for s in shapes.values()) else "sparse"
-    return output, blocks, f"{kind}: {'; '.join(said)} (the formula's sparsity pattern)"
+    return output, blocks, f"{kind}: {'; '.join(said)}"
 
 
 def _arange_like(block: Any) -> Any:
@@ -530,9 +537,9 @@ def _dense(problem: Problem, chosen: JacobianMethod, exact: Any, progress: Progr
         )
     m, n = plan.output_elements, plan.wrt_elements
     how = {
-        JacobianMethod.reverse: f"reverse mode: {m:,} VJP{'s' if m != 1 else ''}, one per output element",
-        JacobianMethod.forward: f"forward mode: {n:,} JVP{'s' if n != 1 else ''}, one per input element",
-        JacobianMethod.rows: f"rows: {m:,} backward pass{'es' if m != 1 else ''}, one per output element",
+        JacobianMethod.reverse: f"{m:,} VJP{'s' if m != 1 else ''}, one per output element",
+        JacobianMethod.forward: f"{n:,} JVP{'s' if n != 1 else ''}, one per input element",
+        JacobianMethod.rows: f"{m:,} backward pass{'es' if m != 1 else ''}, one per output element",
     }[chosen]
     if chunk is not None:
         how += f", {chunk:,} at a time (the memory budget)"

@@ -17,8 +17,8 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
 
 import sympy as sp
 
@@ -43,6 +43,7 @@ class Plan:
         wrt: the inputs differentiated with respect to.
         output_shape: the output's shape.
         intermediates: the elements of every tensor the evaluation makes, added up.
+        tree: the parsed expression (what the Jacobian's structure is read from).
     """
 
     text: str
@@ -52,6 +53,7 @@ class Plan:
     wrt: tuple[str, ...]
     output_shape: Shape
     intermediates: int
+    tree: Any = field(default=None, repr=False, compare=False)
 
     @property
     def output_elements(self) -> int:
@@ -180,7 +182,7 @@ def make_plan(
     budget: int,
     itemsize: int,
     labels: Mapping[str, str] | None = None,
-    result: str | None = None,
+    result: str | Callable[["Plan"], Any] | None = None,
 ) -> Plan:
     """Size the problem and refuse what does not fit.
 
@@ -191,7 +193,8 @@ def make_plan(
         budget: bytes.
         itemsize: bytes per number.
         labels: how to name each input in messages (``x = ones:1000``); default its name.
-        result: ``"jacobian"`` or ``"hessian"`` to refuse a dense result that would not fit.
+        result: ``"jacobian"`` or ``"hessian"`` to refuse a dense result that would not fit, or
+            a function of the plan that checks the result itself (before any input is made).
 
     Raises:
         ShapeError: the shapes do not fit the expression.
@@ -200,7 +203,7 @@ def make_plan(
     labels = labels or {name: name for name in shapes}
     check_inputs_together([(labels[name], math.prod(shape) * itemsize) for name, shape in shapes.items()], budget)
     sizes = infer(tree, shapes)
-    plan = Plan(text, budget, itemsize, dict(shapes), tuple(wrt), sizes.output, sizes.intermediates)
+    plan = Plan(text, budget, itemsize, dict(shapes), tuple(wrt), sizes.output, sizes.intermediates, tree)
     check_budget(
         (plan.input_elements + plan.intermediates) * itemsize, budget,
         f"evaluating {_shorten(text)} (its intermediate results, with the inputs)",
@@ -210,6 +213,8 @@ def make_plan(
         plan.check_jacobian(labels)
     elif result == "hessian":
         plan.check_hessian()
+    elif callable(result):
+        result(plan)
     return plan
 
 

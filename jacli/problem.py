@@ -162,7 +162,7 @@ def prepare(
     dtype: Any = "float64",
     seed: int = 0,
     max_memory: int | None = None,
-    result: str | None = None,
+    result: Any = None,
 ) -> Problem:
     """Check, size and bind one problem; the expression is not evaluated.
 
@@ -174,7 +174,8 @@ def prepare(
         dtype: ``float64`` or ``float32`` (a name or a torch.dtype).
         seed: seeds ``rand``/``randn`` specs.
         max_memory: the memory budget in bytes (default: half the available memory).
-        result: ``"jacobian"`` or ``"hessian"``: also refuse that dense result if it would not fit.
+        result: ``"jacobian"`` or ``"hessian"``: also refuse that dense result if it would not fit;
+            or a function of the plan that checks the result (it runs before any input is made).
 
     Returns:
         A ``Problem`` whose plan has checked every size against the budget.

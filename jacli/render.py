@@ -38,6 +38,7 @@ METHOD_NAMES = {
     "forward": "forward mode (torch.func.jacfwd)",
     "rows": "rows (one torch.autograd.grad per output element)",
     "symbolic": "symbolic (SymPy's exact derivative, evaluated on torch)",
+    "compressed": "compressed (one pass per colour of the formula's sparsity pattern)",
     "grad": "torch.autograd.grad({y}, {xs}, v)",
     "backward": "{y}.backward(v), then {grads}",
     ("grad", "reverse"): "reverse mode (torch.autograd.grad, as {y}.backward())",
@@ -535,7 +536,7 @@ def _header(result: Any) -> Table:
         grid.add_row("v", Text(f"shape {_shape_tuple(result.v.shape)} (like the output)"))
     grid.add_row("method", Text(_method_text(result)))
     if getattr(result, "how", None) is not None:
-        grid.add_row("layout", Text(result.how))
+        grid.add_row("how", Text(result.how))
     grid.add_row("on", Text(f"{result.device}, {result.dtype}"))
     return grid
 

@@ -21,7 +21,7 @@ Example:
     >>> import jacli
     >>> result = jacli.compute_jacobian("x**2", {"x": [1.0, 2.0]})
     >>> result.command, result.method, result.blocks["x"].layout
-    ('jacobian', 'reverse', 'dense')
+    ('jacobian', 'compressed', 'diagonal')
 """
 
 from __future__ import annotations

@@ -246,7 +246,7 @@ def test_det_needs_square():
 def test_check_agrees_on_smooth_expressions():
     report = jacli.check("softmax(x) * sin(x) + x @ x", {"x": "randn:4"})
     assert report.ok and report.reference == "symbolic"
-    assert {m.method for m in report.methods} == {"reverse", "forward", "rows", "finite differences"}
+    assert {m.method for m in report.methods} == {"reverse", "forward", "rows", "compressed", "finite differences"}
     assert all(m.max_abs < 1e-8 for m in report.methods)
 
 
@@ -395,7 +395,7 @@ def test_check_plain_carries_the_notes():
         "# symbolic: skipped: the symbolic method works entry by entry and handles at most 400"
     )
     assert np.loadtxt(io.StringIO(result.stdout.replace("skipped", "nan").replace(" ok", " 1")),
-                      usecols=(1, 2), converters=None).shape == (4, 2)
+                      usecols=(1, 2), converters=None).shape == (5, 2)  # reverse, forward, rows, compressed, fd
 
 
 # -- --output -----------------------------------------------------------------------------------

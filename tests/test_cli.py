@@ -556,9 +556,9 @@ def test_layout_diagonal_pretty_headline() -> None:
 
 def test_layout_diagonal_that_does_not_fit_names_the_one_that_does() -> None:
     assert_user_error(run("jacobian", "x*x[0]", "-i", "1,2,3,4", "--layout", "diagonal"),  # 7 of 16 nonzero
-                      "--layout diagonal", "3 nonzero entries off its diagonal", "use --layout sparse")
+                      "--layout diagonal", "the Jacobian for x is not diagonal", "use --layout sparse")
     assert_user_error(run("jacobian", "sum(x)", "-i", "1,2", "--layout", "diagonal"),
-                      "needs an output shaped like x", "use --layout dense")
+                      "the Jacobian for x is not diagonal", "use --layout dense")
 
 
 def test_layout_unknown_is_a_usage_error() -> None:

@@ -759,11 +759,11 @@ def test_plain_dense_beside_structured_is_unchanged() -> None:
 
 
 def test_pretty_diagonal_says_what_is_zero_and_shows_the_diagonal() -> None:
-    text = pretty(diagonal_result(how="diagonal: read off the dense Jacobian"))
+    text = pretty(diagonal_result(how="diagonal: 1 JVP"))
     assert "∂y/∂x  shape (5, 5, 5, 5) = output (5, 5) + x (5, 5)" in text
     assert "∂y/∂x is diagonal: ∂y[m,n]/∂x[i,j] = 0 unless (m,n) = (i,j); 25 of 625 entries stored" in text
     assert "∂y[i,j]/∂x[i,j], shaped like y:" in text
-    assert "layout  diagonal: read off the dense Jacobian" in text
+    assert "     how  diagonal: 1 JVP" in text
     assert matrix_cells(text) == {(i, j): "4" if i == j else "2" for i in range(5) for j in range(5)}
     assert len(text.splitlines()) <= 20  # a few lines, not 625 entries
 
