@@ -531,8 +531,13 @@ def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
 
 
 def _diagnose(line: str) -> None:
-    """One line on stderr, flushed at once (it may come before a long computation's result)."""
-    sys.stderr.write(line + "\n")
+    """One line on stderr, flushed at once (it may come before a long computation's result).
+
+    Control characters are escaped here too, whatever the library put in the message: a message
+    may quote what the user typed, and a terminal must never receive it raw."""
+    from jacli.inputs.spec import printable
+
+    sys.stderr.write(printable(line, keep_newlines=True) + "\n")
     sys.stderr.flush()
 
 

@@ -336,3 +336,23 @@ def test_expression_and_spec_errors_answer_before_torch_is_imported(argv):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("jacobian", "x", "-i", "ones:2x\x1b]0;pwned\x07\nError: fake"),
+        ("jacobian", "x\x1b[31m", "-i", "1"),
+        ("jacobian", "x", "-i", "@/nonexistent/a\x1b[2Jb.json"),
+        ("vjp", "x", "-i", "1,2", "--v", "1\x07,2"),
+    ],
+)
+def test_control_characters_never_reach_the_terminal(args):
+    """What the user typed is quoted in messages with its escape sequences, bells and newlines
+    written as escapes: one Error line, which no input can turn into two or into a terminal command."""
+    result = cli(*args)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert not any(ord(ch) < 32 and ch != "\n" for ch in result.stderr), repr(result.stderr)
+    lines = result.stderr.splitlines()  # the expression's caret display adds lines of its own
+    assert lines[0].startswith("Error: ") and not any(line.startswith("Error") for line in lines[1:])
+    assert "\\x1b" in result.stderr or "\\x07" in result.stderr

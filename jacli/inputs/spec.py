@@ -390,12 +390,22 @@ def nested_shape(values: Nested, where: str) -> tuple[int, ...]:
 
 def shorten(text: str, limit: int = 60) -> str:
     """Text as it goes into a message: long specs and expressions are cut in the middle (their
-    start and end, such as a file's name, stay), not echoed whole."""
-    text = str(text)
+    start and end, such as a file's name, stay), not echoed whole, and every character that is
+    not printable (escape sequences, bells, newlines) written as an escape, so that what the
+    user typed can neither drive the terminal nor forge a second message line."""
+    text = printable(str(text))
     if len(text) <= limit:
         return text
     head = (limit - 3) // 2
     return text[:head] + "..." + text[len(text) - (limit - 3 - head):]
+
+
+def printable(text: str, keep_newlines: bool = False) -> str:
+    """``text`` with each non-printable character as its escape (``\\x1b``, ``\\n``)."""
+    return "".join(
+        ch if ch.isprintable() or (keep_newlines and ch == "\n") else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
 
 
 def label(name: str | None, text: str) -> str:
