@@ -356,3 +356,22 @@ def test_control_characters_never_reach_the_terminal(args):
     lines = result.stderr.splitlines()  # the expression's caret display adds lines of its own
     assert lines[0].startswith("Error: ") and not any(line.startswith("Error") for line in lines[1:])
     assert "\\x1b" in result.stderr or "\\x07" in result.stderr
+
+
+def test_ctrl_c_while_the_cli_is_imported_is_one_line():
+    """The interrupt lands while Python imports Typer (a meta-path hook raises it there, the
+    moment the import happens): the entry point still answers 'Interrupted.' and 130."""
+    code = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'typer':\n"
+        "            raise KeyboardInterrupt\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "from jacli.__main__ import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130
+    assert done.stderr == "Interrupted.\n" and done.stdout == ""
