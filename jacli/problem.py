@@ -436,10 +436,25 @@ def report_nonfinite(tensor: Any, what: str, where: bool = False) -> None:
         return
     places = ""
     if where and tensor.dim():
-        indices = bad.nonzero().tolist()[:5]
+        indices = _first_places(bad, 5)
         places = " at " + ", ".join(f"[{', '.join(map(str, i))}]" for i in indices)
         places += f" and {count - 5} more" if count > 5 else ""
     warnings.warn(
         f"{what} holds {count} NaN or infinite number{'s' if count > 1 else ''}{places}",
         JacliWarning, stacklevel=3,
     )
+
+
+def _first_places(mask: Any, count: int, piece: int = 1 << 20) -> list[tuple[int, ...]]:
+    """The indices of the first ``count`` True entries of ``mask``, scanning it in pieces: a
+    result full of NaN must not turn into millions of index tuples to show five."""
+    import numpy as np
+
+    flat = mask.reshape(-1)
+    found: list[int] = []
+    for start in range(0, flat.numel(), piece):
+        hits = flat[start : start + piece].nonzero().reshape(-1)[: count - len(found)]
+        found += [start + int(i) for i in hits]
+        if len(found) == count:
+            break
+    return [tuple(int(i) for i in np.unravel_index(k, tuple(mask.shape))) for k in found]

@@ -240,14 +240,46 @@ def to_chunks(result: Any, suffix: str, precision: int | None = None) -> Iterato
         for line in plain_lines(result, precision):
             yield line.encode("utf-8")
         return
+    if suffix == ".npy":
+        yield from _npy_chunks(result)
+        return
     yield _file_bytes(result, suffix)
 
 
-def _file_bytes(result: Any, suffix: str) -> bytes:
-    if suffix == ".json":
-        return to_json(result).encode("utf-8")
+NPY_PIECE = 1 << 22
+"""Bytes of a .npy file's data written per piece (never a second copy of the whole array)."""
+
+
+def _npy_chunks(result: Any) -> Iterator[bytes]:
+    """A .npy file in pieces: numpy's header, then the array's own bytes in slices."""
     import io
 
+    import numpy.lib.format as npy_format
+
+    array = np.ascontiguousarray(_npy_array(result))
+    header = io.BytesIO()
+    npy_format.write_array_header_1_0(header, npy_format.header_data_from_array_1_0(array))
+    yield header.getvalue()
+    data = memoryview(array.reshape(-1).view(np.uint8)) if array.size else memoryview(b"")
+    for start in range(0, len(data), NPY_PIECE):
+        yield data[start : start + NPY_PIECE].tobytes()
+
+
+def _npy_array(result: Any) -> np.ndarray:
+    """The one array a .npy file holds (a diagonal block's diagonal), or an InputError."""
+    from jacli.errors import InputError
+
+    key, item = _single_item(result, ".npy")
+    if _structured(item) and item.layout == "sparse":
+        raise InputError(
+            f"`output` .npy holds a dense array, but the Jacobian for {key_text(key)} is sparse "
+            f"({item.nnz} of {math.prod(item.shape)} entries stored); write .npz (scipy.sparse) or .pt "
+            "(torch sparse COO), or ask for `layout` dense", param="output",
+        )
+    return _numpy(item.diagonal if _structured(item) else item)
+
+
+def _single_item(result: Any, suffix: str) -> tuple[Key, Any]:
     from jacli.errors import InputError
 
     items = [] if isinstance(result, CheckReport) else list(_items(result))
@@ -257,7 +289,15 @@ def _file_bytes(result: Any, suffix: str) -> bytes:
             f"{'a table' if isinstance(result, CheckReport) else len(items)}; "
             "use .json or .txt, or pick one input with `wrt`", param="output",
         )
-    key, item = items[0]
+    return items[0]
+
+
+def _file_bytes(result: Any, suffix: str) -> bytes:
+    if suffix == ".json":
+        return to_json(result).encode("utf-8")
+    import io
+
+    key, item = _single_item(result, suffix)
     buffer = io.BytesIO()
     if suffix == ".npz":
         _save_npz(buffer, result, key, item)
@@ -267,15 +307,6 @@ def _file_bytes(result: Any, suffix: str) -> bytes:
         tensor = item.to_sparse_coo() if _structured(item) else item
         # clone: torch.save writes a view's whole storage, not just the view
         torch.save(tensor.detach().cpu().clone(), buffer)
-    else:
-        if _structured(item) and item.layout == "sparse":
-            raise InputError(
-                f"`output` .npy holds a dense array, but the Jacobian for {key_text(key)} is sparse "
-                f"({item.nnz} of {math.prod(item.shape)} entries stored); write .npz (scipy.sparse) or .pt "
-                "(torch sparse COO), or ask for `layout` dense", param="output",
-            )
-        array = _numpy(item.diagonal if _structured(item) else item)
-        np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
 
 
@@ -892,13 +923,13 @@ def _matrix_tables(array: np.ndarray, digits: int, full: bool, width: int) -> li
 def _blocks(array: np.ndarray, digits: int, full: bool, label: str, width: int) -> Iterator[RenderableType]:
     """3-D and higher: one labelled 2-D table per index of the leading axes."""
     leading = array.shape[:-2]
-    indices = list(itertools.product(*(range(n) for n in leading)))
-    for position in _edges(len(indices), BLOCK_EDGE, full):
+    count = math.prod(leading)  # the leading indices are numbered, never listed: there may be millions
+    for position in _edges(count, BLOCK_EDGE, full):
         if position is None:
-            hidden = len(indices) - 2 * BLOCK_EDGE
+            hidden = count - 2 * BLOCK_EDGE
             yield Text(f"… {hidden} more blocks (--full shows all)", style="dim")
             continue
-        index = indices[position]
+        index = tuple(int(i) for i in np.unravel_index(position, leading))
         yield Text(f"{label}[{_index_label(index)}, :, :]", style="bold")
         yield from _matrix_tables(array[index], digits, full, width)
 

@@ -711,3 +711,14 @@ def test_jacobian_function_layouts() -> None:
     for layout in ("diagonal", "sparse"):
         stored = api.jacobian("x**2", {"x": [1.0, 2.0]}, layout=layout)["x"]
         assert stored.layout == torch.sparse_coo and torch.equal(stored.to_dense(), dense)
+
+
+def test_the_nan_report_finds_the_first_places_without_listing_all() -> None:
+    from jacli.problem import _first_places
+
+    mask = torch.zeros(4, 5, 6, dtype=torch.bool)
+    mask[1, 2, 3] = mask[0, 4, 5] = mask[3, 0, 0] = mask[2, 2, 2] = True
+    expected = [tuple(i) for i in mask.nonzero().tolist()]  # torch's own order, C order
+    assert _first_places(mask, 5) == expected
+    assert _first_places(mask, 2, piece=7) == expected[:2]  # found across several pieces
+    assert _first_places(torch.zeros(3, dtype=torch.bool), 5) == []

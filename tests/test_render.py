@@ -941,3 +941,19 @@ def test_has_scipy_answers_without_importing() -> None:
 def test_new_suffixes_are_accepted(suffix: str, monkeypatch) -> None:
     monkeypatch.setattr(render, "_has_scipy", lambda: True)
     render.check_file_suffix(f"j{suffix}")
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3), (0,), (5, 1, 4)])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_npy_pieces_are_numpys_own_file(shape, dtype, monkeypatch) -> None:
+    """.npy is written header first, then the array's bytes in slices; the file is byte for byte
+    what numpy.save writes (pieces made small here so that several are needed)."""
+    import io
+
+    monkeypatch.setattr(render, "NPY_PIECE", 7)
+    values = torch.arange(math.prod(shape), dtype=dtype).reshape(shape) / 3
+    result = vjp_result(values)
+    written = b"".join(render.to_chunks(result, ".npy"))
+    expected = io.BytesIO()
+    np.save(expected, values.numpy(), allow_pickle=False)
+    assert written == expected.getvalue()
