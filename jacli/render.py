@@ -256,7 +256,7 @@ def _npy_chunks(result: Any) -> Iterator[bytes]:
 
     import numpy.lib.format as npy_format
 
-    array = np.ascontiguousarray(_npy_array(result))
+    array = np.require(_npy_array(result), requirements="C")  # (ascontiguousarray makes 0-d arrays 1-d)
     header = io.BytesIO()
     npy_format.write_array_header_1_0(header, npy_format.header_data_from_array_1_0(array))
     yield header.getvalue()
