@@ -161,7 +161,9 @@ class _Options:
     def shown_as(self) -> str:
         """Where the result goes: pretty, plain or json on stdout, or a file's suffix."""
         if self.output is not None:
-            return self.output.suffix.lower()
+            from jacli.render import file_suffix
+
+            return file_suffix(self.output)
         if self.output_format is not None:
             return self.output_format.value
         return "pretty" if sys.stdout is not None and sys.stdout.isatty() else "plain"
@@ -537,6 +539,8 @@ def _diagnose(line: str) -> None:
     may quote what the user typed, and a terminal must never receive it raw."""
     from jacli.inputs.spec import printable
 
+    if sys.stderr is None:  # started with stderr closed (2>&-): there is no one to tell
+        return
     sys.stderr.write(printable(line, keep_newlines=True) + "\n")
     sys.stderr.flush()
 
@@ -545,7 +549,7 @@ def _render(result: Any, out: _Out) -> None:
     from jacli import render
 
     if out.file is not None:
-        _write_atomically(out.file, render.to_chunks(result, out.file.suffix.lower(), out.precision))
+        _write_atomically(out.file, render.to_chunks(result, render.file_suffix(out.file), out.precision))
         _diagnose(f"jacli: wrote {out.file}")
         return
     chosen = out.format.value if out.format else ("pretty" if sys.stdout.isatty() else "plain")
@@ -558,7 +562,10 @@ def _render(result: Any, out: _Out) -> None:
         else:
             from rich.console import Console
 
-            render.print_pretty(result, Console(), out.precision, out.full)
+            console = Console()
+            if console.width < 20:  # COLUMNS=0 or a tiny pane: rich would print nothing at all
+                console = Console(width=80)
+            render.print_pretty(result, console, out.precision, out.full)
         sys.stdout.flush()
     except BrokenPipeError:
         raise
@@ -575,7 +582,9 @@ def _check_format_matches_file(out: _Out) -> None:
 
     if out.format is None or out.file is None:
         return
-    suffix = out.file.suffix.lower()
+    from jacli.render import file_suffix
+
+    suffix = file_suffix(out.file)
     written = {".json": "json", ".txt": "plain", ".npy": "npy", ".npz": "npz", ".pt": "pt"}.get(suffix)
     if out.format.value == "pretty":
         raise InputError(
@@ -607,9 +616,11 @@ def _write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
         os.umask(umask)
         mode = 0o666 & ~umask
     try:
-        handle = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+        # A short name of its own: the file's name plus a prefix could pass the name-length limit.
+        handle = tempfile.NamedTemporaryFile(dir=folder, prefix=".jacli-", suffix=".tmp", delete=False)
     except OSError as error:
         raise InputError(f"--output {path}: cannot write in {folder} ({error.strerror or error})") from None
+    previous = _on_sigterm_exit()  # SIGTERM while writing: clean up as for Ctrl-C, then exit 143
     try:
         with handle:
             for chunk in chunks:
@@ -623,6 +634,26 @@ def _write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
         if isinstance(error, OSError):
             raise InputError(f"--output {path}: cannot write it ({error.strerror or error})") from None
         raise
+    finally:
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _on_sigterm_exit() -> Any:
+    """Make SIGTERM raise SystemExit(143) (so ``finally`` and ``except`` blocks run); returns the
+    handler it replaced, or None where handlers cannot be set (not the main thread)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, terminated)
 
 
 def _silence_stdout() -> None:

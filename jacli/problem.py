@@ -278,7 +278,7 @@ def _known_shape(value: Any) -> tuple[int, ...] | None:
 def _input_pairs(inputs: Any) -> list[tuple[str | None, Any]]:
     """``{name: value}`` or ``[(name, value), ...]`` as pairs; anything else is an InputError."""
     if isinstance(inputs, Mapping):
-        return list(inputs.items())
+        return [(_identifier(name), value) for name, value in inputs.items()]
     example = "give them as a dict such as {'x': [1.0, 2.0]}"
     if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Iterable):
         raise InputError(f"inputs must map names to values, not {describe(inputs)}; {example}")
@@ -324,6 +324,13 @@ def bind(variables: Sequence[str], given: list[tuple[str | None, Any]]) -> dict[
     return bound
 
 
+def _identifier(name: Any) -> Any:
+    """A name as Python (and the expression parser) reads it: NFKC-normalized, so ｘ is x."""
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", name) if isinstance(name, str) else name
+
+
 def _unknown(what: str, name: str, variables: Sequence[str], param: str) -> InputError:
     """``what``, a did-you-mean when a variable is close, and the variables there are."""
     close = close_name(name, variables)
@@ -345,7 +352,7 @@ def _check_wrt(variables: Sequence[str], wrt: Sequence[str] | None) -> tuple[str
         return tuple(variables)
     names: list[str] = []
     for item in wrt:
-        for name in (part.strip() for part in item.split(",")):
+        for name in (_identifier(part.strip()) for part in item.split(",")):
             if not name:
                 continue
             if name not in variables:

@@ -223,11 +223,18 @@ def _has_scipy() -> bool:
         return False
 
 
+def file_suffix(path: Any) -> str:
+    """What an output file's name ends in, lowercased: ``.json`` also for a file named ``.json``
+    (where pathlib sees a hidden file without a suffix)."""
+    name = str(path).replace("\\", "/").rsplit("/", 1)[-1]
+    return name[name.rfind("."):].lower() if "." in name else ""
+
+
 def check_file_suffix(path: Any) -> None:
     """Refuse --output names whose format jacli cannot tell, before any work is done."""
     from jacli.errors import InputError
 
-    suffix = str(path)[str(path).rfind("."):].lower() if "." in str(path) else ""
+    suffix = file_suffix(path)
     if suffix not in FILE_SUFFIXES:
         raise InputError(f"`output` {path}: cannot tell the format; use a name ending in {', '.join(FILE_SUFFIXES)}", param="output")
     if suffix == ".npz" and not _has_scipy():

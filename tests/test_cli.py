@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -604,3 +605,61 @@ def test_output_npz_without_scipy_fails_before_computing(tmp_path, monkeypatch) 
 def test_output_pt_does_not_match_a_text_format(tmp_path) -> None:
     assert_user_error(run("jacobian", "x", "-i", "1,2", "-f", "json", "-o", str(tmp_path / "j.pt")),
                       "a .pt file is written as pt")
+
+
+# -- issue 10, item 10: the smaller failures ------------------------------------------------------
+
+
+def test_a_file_named_dot_json_is_json(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("jacobian", "x", "-i", "1,2", "-o", ".json")
+    assert result.exit_code == 0, result.stderr
+    assert strict_json((tmp_path / ".json").read_text())["result"]["x"]["values"] == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_the_longest_valid_file_name_is_written(tmp_path) -> None:
+    path = tmp_path / ("a" * 250 + ".json")  # 255 bytes: the usual limit of a name
+    result = run("jacobian", "2*x", "-i", "1", "-o", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert strict_json(path.read_text())["result"]["x"]["values"] == 2.0
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_a_zero_width_terminal_still_shows_the_result() -> None:
+    result = run("jacobian", "2*x", "-i", "1,3", "-f", "pretty", env={"COLUMNS": "0"})
+    assert result.exit_code == 0 and "∂y/∂x" in result.stdout and "2" in result.stdout
+
+
+def test_input_names_are_read_as_the_expression_reads_them() -> None:
+    # the parser reads fullwidth ｘ as x (NFKC, as Python does); so are --input and --wrt names
+    result = run("grad", "ｘ**2", "-i", "ｘ=3", "--wrt", "ｘ", "-f", "plain")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "# x scalar\n6.0\n"  # d(x²)/dx = 2x = 6 at 3
+
+
+def test_a_closed_stderr_does_not_turn_a_warning_into_a_failure() -> None:
+    done = subprocess.run(
+        ["sh", "-c", f"{shlex.quote(sys.executable)} -m jacli jacobian 'log(x)' -i 0,1 -f plain 2>&-"],
+        capture_output=False, stdout=subprocess.PIPE, text=True, timeout=120,
+    )
+    assert done.returncode == 0
+    assert done.stdout.splitlines()[0] == "# x 2x2"  # the result, with its inf, still written
+
+
+def test_sigterm_while_writing_leaves_no_temporary_file(tmp_path) -> None:
+    """SIGTERM arrives once the first piece is written (the writer sends it itself): the
+    temporary file is removed, the target is not created, and the exit code is 128 + 15."""
+    target = tmp_path / "out.txt"
+    code = (
+        "import os, signal\n"
+        "from pathlib import Path\n"
+        "from jacli.cli import _write_atomically\n"
+        "def pieces():\n"
+        "    yield b'first\\n'\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    yield b'never\\n'\n"
+        f"_write_atomically(Path({str(target)!r}), pieces())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 143, done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -30,6 +30,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,9 @@ def parse_input_option(text: str, param: str = "inputs", for_v: bool = False) ->
     match = re.fullmatch(r"\s*(\w+)\s*=(.*)", text, flags=re.DOTALL)
     # The names the expression parser takes: Python identifiers in any alphabet ("é"), no leading _.
     if match and match.group(1).isidentifier() and not match.group(1).startswith("_"):
-        return match.group(1), _parse_spec(match.group(2), for_v, f"`{param}` {text}", param)
+        # NFKC, as Python (and so the expression parser) reads identifiers: ｘ is x.
+        name = unicodedata.normalize("NFKC", match.group(1))
+        return name, _parse_spec(match.group(2), for_v, f"`{param}` {text}", param)
     if re.match(r"\s*[^@=\s]*=", text):
         name = text.split("=", 1)[0].strip()
         raise InputError(
