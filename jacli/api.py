@@ -235,7 +235,8 @@ def compute_vjp(
 
     chosen = VJPMethod.parse(method)
     v_spec = specs.parse_spec(specs.unnamed_v(v), for_v=True) if isinstance(v, str) else v
-    problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory)
+    problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory,
+                      reads={"v": v_spec})
     v_tensor = problem.make_v(v_spec)
     chosen = VJPMethod.grad if chosen is VJPMethod.auto else chosen
     from jacli.engine import autodiff

@@ -163,6 +163,7 @@ def prepare(
     seed: int = 0,
     max_memory: int | None = None,
     result: Any = None,
+    reads: Mapping[str, Any] | None = None,
 ) -> Problem:
     """Check, size and bind one problem; the expression is not evaluated.
 
@@ -176,6 +177,8 @@ def prepare(
         max_memory: the memory budget in bytes (default: half the available memory).
         result: ``"jacobian"`` or ``"hessian"``: also refuse that dense result if it would not fit;
             or a function of the plan that checks the result (it runs before any input is made).
+        reads: other specs the call will read, such as ``{"v": spec}``: standard input is
+            checked to be read once among them and the inputs.
 
     Returns:
         A ``Problem`` whose plan has checked every size against the budget.
@@ -198,7 +201,9 @@ def prepare(
     variables = parse(expr).variables
     bound = bind(variables, given)
     wrt_names = _check_wrt(variables, wrt)
-    specs.check_single_stdin({n: s for n, s in bound.items() if not _is_tensor_like(s)})
+    readers = {n: s for n, s in bound.items() if not _is_tensor_like(s)}
+    readers.update({f"`{n}`": s for n, s in (reads or {}).items() if not _is_tensor_like(s)})
+    specs.check_single_stdin(readers)
 
     from jacli.compile import compile_expression
 

@@ -663,3 +663,8 @@ def test_sigterm_while_writing_leaves_no_temporary_file(tmp_path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 143, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stdin_is_read_once_also_between_the_inputs_and_v() -> None:
+    result = run("vjp", "x", "-i", "@-", "--v", "@-", input="1 2\n")
+    assert_user_error(result, "x and --v all read @- (standard input)", "can be read only once")
