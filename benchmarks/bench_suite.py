@@ -30,8 +30,8 @@ Columns:
 A peer (and jacli's reverse/forward, which run the same transforms) is skipped, with the reason,
 when its estimate exceeds --max-call-seconds or the memory there is: the loops are timed on 1 and
 33 rows (the difference gives the cost of a row) and extrapolated; the vmapped transforms are
-estimated from passes × the case's widest intermediate, at the rate torch.func.jacrev reached on the elementwise n = 1024 case in this
-process (memory: 6 × passes × widest × 8 bytes, which is what jacfwd reached at n = 16384).
+estimated from passes × the case's widest intermediate, at the rate torch.func.jacrev reached on
+the elementwise n = 1024 case in this process (memory: 6 × passes × widest × 8 bytes, which is what jacfwd reached at n = 16384).
 
 Nothing is asserted; each result is compared with the first dense one of its case (column "ok").
 

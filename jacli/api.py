@@ -619,10 +619,14 @@ def _exact(problem: Problem, method: Any, build: Callable[[Problem], Any]) -> An
     """``build(problem)`` for ``method="symbolic"`` (its errors stand); for ``symbolic=True`` alone,
     which only shows the exact form beside the numbers, a problem too large for SymPy is a
     warning and the numbers come as usual."""
+    from jacli.engine.exact import deadline
+
     if method.value == "symbolic":
-        return build(problem)
+        with deadline():
+            return build(problem)
     try:
-        return build(problem)
+        with deadline():
+            return build(problem)
     except ResourceError as error:
         reason = str(error).split(". Use `method`")[0]
         warnings.warn(f"`symbolic` skipped: {reason}; the numbers below are from {method.value} mode",
@@ -675,7 +679,13 @@ def _determinant(problem: Problem, values: dict[str, Any], exact: dict[str, Any]
 
         columns = np.concatenate([exact[name].reshape(rows, -1) for name in problem.wrt], axis=1)
         if rows <= 6:
-            exact_det = sp.simplify(sp.Matrix(columns.tolist()).det())
+            from jacli.engine.exact import deadline
+
+            try:
+                with deadline():
+                    exact_det = sp.simplify(sp.Matrix(columns.tolist()).det())
+            except ResourceError as error:  # the numbers stand; the exact form is only shown
+                warnings.warn(f"the exact determinant is skipped: {str(error).split(' (')[0]}", JacliWarning, stacklevel=3)
     return determinant, exact_det
 
 

@@ -99,8 +99,9 @@ def check(
     results: dict[str, Sequence[Any] | None] = {}
     notes: dict[str, str] = {}
     try:
-        entries = exact.jacobian(problem.compiled.tree, problem.shapes, problem.wrt)
-        results["symbolic"] = [exact.evaluate(entries[name], problem.variables, args, compile_tree) for name in names]
+        with exact.deadline():
+            entries = exact.jacobian(problem.compiled.tree, problem.shapes, problem.wrt)
+            results["symbolic"] = [exact.evaluate(entries[name], problem.variables, args, compile_tree) for name in names]
     except JacliError as error:  # too large to expand, or a SymPy limitation: skip, and say why
         results["symbolic"] = None
         notes["symbolic"] = str(error).split(". ")[0]

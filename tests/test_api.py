@@ -722,3 +722,37 @@ def test_the_nan_report_finds_the_first_places_without_listing_all() -> None:
     assert _first_places(mask, 5) == expected
     assert _first_places(mask, 2, piece=7) == expected[:2]  # found across several pieces
     assert _first_places(torch.zeros(3, dtype=torch.bool), 5) == []
+
+
+# -- the exact method's deadline (issue 10 item 6) -----------------------------------------------
+
+SLOW_EXACT = "sum(x@x@x@x@x@x)"  # 25 elements; SymPy's expansion takes minutes
+
+
+def test_the_exact_method_is_refused_past_its_deadline(monkeypatch) -> None:
+    import signal
+
+    from jacli.engine import exact
+
+    monkeypatch.setattr(exact, "SECONDS", 0.5)
+    before = signal.getsignal(signal.SIGALRM)
+    with pytest.raises(ResourceError, match=r"took longer than its limit of 0.5 s.*`method` reverse") as raised:
+        api.compute_grad(SLOW_EXACT, {"x": "randn:5x5"}, method="symbolic")
+    assert raised.value.param == "method"
+    assert signal.getsignal(signal.SIGALRM) == before and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    # shown beside the numbers, it is skipped with a note and the numbers come
+    with pytest.warns(JacliWarning, match="`symbolic` skipped: the symbolic method took longer"):
+        result = api.compute_grad(SLOW_EXACT, {"x": "randn:5x5"}, symbolic=True)
+    assert result.symbolic is None and result.grads["x"].shape == (5, 5)
+    # check skips it as its reference and uses reverse mode
+    report = jacli.check(SLOW_EXACT, {"x": "randn:5x5"})
+    assert report.reference == "reverse" and report.ok
+    assert any(m.method == "symbolic" and m.skipped and "took longer" in m.note for m in report.methods)
+
+
+def test_a_fast_exact_derivative_is_not_disturbed_by_the_deadline(monkeypatch) -> None:
+    from jacli.engine import exact
+
+    monkeypatch.setattr(exact, "SECONDS", 30)
+    grad = api.compute_grad("sum(x**3)", {"x": [1.0, 2.0]}, method="symbolic").grads["x"]
+    assert torch.equal(grad, t64([3.0, 12.0]))  # 3x², by hand

@@ -18,9 +18,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
-from typing import Any, Callable, Mapping, Sequence
+import signal
+import threading
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import sympy as sp
@@ -28,6 +31,10 @@ import sympy as sp
 from jacli import nodes
 from jacli.errors import ResourceError, ShapeError
 from jacli.functions import BY_NODE, entrywise, symbolic_array
+
+SECONDS = 20.0
+"""The exact method's time limit: SymPy's work has no size model that bounds it (a product of 100
+scalars, x@x@x@x@x@x on 5x5), so it runs under a deadline and is refused when it passes it."""
 
 MAX_INPUT_ELEMENTS = 400
 """Symbolic expansion handles at most this many input elements in all."""
@@ -52,6 +59,40 @@ def element_symbols(name: str, shape: tuple[int, ...]) -> Symbolic:
     for index in itertools.product(*(range(n) for n in shape)):
         array[index] = element_symbol(name, index)
     return array
+
+
+@contextlib.contextmanager
+def deadline(seconds: float | None = None) -> Iterator[None]:
+    """Run the block for at most ``seconds`` (default ``SECONDS``); past that, a ResourceError.
+
+    SIGALRM interrupts SymPy between two Python steps. Where no alarm can be set (Windows, a
+    thread other than the main one), the block runs without a deadline.
+    """
+    seconds = SECONDS if seconds is None else seconds
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise _Expired
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Expired:
+        raise ResourceError(
+            f"the symbolic method took longer than its limit of {seconds:g} s (SymPy works entry by "
+            "entry, and some formulas grow without bound). Use `method` reverse or forward",
+            param="method",
+        ) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class _Expired(Exception):
+    """The deadline passed (caught inside ``deadline`` only)."""
 
 
 def check_size(shapes: Mapping[str, tuple[int, ...]], output_shape: tuple[int, ...], wrt: Sequence[str]) -> None:
