@@ -12,27 +12,12 @@ import numpy as np
 import pytest
 import sympy as sp
 import torch
-from helpers import cli_runner
+from helpers import cli, cli_json, random
 
 import jacli
-from jacli.cli import app
 from jacli.errors import InputError, ResourceError, ShapeError
 
 F64 = torch.float64
-
-
-def cli(*argv: str):
-    return cli_runner().invoke(app, list(argv), env={"JACLI_DEBUG": ""})
-
-
-def cli_json(*argv: str) -> dict:
-    result = cli(*argv, "--format", "json")
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def random(shape, seed: int) -> torch.Tensor:
-    return torch.randn(shape, dtype=F64, generator=torch.Generator().manual_seed(seed))
 
 
 # -- jvp ----------------------------------------------------------------------------------------
