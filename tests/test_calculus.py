@@ -186,26 +186,3 @@ def test_det_of_polar_is_r():
 def test_det_needs_square():
     result = cli("jacobian", "[x*y, x+y, x-y]", "-i", "x=1", "-i", "y=2", "--det")
     assert result.exit_code == 1 and "square" in result.stderr and result.stdout == ""
-
-
-# -- --output -----------------------------------------------------------------------------------
-
-
-def test_output_files(tmp_path):
-    target = tmp_path / "j.npy"
-    assert cli("jacobian", "x**2", "-i", "1,2", "-o", str(target)).exit_code == 0
-    np.testing.assert_array_equal(np.load(target), np.array([[2.0, 0.0], [0.0, 4.0]]))
-    target = tmp_path / "j.txt"
-    assert cli("jacobian", "x**2", "-i", "1,2", "-o", str(target)).exit_code == 0
-    np.testing.assert_array_equal(np.loadtxt(target), np.array([[2.0, 0.0], [0.0, 4.0]]))
-
-
-def test_output_replaces_only_on_success(tmp_path):
-    target = tmp_path / "j.json"
-    target.write_text("previous")
-    result = cli("jacobian", "x +* 2", "-i", "1", "-o", str(target))
-    assert result.exit_code == 1
-    assert target.read_text() == "previous"
-    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
-    assert cli("jacobian", "x*2", "-i", "1", "-o", str(target)).exit_code == 0
-    assert json.loads(target.read_text())["result"]["x"]["values"] == 2.0

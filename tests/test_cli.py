@@ -604,3 +604,26 @@ def test_output_npz_without_scipy_fails_before_computing(tmp_path, monkeypatch) 
 def test_output_pt_does_not_match_a_text_format(tmp_path) -> None:
     assert_user_error(run("jacobian", "x", "-i", "1,2", "-f", "json", "-o", str(tmp_path / "j.pt")),
                       "a .pt file is written as pt")
+
+
+# -- --output: files written whole, only on success ----------------------------------------------
+
+
+def test_output_files(tmp_path):
+    target = tmp_path / "j.npy"
+    assert run("jacobian", "x**2", "-i", "1,2", "-o", str(target)).exit_code == 0
+    np.testing.assert_array_equal(np.load(target), np.array([[2.0, 0.0], [0.0, 4.0]]))
+    target = tmp_path / "j.txt"
+    assert run("jacobian", "x**2", "-i", "1,2", "-o", str(target)).exit_code == 0
+    np.testing.assert_array_equal(np.loadtxt(target), np.array([[2.0, 0.0], [0.0, 4.0]]))
+
+
+def test_output_replaces_only_on_success(tmp_path):
+    target = tmp_path / "j.json"
+    target.write_text("previous")
+    result = run("jacobian", "x +* 2", "-i", "1", "-o", str(target))
+    assert result.exit_code == 1
+    assert target.read_text() == "previous"
+    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
+    assert run("jacobian", "x*2", "-i", "1", "-o", str(target)).exit_code == 0
+    assert json.loads(target.read_text())["result"]["x"]["values"] == 2.0
