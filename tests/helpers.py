@@ -1,4 +1,4 @@
-"""Test helpers shared by the CLI tests."""
+"""Test helpers shared by several test files: the CLI runner, recorded work, seeded tensors."""
 
 from __future__ import annotations
 
@@ -60,3 +60,26 @@ def record_work(monkeypatch) -> list[str]:
     monkeypatch.setattr(jacli.inputs.files, "read_file", read)
     monkeypatch.setattr(jacli.compile, "compile_expression", compiled)
     return work
+
+
+def cli(*argv: str):
+    """Run the jacli app in-process with --debug off; stdout and stderr kept apart."""
+    from jacli.cli import app
+
+    return cli_runner().invoke(app, list(argv), env={"JACLI_DEBUG": ""})
+
+
+def cli_json(*argv: str) -> dict:
+    """``cli(*argv, "--format", "json")``, which must succeed, parsed."""
+    import json
+
+    result = cli(*argv, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def random(shape, seed: int):
+    """A float64 standard-normal tensor from its own seeded generator (no global RNG state)."""
+    import torch
+
+    return torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))

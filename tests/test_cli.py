@@ -668,3 +668,26 @@ def test_sigterm_while_writing_leaves_no_temporary_file(tmp_path) -> None:
 def test_stdin_is_read_once_also_between_the_inputs_and_v() -> None:
     result = run("vjp", "x", "-i", "@-", "--v", "@-", input="1 2\n")
     assert_user_error(result, "x and --v all read @- (standard input)", "can be read only once")
+
+
+# -- --output: files written whole, only on success ----------------------------------------------
+
+
+def test_output_files(tmp_path):
+    target = tmp_path / "j.npy"
+    assert run("jacobian", "x**2", "-i", "1,2", "-o", str(target)).exit_code == 0
+    np.testing.assert_array_equal(np.load(target), np.array([[2.0, 0.0], [0.0, 4.0]]))
+    target = tmp_path / "j.txt"
+    assert run("jacobian", "x**2", "-i", "1,2", "-o", str(target)).exit_code == 0
+    np.testing.assert_array_equal(np.loadtxt(target), np.array([[2.0, 0.0], [0.0, 4.0]]))
+
+
+def test_output_replaces_only_on_success(tmp_path):
+    target = tmp_path / "j.json"
+    target.write_text("previous")
+    result = run("jacobian", "x +* 2", "-i", "1", "-o", str(target))
+    assert result.exit_code == 1
+    assert target.read_text() == "previous"
+    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
+    assert run("jacobian", "x*2", "-i", "1", "-o", str(target)).exit_code == 0
+    assert json.loads(target.read_text())["result"]["x"]["values"] == 2.0
