@@ -18,9 +18,9 @@ DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?|mps|auto")
 def check_names(device: str, dtype: Any) -> None:
     """Refuse unknown device or dtype names before anything heavy is imported."""
     if isinstance(device, str) and not DEVICE_PATTERN.fullmatch(device):
-        raise DeviceError(f"unknown device {device!r}; use cpu, cuda, cuda:N, mps or auto")
+        raise DeviceError(f"unknown device {device!r}; use cpu, cuda, cuda:N, mps or auto", param="device")
     if isinstance(dtype, str) and dtype not in DTYPES:
-        raise DeviceError(f"unknown dtype {dtype!r}; use {' or '.join(DTYPES)}")
+        raise DeviceError(f"unknown dtype {dtype!r}; use {' or '.join(DTYPES)}", param="dtype")
 
 
 def resolve_dtype(dtype: Any) -> Any:
@@ -29,11 +29,12 @@ def resolve_dtype(dtype: Any) -> Any:
 
     if isinstance(dtype, torch.dtype):
         if dtype not in (torch.float64, torch.float32):
-            raise DeviceError(f"dtype {dtype} is not supported; use float64 or float32")
+            raise DeviceError(f"dtype {dtype} is not supported; use float64 or float32", param="dtype")
         return dtype
     if not isinstance(dtype, str):  # the API's argument: 5 or numpy.float64 would reach getattr
         raise DeviceError(
-            f"dtype must be 'float64', 'float32' or a torch.dtype such as torch.float32, not {short_repr(dtype)}"
+            f"dtype must be 'float64', 'float32' or a torch.dtype such as torch.float32, not {short_repr(dtype)}",
+            param="dtype",
         )
     check_names("cpu", dtype)
     return getattr(torch, dtype)
@@ -50,7 +51,8 @@ def resolve_device(device: Any, dtype: Any) -> Any:
         device = str(device)
     if not isinstance(device, str):  # the API's argument: 5 has no .startswith
         raise DeviceError(
-            f"device must be a name such as 'cpu', 'cuda:0' or 'auto', or a torch.device, not {short_repr(device)}"
+            f"device must be a name such as 'cpu', 'cuda:0' or 'auto', or a torch.device, not {short_repr(device)}",
+            param="device",
         )
     check_names(device, "float64")
     if device == "auto":

@@ -317,14 +317,15 @@ def bind(variables: Sequence[str], given: list[tuple[str | None, Any]]) -> dict[
         if name not in variables:
             raise _unknown(f"input {name!r} is not used by the expression", name, variables, "inputs")
         if name in bound:
-            raise InputError(f"input {name!r} is given twice; give each variable once")
+            raise InputError(f"input {name!r} is given twice; give each variable once", param="inputs")
         bound[name] = value
     missing = [name for name in variables if name not in bound]
     if missing:
-        example = " ".join(f"-i {name}=1,2,3" for name in missing)
+        needs = f"no input for {', '.join(missing)}; the expression needs {', '.join(variables)}."
+        python = ", ".join(f"{name!r}: [1.0, 2.0]" for name in missing)
         raise InputError(
-            f"no input for {', '.join(missing)}; the expression needs {', '.join(variables)}. "
-            f"Give each one, e.g. {example}"
+            f"{needs} Give each one in `inputs`, e.g. {{{python}}}", param="inputs",
+            cli_message=f"{needs} Give each one, e.g. " + " ".join(f"-i {name}=1,2,3" for name in missing),
         )
     return bound
 

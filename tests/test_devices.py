@@ -42,11 +42,6 @@ def test_check_names_leaves_torch_objects_to_resolve() -> None:
     assert check_names(torch.device("cpu"), torch.float16) is None  # not names: resolve_* judge them
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="check_names raises DeviceError with param=None, though it knows whether "
-    "`device` or `dtype` was wrong (jacli.errors: param names the wrong parameter)",
-)
 @pytest.mark.parametrize("device,dtype,param", [("gpu", "float64", "device"), ("cpu", "float16", "dtype")])
 def test_check_names_errors_name_their_parameter(device: str, dtype: str, param: str) -> None:
     with pytest.raises(DeviceError) as caught:

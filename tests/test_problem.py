@@ -53,11 +53,6 @@ def test_missing_and_repeated_inputs() -> None:
         prepare("x**2", [("x", 1.0), ("x", 2.0)])
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="bind raises the missing-input and given-twice InputErrors with param=None, "
-    "though `inputs` is the wrong parameter (jacli.errors: param names it)",
-)
 def test_missing_and_repeated_inputs_name_the_inputs_parameter() -> None:
     for inputs in ({}, [("x", 1.0), ("x", 2.0)]):
         with pytest.raises(InputError) as caught:
