@@ -343,3 +343,42 @@ def _no_warnings():
             assert not self.caught, [str(w.message) for w in self.caught]
 
     return Guard()
+
+
+# -- only regular files, and budgets before copies (issue 10 item 4) ------------------------------
+
+
+def test_a_fifo_is_refused_instead_of_waiting_forever(tmp_path) -> None:
+    import os
+
+    from jacli.inputs.files import read_file
+    from jacli.inputs.spec import File
+
+    fifo = tmp_path / "numbers.txt"
+    os.mkfifo(fifo)  # nobody writes to it: opening it would block forever
+    with pytest.raises(InputError, match=r"is a pipe \(FIFO\), not a regular file.*@-"):
+        read_file(File(f"@{fifo}", str(fifo)), "x", budget=10**6)
+
+
+def test_a_link_to_a_device_is_refused(tmp_path) -> None:
+    from jacli.inputs.files import read_file
+    from jacli.inputs.spec import File
+
+    link = tmp_path / "zeros.txt"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(InputError, match="is a device or socket, not a regular file"):
+        read_file(File(f"@{link}", str(link)), "x", budget=10**6)
+
+
+def test_an_expanded_pt_tensor_is_sized_before_it_is_copied(tmp_path) -> None:
+    from jacli.inputs.files import read_file
+    from jacli.inputs.spec import File
+
+    path = tmp_path / "big.pt"
+    torch.save(torch.ones(1, dtype=F64).expand(30000, 30000), path)  # 1.5 kB on disk, 7.2 GB dense
+    assert path.stat().st_size < 10_000
+    with pytest.raises(ResourceError, match=r"900,000,000 elements\) would need 7.2 GB, over the memory budget of 1.0 GB"):
+        read_file(File(f"@{path}", str(path)), "x", budget=10**9)
+    small = tmp_path / "small.pt"
+    torch.save(torch.ones(1, dtype=F64).expand(2, 3), small)
+    assert torch.equal(read_file(File(f"@{small}", str(small)), "x", budget=10**9), torch.ones(2, 3, dtype=F64))
