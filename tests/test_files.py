@@ -161,8 +161,8 @@ def test_stdin_can_be_read_by_one_input_only() -> None:
 @pytest.mark.parametrize(
     "suffix,text,named",
     [
-        (".csv", "1,2\n3,x\n", ["line 2", "'x' is not a number"]),
-        (".csv", "a,b\n1,2\n", ["line 1", "'a'"]),
+        (".csv", "1,2\n3,x\n", ["line 2: value 2, 1 character long, is not a number"]),
+        (".csv", "a,b\n1,2\n", ["line 1: value 1,"]),
         (".csv", "1,2,3\n4,5\n", ["line 1 has 3 numbers", "line 2 has 2"]),
         (".txt", "# comment\n1 2 3\n\n4 5 6 7\n", ["line 2 has 3 numbers", "line 4 has 4"]),
         (".csv", "1,,3\n4,,6\n", ["line 1", "empty value"]),  # a missing value, not the row 1,3
@@ -170,10 +170,10 @@ def test_stdin_can_be_read_by_one_input_only() -> None:
         (".csv", "# nothing\n\n", ["holds no numbers"]),
         (".json", "[1, 2", ["not valid JSON"]),
         (".json", "", ["not valid JSON"]),
-        (".json", '{"a": 1}', ['{"a": 1} is not a number']),
-        (".json", "[1, null]", ["null is not a number"]),
-        (".json", "[true]", ["true is not a number"]),
-        (".json", '["one"]', ["'one' is not a number"]),
+        (".json", '{"a": 1}', ["holds an object with 1 key where a number or a list of numbers belongs"]),
+        (".json", "[1, null]", ["holds null where"]),
+        (".json", "[true]", ["holds true where"]),
+        (".json", '["one"]', ["holds a string of 3 characters where a number belongs"]),
         (".json", "[]", ["empty list"]),
         (".json", "[[1, 2], [3]]", ["item 1 has shape (1,)"]),
         (".json", "[[1, 2], 3]", ["item 1 has shape ()"]),
@@ -198,10 +198,10 @@ def test_bad_file_contents(tmp_path, suffix, text, named) -> None:
 
 def test_bad_stdin_names_standard_input(monkeypatch) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO("1 2\n3 four\n"))
-    with pytest.raises(InputError, match="x = standard input: line 2: 'four' is not a number"):
+    with pytest.raises(InputError, match="x = standard input: line 2: value 2, 4 characters long, is not a number"):
         make("@-")
     monkeypatch.setattr(sys, "stdin", io.StringIO("[1, 2"))  # not JSON, so read as rows
-    with pytest.raises(InputError, match=r"line 1: '\[1' is not a number"):
+    with pytest.raises(InputError, match=r"line 1: value 1, 2 characters long, is not a number"):
         make("@-")
 
 
@@ -382,3 +382,13 @@ def test_an_expanded_pt_tensor_is_sized_before_it_is_copied(tmp_path) -> None:
     small = tmp_path / "small.pt"
     torch.save(torch.ones(1, dtype=F64).expand(2, 3), small)
     assert torch.equal(read_file(File(f"@{small}", str(small)), "x", budget=10**9), torch.ones(2, 3, dtype=F64))
+
+
+def test_a_files_contents_are_never_echoed(tmp_path) -> None:
+    """jacli may run behind a web form: an error about a file names where, never what it holds."""
+    for suffix, text in ((".json", '{"password": "hunter2"}'), (".json", '["hunter2"]'), (".txt", "1 hunter2\n")):
+        path = tmp_path / f"secret{suffix}"
+        path.write_text(text)
+        with pytest.raises(InputError) as caught:
+            make(f"@{path}")
+        assert "hunter2" not in str(caught.value) and "secret" in str(caught.value)

@@ -156,11 +156,12 @@ def _from_text(text: str, where: str, name: str, json_only: bool = False) -> Any
             continue
         row = []
         # Commas with optional spaces, or spaces alone: "1,,3" is a missing value, not "1,3".
-        for value in re.split(r"\s*,\s*|\s+", line):
+        for column, value in enumerate(re.split(r"\s*,\s*|\s+", line), start=1):
             try:
                 row.append(read_float(value, f"{name} = {where}: line {number}"))
             except ValueError:
-                what = repr(value[:40]) if value else "an empty value"
+                # What the file holds is not echoed: it may be anything (a key, a password).
+                what = f"value {column}, {len(value)} character{'s' if len(value) != 1 else ''} long," if value else "an empty value"
                 raise InputError(f"{name} = {where}: line {number}: {what} is not a number") from None
         rows.append(row)
         line_numbers.append(number)
@@ -194,8 +195,21 @@ def _json_numbers(data: Any, where: str, depth: int = 0) -> Nested:
             raise InputError(f"{where}: lists nested deeper than {MAX_NESTING}")
         return [_json_numbers(item, where, depth + 1) for item in data]
     if isinstance(data, bool) or not isinstance(data, (int, float, str)):
-        raise InputError(f"{where}: {shorten(json.dumps(data), 40)} is not a number")
+        raise InputError(f"{where}: holds {_json_kind(data)} where a number or a list of numbers belongs")
     try:
         return read_float(data, where) if isinstance(data, str) else float(data)
     except (ValueError, OverflowError):
-        raise InputError(f"{where}: {shorten(repr(data), 40)} is not a number") from None
+        raise InputError(f"{where}: holds {_json_kind(data)} where a number belongs") from None
+
+
+def _json_kind(data: Any) -> str:
+    """What a JSON value is, without quoting it (a file's contents are not echoed)."""
+    if isinstance(data, dict):
+        return f"an object with {len(data)} key{'s' if len(data) != 1 else ''}"
+    if isinstance(data, str):
+        return f"a string of {len(data)} character{'s' if len(data) != 1 else ''}"
+    if isinstance(data, bool):
+        return "true" if data else "false"
+    if data is None:
+        return "null"
+    return "a number too large for float64" if isinstance(data, int) else f"a {type(data).__name__}"
