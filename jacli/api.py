@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, Layout, VJPMethod
 from jacli.errors import InputError, JacliWarning, ResourceError, ShapeError
-from jacli.problem import InputValue, Inputs, Problem, prepare, report_nonfinite
+from jacli.problem import UNTRUSTED_SECONDS, InputValue, Inputs, Problem, prepare, report_nonfinite
 from jacli.result import (
     Block,
     DiagonalBlock,
@@ -154,6 +154,7 @@ def compute_jacobian(
     dtype: Any = "float64",
     seed: int = 0,
     max_memory: int | None = None,
+    untrusted: bool = False,
     progress: Progress | None = None,
     symbolic: bool = False,
     det: bool = False,
@@ -173,6 +174,9 @@ def compute_jacobian(
             pattern) or ``symbolic``.
         seed: seeds ``rand``/``randn`` specs.
         max_memory: the memory budget in bytes (default: half the available memory).
+        untrusted: the inputs come from someone else (a web form): files and standard input are
+            refused, the budget is at most ``UNTRUSTED_BUDGET`` and SymPy's deadline
+            ``UNTRUSTED_SECONDS`` (also on with the environment variable ``JACLI_UNTRUSTED=1``).
         progress: ``progress(done, total)`` for the row loop.
         symbolic: also keep the exact derivative (``JacobianResult.symbolic``).
         det: also compute the determinant of the square Jacobian (all inputs together).
@@ -190,7 +194,7 @@ def compute_jacobian(
         decided["shapes"] = _structures(plan) if wanted else None
         decided["target"] = _target_layout(plan, chosen_layout, decided["shapes"])
 
-    problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory,
+    problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted,
                       result=decide)
     shapes, target = decided["shapes"], decided["target"]
     if chosen is JacobianMethod.auto:
@@ -229,13 +233,14 @@ def compute_vjp(
     dtype: Any = "float64",
     seed: int = 0,
     max_memory: int | None = None,
+    untrusted: bool = False,
 ) -> VJPResult:
     """Like ``vjp`` but returns the whole ``VJPResult``."""
     from jacli import inputs as specs
 
     chosen = VJPMethod.parse(method)
     v_spec = specs.parse_spec(specs.unnamed_v(v), for_v=True) if isinstance(v, str) else v
-    problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory,
+    problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted,
                       reads={"v": v_spec})
     v_tensor = problem.make_v(v_spec)
     chosen = VJPMethod.grad if chosen is VJPMethod.auto else chosen
@@ -256,6 +261,7 @@ def compute_jvp(
     dtype: Any = "float64",
     seed: int = 0,
     max_memory: int | None = None,
+    untrusted: bool = False,
 ) -> JVPResult:
     """J·u in one forward-mode pass, shaped like the output (``JVPResult.value``).
 
@@ -263,7 +269,7 @@ def compute_jvp(
         v: the direction: name → value for each input that moves (the others stay still), or a
             single value when the expression has one variable.
     """
-    problem = prepare(expr, inputs, device=device, dtype=dtype, seed=seed, max_memory=max_memory)
+    problem = prepare(expr, inputs, device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted)
     directions = problem.directions(v, "jvp")
     problem.wrt = tuple(directions)
     from jacli.engine import autodiff
@@ -284,6 +290,7 @@ def compute_grad(
     dtype: Any = "float64",
     seed: int = 0,
     max_memory: int | None = None,
+    untrusted: bool = False,
     symbolic: bool = False,
 ) -> GradResult:
     """The gradient of a single-element output: what ``y.backward()`` leaves in ``x.grad``.
@@ -292,7 +299,7 @@ def compute_grad(
         method: ``auto``/``reverse`` (torch.autograd.grad), ``forward`` (jacfwd) or ``symbolic``.
     """
     chosen = GradMethod.parse(method)
-    problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory)
+    problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted)
     problem.require_scalar("grad")
     chosen = GradMethod.reverse if chosen is GradMethod.auto else chosen
     exact = _exact(problem, chosen, _exact_jacobian) if symbolic or chosen is GradMethod.symbolic else None
@@ -324,6 +331,7 @@ def compute_hessian(
     dtype: Any = "float64",
     seed: int = 0,
     max_memory: int | None = None,
+    untrusted: bool = False,
     symbolic: bool = False,
 ) -> HessianResult:
     """The Hessian of a single-element output: one block per pair of inputs, keyed ``(a, b)``,
@@ -334,7 +342,7 @@ def compute_hessian(
             or ``symbolic``.
     """
     chosen = HessianMethod.parse(method)
-    problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory,
+    problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted,
                       result="hessian")
     problem.require_scalar("hessian")
     chosen = HessianMethod.forward if chosen is HessianMethod.auto else chosen
@@ -365,13 +373,14 @@ def compute_hvp(
     dtype: Any = "float64",
     seed: int = 0,
     max_memory: int | None = None,
+    untrusted: bool = False,
 ) -> HVPResult:
     """H·u for a single-element output, without building H, one tensor per input (shaped like it).
 
     Args:
         v: the direction, as for ``compute_jvp``; inputs without a direction stay still.
     """
-    problem = prepare(expr, inputs, device=device, dtype=dtype, seed=seed, max_memory=max_memory)
+    problem = prepare(expr, inputs, device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted)
     problem.require_scalar("hvp")
     directions = problem.directions(v, "hvp")
     tangents = [directions[name] if name in directions else problem.inputs[name].new_zeros(problem.inputs[name].shape)
@@ -621,11 +630,12 @@ def _exact(problem: Problem, method: Any, build: Callable[[Problem], Any]) -> An
     warning and the numbers come as usual."""
     from jacli.engine.exact import deadline
 
+    seconds = UNTRUSTED_SECONDS if problem.untrusted else None
     if method.value == "symbolic":
-        with deadline():
+        with deadline(seconds):
             return build(problem)
     try:
-        with deadline():
+        with deadline(seconds):
             return build(problem)
     except ResourceError as error:
         reason = str(error).split(". Use `method`")[0]

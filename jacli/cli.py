@@ -128,6 +128,11 @@ WRITE = {
         "for a diagonal or sparse Jacobian). The file is replaced only when everything succeeded.",
     )),
     "debug": (bool, typer.Option(False, "--debug", help="Show the Python traceback of an error (also JACLI_DEBUG=1).")),
+    "untrusted": (bool, typer.Option(
+        False, "--untrusted",
+        help="The expression and inputs come from someone else: refuse @file and @- inputs, hold "
+        "the memory budget to 256 MB and SymPy to 2 s (also JACLI_UNTRUSTED=1). See SECURITY.md.",
+    )),
 }
 
 
@@ -148,6 +153,7 @@ class _Options:
     output_format: Optional[Format] = None
     output: Optional[Path] = None
     debug: bool = False
+    untrusted: bool = False
 
     def specs(self) -> tuple[list, Optional[int]]:
         """The cheap checks (specs, device name, budget) before torch or SymPy load."""
@@ -214,8 +220,10 @@ def jacobian(
     method: JacobianMethod = typer.Option(
         JacobianMethod.auto, "--method", "-m",
         help="reverse (torch.func.jacrev), forward (jacfwd), rows (one autograd.grad per output "
-        "element), symbolic (SymPy's exact derivative, evaluated on torch), or auto: forward when "
-        "the inputs have fewer elements than the output, else reverse.",
+        "element), compressed (one JVP or VJP per colour of the formula's sparsity pattern), "
+        "symbolic (SymPy's exact derivative, evaluated on torch), or auto: compressed when the "
+        "pattern is diagonal or sparse and needs fewer passes, else forward when the inputs have "
+        "fewer elements than the output, else reverse.",
     ),
     symbolic: bool = SYMBOLIC,
     det: bool = typer.Option(
@@ -257,7 +265,7 @@ def jacobian(
             shown = Layout.dense
         return api.compute_jacobian(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
-            seed=o.seed, max_memory=budget, progress=_RowProgress(), symbolic=symbolic, det=det,
+            seed=o.seed, max_memory=budget, untrusted=o.untrusted, progress=_RowProgress(), symbolic=symbolic, det=det,
             layout=shown.value,
         )
 
@@ -300,7 +308,7 @@ def vjp(
         v_spec = spec_module.parse_spec(spec_module.unnamed_v(v), for_v=True)
         return api.compute_vjp(
             expression, specs, v_spec, wrt=wrt, method=method.value, device=o.device,
-            dtype=o.dtype.value, seed=o.seed, max_memory=budget,
+            dtype=o.dtype.value, seed=o.seed, max_memory=budget, untrusted=o.untrusted,
         )
 
     o.run(compute)
@@ -331,7 +339,7 @@ def jvp(
         specs, budget = o.specs()
         return api.compute_jvp(
             expression, specs, _directions(v), device=o.device, dtype=o.dtype.value, seed=o.seed,
-            max_memory=budget,
+            max_memory=budget, untrusted=o.untrusted,
         )
 
     o.run(compute)
@@ -365,7 +373,7 @@ def grad(
         specs, budget = o.specs()
         return api.compute_grad(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
-            seed=o.seed, max_memory=budget, symbolic=symbolic,
+            seed=o.seed, max_memory=budget, untrusted=o.untrusted, symbolic=symbolic,
         )
 
     o.run(compute)
@@ -401,7 +409,7 @@ def hessian(
         specs, budget = o.specs()
         return api.compute_hessian(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
-            seed=o.seed, max_memory=budget, symbolic=symbolic,
+            seed=o.seed, max_memory=budget, untrusted=o.untrusted, symbolic=symbolic,
         )
 
     o.run(compute)
@@ -428,7 +436,7 @@ def hvp(
         specs, budget = o.specs()
         return api.compute_hvp(
             expression, specs, _directions(v), device=o.device, dtype=o.dtype.value, seed=o.seed,
-            max_memory=budget,
+            max_memory=budget, untrusted=o.untrusted,
         )
 
     o.run(compute)
@@ -444,9 +452,10 @@ def check(
     *,
     o: _Options,
 ) -> None:
-    """Compute the Jacobian with every method (reverse, forward, rows, symbolic, finite
-    differences) in float64 and compare each with the exact answer. Exits 0 when all agree
-    within --rtol/--atol, 1 otherwise, so it can run in CI scripts.
+    """Compute the Jacobian with every method (reverse, forward, rows, compressed, symbolic,
+    finite differences) in float64 and compare each with the reference: the exact answer where
+    SymPy gives it, else reverse mode. Exits 0 when all agree within --rtol/--atol, 1 otherwise,
+    so it can run in CI scripts.
 
     Examples:
 
@@ -460,7 +469,7 @@ def check(
 
         verify.check_tolerances(rtol, atol)  # before reading any input
         specs, budget = o.specs()
-        return verify.check(expression, specs, wrt=wrt, rtol=rtol, atol=atol, seed=o.seed, max_memory=budget)
+        return verify.check(expression, specs, wrt=wrt, rtol=rtol, atol=atol, seed=o.seed, max_memory=budget, untrusted=o.untrusted)
 
     report = o.run(compute)
     if report is not None and not report.ok:
@@ -550,7 +559,10 @@ def _render(result: Any, out: _Out) -> None:
 
     if out.file is not None:
         _write_atomically(out.file, render.to_chunks(result, render.file_suffix(out.file), out.precision))
-        _diagnose(f"jacli: wrote {out.file}")
+        blocks = getattr(result, "blocks", {})
+        diagonal = any(getattr(block, "layout", "") == "diagonal" for block in blocks.values())
+        what = " (the diagonal, shaped like the output)" if diagonal and render.file_suffix(out.file) == ".npy" else ""
+        _diagnose(f"jacli: wrote {out.file}{what}")
         return
     chosen = out.format.value if out.format else ("pretty" if sys.stdout.isatty() else "plain")
     try:

@@ -80,10 +80,10 @@ def check_max_memory(value: Any) -> int | None:
         hint = "; for a size such as '2GB', pass jacli.limits.parse_size('2GB')" if isinstance(value, str) else ""
         raise InputError(
             f"max_memory must be a number of bytes as an int, such as 2 * 10**9, not "
-            f"{short_repr(value)}{hint}"
+            f"{short_repr(value)}{hint}", param="max_memory",
         )
     if value < 1:
-        raise InputError(f"max_memory must be at least 1 byte, not {format_integer(value)}")
+        raise InputError(f"max_memory must be at least 1 byte, not {format_integer(value)}", param="max_memory")
     return value
 
 

@@ -24,6 +24,12 @@ from jacli import devices, inputs as specs
 from jacli.errors import ExpressionError, InputError, JacliWarning, ShapeError
 from jacli.limits import check_budget, check_max_memory, default_budget
 
+UNTRUSTED_BUDGET = 256 * 10**6
+"""The memory budget of untrusted mode, at most (bytes)."""
+
+UNTRUSTED_SECONDS = 2.0
+"""SymPy's deadline in untrusted mode (the exact method, check's reference)."""
+
 InputValue = Any
 """A tensor, a number, nested lists of numbers, a spec string like ``"eye:3"``, or a parsed Spec."""
 
@@ -55,6 +61,7 @@ class Problem:
     plan: Any = None
     seed: int = 0
     given: dict[str, str] = field(default_factory=dict)
+    untrusted: bool = False
 
     @property
     def expression(self) -> str:
@@ -164,6 +171,7 @@ def prepare(
     max_memory: int | None = None,
     result: Any = None,
     reads: Mapping[str, Any] | None = None,
+    untrusted: bool = False,
 ) -> Problem:
     """Check, size and bind one problem; the expression is not evaluated.
 
@@ -179,6 +187,8 @@ def prepare(
             or a function of the plan that checks the result (it runs before any input is made).
         reads: other specs the call will read, such as ``{"v": spec}``: standard input is
             checked to be read once among them and the inputs.
+        untrusted: refuse files and standard input, and hold the budget to ``UNTRUSTED_BUDGET``
+            (also on with ``JACLI_UNTRUSTED=1`` in the environment).
 
     Returns:
         A ``Problem`` whose plan has checked every size against the budget.
@@ -191,6 +201,10 @@ def prepare(
     pairs = _input_pairs(inputs)
     given = [(name, specs.parse_spec(value) if isinstance(value, str) else value) for name, value in pairs]
     specs.check_python_numbers(given)
+    untrusted = untrusted or is_untrusted_environment()
+    if untrusted:
+        _refuse_files(given, reads)
+        max_memory = min(max_memory or UNTRUSTED_BUDGET, UNTRUSTED_BUDGET)
 
     # Spec sizes, the expression and the names are checked before torch (and, for the sizes,
     # SymPy) is imported, so that these errors answer at once.
@@ -211,7 +225,7 @@ def prepare(
     torch_dtype = devices.resolve_dtype(dtype)
     torch_device = devices.resolve_device(device, torch_dtype)
     budget = max_memory if max_memory is not None else cpu_budget or _default_budget(torch_device)
-    problem = Problem(compiled, {}, wrt_names, torch_device, torch_dtype, budget, seed=seed)
+    problem = Problem(compiled, {}, wrt_names, torch_device, torch_dtype, budget, seed=seed, untrusted=untrusted)
     problem.given = {name: spec_text(bound[name], bound[name]) for name in compiled.variables}
     labels = {name: specs.label(name, problem.given[name]) for name in compiled.variables}
 
@@ -236,6 +250,25 @@ def prepare(
             f"({', '.join(f'{n} {tuple(t.shape)}' for n, t in problem.inputs.items())})."
         )
     return problem
+
+
+def is_untrusted_environment() -> bool:
+    """``JACLI_UNTRUSTED`` set to anything but empty, 0, false, no or off."""
+    import os
+
+    return os.environ.get("JACLI_UNTRUSTED", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _refuse_files(given: list[tuple[str | None, Any]], reads: Mapping[str, Any] | None) -> None:
+    """Untrusted mode reads no file and no standard input: text from a form must not name them."""
+    named = [(name or "the input", spec) for name, spec in given]
+    named += [(f"`{name}`", spec) for name, spec in (reads or {}).items()]
+    for name, spec in named:
+        if isinstance(spec, specs.File):
+            raise InputError(
+                f"{name} = {spec.text}: files and standard input are refused in untrusted mode; "
+                "give the numbers themselves", param="inputs",
+            )
 
 
 def _check_spec_sizes(given: list[tuple[str | None, Any]], device: Any, dtype: Any, max_memory: int | None) -> int | None:

@@ -71,11 +71,12 @@ def check(
     seed: int = 0,
     max_memory: int | None = None,
     reference: Callable[..., Sequence[Any]] | None = None,
+    untrusted: bool = False,
 ) -> CheckReport:
     """Compute the Jacobian with every applicable method and compare them.
 
     Args:
-        expr, inputs, wrt, seed, max_memory: as for ``jacli.jacobian``.
+        expr, inputs, wrt, seed, max_memory, untrusted: as for ``jacli.compute_jacobian``.
         rtol, atol: the tolerance, gradcheck's rule; finite numbers >= 0.
         reference: replaces the reference method: ``reference(f, args, wrt_positions)`` returns
             one block per input (used by the tests to prove that check can fail).
@@ -89,7 +90,7 @@ def check(
     from jacli.problem import prepare
 
     check_tolerances(rtol, atol)
-    problem = prepare(expr, inputs, wrt=wrt, seed=seed, max_memory=max_memory, result="jacobian")
+    problem = prepare(expr, inputs, wrt=wrt, seed=seed, max_memory=max_memory, result="jacobian", untrusted=untrusted)
     f, args, positions = problem.compiled.function, problem.args, problem.wrt_positions
     names = list(problem.wrt)
     report = CheckReport(
@@ -99,7 +100,9 @@ def check(
     results: dict[str, Sequence[Any] | None] = {}
     notes: dict[str, str] = {}
     try:
-        with exact.deadline():
+        from jacli.problem import UNTRUSTED_SECONDS
+
+        with exact.deadline(UNTRUSTED_SECONDS if problem.untrusted else None):
             entries = exact.jacobian(problem.compiled.tree, problem.shapes, problem.wrt)
             results["symbolic"] = [exact.evaluate(entries[name], problem.variables, args, compile_tree) for name in names]
     except JacliError as error:  # too large to expand, or a SymPy limitation: skip, and say why

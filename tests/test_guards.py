@@ -375,3 +375,35 @@ def test_ctrl_c_while_the_cli_is_imported_is_one_line():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 130
     assert done.stderr == "Interrupted.\n" and done.stdout == ""
+
+
+# -- untrusted mode (issue 10 item 9) ------------------------------------------------------------
+
+
+def test_untrusted_mode_refuses_files_and_stdin(tmp_path):
+    path = tmp_path / "n.txt"
+    path.write_text("1 2\n")
+    for args in (["jacobian", "x", "-i", f"@{path}"], ["jacobian", "x", "-i", "@-"],
+                 ["vjp", "x", "-i", "1,2", "--v", f"@{path}"], ["check", "x", "-i", f"@{path}"]):
+        result = cli(*args, "--untrusted")
+        assert result.exit_code == 1 and result.stdout == "", args
+        assert "files and standard input are refused in untrusted mode" in result.stderr
+    with pytest.raises(jacli.InputError, match="refused in untrusted mode") as caught:
+        jacli.compute_jacobian("x", {"x": f"@{path}"}, untrusted=True)
+    assert caught.value.param == "inputs"
+    # numbers typed in are fine, and give the same Jacobian
+    assert torch.equal(jacli.compute_jacobian("x**2", {"x": [1.0, 2.0]}, untrusted=True).blocks["x"].to_dense(),
+                       torch.diag(torch.tensor([2.0, 4.0], dtype=torch.float64)))
+
+
+def test_untrusted_mode_holds_the_budget_and_the_exact_deadline(monkeypatch):
+    from jacli.problem import UNTRUSTED_BUDGET
+
+    problem = jacli.prepare("x", {"x": [1.0]}, max_memory=10**12, untrusted=True)
+    assert problem.budget == UNTRUSTED_BUDGET
+    monkeypatch.setenv("JACLI_UNTRUSTED", "1")  # the environment switches it on for the API too
+    assert jacli.prepare("x", {"x": [1.0]}).budget == UNTRUSTED_BUDGET
+    monkeypatch.delenv("JACLI_UNTRUSTED")
+    monkeypatch.setattr("jacli.api.UNTRUSTED_SECONDS", 0.3)
+    with pytest.raises(jacli.ResourceError, match="longer than its limit of 0.3 s"):
+        jacli.compute_grad("sum(x@x@x@x@x@x)", {"x": "randn:5x5"}, method="symbolic", untrusted=True)
