@@ -461,11 +461,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="timed calls per row (default 7, --quick 3)")
     parser.add_argument("--row-seconds", type=float, help="timed calls per row stop after this (default 10, --quick 3)")
     parser.add_argument("--max-call-seconds", type=float, help="skip what is estimated to take longer per call "
-                        "(default 20, --quick 4)")
+                        "(default 20, --quick 2)")
     options = parser.parse_args()
     options.repeats = options.repeats or (3 if options.quick else 7)
     options.row_seconds = options.row_seconds or (3.0 if options.quick else 10.0)
-    options.max_call_seconds = options.max_call_seconds or (4.0 if options.quick else 20.0)
+    options.max_call_seconds = options.max_call_seconds or (2.0 if options.quick else 20.0)
     if options.threads:
         torch.set_num_threads(options.threads)
     if options.device.startswith("cuda") and not torch.cuda.is_available():
