@@ -202,7 +202,7 @@ def make_plan(
     """
     labels = labels or {name: name for name in shapes}
     check_inputs_together([(labels[name], math.prod(shape) * itemsize) for name, shape in shapes.items()], budget)
-    sizes = infer(tree, shapes)
+    sizes = _inferred(text, tuple((name, tuple(shape)) for name, shape in shapes.items()), tree)
     plan = Plan(text, budget, itemsize, dict(shapes), tuple(wrt), sizes.output, sizes.intermediates, tree)
     check_budget(
         (plan.input_elements + plan.intermediates) * itemsize, budget,
@@ -216,6 +216,20 @@ def make_plan(
     elif callable(result):
         result(plan)
     return plan
+
+
+_INFERRED: dict[tuple[str, tuple], Any] = {}
+
+
+def _inferred(text: str, shapes: tuple, tree: sp.Basic) -> Any:
+    """``infer(tree, shapes)``, remembered per expression and shapes (a pure function of them):
+    a loop over points walks the tree once. Errors are not remembered; they are raised again."""
+    key = (text, shapes)
+    if key not in _INFERRED:
+        if len(_INFERRED) >= 256:
+            _INFERRED.clear()
+        _INFERRED[key] = infer(tree, dict(shapes))
+    return _INFERRED[key]
 
 
 def check_inputs_together(sizes: list[tuple[str, int]], budget: int) -> None:

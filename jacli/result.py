@@ -306,7 +306,7 @@ class JacobianResult(Result):
             diagonal (with ``symbolic``).
         det, det_symbolic: the Jacobian determinant (``det=True``) and its exact form.
         how: how the blocks were computed, when it is more than ``method`` says (e.g.
-            ``"diagonal: 1 JVP"``, ``"sparse: 3 colours"``).
+            ``"diagonal: 1 VJP"``, ``"sparse: 3 colours"``).
     """
 
     command: ClassVar[str] = "jacobian"

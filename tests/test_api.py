@@ -194,7 +194,7 @@ def test_jacobian_methods_give_the_hand_result(method: str) -> None:
 @pytest.mark.parametrize(
     "inputs,expr,expected",
     [
-        ({"x": [1.0, 2.0]}, "x**2", "compressed"),  # diagonal: 1 JVP instead of 2 passes
+        ({"x": [1.0, 2.0]}, "x**2", "compressed"),  # diagonal: 1 VJP instead of 2 passes
         ({"x": [1.0, 2.0]}, "x*sum(x)", "reverse"),  # dense, 2 inputs, 2 outputs: not fewer inputs
         ({"x": 1.0}, "[x, x**2, x**3]", "forward"),  # 1 input, 3 outputs
         ({"x": [1.0, 2.0, 3.0]}, "sum(x)", "reverse"),  # 3 inputs, 1 output
@@ -665,7 +665,7 @@ def test_layout_diagonal_by_hand() -> None:
     assert torch.equal(block.diagonal, expected)
     dense = api.compute_jacobian("(x+1)**2", [(None, "eye:5")], method="reverse", layout="dense")
     assert torch.equal(block.to_dense(), dense.blocks["x"].to_dense())
-    assert result.method == "compressed" and result.how.startswith("diagonal: 1 JVP")
+    assert result.method == "compressed" and result.how.startswith("diagonal: 1 VJP")
 
 
 def test_layout_sparse_by_hand() -> None:

@@ -709,8 +709,8 @@ def test_json_sparse_block_round_trips_to_the_dense_jacobian() -> None:
 
 
 def test_json_says_how_when_told() -> None:
-    document = strict_loads(render.to_json(diagonal_result(how="diagonal: 1 JVP")))
-    assert set(document) == TOP_LEVEL_KEYS | {"how"} and document["how"] == "diagonal: 1 JVP"
+    document = strict_loads(render.to_json(diagonal_result(how="diagonal: 1 VJP")))
+    assert set(document) == TOP_LEVEL_KEYS | {"how"} and document["how"] == "diagonal: 1 VJP"
 
 
 def test_json_nan_in_a_structured_block_is_a_string() -> None:
@@ -759,11 +759,11 @@ def test_plain_dense_beside_structured_is_unchanged() -> None:
 
 
 def test_pretty_diagonal_says_what_is_zero_and_shows_the_diagonal() -> None:
-    text = pretty(diagonal_result(how="diagonal: 1 JVP"))
+    text = pretty(diagonal_result(how="diagonal: 1 VJP"))
     assert "∂y/∂x  shape (5, 5, 5, 5) = output (5, 5) + x (5, 5)" in text
     assert "∂y/∂x is diagonal: ∂y[m,n]/∂x[i,j] = 0 unless (m,n) = (i,j); 25 of 625 entries stored" in text
     assert "∂y[i,j]/∂x[i,j], shaped like y:" in text
-    assert "     how  diagonal: 1 JVP" in text
+    assert "     how  diagonal: 1 VJP" in text
     assert matrix_cells(text) == {(i, j): "4" if i == j else "2" for i in range(5) for j in range(5)}
     assert len(text.splitlines()) <= 20  # a few lines, not 625 entries
 
