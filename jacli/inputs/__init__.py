@@ -15,14 +15,13 @@ Example:
 """
 
 from jacli.inputs.build import (
-    check_dense,
     check_python_number,
     check_python_numbers,
     fit_to_output,
     materialize,
     seed_for,
 )
-from jacli.inputs.files import check_single_stdin, read_file
+from jacli.inputs.files import check_dense, check_single_stdin, read_file
 from jacli.inputs.spec import (
     CONSTRUCTORS,
     FILE_SUFFIXES,

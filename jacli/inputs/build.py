@@ -142,36 +142,6 @@ def _onehot(spec: OneHot, shape: tuple[int, ...], dtype: Any, device: Any) -> An
     return tensor
 
 
-def check_dense(tensor: Any, where: str, saved: bool = False) -> None:
-    """Refuse tensors that hold no plain array of numbers: meta (no data), sparse, nested,
-    quantized. torch.func and the formulas need a dense, strided tensor; converting silently
-    could allocate far more than the file's size (a sparse tensor's dense form), so the user
-    converts, knowing the cost.
-
-    Args:
-        where: how messages name the tensor, e.g. ``x = @x.pt`` or ``inputs['x']``.
-        saved: the tensor came from a file, so the advice is to convert it before saving.
-    """
-    import torch
-
-    if tensor.is_meta:
-        what, fix = "a meta tensor (a shape without numbers)", "one that holds numbers"
-    elif tensor.is_nested:
-        what, fix = "a nested tensor", "t.to_padded_tensor(0.0), or each of its tensors on its own"
-    elif tensor.layout != torch.strided:
-        layout = str(tensor.layout).replace("torch.", "")
-        kind = f"sparse {layout[len('sparse_'):].upper()}" if layout.startswith("sparse_") else layout
-        what, fix = f"a {kind} tensor", "t.to_dense()"
-    elif tensor.is_quantized:
-        what, fix = "a quantized tensor", "t.dequantize()"
-    else:
-        return
-    raise InputError(
-        f"{where}: holds {what}; jacli needs a dense, strided tensor of real numbers, so "
-        f"{'save' if saved else 'give'} {fix} instead"
-    )
-
-
 def check_python_numbers(given: Iterable[tuple[str | None, Any]]) -> None:
     """``check_python_number`` for each of the API's inputs, named ``inputs['x']``."""
     for name, value in given:

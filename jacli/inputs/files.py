@@ -74,8 +74,6 @@ def read_file(spec: File, name: str, budget: int | None = None) -> Any:
                 loaded = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(loaded, torch.Tensor) or loaded.is_complex():
                 raise InputError(f"{name} = @{path}: does not hold one real tensor")
-            from jacli.inputs.build import check_dense  # here: build imports this module
-
             check_dense(loaded, f"{name} = @{path}", saved=True)
             if budget is not None:  # before the copy: expand() saves 30000 x 30000 in 1.6 kB
                 check_budget(loaded.numel() * 8, budget, f"{name} = @{path} ({loaded.numel():,} elements)",
@@ -99,6 +97,36 @@ def read_file(spec: File, name: str, budget: int | None = None) -> Any:
             reason = "it holds Python objects (pickled data), which jacli never loads"
         raise InputError(f"{name} = @{path}: not a readable {suffix} file ({reason})") from None
     return _from_text(text, f"@{path}", name, json_only=suffix == ".json")
+
+
+def check_dense(tensor: Any, where: str, saved: bool = False) -> None:
+    """Refuse tensors that hold no plain array of numbers: meta (no data), sparse, nested,
+    quantized. torch.func and the formulas need a dense, strided tensor; converting silently
+    could allocate far more than the file's size (a sparse tensor's dense form), so the user
+    converts, knowing the cost.
+
+    Args:
+        where: how messages name the tensor, e.g. ``x = @x.pt`` or ``inputs['x']``.
+        saved: the tensor came from a file, so the advice is to convert it before saving.
+    """
+    import torch
+
+    if tensor.is_meta:
+        what, fix = "a meta tensor (a shape without numbers)", "one that holds numbers"
+    elif tensor.is_nested:
+        what, fix = "a nested tensor", "t.to_padded_tensor(0.0), or each of its tensors on its own"
+    elif tensor.layout != torch.strided:
+        layout = str(tensor.layout).replace("torch.", "")
+        kind = f"sparse {layout[len('sparse_'):].upper()}" if layout.startswith("sparse_") else layout
+        what, fix = f"a {kind} tensor", "t.to_dense()"
+    elif tensor.is_quantized:
+        what, fix = "a quantized tensor", "t.dequantize()"
+    else:
+        return
+    raise InputError(
+        f"{where}: holds {what}; jacli needs a dense, strided tensor of real numbers, so "
+        f"{'save' if saved else 'give'} {fix} instead"
+    )
 
 
 def _check_regular(path: str, name: str) -> None:
