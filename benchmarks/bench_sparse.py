@@ -4,7 +4,7 @@ For each case the same hand-written torch function is differentiated by
   * torch.func.jacrev / jacfwd (dense: one pass per output / input element);
   * jacli.engine.compressed.jacobian_compressed, forward and reverse, with the colouring made
     once beforehand (it is reused, as a "prepare" step would) and timed on its own;
-  * for the elementwise case, jacobian_diagonal (one JVP) and one hand-written VJP with ones.
+  * for the elementwise case, jacobian_diagonal (one VJP) and one hand-written VJP with ones.
 It prints medians and the ratio to torch.func.jacrev. Nothing is asserted.
 
     python benchmarks/bench_sparse.py            # n = 10^4 (diagonal n = 4096), 5 repeats
@@ -138,7 +138,7 @@ def main() -> None:
     reference = timed(lambda: torch.func.jacrev(elementwise)(x), repeats)
     row(name, "torch.func.jacrev (dense)", reference, reference)
     row(name, "one hand-written VJP with ones", timed(lambda: one_vjp(x), repeats), reference)
-    row(name, "jacobian_diagonal (one JVP)", timed(lambda: jacobian_diagonal(elementwise, (x,), 0), repeats),
+    row(name, "jacobian_diagonal (one VJP)", timed(lambda: jacobian_diagonal(elementwise, (x,), 0), repeats),
         reference)
     row(name, "compressed forward (1 colour)",
         timed(lambda: jacobian_compressed(elementwise, (x,), 0, diagonal, "forward"), repeats), reference)

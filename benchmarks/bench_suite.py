@@ -2,7 +2,7 @@
 
 For each case the same function is differentiated by
   * jacli through the API (``jacli.api.compute_jacobian``): ``layout="dense"`` (whatever jacli
-    picks: one JVP for a diagonal Jacobian, one pass per colour for a sparse one, jacrev/jacfwd
+    picks: one VJP for a diagonal Jacobian, one pass per colour for a sparse one, jacrev/jacfwd
     for a dense one, filled into a dense tensor), the structured layout (``diagonal`` or
     ``sparse``) where the formula has one, and ``method="reverse"`` / ``"forward"`` (dense);
   * the peers, on the same function written by hand in torch: the row loop (one
