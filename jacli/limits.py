@@ -44,9 +44,25 @@ def available_memory() -> int:
         return 4 * 10**9
 
 
+_READ: list[tuple[float, int]] = []
+"""The last reading of available memory and when it was made (see ``default_budget``)."""
+
+REREAD_SECONDS = 1.0
+
+
 def default_budget() -> int:
-    """The default memory budget in bytes: half of what is available."""
-    return int(available_memory() * BUDGET_FRACTION)
+    """The default memory budget in bytes: half of what is available.
+
+    Read at most once a second: a loop of library calls would otherwise read /proc/meminfo for
+    each (a tenth of a millisecond, as much as a small Jacobian), and what is available does not
+    change that fast in a way a budget could follow anyway.
+    """
+    import time
+
+    now = time.monotonic()
+    if not _READ or now - _READ[0][0] > REREAD_SECONDS:
+        _READ[:] = [(now, available_memory())]
+    return int(_READ[0][1] * BUDGET_FRACTION)
 
 
 def parse_size(text: str) -> int:

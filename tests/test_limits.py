@@ -122,7 +122,19 @@ def test_default_budget_is_half_of_available_memory(monkeypatch) -> None:
     budget = default_budget()
     assert 0 < budget <= available_memory()
     monkeypatch.setattr(limits, "available_memory", lambda: 10**10)
+    monkeypatch.setattr(limits, "_READ", [])  # forget the last reading
     assert default_budget() == 5 * 10**9
+
+
+def test_available_memory_is_read_at_most_once_a_second(monkeypatch) -> None:
+    readings = iter([10**10, 4 * 10**9])
+    clock = iter([100.0, 100.5, 101.6])
+    monkeypatch.setattr(limits, "available_memory", lambda: next(readings))
+    monkeypatch.setattr(limits, "_READ", [])
+    monkeypatch.setattr("time.monotonic", lambda: next(clock))
+    assert default_budget() == 5 * 10**9  # read at 100.0
+    assert default_budget() == 5 * 10**9  # 100.5: the same reading
+    assert default_budget() == 2 * 10**9  # 101.6: read again
 
 
 def test_available_memory_is_at_most_physical_memory() -> None:
