@@ -200,8 +200,26 @@ def compute_jacobian(
     shapes, target = decided["shapes"], decided["target"]
     if chosen is JacobianMethod.auto:
         chosen = _auto_method(problem, shapes)
+        if chosen is not JacobianMethod.compressed and shapes is not None and target is Layout.dense:
+            chosen = JacobianMethod.auto  # structured accumulation may apply; decided below
     exact = _exact(problem, chosen, _exact_jacobian) if symbolic or chosen is JacobianMethod.symbolic else None
-    if chosen is JacobianMethod.compressed:
+    structured = None
+    if chosen in (JacobianMethod.auto, JacobianMethod.structured) and target is Layout.dense:
+        structured = _structured(problem)
+        if structured is None and chosen is JacobianMethod.structured:
+            raise ShapeError(
+                "`method` structured covers vectors and scalars, arithmetic, elementwise functions "
+                "of one argument and a constant matrix times a vector; this formula holds more. "
+                "Use `method` auto", param="method",
+            )
+    if structured is None and chosen is JacobianMethod.auto:
+        chosen = JacobianMethod(problem.plan.jacobian_method())
+    if structured is not None:
+        chosen = JacobianMethod.structured
+        output, values = structured
+        blocks = {name: JacobianBlock(name, value) for name, value in values.items()}
+        how = "each intermediate's Jacobian kept as zero, diagonal or dense through the chain rule"
+    elif chosen is JacobianMethod.compressed:
         output, blocks, how = _compressed(problem, shapes, target)
     else:
         output, values, how = _dense(problem, chosen, exact, progress)
@@ -548,6 +566,20 @@ def _arange_like(block: Any) -> Any:
     import torch
 
     return torch.arange(block.diagonal.numel(), device=block.diagonal.device)
+
+
+def _structured(problem: Problem) -> tuple[Any, dict[str, Any]] | None:
+    """Structured accumulation for every ``wrt`` input, or None where the formula is not covered."""
+    from jacli.engine.structured import accumulate
+
+    values, output = {}, None
+    for name in problem.wrt:
+        with _running(problem):
+            found = accumulate(problem.compiled.tree, problem.inputs, name)
+        if found is None:
+            return None
+        output, values[name] = found
+    return output.reshape(problem.plan.output_shape), values
 
 
 def _dense(problem: Problem, chosen: JacobianMethod, exact: Any, progress: Progress | None) -> tuple[Any, dict[str, Any], str]:

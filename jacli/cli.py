@@ -221,9 +221,11 @@ def jacobian(
         JacobianMethod.auto, "--method", "-m",
         help="reverse (torch.func.jacrev), forward (jacfwd), rows (one autograd.grad per output "
         "element), compressed (one JVP or VJP per colour of the formula's sparsity pattern), "
+        "structured (each intermediate's Jacobian kept as zero, diagonal or dense: a constant "
+        "matrix times a vector, arithmetic, elementwise functions), "
         "symbolic (SymPy's exact derivative, evaluated on torch), or auto: compressed when the "
-        "pattern is diagonal or sparse and needs fewer passes, else forward when the inputs have "
-        "fewer elements than the output, else reverse.",
+        "pattern is diagonal or sparse and needs fewer passes, else structured where it applies, "
+        "else forward when the inputs have fewer elements than the output, else reverse.",
     ),
     symbolic: bool = SYMBOLIC,
     det: bool = typer.Option(
@@ -452,7 +454,7 @@ def check(
     *,
     o: _Options,
 ) -> None:
-    """Compute the Jacobian with every method (reverse, forward, rows, compressed, symbolic,
+    """Compute the Jacobian with every method (reverse, forward, rows, compressed, structured, symbolic,
     finite differences) in float64 and compare each with the reference: the exact answer where
     SymPy gives it, else reverse mode. Exits 0 when all agree within --rtol/--atol, 1 otherwise,
     so it can run in CI scripts.

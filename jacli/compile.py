@@ -151,34 +151,6 @@ def _as_tensor(value: Any, args: tuple) -> torch.Tensor:
     return torch.tensor(value, dtype=like.dtype, device=like.device)
 
 
-# Python ints inside int64 stay ints (exact integer powers such as x**3); larger ones would
-# overflow torch's int64 scalars ("int too big to convert"), so they become the nearest float,
-# which is what float64 arithmetic on them gives anyway.
-_INT64_MAX = 2**63 - 1
-
-
-def _number(value: sp.Basic) -> float | int:
-    """A SymPy number as the nearest Python number (small ints stay exact for integer powers).
-
-    Beyond float64's range (a constant of an exact derivative such as 10**600) it is ±inf,
-    as float64 arithmetic would make it.
-    """
-    if isinstance(value, sp.Integer):
-        number = int(value)
-        return number if abs(number) <= _INT64_MAX else _float(number, 1)
-    if isinstance(value, sp.Rational):
-        return _float(int(value.p), int(value.q))
-    return float(value)
-
-
-def _float(numerator: int, denominator: int) -> float:
-    """numerator / denominator correctly rounded, or ±inf past float64's largest number."""
-    try:
-        return numerator / denominator  # int / int is correctly rounded
-    except OverflowError:
-        return math.inf if (numerator > 0) == (denominator > 0) else -math.inf
-
-
 # NOTE [shared sub-expressions]
 # Structurally equal subtrees (the three sin(x) of sin(x)*sin(x) + sin(x): SymPy trees compare
 # and hash by structure) compile to one ``_Shared`` node. A shared node used in more than one
@@ -188,8 +160,6 @@ def _float(numerator: int, denominator: int) -> float:
 # tensors. A node used in one place skips the memo, so its value is freed as soon as its parent
 # has used it. The values are those torch computes for the text, bit for bit; a gradient through
 # a shared node is summed there first, as torch does for a variable used twice.
-
-
 class _Shared:
     """A compiled sub-expression, and how many places in the tree use it."""
 
@@ -234,7 +204,7 @@ class _Compiler:
             read = self.read_symbol(tree)
             return lambda args, memo: read(args)
         if isinstance(tree, (sp.Number, sp.NumberSymbol)):
-            value = _number(tree)
+            value = nodes.number(tree)
             return lambda args, memo: value
         shared = self.built.get(tree)
         if shared is not None:
@@ -368,7 +338,7 @@ class _Compiler:
                 return self._apply(tree, [base], torch.rsqrt)
             if exponent == sp.S.NegativeOne:
                 return self._apply(tree, [base], torch.reciprocal)
-            power = _number(exponent)
+            power = nodes.number(exponent)
             return self._apply(tree, [base], lambda x: torch.pow(x, power))
         return self._binary(tree, self.node(base), self.node(exponent), torch.pow)
 

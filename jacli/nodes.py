@@ -17,6 +17,8 @@ subtraction (``a + (-1)*b``) and division (``a * b**-1``), for the compiler and 
 
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 from sympy.core.symbol import Str
 
@@ -159,3 +161,31 @@ def reciprocal_base(factor: sp.Basic) -> sp.Basic | None:
     if isinstance(factor, sp.Pow) and factor.args[1] == sp.S.NegativeOne:
         return factor.args[0]
     return None
+
+
+# Python ints inside int64 stay ints (exact integer powers such as x**3); larger ones would
+# overflow torch's int64 scalars ("int too big to convert"), so they become the nearest float,
+# which is what float64 arithmetic on them gives anyway.
+_INT64_MAX = 2**63 - 1
+
+
+def number(value: sp.Basic) -> float | int:
+    """A SymPy number as the nearest Python number (small ints stay exact for integer powers).
+
+    Beyond float64's range (a constant of an exact derivative such as 10**600) it is ±inf,
+    as float64 arithmetic would make it.
+    """
+    if isinstance(value, sp.Integer):
+        number = int(value)
+        return number if abs(number) <= _INT64_MAX else _float(number, 1)
+    if isinstance(value, sp.Rational):
+        return _float(int(value.p), int(value.q))
+    return float(value)
+
+
+def _float(numerator: int, denominator: int) -> float:
+    """numerator / denominator correctly rounded, or ±inf past float64's largest number."""
+    try:
+        return numerator / denominator  # int / int is correctly rounded
+    except OverflowError:
+        return math.inf if (numerator > 0) == (denominator > 0) else -math.inf

@@ -112,6 +112,9 @@ def check(
         chunk = {"reverse": problem.plan.reverse_chunk, "forward": problem.plan.forward_chunk}.get(method, lambda: None)()
         results[method] = autodiff.jacobian(f, args, positions, method, chunk_size=chunk)[1]
     results["compressed"] = _compressed_blocks(problem)
+    results["structured"] = _structured_blocks(problem)
+    if results["structured"] is None:
+        notes["structured"] = "covers vectors, arithmetic, elementwise functions and a constant matrix times a vector"
     fd_blocks, fd_errors = finite.finite_differences(f, args, positions)
     results[FD] = fd_blocks
 
@@ -142,6 +145,19 @@ def check(
                 entry = compare(method, blocks, reference_blocks, rtol, atol, slack, crossing, names)
         report.methods.append(entry)
     return report
+
+
+def _structured_blocks(problem: Any) -> list[Any] | None:
+    """Structured accumulation for each input, or None where the formula is not covered."""
+    from jacli.engine.structured import accumulate
+
+    blocks = []
+    for name in problem.wrt:
+        found = accumulate(problem.compiled.tree, problem.inputs, name)
+        if found is None:
+            return None
+        blocks.append(found[1])
+    return blocks
 
 
 def _compressed_blocks(problem: Any) -> list[Any]:

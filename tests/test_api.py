@@ -608,7 +608,7 @@ def test_symbolic_display_of_a_large_problem_is_skipped_with_a_warning() -> None
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: api.compute_jacobian("tanh(A @ x)", {"A": "randn:4x3", "x": "randn:3"}, wrt=["x"]),
+        lambda: api.compute_jacobian("tanh(A @ x)", {"A": "randn:4x3", "x": "randn:3"}, wrt=["x"], method="reverse"),
         lambda: api.compute_jacobian("[x*y, x + y, x - y]", {"x": 1.0, "y": 2.0}),  # auto: forward
         lambda: api.compute_jacobian("(x+1)**2", {"x": "eye:3"}, method="forward"),
         lambda: api.compute_jacobian("(x+1)**2", {"x": "eye:3"}, method="rows"),
@@ -926,3 +926,26 @@ def test_det_of_polar_is_r():
 def test_det_needs_square():
     result = cli("jacobian", "[x*y, x+y, x-y]", "-i", "x=1", "-i", "y=2", "--det")
     assert result.exit_code == 1 and "square" in result.stderr and result.stdout == ""
+
+
+def test_structured_accumulation_evaluates_the_formula_in_its_own_single_walk(monkeypatch) -> None:
+    """The structured method computes values and Jacobians in one walk of the tree; it never
+    calls the compiled function, so the formula is still evaluated once."""
+    from jacli import compile as compile_module
+
+    calls = []
+    real = compile_module.compile_expression
+
+    def counting(text):
+        compiled = real(text)
+        import dataclasses
+
+        def counted(*args):
+            calls.append(text)
+            return compiled.function(*args)
+
+        return dataclasses.replace(compiled, function=counted, checked=counted)
+
+    monkeypatch.setattr(compile_module, "compile_expression", counting)
+    result = api.compute_jacobian("tanh(A @ x)", {"A": "randn:4x3", "x": "randn:3"}, wrt=["x"])
+    assert result.method == "structured" and calls == []

@@ -9,7 +9,7 @@ from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, Layo
 from jacli.errors import InputError
 
 MEMBERS = {
-    JacobianMethod: ["auto", "reverse", "forward", "rows", "compressed", "symbolic"],
+    JacobianMethod: ["auto", "reverse", "forward", "rows", "compressed", "structured", "symbolic"],
     VJPMethod: ["auto", "grad", "backward"],
     GradMethod: ["auto", "reverse", "forward", "symbolic"],
     HessianMethod: ["auto", "forward", "reverse", "symbolic"],

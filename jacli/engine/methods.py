@@ -10,7 +10,7 @@ Example:
     >>> JacobianMethod.parse("revers")
     Traceback (most recent call last):
     ...
-    jacli.errors.InputError: method 'revers' is not a Jacobian method; did you mean reverse? Use auto, reverse, forward, rows, compressed or symbolic
+    jacli.errors.InputError: method 'revers' is not a Jacobian method; did you mean reverse? Use auto, reverse, forward, rows, compressed, structured or symbolic
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class JacobianMethod(Method):
     forward = "forward"
     rows = "rows"
     compressed = "compressed"
+    structured = "structured"
     symbolic = "symbolic"
 
 
