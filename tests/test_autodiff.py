@@ -348,3 +348,19 @@ def test_jacobian_elements_by_hand() -> None:
     assert autodiff.jacobian_elements((), [(5,)]) == 5
 
 
+
+
+def test_a_hessian_of_several_inputs_is_one_packed_hessian_cut_into_blocks() -> None:
+    """Packing the inputs into one vector must give torch.func.hessian's own blocks."""
+    g = torch.Generator().manual_seed(4)
+    a = torch.rand(2, dtype=torch.float64, generator=g)
+    b = torch.rand((), dtype=torch.float64, generator=g)
+    c = torch.rand(3, dtype=torch.float64, generator=g)
+    f = lambda a, b, c: (a.sum() * b) ** 2 + torch.sin(c * b).sum() * a[0]  # noqa: E731
+    for method in ("forward", "reverse"):
+        output, blocks = autodiff.hessian(f, (a, b, c), (0, 1, 2), method)
+        reference = torch.func.hessian(f, argnums=(0, 1, 2))(a, b, c)
+        torch.testing.assert_close(output, f(a, b, c))
+        for i in range(3):
+            for j in range(3):
+                torch.testing.assert_close(blocks[i, j], reference[i][j], rtol=1e-13, atol=1e-13)
