@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 from typing import Callable
 
 import torch
@@ -26,30 +24,7 @@ import torch
 import jacli
 from jacli.compile import compile_expression
 
-
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``fn`` in seconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def rows_loop(f: Callable[..., torch.Tensor], *args: torch.Tensor) -> list[torch.Tensor]:
-    """The classic loop as tutorials write it: one autograd.grad per output element."""
-    leaves = [a.detach().requires_grad_() for a in args]
-    y = f(*leaves)
-    blocks = [torch.zeros(y.shape + a.shape, dtype=y.dtype) for a in leaves]
-    for k in range(y.numel()):
-        one_hot = torch.zeros_like(y)
-        one_hot.view(-1)[k] = 1
-        grads = torch.autograd.grad(y, leaves, one_hot, retain_graph=True)
-        for block, grad in zip(blocks, grads):
-            block.view(y.numel(), -1)[k] = grad.reshape(-1)
-    return blocks
+from common import median_time, row_loop
 
 
 def cases(n: int) -> list[tuple[str, str, dict[str, torch.Tensor], Callable[..., torch.Tensor], Callable]]:
@@ -104,22 +79,22 @@ def main() -> None:
         args = tuple(inputs.values())
         wrt = WRT.get(name, tuple(inputs))
         argnums = tuple(i for i, n in enumerate(inputs) if n in wrt)
-        reference = timed(lambda: torch.func.jacrev(hand, argnums=argnums)(*args), repeats)
+        reference = median_time(lambda: torch.func.jacrev(hand, argnums=argnums)(*args), repeats)
         rows = [("torch.func.jacrev (hand-written)", reference)]
         rows.append(("torch.func.jacfwd (hand-written)",
-                     timed(lambda: torch.func.jacfwd(hand, argnums=argnums)(*args), repeats)))
+                     median_time(lambda: torch.func.jacfwd(hand, argnums=argnums)(*args), repeats)))
         if len(argnums) == len(args):  # the tutorial loop differentiates every input
-            rows.append(("row loop (hand-written)", timed(lambda: rows_loop(hand, *args), repeats)))
+            rows.append(("row loop (hand-written)", median_time(lambda: row_loop(hand, args), repeats)))
         compile_expression(expression)  # compiled once, as the cache does for repeated calls
         for method in ("reverse", "forward", "rows"):
             rows.append((f"jacli --method {method}",
-                         timed(lambda: jacli.jacobian(expression, inputs, wrt=list(wrt), method=method), repeats)))
+                         median_time(lambda: jacli.jacobian(expression, inputs, wrt=list(wrt), method=method), repeats)))
         if jax is not None:
             jax_fn = jax_version(jax, jnp)
             jax_args = [jnp.asarray(t.numpy()) for t in args]
             for label, transform in (("jax jit(jacrev)", jax.jacrev), ("jax jit(jacfwd)", jax.jacfwd)):
                 compiled = jax.jit(transform(jax_fn, argnums=argnums))
-                rows.append((label, timed(lambda: jax.block_until_ready(compiled(*jax_args)), repeats)))
+                rows.append((label, median_time(lambda: jax.block_until_ready(compiled(*jax_args)), repeats)))
         for method, seconds in rows:
             print(f"{name:<24} {method:<34} {seconds * 1e3:>10.3f} {seconds / reference:>9.2f}")
 

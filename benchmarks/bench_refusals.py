@@ -29,7 +29,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -42,17 +41,7 @@ import jacli  # noqa: E402
 from jacli import api  # noqa: E402
 from jacli.errors import ResourceError  # noqa: E402
 
-
-def median_time(fn: Callable[[], object], repeats: int, warm_up: bool = True) -> float:
-    """Median wall time of ``fn`` in seconds, after one warm-up call when ``warm_up``."""
-    if warm_up:
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from common import median_time  # noqa: E402
 
 
 def refused(fn: Callable[[], object]) -> Callable[[], None]:

@@ -18,26 +18,14 @@ import argparse
 import math
 import os
 import platform
-import statistics
-import time
 from types import SimpleNamespace
-from typing import Callable
 
 import numpy as np
 import torch
 
 from jacli.engine.compressed import color_columns, color_rows, jacobian_compressed, jacobian_diagonal
 
-
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``fn`` in seconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from common import median_time  # noqa: E402
 
 
 def csr_pattern(output_shape, input_shape, columns: np.ndarray) -> SimpleNamespace:
@@ -111,7 +99,7 @@ def main() -> None:
         for label, colorer, strategy in [("color_columns", color_columns, "natural"),
                                          ("color_columns", color_columns, "auto"),
                                          ("color_rows", color_rows, "auto")]:
-            seconds = timed(lambda: colorer(pattern, strategy=strategy), repeats)
+            seconds = median_time(lambda: colorer(pattern, strategy=strategy), repeats)
             method = f"{label} strategy={strategy}"
             print(f"{name:<24} {method:<44} {seconds * 1e3:>10.3f} {colorer(pattern, strategy=strategy)[1]:>8}")
         colorings[name] = color_columns(pattern), color_rows(pattern)
@@ -119,29 +107,29 @@ def main() -> None:
     print(f"\n{'case':<24} {'method':<44} {'median ms':>10} {'× jacrev':>10}")
     for name, f, x, pattern in cases:
         forward_coloring, reverse_coloring = colorings[name]
-        reference = timed(lambda: torch.func.jacrev(f)(x), repeats)
+        reference = median_time(lambda: torch.func.jacrev(f)(x), repeats)
         row(name, "torch.func.jacrev (dense)", reference, reference)
-        row(name, "torch.func.jacfwd (dense)", timed(lambda: torch.func.jacfwd(f)(x), repeats), reference)
+        row(name, "torch.func.jacfwd (dense)", median_time(lambda: torch.func.jacfwd(f)(x), repeats), reference)
         row(name, f"compressed forward ({forward_coloring[1]} JVPs)",
-            timed(lambda: jacobian_compressed(f, (x,), 0, pattern, "forward", coloring=forward_coloring), repeats),
+            median_time(lambda: jacobian_compressed(f, (x,), 0, pattern, "forward", coloring=forward_coloring), repeats),
             reference)
         row(name, f"compressed reverse ({reverse_coloring[1]} VJPs)",
-            timed(lambda: jacobian_compressed(f, (x,), 0, pattern, "reverse", coloring=reverse_coloring), repeats),
+            median_time(lambda: jacobian_compressed(f, (x,), 0, pattern, "reverse", coloring=reverse_coloring), repeats),
             reference)
         row(name, "compressed forward, colouring included",
-            timed(lambda: jacobian_compressed(f, (x,), 0, pattern, "forward"), repeats), reference)
+            median_time(lambda: jacobian_compressed(f, (x,), 0, pattern, "forward"), repeats), reference)
 
     n = options.diagonal_n
     x = torch.rand(n)
     name = f"elementwise n={n}"
     diagonal = csr_pattern((n,), (n,), np.arange(n)[:, None])
-    reference = timed(lambda: torch.func.jacrev(elementwise)(x), repeats)
+    reference = median_time(lambda: torch.func.jacrev(elementwise)(x), repeats)
     row(name, "torch.func.jacrev (dense)", reference, reference)
-    row(name, "one hand-written VJP with ones", timed(lambda: one_vjp(x), repeats), reference)
-    row(name, "jacobian_diagonal (one VJP)", timed(lambda: jacobian_diagonal(elementwise, (x,), 0), repeats),
+    row(name, "one hand-written VJP with ones", median_time(lambda: one_vjp(x), repeats), reference)
+    row(name, "jacobian_diagonal (one VJP)", median_time(lambda: jacobian_diagonal(elementwise, (x,), 0), repeats),
         reference)
     row(name, "compressed forward (1 colour)",
-        timed(lambda: jacobian_compressed(elementwise, (x,), 0, diagonal, "forward"), repeats), reference)
+        median_time(lambda: jacobian_compressed(elementwise, (x,), 0, diagonal, "forward"), repeats), reference)
     print(f"# load average {' '.join(f'{v:.1f}' for v in os.getloadavg())} at the end (1, 5, 15 min)")
 
 

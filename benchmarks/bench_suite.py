@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import math
 import os
 import platform
 import statistics
@@ -58,6 +57,8 @@ from typing import Any, Callable
 import torch  # noqa: E402
 
 from jacli.api import compute_jacobian  # noqa: E402
+
+from common import row_loop  # noqa: E402
 
 DTYPE = torch.float64
 
@@ -215,20 +216,6 @@ def measure(fn: Callable[[], Any], device: str, repeats: int, row_seconds: float
 
 
 # -- the peers ------------------------------------------------------------------------------------
-
-
-def row_loop(f: Callable[..., torch.Tensor], args: tuple[torch.Tensor, ...], limit: int | None = None) -> list[torch.Tensor]:
-    """The classic loop: one autograd.grad per output element (the first ``limit`` only, to probe)."""
-    leaves = [a.detach().requires_grad_() for a in args]
-    y = f(*leaves)
-    blocks = [y.new_zeros(y.shape + a.shape) for a in leaves]
-    for k in range(y.numel() if limit is None else min(limit, y.numel())):
-        one_hot = torch.zeros_like(y)
-        one_hot.view(-1)[k] = 1
-        grads = torch.autograd.grad(y, leaves, one_hot, retain_graph=True)
-        for block, grad in zip(blocks, grads):
-            block.view(y.numel(), -1)[k] = grad.reshape(-1)
-    return blocks
 
 
 def one_vjp(f: Callable[..., torch.Tensor], x: torch.Tensor) -> torch.Tensor:
