@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import warnings
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, Layout, VJPMethod
-from jacli.errors import InputError, JacliWarning, ResourceError, ShapeError
+from jacli.errors import JacliWarning, ResourceError, ShapeError
 from jacli.problem import UNTRUSTED_SECONDS, InputValue, Inputs, Problem, prepare, report_nonfinite
 from jacli.result import (
     Block,
@@ -198,24 +197,9 @@ def compute_jacobian(
     problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted,
                       result=decide)
     shapes, target = decided["shapes"], decided["target"]
-    if chosen is JacobianMethod.auto:
-        chosen = _auto_method(problem, shapes)
-        if chosen is not JacobianMethod.compressed and shapes is not None and target is Layout.dense:
-            chosen = JacobianMethod.auto  # structured accumulation may apply; decided below
+    chosen, structured = _resolve(problem, chosen, shapes, target)
     exact = _exact(problem, chosen, _exact_jacobian) if symbolic or chosen is JacobianMethod.symbolic else None
-    structured = None
-    if chosen in (JacobianMethod.auto, JacobianMethod.structured) and target is Layout.dense:
-        structured = _structured(problem)
-        if structured is None and chosen is JacobianMethod.structured:
-            raise ShapeError(
-                "`method` structured covers vectors and scalars, arithmetic, elementwise functions "
-                "of one argument and a constant matrix times a vector; this formula holds more. "
-                "Use `method` auto", param="method",
-            )
-    if structured is None and chosen is JacobianMethod.auto:
-        chosen = JacobianMethod(problem.plan.jacobian_method())
     if structured is not None:
-        chosen = JacobianMethod.structured
         output, values = structured
         blocks = {name: JacobianBlock(name, value) for name, value in values.items()}
         how = "each intermediate's Jacobian kept as zero, diagonal or dense through the chain rule"
@@ -223,9 +207,7 @@ def compute_jacobian(
         output, blocks, how = _compressed(problem, shapes, target)
     else:
         output, values, how = _dense(problem, chosen, exact, progress)
-        blocks = {name: JacobianBlock(name, value) for name, value in values.items()}
-        if target is not Layout.dense:
-            blocks = {name: _as_layout(block, problem.shapes[name], target) for name, block in blocks.items()}
+        blocks = {name: _laid_out(problem, name, value, shapes, target) for name, value in values.items()}
     _reported(output, {name: _stored(block) for name, block in blocks.items()})
     result = JacobianResult(problem, chosen.value, output, blocks=blocks, how=how)
     if exact is not None:
@@ -568,6 +550,34 @@ def _arange_like(block: Any) -> Any:
     return torch.arange(block.diagonal.numel(), device=block.diagonal.device)
 
 
+def _resolve(
+    problem: Problem, chosen: JacobianMethod, shapes: dict[str, _Structure] | None, target: Layout
+) -> tuple[JacobianMethod, tuple[Any, dict[str, Any]] | None]:
+    """The method that runs, and, for structured accumulation, what it computed: whether the
+    formula is covered is known by walking it, and the walk is the computation."""
+    if chosen is JacobianMethod.auto:
+        chosen = _auto_method(problem, shapes)
+        if chosen is JacobianMethod.compressed or target is not Layout.dense:
+            return chosen, None
+        structured = _structured(problem)
+        return (JacobianMethod.structured, structured) if structured is not None else (chosen, None)
+    if chosen is not JacobianMethod.structured:
+        return chosen, None
+    if target is not Layout.dense:
+        raise ShapeError(
+            f"`method` structured builds a dense Jacobian; ask for `layout` dense, or `method` compressed "
+            f"for the {target.value} layout", param="method",
+        )
+    structured = _structured(problem)
+    if structured is None:
+        raise ShapeError(
+            "`method` structured covers vectors and scalars, arithmetic, elementwise functions "
+            "of one argument and a constant matrix times a vector; this formula holds more. "
+            "Use `method` auto", param="method",
+        )
+    return chosen, structured
+
+
 def _structured(problem: Problem) -> tuple[Any, dict[str, Any]] | None:
     """Structured accumulation for every ``wrt`` input, or None where the formula is not covered."""
     from jacli.engine.structured import accumulate
@@ -633,35 +643,30 @@ def _running(problem: Problem) -> Iterator[None]:
         ) from None
 
 
-def _as_layout(block: JacobianBlock, input_shape: tuple[int, ...], layout: Layout) -> Block:
-    """The dense ``block`` stored as ``layout`` (diagonal or sparse).
+def _laid_out(problem: Problem, name: str, dense: Any, shapes: dict[str, _Structure] | None, target: Layout) -> Block:
+    """A densely computed block kept as ``target``; the entries kept are those of the formula's
+    pattern (``_target_layout`` has checked that it fits), never read off the numbers."""
+    if target is Layout.dense:
+        return JacobianBlock(name, dense)
+    pattern = shapes[name].pattern
+    input_shape, output_shape = problem.shapes[name], tuple(problem.plan.output_shape)
+    matrix = dense.reshape(pattern.output_size, pattern.input_size)
+    if target is Layout.diagonal:
+        return DiagonalBlock(name, matrix.diagonal().reshape(input_shape), output_shape, input_shape)
+    if pattern.is_dense:
+        rows, cols = (t.reshape(-1) for t in _all_indices(pattern.output_size, pattern.input_size, dense.device))
+    else:
+        from jacli.engine.compressed import to_coo
 
-    NOTE [interim layouts]: this reads the structure off numbers already computed densely, so it
-    saves nothing, and a zero that happens to fall at these inputs counts as structure. The
-    compressed engine (colouring over the formula's sparsity pattern) will replace this function.
-    """
-    input_shape = tuple(input_shape)
-    output_shape = block.shape[: len(block.shape) - len(input_shape)]
-    rows, cols, values = block.coo_for(input_shape)
-    if layout is Layout.sparse:
-        return SparseBlock(block.input, rows, cols, values, output_shape, input_shape)
-    total = max(1, len(block.values.reshape(-1)))
-    fitting = "sparse" if len(values) <= total // 2 else "dense"
-    if output_shape != input_shape:
-        raise ShapeError(
-            f"`layout` diagonal needs an output shaped like {block.input}, but the output has shape "
-            f"{output_shape} and {block.input} {input_shape}; use `layout` {fitting}", param="layout",
-        )
-    off_diagonal = int((rows != cols).sum())
-    if off_diagonal:
-        raise InputError(
-            f"`layout` diagonal: the Jacobian for {block.input} has {off_diagonal} nonzero "
-            f"entr{'y' if off_diagonal == 1 else 'ies'} off its diagonal ({len(values)} of {total} entries "
-            f"are nonzero); use `layout` {fitting}", param="layout",
-        )
-    size = math.prod(input_shape)
-    return DiagonalBlock(block.input, block.values.reshape(size, size).diagonal().reshape(input_shape),
-                         output_shape, input_shape)
+        rows, cols, _ = to_coo(pattern, matrix.new_zeros(pattern.nnz))
+    return SparseBlock(name, rows, cols, matrix[rows, cols], output_shape, input_shape)
+
+
+def _all_indices(rows: int, cols: int, device: Any) -> tuple[Any, Any]:
+    """Every (row, column) of a rows × cols matrix, row-major."""
+    import torch
+
+    return torch.meshgrid(torch.arange(rows, device=device), torch.arange(cols, device=device), indexing="ij")
 
 
 def _reported(output: Any, values: Mapping[Any, Any]) -> Any:

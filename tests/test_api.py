@@ -651,7 +651,7 @@ def test_each_call_evaluates_the_expression_once(call, monkeypatch) -> None:
     assert result.output.numel() >= 1 and torch.isfinite(result.output).all()
 
 
-# -- layouts (for now read off the dense Jacobian; see api._as_layout) ----------------------------
+# -- layouts: the formula's pattern decides what is stored -------------------------------------------
 
 
 def test_layout_diagonal_by_hand() -> None:
@@ -676,6 +676,9 @@ def test_layout_sparse_by_hand() -> None:
     assert isinstance(block, SparseBlock) and block.colors == 1  # no input element feeds two rows
     assert block.rows.tolist() == [0, 0, 1] and block.cols.tolist() == [0, 1, 2]
     assert block.values.tolist() == [2.0, 1.0, 3.0]
+    # computed densely by reverse mode, the same entries are kept: the pattern's, not the numbers'
+    dense = api.compute_jacobian("[x[0]*x[1], 3*x[2]]", {"x": [0.0, 2.0, 5.0]}, layout="sparse", method="reverse")
+    assert dense.blocks["x"].rows.tolist() == [0, 0, 1] and dense.blocks["x"].values.tolist() == [2.0, 0.0, 3.0]
 
 
 def test_layout_auto_follows_the_formula_and_dense_stays_dense() -> None:
@@ -949,3 +952,9 @@ def test_structured_accumulation_evaluates_the_formula_in_its_own_single_walk(mo
     monkeypatch.setattr(compile_module, "compile_expression", counting)
     result = api.compute_jacobian("tanh(A @ x)", {"A": "randn:4x3", "x": "randn:3"}, wrt=["x"])
     assert result.method == "structured" and calls == []
+
+
+def test_structured_asked_for_with_a_structured_layout_says_what_fits() -> None:
+    with pytest.raises(ShapeError, match="`method` structured builds a dense Jacobian; ask for `layout` dense"):
+        api.compute_jacobian("tanh(A @ x)", {"A": "randn:3x3", "x": "randn:3"}, wrt=["x"], method="structured",
+                             layout="sparse")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jacli.errors import InputError, JacliError, ResourceError
-from jacli.inputs.spec import MAX_NESTING, File, Nested, Spec, nested_shape, read_float, shorten
+from jacli.inputs.spec import MAX_NESTING, File, Nested, Spec, nested_shape, read_float
 from jacli.limits import TEXT_FACTOR, check_budget, default_budget, format_bytes, text_cap
 
 
