@@ -164,19 +164,16 @@ class _Options:
         budget = limits.parse_size(self.max_memory) if self.max_memory is not None else None
         return specs, budget
 
-    def shown_as(self) -> str:
-        """Where the result goes: pretty, plain or json on stdout, or a file's suffix."""
-        if self.output is not None:
-            from jacli.render import file_suffix
+    def out(self) -> "_Out":
+        return _Out(self.output_format, self.precision, self.full, self.output)
 
-            return file_suffix(self.output)
-        if self.output_format is not None:
-            return self.output_format.value
-        return "pretty" if sys.stdout is not None and sys.stdout.isatty() else "plain"
+    def shown_as(self) -> str:
+        """Where the result goes (see ``_Out.destination``)."""
+        return self.out().destination()
 
     def run(self, compute: Callable[[], Any]) -> Any:
         """Compute and show the result, with jacli's errors as Error lines."""
-        return _run(compute, _Out(self.output_format, self.precision, self.full, self.output), self.debug)
+        return _run(compute, self.out(), self.debug)
 
 
 def _options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -494,6 +491,16 @@ class _Out:
     full: bool
     file: Optional[Path]
 
+    def destination(self) -> str:
+        """pretty, plain or json on stdout, or the file's suffix (``.json``, ``.npz`` ...)."""
+        if self.file is not None:
+            from jacli.render import file_suffix
+
+            return file_suffix(self.file)
+        if self.format is not None:
+            return self.format.value
+        return "pretty" if sys.stdout is not None and sys.stdout.isatty() else "plain"
+
 
 def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
     """Compute, render, and turn library errors into ``Error:`` lines with exit code 1."""
@@ -559,14 +566,14 @@ def _diagnose(line: str) -> None:
 def _render(result: Any, out: _Out) -> None:
     from jacli import render
 
+    chosen = out.destination()
     if out.file is not None:
-        _write_atomically(out.file, render.to_chunks(result, render.file_suffix(out.file), out.precision))
+        _write_atomically(out.file, render.to_chunks(result, chosen, out.precision))
         blocks = getattr(result, "blocks", {})
         diagonal = any(getattr(block, "layout", "") == "diagonal" for block in blocks.values())
-        what = " (the diagonal, shaped like the output)" if diagonal and render.file_suffix(out.file) == ".npy" else ""
+        what = " (the diagonal, shaped like the output)" if diagonal and chosen == ".npy" else ""
         _diagnose(f"jacli: wrote {out.file}{what}")
         return
-    chosen = out.format.value if out.format else ("pretty" if sys.stdout.isatty() else "plain")
     try:
         if chosen == "json":
             sys.stdout.write(render.to_json(result))
@@ -596,9 +603,7 @@ def _check_format_matches_file(out: _Out) -> None:
 
     if out.format is None or out.file is None:
         return
-    from jacli.render import file_suffix
-
-    suffix = file_suffix(out.file)
+    suffix = out.destination()
     written = {".json": "json", ".txt": "plain", ".npy": "npy", ".npz": "npz", ".pt": "pt"}.get(suffix)
     if out.format.value == "pretty":
         raise InputError(
