@@ -261,13 +261,12 @@ def is_untrusted_environment() -> bool:
 
 def _refuse_files(given: list[tuple[str | None, Any]], reads: Mapping[str, Any] | None) -> None:
     """Untrusted mode reads no file and no standard input: text from a form must not name them."""
-    named = [(name or "the input", spec) for name, spec in given]
-    named += [(f"`{name}`", spec) for name, spec in (reads or {}).items()]
+    named = [(name, spec) for name, spec in given] + [(f"`{name}`", spec) for name, spec in (reads or {}).items()]
     for name, spec in named:
         if isinstance(spec, specs.File):
             raise InputError(
-                f"{name} = {spec.text}: files and standard input are refused in untrusted mode; "
-                "give the numbers themselves", param="inputs",
+                f"{specs.label(name, spec.text)}: files and standard input are refused in untrusted "
+                "mode; give the numbers themselves", param="inputs",
             )
 
 
