@@ -1,15 +1,18 @@
 """The ``jacli`` command: options → library calls → rendering. Only this module knows Typer.
 
 Library errors (``JacliError``) become ``Error: …`` on stderr and exit 1; usage errors (unknown
-options, bad choices) exit 2 through Typer. torch and SymPy are imported inside the commands, so
-``--help`` and ``--version`` answer at once.
+options, bad choices) become one ``Error: …`` line in jacli's words and exit 2 (``_Group.main``);
+``check`` exits 3 when the methods disagree. torch and SymPy are imported inside the commands,
+so ``--help`` and ``--version`` answer at once.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import os
+import re
 import sys
 import time
 import warnings
@@ -19,17 +22,59 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, List, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+try:  # typer >= 0.22 carries its own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer, on click itself
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from jacli import __version__
 from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, Layout, VJPMethod
 from jacli.errors import JacliError, flagged
 from jacli.result import DEFAULT_ATOL, DEFAULT_RTOL
 
+EXIT_USER_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_CONFIRMED = 3
+"""``check``: the methods disagree, or nothing can confirm them; CI tells it from a typo (1)."""
+
+
+class _Group(TyperGroup):
+    """The jacli command group: every usage error passes through ``main`` (see NOTE [usage errors])."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode:
+            return super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_errors.NoArgsIsHelpError as shown:  # plain `jacli`: the help, as a usage error
+            shown.show()
+            sys.exit(EXIT_USAGE)
+        except click_errors.UsageError as error:
+            _diagnose(f"Error: {usage_message(error, argv, self)}")
+            sys.exit(EXIT_USAGE)
+        except click_errors.ClickException as error:  # pragma: no cover - jacli raises none
+            error.show()
+            sys.exit(error.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+class _Command(TyperCommand):
+    """A jacli command: its usage line reads ``jacli vjp [OPTIONS] EXPR`` (click's convention)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        # typer writes a required argument as {EXPR}, a notation no other tool uses
+        return [re.sub(r"^\{(.+)\}", r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
+
+
 # No help= here: it would replace the callback's docstring, and with it the example in --help.
 app = typer.Typer(
     name="jacli",
+    cls=_Group,
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -56,7 +101,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        False, "--version", "-V", callback=_version, is_eager=True, help="Show the version and exit."
     ),
 ) -> None:
     """Jacobians and vector-Jacobian products of formulas, computed with PyTorch.
@@ -85,7 +130,7 @@ SYMBOLIC = typer.Option(
     False, "--symbolic", help="Also show SymPy's exact derivative above the numbers."
 )
 V_DIRECTION = typer.Option(
-    ..., "--v", metavar="[NAME=]SPEC",
+    ..., "--v", "-v", metavar="[NAME=]SPEC",
     help="The direction, shaped like the input: x=1,0  x=onehot:0  x=ones. Repeat for each input "
     "that moves (the others stay still); with one variable the name may be left out.",
 )
@@ -107,7 +152,7 @@ PROBLEM = {
 }
 PLACE = {
     "device": (str, typer.Option("cpu", "--device", help="cpu, cuda, cuda:N, mps or auto.")),
-    "dtype": (DType, typer.Option(DType.float64, "--dtype", help="Floating-point precision.")),
+    "dtype": (DType, typer.Option(DType.float64, "--dtype", case_sensitive=False, help="Floating-point precision.")),
 }
 SHOW = {
     "precision": (Optional[int], typer.Option(
@@ -118,7 +163,7 @@ SHOW = {
 }
 WRITE = {
     "output_format": (Optional[Format], typer.Option(
-        None, "--format", "-f",
+        None, "--format", "-f", case_sensitive=False,
         help="pretty (default on a terminal), plain (default otherwise: numbers for awk/loadtxt) or json.",
     )),
     "output": (Optional[Path], typer.Option(
@@ -215,7 +260,7 @@ def jacobian(
     expression: str = _expression("[r*cos(t), r*sin(t)]"),
     wrt: List[str] = WRT,
     method: JacobianMethod = typer.Option(
-        JacobianMethod.auto, "--method", "-m",
+        JacobianMethod.auto, "--method", "-m", case_sensitive=False,
         help="reverse (torch.func.jacrev), forward (jacfwd), rows (one autograd.grad per output "
         "element), compressed (one JVP or VJP per colour of the formula's sparsity pattern), "
         "structured (each intermediate's Jacobian kept as zero, diagonal or dense: a constant "
@@ -229,7 +274,7 @@ def jacobian(
         False, "--det", help="Also the determinant of the square Jacobian (all inputs as columns)."
     ),
     layout: Layout = typer.Option(
-        Layout.auto, "--layout",
+        Layout.auto, "--layout", case_sensitive=False,
         help="How to store and show each block: dense (every entry), diagonal (only dy[i]/dx[i], "
         "for a Jacobian that is zero elsewhere), sparse (the nonzeros, as output index, input "
         "index, value), or auto: the structure the formula has on a terminal and in .npz/.pt "
@@ -276,13 +321,13 @@ def jacobian(
 def vjp(
     expression: str = _expression("3*a + 2*b**2"),
     v: str = typer.Option(
-        ..., "--v", metavar="SPEC",
+        ..., "--v", "-v", metavar="SPEC",
         help="The vector v, shaped like the output: 1,0.5  ones  randn  onehot:0  @v.npy. "
         "ones, zeros, rand, randn without a shape take the output's shape.",
     ),
     wrt: List[str] = WRT,
     method: VJPMethod = typer.Option(
-        VJPMethod.auto, "--method", "-m",
+        VJPMethod.auto, "--method", "-m", case_sensitive=False,
         help="grad (torch.autograd.grad), backward (y.backward(v), then read x.grad), or auto (grad).",
     ),
     *,
@@ -350,7 +395,7 @@ def grad(
     expression: str = _expression("x**2 + 3*x + 1", "A formula with one number as output"),
     wrt: List[str] = WRT,
     method: GradMethod = typer.Option(
-        GradMethod.auto, "--method", "-m",
+        GradMethod.auto, "--method", "-m", case_sensitive=False,
         help="reverse (torch.autograd.grad, also auto), forward (jacfwd) or symbolic (SymPy).",
     ),
     symbolic: bool = SYMBOLIC,
@@ -384,7 +429,7 @@ def hessian(
     expression: str = _expression("sum(x**3)", "A formula with one number as output"),
     wrt: List[str] = WRT,
     method: HessianMethod = typer.Option(
-        HessianMethod.auto, "--method", "-m",
+        HessianMethod.auto, "--method", "-m", case_sensitive=False,
         help="forward (forward-over-reverse: jacfwd of jacrev, also auto), reverse "
         "(reverse-over-reverse) or symbolic (SymPy).",
     ),
@@ -726,6 +771,207 @@ class _RowProgress:
         if done == total:
             self.bar.stop()
             _RowProgress.active.remove(self)
+
+
+# -- usage errors in jacli's words ---------------------------------------------------------------
+#
+# NOTE [usage errors]
+# click words a usage error for the programmer who wrote the CLI ("Invalid value for '--method' /
+# '-m': Value error, 'revers' is not one of ...") and prints the usage line above it. jacli says,
+# in one line, what was wrong (with what the user typed) and what to type instead: a close
+# choice or option, a complete example, or where the help is. Every usage error of every command
+# comes here from ``_Group.main``; the exit code stays 2.
+
+
+def usage_message(error: Exception, argv: List[str], group: Any = None) -> str:
+    """One line, without ``Error:``, that says what was wrong with the command line and what to do.
+
+    ``group`` (the jacli group) finds the command when click raised the error without a context."""
+    ctx = getattr(error, "ctx", None)
+    if ctx is not None:
+        command, where = ctx.command, _command_line(ctx)
+        group = ctx.parent.command if ctx.parent is not None else ctx.command
+    else:
+        commands = getattr(group, "commands", {})
+        name = next((t for t in argv if t in commands), None)
+        command = commands[name] if name else group
+        where = f"jacli {name}" if name else "jacli"
+    param = getattr(error, "param", None)
+    message = str(getattr(error, "message", error)).strip()
+    if isinstance(error, click_errors.NoSuchOption):
+        return _unknown_option(error.option_name, argv, command, group, where)
+    if isinstance(error, click_errors.MissingParameter) and param is not None:
+        if not _flag(param).startswith("-"):
+            return f"{where} needs a formula ({_flag(param)}); for example: {_example(command, where)}"
+        return f"{where} needs {_flag(param)} {param.metavar or ''}".rstrip() + (
+            f"; for example: {_example(command, where, _flag(param))}")
+    if isinstance(error, click_errors.BadParameter) and param is not None:
+        return _bad_value(error, param, argv, where)
+    if isinstance(error, click_errors.BadOptionUsage):
+        option = _option_named(command, error.option_name)
+        metavar = f" ({option.metavar})" if option is not None and option.metavar else ""
+        flag = _long(option) if option is not None else error.option_name
+        return f"{error.option_name} needs a value{metavar}; for example: {_example(command, where, flag)}"
+    extra = re.match(r"Got unexpected extra argument\S* \((.*)\)", message)
+    if extra:
+        return (
+            f"{where} takes one formula, and {extra.group(1)!r} came after it; quote a formula that "
+            "has spaces (\"x + y\"), and give each input with -i NAME=SPEC"
+        )
+    unknown = re.match(r"No such command '(.+?)'", message)
+    if unknown:
+        names = list(getattr(group, "commands", {}))
+        close = difflib.get_close_matches(unknown.group(1).lower(), names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"jacli has no command {unknown.group(1)!r}; {hint}The commands: {', '.join(names)}"
+    return f"{message.rstrip('.')}; see '{where} --help'"
+
+
+def _command_line(ctx: Any) -> str:
+    """``jacli vjp`` for a command's context, ``jacli`` for the group's."""
+    if ctx is None or ctx.parent is None:
+        return "jacli"
+    return f"jacli {ctx.info_name}"
+
+
+def _long(param: Any) -> str:
+    return next((o for o in param.opts if o.startswith("--")), param.opts[0])
+
+
+def _flag(param: Any) -> str:
+    """How a message names a parameter: its long option, or an argument's metavar (EXPR)."""
+    if getattr(param, "param_type_name", "") == "argument" or not param.opts[0].startswith("-"):
+        return param.metavar or param.name.upper()
+    return _long(param)
+
+
+def _options_of(command: Any) -> set[str]:
+    names = {"-h", "--help"}
+    for param in getattr(command, "params", []):
+        names.update(o for o in (*param.opts, *param.secondary_opts) if o.startswith("-"))
+    return names
+
+
+def _option_named(command: Any, name: str) -> Any:
+    return next((p for p in getattr(command, "params", []) if name in (*p.opts, *p.secondary_opts)), None)
+
+
+def _examples(command: Any) -> list[str]:
+    """The example command lines in a command's help, whole."""
+    return [line.strip() for line in (command.help or "").splitlines() if line.strip().startswith("jacli ")]
+
+
+def _example(command: Any, where: str, flag: Optional[str] = None) -> str:
+    """The command's first example (that uses ``flag``), or where its help is."""
+    found = [e for e in _examples(command) if flag is None or re.search(rf"{re.escape(flag)}(?![\w-])", e)]
+    return found[0] if found else f"see '{where} --help'"
+
+
+def _unknown_option(name: str, argv: List[str], command: Any, group: Any, where: str) -> str:
+    typed = next((t for t in argv if t == name or (t.startswith(name) and not t.startswith("--"))), name)
+    options = _options_of(command)
+    said = f"{where} has no option {name}"
+    if name.startswith("--"):
+        close = difflib.get_close_matches(name, sorted(o for o in options if o.startswith("--")), n=1)
+        if close:
+            return f"{said}; did you mean {close[0]}?"
+        elsewhere = [f"jacli {n}" for n, c in getattr(group, "commands", {}).items() if name in _options_of(c)]
+        if elsewhere and command is not group:
+            return f"{said}; {_one_of(elsewhere)} take it ('{where} --help' lists this command's options)"
+        return f"{said}; '{where} --help' lists its options"
+    close = [o for o in options if len(o) == 2 and o.lower() == name.lower()]
+    if close and typed == name:
+        return f"{said}; did you mean {close[0]}?"
+    takes_formula = any(getattr(p, "param_type_name", "") == "argument" for p in getattr(command, "params", []))
+    if takes_formula and "--" not in argv:
+        rest = list(argv)
+        rest.remove(typed)
+        fixed = " ".join(["jacli", *map(_shell_word, rest), "--", _shell_word(typed)])
+        return f"{said}; if {typed!r} is the formula, put -- before it: {fixed}"
+    return f"{said}; '{where} --help' lists its options"
+
+
+def _shell_word(text: str) -> str:
+    """``text`` as a shell word a user can paste: bare, in double quotes, or in single quotes."""
+    import shlex
+
+    if re.fullmatch(r"[\w@%+=:,./-]+", text):
+        return text
+    if not re.search(r"[\"$`\\!]", text):
+        return f'"{text}"'
+    return shlex.quote(text)
+
+
+def _typed_value(error: Exception, param: Any, argv: List[str]) -> Optional[str]:
+    """What the user gave ``param``: from the validation error, else read back from argv."""
+    details = getattr(error.__cause__, "errors", None)
+    if callable(details):
+        try:
+            first = details()[0]
+            if "input" in first:
+                return str(first["input"])
+        except Exception:  # pragma: no cover - an unexpected shape of pydantic's error
+            pass
+    value = None
+    for i, token in enumerate(argv):
+        for opt in param.opts:
+            if token == opt and i + 1 < len(argv):
+                value = argv[i + 1]
+            elif opt.startswith("--") and token.startswith(opt + "="):
+                value = token[len(opt) + 1:]
+            elif not opt.startswith("--") and token.startswith(opt) and len(token) > len(opt):
+                value = token[len(opt):]
+    return value
+
+
+def _choices(param: Any) -> Optional[list[str]]:
+    descriptor = getattr(param, "type_descriptor", None)
+    values = getattr(descriptor, "choices", None) if descriptor is not None else getattr(param.type, "choices", None)
+    return [str(getattr(c, "value", c)) for c in values] if values else None
+
+
+def _number_kind(param: Any) -> Optional[str]:
+    import typing
+
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if candidate is int:
+            return "a whole number"
+        if candidate is float:
+            return "a number"
+    return {"integer": "a whole number", "float": "a number"}.get(getattr(getattr(param, "type", None), "name", ""))
+
+
+def _one_of(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _bad_value(error: Exception, param: Any, argv: List[str], where: str) -> str:
+    flag = _flag(param)
+    typed = _typed_value(error, param, argv)
+    shown = f"{flag} {typed!r}" if typed is not None else flag
+    choices = _choices(param)
+    if choices:
+        close = difflib.get_close_matches((typed or "").lower(), choices, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? The choices: " if close else "choose "
+        return f"{shown} is not one of its choices; {hint}{_one_of(choices)}"
+    kind = _number_kind(param)
+    low, high = getattr(param, "min", None), getattr(param, "max", None)
+    if kind is not None:
+        example = param.default if isinstance(param.default, (int, float)) and not isinstance(param.default, bool) else 1
+        if low is not None or high is not None:
+            bounds = f"from {low} to {high}" if low is not None and high is not None else (
+                f"of at least {low}" if low is not None else f"of at most {high}")
+            try:
+                number = float(typed) if typed is not None else None
+            except ValueError:
+                number = None
+            if number is not None:
+                return f"{flag} {typed} is out of range; give {kind} {bounds}"
+            return f"{shown} is not {kind}; give {kind} {bounds}"
+        return f"{shown} is not {kind}; give {kind}, e.g. {flag} {example}"
+    detail = re.sub(r"^Value error, ", "", str(getattr(error, "message", error))).rstrip(".")
+    return f"{shown}: {detail}; see '{where} --help'"
 
 
 _interruption_reported = False
