@@ -106,7 +106,21 @@ def _main(
 ) -> None:
     """Jacobians and vector-Jacobian products of formulas, computed with PyTorch.
 
-    Example: jacli jacobian "(x+1)**2" --input eye:2
+    \b
+    Examples:
+      jacli jacobian "(x+1)**2" --input eye:2
+      jacli vjp "3*a + 2*b**2" -i a=1,2 -i b=3,4 --v 1,1
+      jacli functions
+
+    Each command's --help lists its options, examples and the input specs.
+
+    \b
+    Exit codes:
+      0    success (check: all methods agree)
+      1    an error in what was asked
+      2    a usage error (an unknown option...)
+      3    check: the methods disagree
+      130  interrupted
     """
 
 
@@ -117,6 +131,22 @@ def _main(
 # declared once here, in groups, and ``_options(...)`` appends a group's parameters to a command's
 # signature and gathers their values into one ``_Options`` object, which the command receives
 # as ``o`` (the idea of sqlite-utils' ``output_options`` decorator).
+
+SPECS = """\b
+Input specs, for -i NAME=SPEC and --v SPEC:
+  2.5   1,2,3   [[1,2],[3,4]]   nan   inf
+  eye:3   ones:2x3   zeros:4   full:2x2:0.5
+  arange:5   arange:0,1,0.1   linspace:0,1,5
+  rand:3   randn:3x4   (seeded by --seed)
+  @x.npy  @x.pt  @x.json  @x.csv  @x.txt  @-
+--v also takes ones, zeros, rand or randn
+without a shape (v's own shape) and onehot:0.
+
+\b
+The functions a formula may call:
+  jacli functions
+"""
+"""Every computing command's epilog: the spec forms (README "Input specs") and the function list."""
 
 INPUT = typer.Option(
     [], "--input", "-i", metavar="NAME=SPEC",
@@ -181,6 +211,56 @@ WRITE = {
 }
 
 
+NOISE = {
+    "quiet": (bool, typer.Option(
+        False, "--quiet", "-q", help="Print only the result: no notes, warnings or progress on stderr (errors still).",
+    )),
+    "no_color": (bool, typer.Option(
+        False, "--no-color",
+        help="No colour (also NO_COLOR=1 or TERM=dumb). Colour is only used on a terminal, or with FORCE_COLOR=1.",
+    )),
+}
+"""Every command's noise options; ``_options`` adds them and keeps their values in ``_noise``."""
+
+
+@dataclass
+class _Noise:
+    """What a run may print besides its result (the clig.dev rules), from -q and --no-color."""
+
+    quiet: bool = False
+    no_color: bool = False
+
+
+_noise = _Noise()
+
+
+def colour_wanted(is_terminal: bool, no_color: bool = False, environ: Optional[dict] = None) -> bool:
+    """Colour only on a terminal; --no-color, NO_COLOR and TERM=dumb turn it off, FORCE_COLOR on."""
+    environ = os.environ if environ is None else environ
+    if no_color or environ.get("NO_COLOR") or environ.get("TERM") == "dumb":
+        return False
+    return bool(environ.get("FORCE_COLOR")) or is_terminal
+
+
+def _console(stderr: bool = False, **settings: Any) -> Any:
+    """A rich Console for stdout (or stderr) that follows ``colour_wanted``."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    is_terminal = bool(stream is not None and stream.isatty())
+    colour = colour_wanted(is_terminal, _noise.no_color)
+    return Console(
+        stderr=stderr, force_terminal=is_terminal or colour, color_system="auto" if colour else None,
+        no_color=not colour, **settings,
+    )
+
+
+def _note(line: str) -> None:
+    """A note or warning on stderr, which -q/--quiet leaves out (errors go through ``_diagnose``)."""
+    if not _noise.quiet:
+        _diagnose(line)
+
+
 LEADING = {"inputs"}
 
 
@@ -223,7 +303,7 @@ class _Options:
 
 def _options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command the options of ``groups``; it receives their values as ``o: _Options``."""
-    shared = {name: spec for group in groups for name, spec in group.items()}
+    shared = {name: spec for group in (*groups, NOISE) for name, spec in group.items()}
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(command)
@@ -235,7 +315,8 @@ def _options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., Any
 
         @functools.wraps(command)
         def with_options(**values: Any) -> Any:
-            options = _Options(**{name: values.pop(name) for name in shared})
+            _noise.quiet, _noise.no_color = values.pop("quiet"), values.pop("no_color")
+            options = _Options(**{name: values.pop(name) for name in shared if name not in NOISE})
             return command(o=options, **values)
 
         # The inputs come right after the expression in --help, where a reader looks first.
@@ -254,7 +335,7 @@ def _expression(example: str, what: str = "The formula") -> Any:
     return typer.Argument(..., metavar="EXPR", help=f"{what}, e.g. \"{example}\".")
 
 
-@app.command()
+@app.command(cls=_Command, short_help="The Jacobian of EXPR for each input.", epilog=SPECS)
 @_options(PROBLEM, PLACE, SHOW, WRITE)
 def jacobian(
     expression: str = _expression("[r*cos(t), r*sin(t)]"),
@@ -287,14 +368,11 @@ def jacobian(
 
     Examples:
 
+    \b
       jacli jacobian "(x+1)**2" --input eye:2
-
       jacli jacobian "[r*cos(t), r*sin(t)]" -i r=2 -i t=0.5
-
       jacli jacobian "x**2" -i 2,3 --method rows
-
       jacli jacobian "[r*cos(t), r*sin(t)]" -i r=2 -i t=0.5 --symbolic --det
-
       jacli jacobian "(x+1)**2" --input eye:1000 --layout diagonal
     """
 
@@ -316,7 +394,7 @@ def jacobian(
     o.run(compute)
 
 
-@app.command()
+@app.command(cls=_Command, short_help="vᵀJ: what y.backward(v) leaves in x.grad.", epilog=SPECS)
 @_options(PROBLEM, PLACE, SHOW, WRITE)
 def vjp(
     expression: str = _expression("3*a + 2*b**2"),
@@ -340,8 +418,8 @@ def vjp(
 
     Examples:
 
+    \b
       jacli vjp "3*a + 2*b**2 + log(c)" -i a=1,2,3 -i b=3,4,5 -i c=6,7,8 --v 0.1,1,0.0001
-
       jacli vjp "relu(x)" -i arange:-8,8,0.1 --v ones --format json
     """
 
@@ -358,7 +436,7 @@ def vjp(
     o.run(compute)
 
 
-@app.command()
+@app.command(cls=_Command, short_help="J·v, the Jacobian-vector product.", epilog=SPECS)
 @_options(PROBLEM, PLACE, SHOW, WRITE)
 def jvp(
     expression: str = _expression("[r*cos(t), r*sin(t)]"),
@@ -372,8 +450,8 @@ def jvp(
 
     Examples:
 
+    \b
       jacli jvp "[r*cos(t), r*sin(t)]" -i r=2 -i t=0.5 --v t=1
-
       jacli jvp "x**2" -i 1,2,3 --v 1,0,0
     """
 
@@ -389,7 +467,7 @@ def jvp(
     o.run(compute)
 
 
-@app.command()
+@app.command(cls=_Command, short_help="The gradient of a one-number output.", epilog=SPECS)
 @_options(PROBLEM, PLACE, SHOW, WRITE)
 def grad(
     expression: str = _expression("x**2 + 3*x + 1", "A formula with one number as output"),
@@ -406,8 +484,8 @@ def grad(
 
     Examples:
 
+    \b
       jacli grad "x**2 + 3*x + 1" -i 2
-
       jacli grad "3*a + 2*b**2 + log(c)" -i a=0.1 -i b=1 -i c=0.1 --symbolic
     """
 
@@ -423,7 +501,7 @@ def grad(
     o.run(compute)
 
 
-@app.command()
+@app.command(cls=_Command, short_help="The Hessian of a one-number output.", epilog=SPECS)
 @_options(PROBLEM, PLACE, SHOW, WRITE)
 def hessian(
     expression: str = _expression("sum(x**3)", "A formula with one number as output"),
@@ -442,8 +520,8 @@ def hessian(
 
     Examples:
 
+    \b
       jacli hessian "x[0]**2*x[1] + x[1]**3" -i 1,2
-
       jacli hessian "a*b**2" -i a=1 -i b=2 --symbolic
     """
 
@@ -459,7 +537,7 @@ def hessian(
     o.run(compute)
 
 
-@app.command()
+@app.command(cls=_Command, short_help="H·v, the Hessian-vector product.", epilog=SPECS)
 @_options(PROBLEM, PLACE, SHOW, WRITE)
 def hvp(
     expression: str = _expression("sum(x**3)", "A formula with one number as output"),
@@ -471,6 +549,7 @@ def hvp(
 
     Examples:
 
+    \b
       jacli hvp "x[0]**2*x[1] + x[1]**3" -i 1,2 --v 1,0
     """
 
@@ -486,7 +565,7 @@ def hvp(
     o.run(compute)
 
 
-@app.command()
+@app.command(cls=_Command, short_help="Compare every method; exit 3 if they disagree.", epilog=SPECS)
 @_options(PROBLEM, WRITE)
 def check(
     expression: str = _expression("softmax(x)*x", "The formula to verify"),
@@ -498,13 +577,16 @@ def check(
 ) -> None:
     """Compute the Jacobian with every method (reverse, forward, rows, compressed, structured, symbolic,
     finite differences) in float64 and compare each with the reference: the exact answer where
-    SymPy gives it, else reverse mode. Exits 0 when all agree within --rtol/--atol, 1 otherwise,
-    so it can run in CI scripts.
+    SymPy gives it, else reverse mode.
+
+    Exit codes, for CI scripts: 0 when all agree within --rtol/--atol; 3 when a method disagrees
+    or the point cannot be confirmed (a singularity of the derivative); 1 for an error in what
+    was asked (a typo in the formula, a bad input); 2 for a usage error.
 
     Examples:
 
+    \b
       jacli check "softmax(x)*x" -i randn:5
-
       jacli check "relu(x)" -i -1,0,1
     """
 
@@ -517,7 +599,23 @@ def check(
 
     report = o.run(compute)
     if report is not None and not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_NOT_CONFIRMED)
+
+
+@app.command(cls=_Command, short_help="The functions a formula may call.")
+def functions() -> None:
+    """The functions a formula may call, one per line, and the constants.
+
+    \b
+    Example:
+      jacli functions
+    """
+    from jacli.functions import CONSTANTS, FUNCTIONS
+
+    rows = [(entry.name, entry.summary) for entry in FUNCTIONS.values()]
+    rows += [(name, f"the constant {float(value):.6g}...") for name, value in CONSTANTS.items()]
+    width = max(len(name) for name, _ in rows)
+    sys.stdout.write("".join(f"{name:<{width}}  {summary}\n" for name, summary in rows))
 
 
 def _directions(texts: List[str]) -> list:
@@ -617,7 +715,7 @@ def _render(result: Any, out: _Out) -> None:
         blocks = getattr(result, "blocks", {})
         diagonal = any(getattr(block, "layout", "") == "diagonal" for block in blocks.values())
         what = " (the diagonal, shaped like the output)" if diagonal and chosen == ".npy" else ""
-        _diagnose(f"jacli: wrote {out.file}{what}")
+        _note(f"jacli: wrote {out.file}{what}")
         return
     try:
         if chosen == "json":
@@ -626,11 +724,9 @@ def _render(result: Any, out: _Out) -> None:
             for line in render.plain_lines(result, out.precision):
                 sys.stdout.write(line)
         else:
-            from rich.console import Console
-
-            console = Console()
+            console = _console()
             if console.width < 20:  # COLUMNS=0 or a tiny pane: rich would print nothing at all
-                console = Console(width=80)
+                console = _console(width=80)
             render.print_pretty(result, console, out.precision, out.full)
         sys.stdout.flush()
     except BrokenPipeError:
@@ -730,7 +826,7 @@ def _show_warning(message: Any, category: Any, filename: str, lineno: int, file:
     # PYTHONWARNINGS turns them on); torch raises one on its first forward-mode pass.
     if issubclass(category, (DeprecationWarning, PendingDeprecationWarning)):
         return
-    _diagnose(f"Warning: {flagged(str(message), FLAGS)}")
+    _note(f"Warning: {flagged(str(message), FLAGS)}")
 
 
 class _RowProgress:
@@ -756,14 +852,13 @@ class _RowProgress:
         if self.bar is None:
             if done == total or time.monotonic() - self.start < self.DELAY:
                 return
-            from rich.console import Console
             from rich.progress import Progress
 
-            console = Console(stderr=True)
-            if not console.is_terminal:
-                self.start = float("inf")  # never again: no bars in logs
+            # a real terminal only: FORCE_COLOR asks for colour, not for a bar drawn into a log
+            if sys.stderr is None or not sys.stderr.isatty() or _noise.quiet:
+                self.start = float("inf")  # never again: no bars in logs, nor with -q
                 return
-            self.bar = Progress(console=console, transient=True)
+            self.bar = Progress(console=_console(stderr=True), transient=True)
             self.bar.start()
             _RowProgress.active.append(self)
             self.task = self.bar.add_task("Jacobian rows", total=total)

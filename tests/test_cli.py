@@ -355,29 +355,126 @@ def test_closed_stdin_is_an_error_line(monkeypatch) -> None:
     assert_user_error(run("jacobian", "x", "-i", "@-"), "x = @- (standard input): standard input is closed")
 
 
-# -- usage errors: exit 2 -----------------------------------------------------------------------
+# -- usage errors: exit 2, one line in jacli's words ------------------------------------------------
+
+
+def assert_usage_error(result, *fragments: str) -> str:
+    """Exit 2, nothing on stdout, one ``Error:`` line on stderr (no click usage block), no traceback."""
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Usage:" not in result.stderr and "Traceback" not in result.stderr
+    assert "Value error" not in result.stderr and "Input should be" not in result.stderr  # pydantic's words
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+    return result.stderr.strip()
 
 
 @pytest.mark.parametrize(
-    "args,fragment",
+    "args,line",
     [
-        (["jacobian", "x", "-i", "1", "--bogus"], "No such option"),
-        (["jacobian", "x", "-i", "1", "--method", "grad"], "--method"),
-        (["vjp", "x", "-i", "1", "--v", "1", "--method", "rows"], "--method"),
-        (["jacobian", "x", "-i", "1", "--format", "xml"], "--format"),
-        (["jacobian", "x", "-i", "1", "--dtype", "float16"], "--dtype"),
-        (["jacobian", "x", "-i", "1", "--precision", "0"], "--precision"),
-        (["jacobian"], "Missing argument"),
-        (["vjp", "x", "-i", "1"], "--v"),
-        (["nosuchcommand"], "No such command"),
+        (["jacobian", "x", "-i", "1", "-m", "revers"],
+         "Error: --method 'revers' is not one of its choices; did you mean 'reverse'? The choices: auto, "
+         "reverse, forward, rows, compressed, structured or symbolic"),
+        (["jacobian", "x", "-i", "1", "--method=revers"], "did you mean 'reverse'?"),
+        (["vjp", "x", "-i", "1", "--v", "1", "--method", "rows"], "--method 'rows' is not one of its choices; choose auto, grad or backward"),
+        (["jacobian", "x", "-i", "1", "--format", "xml"], "--format 'xml' is not one of its choices; choose pretty, plain or json"),
+        (["jacobian", "x", "-i", "1", "--dtype", "float16"], "did you mean 'float64'?"),
+        (["jacobian", "x", "-i", "1", "--layout", "diag"], "did you mean 'diagonal'?"),
+        (["jacobian", "x", "-i", "1", "--precision", "0"],
+         "Error: --precision 0 is out of range; give a whole number from 1 to 17"),
+        (["jacobian", "x", "-i", "1", "--precision", "18"], "--precision 18 is out of range"),
+        (["jacobian", "x", "-i", "1", "--precision", "six"], "--precision 'six' is not a whole number"),
+        (["jacobian", "x", "-i", "1", "--seed", "x"], "--seed 'x' is not a whole number; give a whole number, e.g. --seed 0"),
+        (["check", "x", "-i", "1", "--rtol", "tight"], "--rtol 'tight' is not a number; give a number, e.g. --rtol 0.001"),
+        (["jacobian", "x", "-i", "1", "--inptu", "2"], "Error: jacli jacobian has no option --inptu; did you mean --input?"),
+        (["jacobian", "x", "-i", "1", "--bogus"], "Error: jacli jacobian has no option --bogus; 'jacli jacobian --help' lists its options"),
+        (["jacobian", "x", "-I", "1"], "Error: jacli jacobian has no option -I; did you mean -i?"),
+        (["jacobian", "x", "-i", "1", "--v", "1"], "jacli vjp, jacli jvp or jacli hvp take it"),
+        (["jacobian", "x", "y", "-i", "1"], "takes one formula, and 'y' came after it; quote a formula that has spaces"),
+        (["jacobain", "x"], "Error: jacli has no command 'jacobain'; did you mean 'jacobian'? The commands: jacobian, vjp,"),
+        (["--bogus"], "Error: jacli has no option --bogus; 'jacli --help' lists its options"),
     ],
 )
-def test_usage_errors_exit_2(args, fragment) -> None:
-    result = run(*args)
-    assert result.exit_code == 2
-    assert result.stdout == ""
-    assert fragment in result.stderr
-    assert "Traceback" not in result.stderr
+def test_usage_errors_are_one_line_in_jacli_words(args, line) -> None:
+    assert_usage_error(run(*args), line)
+
+
+def test_a_missing_v_shows_a_complete_command_that_runs() -> None:
+    message = assert_usage_error(run("vjp", "x", "-i", "1"), "Error: jacli vjp needs --v SPEC; for example: jacli vjp ")
+    suggested = shlex.split(message.split("for example: ", 1)[1])
+    result = run(*suggested[1:])
+    # vjp of 3a + 2b² + log c with v = (0.1, 1, 1e-4): 3v, 4bv, v/c, by hand
+    assert result.exit_code == 0, result.stderr
+    np.testing.assert_allclose(np.loadtxt(io.StringIO(result.stdout)),
+                               [[0.3, 3, 3e-4], [1.2, 16, 4 * 5 * 1e-4], [0.1 / 6, 1 / 7, 1e-4 / 8]], rtol=1e-12)
+
+
+def test_a_missing_formula_and_a_missing_value_show_an_example() -> None:
+    assert_usage_error(run("jacobian"), "Error: jacli jacobian needs a formula (EXPR); for example: jacli jacobian \"(x+1)**2\"")
+    assert_usage_error(run("jacobian", "x", "-i"), "Error: -i needs a value (NAME=SPEC); for example: jacli jacobian ")
+
+
+@pytest.mark.parametrize("args", [["jacobian", "-x**2", "-i", "2"], ["jacobian", "-i", "2", "-x**2"]])
+def test_a_formula_starting_with_minus_gets_the_double_dash_hint_that_works(args) -> None:
+    message = assert_usage_error(run(*args), "jacli jacobian has no option -x; if '-x**2' is the formula, put -- before it: ")
+    fixed = message.split("put -- before it: ", 1)[1]
+    assert fixed == 'jacli jacobian -i 2 -- "-x**2"'
+    result = run(*shlex.split(fixed)[1:])
+    assert result.exit_code == 0 and result.stdout == "# x scalar\n-4.0\n"  # d(-x²)/dx = -2x = -4 at 2
+
+
+def test_choices_are_case_insensitive() -> None:
+    lower = run("jacobian", "x**2", "-i", "1,2", "-f", "json", "-m", "reverse", "--dtype", "float32", "--layout", "dense")
+    upper = run("jacobian", "x**2", "-i", "1,2", "-f", "JSON", "-m", "Reverse", "--dtype", "FLOAT32", "--layout", "Dense")
+    assert upper.exit_code == 0, upper.stderr
+    assert upper.stdout == lower.stdout
+    document = strict_json(upper.stdout)
+    assert document["method"] == "reverse" and document["dtype"] == "float32"
+    assert document["result"]["x"]["values"] == [[2.0, 0.0], [0.0, 4.0]]  # 2x at (1, 2)
+
+
+@pytest.mark.parametrize("command,v", [("vjp", "1,10"), ("jvp", "1,10"), ("hvp", "1,10")])
+def test_short_v_is_the_same_as_long_v(command: str, v: str) -> None:
+    expression = "sum(x**3)" if command == "hvp" else "x**3"
+    short = run(command, expression, "-i", "1,2", "-v", v)
+    assert short.exit_code == 0, short.stderr
+    assert short.stdout == run(command, expression, "-i", "1,2", "--v", v).stdout
+    # 3x² = (3, 12) for the first derivative; 6x = (6, 12) for the Hessian's diagonal; times v
+    expected = {"vjp": [3.0, 120.0], "jvp": [3.0, 120.0], "hvp": [6.0, 120.0]}[command]
+    assert np.loadtxt(io.StringIO(short.stdout)).tolist() == expected
+
+
+@pytest.mark.parametrize("command", ["jacobian", "vjp", "jvp", "grad", "hessian", "hvp", "check"])
+def test_usage_line_names_the_formula_as_expr(command: str) -> None:
+    first = run(command, "--help").stdout.splitlines()[0]
+    assert first.endswith(f" {command} [OPTIONS] EXPR"), first
+
+
+# -- check: 0 agree, 3 disagree or not confirmed, 1 user error, 2 usage ------------------------------
+
+
+def test_check_exit_codes_tell_a_wrong_derivative_from_a_typo(monkeypatch) -> None:
+    assert run("check", "x**2", "-i", "1,2").exit_code == 0
+    not_confirmed = run("check", "sqrt(x)", "-i", "0,1")  # d√x/dx = inf at 0: nothing can confirm it
+    assert not_confirmed.exit_code == 3 and "NOT CONFIRMED" in not_confirmed.stdout
+    assert_user_error(run("check", "sine(x)", "-i", "1"), "did you mean sin")
+    assert_usage_error(run("check", "x", "-i", "1", "--rtol", "x"))
+
+    # a reference that is wrong in one entry: d(x²)/dx = diag(2, 4) at (1, 2), here diag(2, 4.5)
+    from jacli import verify
+
+    real = verify.check
+    wrong = lambda f, args, positions: [torch.tensor([[2.0, 0.0], [0.0, 4.5]], dtype=torch.float64)]  # noqa: E731
+    monkeypatch.setattr(verify, "check", lambda *a, **k: real(*a, reference=wrong, **k))
+    disagree = run("check", "x**2", "-i", "1,2")
+    assert disagree.exit_code == 3, disagree.stderr
+    assert disagree.stderr == "" and "FAIL" in disagree.stdout
+
+
+def test_check_help_documents_its_exit_codes() -> None:
+    text = " ".join(run("check", "--help").stdout.split())
+    assert "0 when all agree" in text and "3 when a method disagrees" in text and "1 for an error" in text
 
 
 # -- --debug, --version, --help -----------------------------------------------------------------
