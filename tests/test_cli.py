@@ -510,8 +510,9 @@ def test_debug_shows_a_traceback_in_a_real_process() -> None:
     assert process.stderr.startswith("Error: ") and process.stderr.count("Error:") == 1
 
 
-def test_version() -> None:
-    result = run("--version")
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version(flag: str) -> None:
+    result = run(flag)
     assert result.exit_code == 0
     assert re.fullmatch(r"jacli \d+\.\d+\.\d+\S*\n", result.stdout)
     assert result.stdout == f"jacli {jacli.__version__}\n"
@@ -530,7 +531,7 @@ def test_the_two_core_commands_exist() -> None:
 def test_every_command_has_help_with_an_example(name: str, flag: str) -> None:
     result = run(name, flag)
     assert result.exit_code == 0 and result.stderr == ""
-    assert re.search(rf"^\s+jacli {name} \S", result.stdout, flags=re.MULTILINE), result.stdout
+    assert re.search(rf"^\s+jacli {name}( \S|$)", result.stdout, flags=re.MULTILINE), result.stdout
 
 
 def test_top_level_help_lists_commands_with_an_example() -> None:
@@ -539,6 +540,222 @@ def test_top_level_help_lists_commands_with_an_example() -> None:
     for name in command_names():
         assert re.search(rf"^\s+{name}\s", result.stdout, flags=re.MULTILINE)
     assert re.search(r"jacli jacobian \S", result.stdout), result.stdout
+
+
+def click_group():
+    import typer.main
+
+    return typer.main.get_command(app)
+
+
+def test_every_command_and_every_option_has_help_text() -> None:
+    """sqlite-utils' rule: nothing a user can type is undocumented."""
+    group = click_group()
+    assert [p for p in group.params if not (p.help or "").strip()] == []
+    assert set(group.commands) == set(command_names())
+    for name, command in group.commands.items():
+        assert (command.help or "").strip() and (command.short_help or "").strip(), name
+        undocumented = [p.name for p in command.params if not (p.help or "").strip()]
+        assert undocumented == [], (name, undocumented)
+
+
+def help_examples(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("jacli ")]
+
+
+@pytest.mark.parametrize("name", command_names())
+def test_help_examples_are_whole_commands_at_any_width(name: str) -> None:
+    """At 40, 80 and 200 columns, each example in --help is the whole command line of the
+    docstring, never wrapped mid-command; and each one runs."""
+    written = help_examples(click_group().commands[name].help)
+    assert written
+    for columns in ("40", "80", "200"):
+        shown = run(name, "--help", env={"COLUMNS": columns}).stdout
+        assert help_examples(shown) == [*written, "jacli functions"][: len(help_examples(shown))]
+        assert set(written) <= set(help_examples(shown)), (columns, shown)
+    for example in written:
+        result = run(*shlex.split(example)[1:])
+        assert result.exit_code == 0, (example, result.stderr)
+        assert result.stdout
+
+
+@pytest.mark.parametrize("columns", ["40", "80", "200"])
+def test_top_level_help_shows_each_summary_whole(columns: str) -> None:
+    text = run("--help", env={"COLUMNS": columns}).stdout
+    commands = text.split("Commands:", 1)[1]
+    assert "..." not in commands
+    flowing = " ".join(commands.split())  # a summary may wrap, never be cut
+    for name, command in click_group().commands.items():
+        assert f"{name} {command.short_help}" in flowing, (name, commands)
+    assert help_examples(text)[0] == 'jacli jacobian "(x+1)**2" --input eye:2'
+    assert "jacli functions" in help_examples(text)
+
+
+@pytest.mark.parametrize("name", ["jacobian", "vjp", "jvp", "grad", "hessian", "hvp", "check"])
+def test_command_help_lists_the_spec_forms_and_the_functions(name: str) -> None:
+    text = run(name, "--help", env={"COLUMNS": "80"}).stdout
+    for form in ("eye:3", "ones:2x3", "randn:3x4", "linspace:0,1,5", "@x.npy", "@x.csv", "@-", "onehot:0"):
+        assert form in text, form
+    assert re.search(r"^\s+jacli functions$", text, flags=re.MULTILINE)
+
+
+def test_functions_lists_what_the_parser_knows() -> None:
+    result = run("functions")
+    assert result.exit_code == 0 and result.stderr == ""
+    listed = [line.split()[0] for line in result.stdout.splitlines()]
+    # the parser's own list, from its unknown-function error
+    known = run("jacobian", "nosuch(x)", "-i", "1").stderr.split("Known functions: ", 1)[1].split(" (column")[0]
+    assert listed == known.split(", ") + ["pi", "e"]
+    assert "softmax" in result.stdout and "the constant 3.14159" in result.stdout
+    # each listed function is callable: a one-argument call of the elementwise ones computes
+    for name in ("sin", "relu", "sigmoid", "softplus", "erf"):
+        assert run("grad", f"sum({name}(x))", "-i", "0.5").exit_code == 0, name
+
+
+# -- colour and noise (clig.dev) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "terminal,flag,environ,expected",
+    [
+        (True, False, {}, True),
+        (False, False, {}, False),
+        (True, True, {}, False),
+        (True, False, {"NO_COLOR": "1"}, False),
+        (True, False, {"NO_COLOR": ""}, True),  # NO_COLOR counts only when not empty (no-color.org)
+        (True, False, {"TERM": "dumb"}, False),
+        (False, False, {"FORCE_COLOR": "1"}, True),
+        (False, False, {"FORCE_COLOR": "1", "NO_COLOR": "1"}, False),
+        (False, True, {"FORCE_COLOR": "1"}, False),
+    ],
+)
+def test_colour_rules(terminal, flag, environ, expected) -> None:
+    from jacli.cli import colour_wanted
+
+    assert colour_wanted(terminal, flag, environ) is expected
+
+
+def run_on_a_terminal(monkeypatch, *args: str, env: dict | None = None) -> str:
+    """Run the app in-process with stdout a real pseudo-terminal; returns what it showed."""
+    import pty
+
+    from jacli.cli import main
+
+    for name in ("NO_COLOR", "FORCE_COLOR", "TERM", "JACLI_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COLUMNS", "100")
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    leader, follower = pty.openpty()
+    with open(follower, "w", encoding="utf-8", closefd=True) as terminal:
+        monkeypatch.setattr(sys, "stdout", terminal)
+        monkeypatch.setattr(sys, "argv", ["jacli", *args])
+        with pytest.raises(SystemExit) as done:
+            main()
+        terminal.flush()
+    assert done.value.code == 0
+    shown = b""
+    import select
+
+    while select.select([leader], [], [], 0)[0]:
+        try:
+            piece = os.read(leader, 65536)
+        except OSError:
+            break
+        if not piece:
+            break
+        shown += piece
+    os.close(leader)
+    return shown.decode()
+
+
+PRETTY = ("jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0.5")
+
+
+def test_colour_on_a_terminal_and_off_by_flag_or_environment(monkeypatch) -> None:
+    coloured = run_on_a_terminal(monkeypatch, *PRETTY)
+    assert "\x1b[" in coloured and f"{math.cos(0.5):.6g}" in coloured  # pretty, by default, in colour
+    for args, env in ((["--no-color"], {}), ([], {"NO_COLOR": "1"}), ([], {"TERM": "dumb"})):
+        plain = run_on_a_terminal(monkeypatch, *PRETTY, *args, env=env)
+        assert "\x1b" not in plain, (args, env)
+        assert f"{math.cos(0.5):.6g}" in plain and "∂/∂r" in plain  # still the pretty view
+
+
+def test_force_color_colours_a_pipe() -> None:
+    forced = run(*PRETTY, "-f", "pretty", env={"FORCE_COLOR": "1"})
+    assert forced.exit_code == 0 and "\x1b[" in forced.stdout  # the scan below can see colour
+    assert "\x1b" not in run(*PRETTY, "-f", "pretty", "--no-color", env={"FORCE_COLOR": "1"}).stdout
+    assert "\x1b" not in run(*PRETTY, "-f", "json", env={"FORCE_COLOR": "1"}).stdout  # never in JSON
+
+
+EVERY_COMMAND = [
+    ["jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0.5", "--symbolic"],
+    ["vjp", "x**2", "-i", "nan,2", "--v", "ones"],  # with a warning on stderr
+    ["jvp", "x**2", "-i", "1,2", "--v", "1,0"],
+    ["grad", "sum(x**2)", "-i", "1,2", "--symbolic"],
+    ["hessian", "sum(x**3)", "-i", "1,2"],
+    ["hvp", "sum(x**3)", "-i", "1,2", "--v", "1,0"],
+    ["check", "relu(x)", "-i", "-1,0,1"],
+]
+
+
+@pytest.mark.parametrize("args", EVERY_COMMAND, ids=lambda a: a[0])
+@pytest.mark.parametrize("form", ["pretty", "plain", "json"])
+def test_no_ansi_escape_in_piped_output(args, form: str) -> None:
+    result = run(*args, "-f", form)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout and "\x1b" not in result.stdout and "\x1b" not in result.stderr
+    if form == "json":
+        strict_json(result.stdout)
+
+
+def test_no_ansi_escape_in_help_errors_or_lists() -> None:
+    for args in (["--help"], ["jacobian", "--help"], ["functions"], ["jacobian", "x", "-m", "revers"],
+                 ["jacobian", "sine(x)", "-i", "1"]):
+        result = run(*args)
+        assert "\x1b" not in result.stdout + result.stderr, args
+
+
+def test_a_real_pipe_carries_no_ansi_escape() -> None:
+    process = run_process("-m", "jacli", *PRETTY, "-f", "pretty", TERM="xterm-256color")
+    assert process.returncode == 0 and "∂/∂r" in process.stdout
+    assert "\x1b" not in process.stdout + process.stderr
+
+
+def test_quiet_prints_only_the_result(tmp_path) -> None:
+    noisy = run("jacobian", "log(x)", "-i", "0,1")
+    assert noisy.stderr.startswith("Warning: ")
+    quiet = run("jacobian", "log(x)", "-i", "0,1", "-q")
+    assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == noisy.stdout
+    assert quiet.stdout == "# x 2x2\ninf 0.0\n0.0 1.0\n"  # d log x/dx = 1/x at (0, 1)
+    target = tmp_path / "j.json"
+    written = run("jacobian", "2*x", "-i", "1", "-o", str(target), "--quiet")
+    assert written.exit_code == 0 and written.stderr == "" and written.stdout == ""
+    assert strict_json(target.read_text())["result"]["x"]["values"] == 2.0
+    assert run("jacobian", "2*x", "-i", "1", "-o", str(target)).stderr == f"jacli: wrote {target}\n"
+    assert_user_error(run("jacobian", "x**2", "-i", "y=1", "-q"), "'y'")  # errors are never quiet
+
+
+# -- shell completion ---------------------------------------------------------------------------------
+
+
+def test_shell_completion_script_and_answers(monkeypatch) -> None:
+    import typer.completion
+
+    monkeypatch.setattr(typer.completion, "_get_shell_name", lambda: "bash")  # the shell jacli runs under
+    runner = cli_runner()
+    script = runner.invoke(app, ["--show-completion"], prog_name="jacli")
+    assert script.exit_code == 0, script.output
+    assert "_JACLI_COMPLETE=complete_bash" in script.stdout and "complete -o default -F _jacli_completion jacli" in script.stdout
+
+    def complete(words: str) -> list[str]:
+        answer = runner.invoke(app, [], prog_name="jacli", env={
+            "_JACLI_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)})
+        return answer.stdout.split()
+
+    assert complete("jacli jac") == ["jacobian"]
+    assert complete("jacli jacobian x --meth") == ["--method"]
+    assert complete("jacli jacobian x --method r") == ["reverse", "rows"]
 
 
 IMPORT_PROBE = """
