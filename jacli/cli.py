@@ -59,6 +59,9 @@ class _Group(TyperGroup):
         except click_errors.ClickException as error:  # pragma: no cover - jacli raises none
             error.show()
             sys.exit(error.exit_code)
+        except typer.Abort:  # pragma: no cover - jacli asks no questions
+            _diagnose("Aborted.")
+            sys.exit(EXIT_USER_ERROR)
         sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -587,8 +587,10 @@ def test_top_level_help_shows_each_summary_whole(columns: str) -> None:
     flowing = " ".join(commands.split())  # a summary may wrap, never be cut
     for name, command in click_group().commands.items():
         assert f"{name} {command.short_help}" in flowing, (name, commands)
-    assert help_examples(text)[0] == 'jacli jacobian "(x+1)**2" --input eye:2'
-    assert "jacli functions" in help_examples(text)
+    assert help_examples(text) == [
+        'jacli jacobian "(x+1)**2" --input eye:2', 'jacli vjp "3*a + 2*b**2" -i a=1,2 -i b=3,4 --v 1,1', "jacli functions"]
+    # the vjp example by hand: v·∂(3a + 2b²) = (3·1, 3·1) for a and (4b·1) = (12, 16) for b
+    assert run(*shlex.split(help_examples(text)[1])[1:]).stdout == "# a 2\n3.0 3.0\n# b 2\n12.0 16.0\n"
 
 
 @pytest.mark.parametrize("name", ["jacobian", "vjp", "jvp", "grad", "hessian", "hvp", "check"])
