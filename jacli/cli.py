@@ -900,28 +900,32 @@ def usage_message(error: Exception, argv: List[str], group: Any = None) -> str:
         return _unknown_option(error.option_name, argv, command, group, where)
     if isinstance(error, click_errors.MissingParameter) and param is not None:
         if not _flag(param).startswith("-"):
-            return f"{where} needs a formula ({_flag(param)}); for example: {_example(command, where)}"
-        return f"{where} needs {_flag(param)} {param.metavar or ''}".rstrip() + (
-            f"; for example: {_example(command, where, _flag(param))}")
+            return f"{where} needs a formula ({_flag(param)}){_example(command, where)}"
+        return f"{where} needs {_flag(param)} {param.metavar or ''}".rstrip() + _example(command, where, _flag(param))
     if isinstance(error, click_errors.BadParameter) and param is not None:
         return _bad_value(error, param, argv, where)
     if isinstance(error, click_errors.BadOptionUsage):
-        option = _option_named(command, error.option_name)
+        name = error.option_name
+        if "does not take a value" in message:
+            return f"{name} takes no value; write {name} alone"
+        option = _option_named(command, name)
         metavar = f" ({option.metavar})" if option is not None and option.metavar else ""
-        flag = _long(option) if option is not None else error.option_name
-        return f"{error.option_name} needs a value{metavar}; for example: {_example(command, where, flag)}"
+        return f"{name} needs a value{metavar}{_example(command, where, _long(option) if option else name)}"
     extra = re.match(r"Got unexpected extra argument\S* \((.*)\)", message)
     if extra:
+        if not any(getattr(p, "param_type_name", "") == "argument" for p in getattr(command, "params", [])):
+            return f"{where} takes no arguments, and got {extra.group(1)!r}; '{where} --help' lists its options"
         return (
             f"{where} takes one formula, and {extra.group(1)!r} came after it; quote a formula that "
             "has spaces (\"x + y\"), and give each input with -i NAME=SPEC"
         )
     unknown = re.match(r"No such command '(.+?)'", message)
     if unknown:
-        names = list(getattr(group, "commands", {}))
-        close = difflib.get_close_matches(unknown.group(1).lower(), names, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return f"jacli has no command {unknown.group(1)!r}; {hint}The commands: {', '.join(names)}"
+        names = ", ".join(getattr(group, "commands", {}))
+        close = difflib.get_close_matches(unknown.group(1).lower(), list(getattr(group, "commands", {})), n=1)
+        if close:
+            return f"jacli has no command {unknown.group(1)!r}; did you mean {close[0]!r}? (the commands: {names})"
+        return f"jacli has no command {unknown.group(1)!r}; the commands are {names}"
     return f"{message.rstrip('.')}; see '{where} --help'"
 
 
@@ -960,28 +964,32 @@ def _examples(command: Any) -> list[str]:
 
 
 def _example(command: Any, where: str, flag: Optional[str] = None) -> str:
-    """The command's first example (that uses ``flag``), or where its help is."""
+    """"; for example: " and the command's first example (that uses ``flag``), or where its help is."""
     found = [e for e in _examples(command) if flag is None or re.search(rf"{re.escape(flag)}(?![\w-])", e)]
-    return found[0] if found else f"see '{where} --help'"
+    return f"; for example: {found[0]}" if found else f"; '{where} --help' says what it takes"
 
 
 def _unknown_option(name: str, argv: List[str], command: Any, group: Any, where: str) -> str:
     typed = next((t for t in argv if t == name or (t.startswith(name) and not t.startswith("--"))), name)
     options = _options_of(command)
     said = f"{where} has no option {name}"
+    elsewhere = [f"jacli {n}" for n, c in getattr(group, "commands", {}).items() if name in _options_of(c)]
+    verb = "takes" if len(elsewhere) == 1 else "take"
+    taken = f"{said}; {_one_of(elsewhere or ['none'])} {verb} it ('{where} --help' lists this command's options)"
     if name.startswith("--"):
+        if elsewhere and command is not group:
+            return taken
         close = difflib.get_close_matches(name, sorted(o for o in options if o.startswith("--")), n=1)
         if close:
             return f"{said}; did you mean {close[0]}?"
-        elsewhere = [f"jacli {n}" for n, c in getattr(group, "commands", {}).items() if name in _options_of(c)]
-        if elsewhere and command is not group:
-            return f"{said}; {_one_of(elsewhere)} take it ('{where} --help' lists this command's options)"
         return f"{said}; '{where} --help' lists its options"
     close = [o for o in options if len(o) == 2 and o.lower() == name.lower()]
     if close and typed == name:
         return f"{said}; did you mean {close[0]}?"
+    if elsewhere and command is not group and typed == name:
+        return taken
     takes_formula = any(getattr(p, "param_type_name", "") == "argument" for p in getattr(command, "params", []))
-    if takes_formula and "--" not in argv:
+    if takes_formula and "--" not in argv and typed in argv:
         rest = list(argv)
         rest.remove(typed)
         fixed = " ".join(["jacli", *map(_shell_word, rest), "--", _shell_word(typed)])

@@ -391,9 +391,17 @@ def assert_usage_error(result, *fragments: str) -> str:
         (["jacobian", "x", "-i", "1", "--bogus"], "Error: jacli jacobian has no option --bogus; 'jacli jacobian --help' lists its options"),
         (["jacobian", "x", "-I", "1"], "Error: jacli jacobian has no option -I; did you mean -i?"),
         (["jacobian", "x", "-i", "1", "--v", "1"], "jacli vjp, jacli jvp or jacli hvp take it"),
+        (["jacobian", "x", "-i", "1", "-v", "1"], "jacli jacobian has no option -v; jacli vjp, jacli jvp or jacli hvp take it"),
+        (["jacobian", "x", "-i", "1", "-qz"], "Error: jacli jacobian has no option -z; 'jacli jacobian --help' lists its options"),
         (["jacobian", "x", "y", "-i", "1"], "takes one formula, and 'y' came after it; quote a formula that has spaces"),
-        (["jacobain", "x"], "Error: jacli has no command 'jacobain'; did you mean 'jacobian'? The commands: jacobian, vjp,"),
+        (["jacobain", "x"], "Error: jacli has no command 'jacobain'; did you mean 'jacobian'? (the commands: jacobian, vjp,"),
         (["--bogus"], "Error: jacli has no option --bogus; 'jacli --help' lists its options"),
+        (["-"], "Error: jacli has no command '-'; the commands are jacobian, vjp, jvp, grad, hessian, hvp, check, functions"),
+        (["jacobian", "x", "-i", "1", "--full=1"], "Error: --full takes no value; write --full alone"),
+        (["jacobian", "x", "-i", "1", "--max-memory"], "Error: --max-memory needs a value (SIZE); 'jacli jacobian --help' says what it takes"),
+        (["jacobian", "x", "-i", "1", "--rtol", "0.1"], "Error: jacli jacobian has no option --rtol; jacli check takes it"),
+        (["functions", "x"], "Error: jacli functions takes no arguments, and got 'x'"),
+        (["jacobian", "x", "-i", "1", "--no-colour"], "did you mean --no-color?"),
     ],
 )
 def test_usage_errors_are_one_line_in_jacli_words(args, line) -> None:
