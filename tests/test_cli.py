@@ -648,6 +648,7 @@ def test_colour_rules(terminal, flag, environ, expected) -> None:
 def run_on_a_terminal(monkeypatch, *args: str, env: dict | None = None) -> str:
     """Run the app in-process with stdout a real pseudo-terminal; returns what it showed."""
     import pty
+    import threading
 
     from jacli.cli import main
 
@@ -657,26 +658,30 @@ def run_on_a_terminal(monkeypatch, *args: str, env: dict | None = None) -> str:
     for name, value in (env or {}).items():
         monkeypatch.setenv(name, value)
     leader, follower = pty.openpty()
+    pieces: list[bytes] = []
+
+    def drain() -> None:  # read while jacli writes, so a long output never fills the pty and blocks
+        while True:
+            try:
+                piece = os.read(leader, 65536)
+            except OSError:  # the terminal's other end is closed: everything has been read
+                return
+            if not piece:
+                return
+            pieces.append(piece)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     with open(follower, "w", encoding="utf-8", closefd=True) as terminal:
         monkeypatch.setattr(sys, "stdout", terminal)
         monkeypatch.setattr(sys, "argv", ["jacli", *args])
         with pytest.raises(SystemExit) as done:
             main()
         terminal.flush()
-    assert done.value.code == 0
-    shown = b""
-    import select
-
-    while select.select([leader], [], [], 0)[0]:
-        try:
-            piece = os.read(leader, 65536)
-        except OSError:
-            break
-        if not piece:
-            break
-        shown += piece
+    reader.join(timeout=60)
     os.close(leader)
-    return shown.decode()
+    assert done.value.code == 0
+    return b"".join(pieces).decode()
 
 
 PRETTY = ("jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0.5")
