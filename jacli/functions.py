@@ -204,8 +204,22 @@ def _dot_expansion(a: Symbolic, b: Symbolic) -> Symbolic:
     return _sum_expansion(symbolic_array(a * b))
 
 
+def _held_max(x: Symbolic, axis: int | None) -> Symbolic:
+    """The shift of a stable softmax/logsumexp: the held maximum over all of ``x`` or along
+    ``axis`` (kept as a size-1 axis, so it broadcasts against ``x``)."""
+    if axis is None or not x.ndim:
+        return symbolic_array(nodes.held_max(*x.reshape(-1)))
+    moved = np.moveaxis(x, axis, -1)
+    shifts = np.empty(moved.shape[:-1], dtype=object)
+    for index in np.ndindex(*shifts.shape):
+        shifts[index] = nodes.held_max(*moved[index])
+    return symbolic_array(np.expand_dims(shifts, axis))
+
+
 def _softmax_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
-    exps = entrywise(sp.exp, x)
+    # exp(x - m) / sum(exp(x - m)) with m the held maximum: the same function for every m, so
+    # its exact derivative is the true one, and it evaluates without overflow at large x (#12).
+    exps = entrywise(sp.exp, symbolic_array(x - _held_max(x, axis)))
     if axis is None:
         return symbolic_array(exps / _sum_expansion(exps)[()])
     if not x.ndim:
@@ -214,7 +228,14 @@ def _softmax_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
 
 
 def _logsumexp_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
-    return entrywise(sp.log, _sum_expansion(entrywise(sp.exp, x), axis))
+    # m + log(sum(exp(x - m))): see _softmax_expansion.
+    shift = _held_max(x, axis)
+    sums = _sum_expansion(entrywise(sp.exp, symbolic_array(x - shift)), axis)
+    if axis is not None and x.ndim:
+        shift = np.squeeze(shift, axis)
+    elif x.ndim:
+        shift = shift.reshape(())
+    return symbolic_array(shift + entrywise(sp.log, sums))
 
 
 def _reshape_expansion(x: Symbolic, *shape: int) -> Symbolic:
@@ -289,6 +310,14 @@ def _softmax_all(x: Any) -> Any:
     if x.dim() == 1:  # no reshape: under vmap its backward costs a third more (jacrev, n = 1000)
         return torch.softmax(x, 0)
     return torch.softmax(x.reshape(-1), 0).reshape(x.shape)
+
+
+def _largest(values: Sequence[Any]) -> Any:
+    """The elementwise maximum of tensors and numbers, in the tensors' dtype."""
+    like = next((v for v in values if isinstance(v, torch.Tensor)), None)
+    tensors = [torch.as_tensor(v, dtype=None if like is None else like.dtype,
+                               device=None if like is None else like.device) for v in values]
+    return torch.stack(torch.broadcast_tensors(*tensors)).amax(0)
 
 
 def _transpose(x: Any, dim0: int | None = None, dim1: int | None = None) -> Any:
@@ -412,6 +441,11 @@ _DERIVATIVE_ONLY = [
             x, torch.full_like(x, 0.5) if at_zero is None else at_zero.to(x.dtype).expand_as(x)
         ),
         sp.Heaviside, tensors=(1, 2), elementwise=True, kinks=_kink_at_zero,
+    ),
+    Function(
+        "held_max", "the largest argument, held constant (the shift of a stable softmax)",
+        lambda *xs: _largest(xs).detach(),
+        nodes.held_max, tensors=(1, 1 << 30), elementwise=True,
     ),
     Function(
         "diracdelta", "zero away from zero (torch's derivative of sign)",

@@ -84,6 +84,36 @@ class softplus(sp.Function):
         return sp.log(1 + sp.exp(x))
 
 
+class held_max(sp.Function):
+    """The largest of its arguments, held constant under differentiation (its derivative is 0).
+
+    Only exact expansions use it: ``softmax`` and ``logsumexp`` are written as
+    ``exp(x[i] - m) / Σ exp(x[j] - m)`` and ``m + log Σ exp(x[j] - m)`` with ``m = held_max(x...)``,
+    so that their exact derivatives evaluate without overflow at large ``x``. Both functions are
+    exactly invariant to ``m``, so treating it as a constant gives their true derivatives. See
+    ``readable`` for the form shown to users.
+    """
+
+    @classmethod
+    def eval(cls, *args):
+        if all(a.is_number and a.is_extended_real for a in args):
+            return sp.Max(*args)
+        return None
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+    def _sympystr(self, printer):
+        return f"held_max({', '.join(printer._print(a) for a in self.args)})"
+
+
+def readable(expression: sp.Basic) -> sp.Basic:
+    """The expression with every ``held_max`` shift set to 0: the textbook form, equal in value
+    (it is what the stable form means), shown to users."""
+    shifts = expression.atoms(held_max)
+    return expression.xreplace({shift: sp.S.Zero for shift in shifts}) if shifts else expression
+
+
 def elementary(tree: sp.Basic) -> sp.Basic:
     """The tree with relu, sigmoid and softplus written with Max, exp and log (for SymPy's evalf)."""
     return tree.replace(relu, lambda x: sp.Max(x, 0)).replace(
