@@ -213,13 +213,13 @@ def compute_jacobian(
     if exact is not None:
         from jacli.engine.exact import is_elementwise, scalar_derivative
 
-        result.symbolic = exact
+        result.symbolic = _readable(exact)
         tree = problem.compiled.tree
         if not all(not problem.shapes[n] for n in problem.wrt) and is_elementwise(tree):
             result.diagonal = {name: scalar_derivative(tree, name) for name in problem.wrt}
     if det:
         dense = {name: block.to_dense() for name, block in blocks.items()}
-        result.det, result.det_symbolic = _determinant(problem, dense, exact)
+        result.det, result.det_symbolic = _determinant(problem, dense, _readable(exact))
     return result
 
 
@@ -319,7 +319,7 @@ def compute_grad(
             )
         values = dict(zip(problem.wrt, grads))
     output = output.reshape(problem.plan.output_shape)
-    return GradResult(problem, chosen.value, _reported(output, values), grads=values, symbolic=exact)
+    return GradResult(problem, chosen.value, _reported(output, values), grads=values, symbolic=_readable(exact))
 
 
 def compute_hessian(
@@ -362,7 +362,7 @@ def compute_hessian(
         names = problem.compiled.variables
         values = {(names[i], names[j]): block for (i, j), block in blocks.items()}
     output = output.reshape(problem.plan.output_shape)
-    return HessianResult(problem, chosen.value, _reported(output, values), blocks=values, symbolic=exact)
+    return HessianResult(problem, chosen.value, _reported(output, values), blocks=values, symbolic=_readable(exact))
 
 
 def compute_hvp(
@@ -697,6 +697,16 @@ def _exact(problem: Problem, method: Any, build: Callable[[Problem], Any]) -> An
         warnings.warn(f"`symbolic` skipped: {reason}; the numbers below are from {method.value} mode",
                       JacliWarning, stacklevel=3)
         return None
+
+
+def _readable(exact: dict[Any, Any] | None) -> dict[Any, Any] | None:
+    """The exact blocks as shown to users: the stable shifts of softmax and logsumexp set to 0
+    (the textbook form; the stable form is what is evaluated)."""
+    if exact is None:
+        return None
+    from jacli.engine.exact import readable
+
+    return {key: readable(block) for key, block in exact.items()}
 
 
 def _exact_jacobian(problem: Problem) -> dict[str, Any]:

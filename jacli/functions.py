@@ -19,6 +19,7 @@ torch and numpy are imported lazily (see ``_Lazy``) so that parsing never pays f
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -204,8 +205,22 @@ def _dot_expansion(a: Symbolic, b: Symbolic) -> Symbolic:
     return _sum_expansion(symbolic_array(a * b))
 
 
+def _held_max(x: Symbolic, axis: int | None) -> Symbolic:
+    """The shift of a stable softmax/logsumexp: the held maximum over all of ``x`` or along
+    ``axis`` (kept as a size-1 axis, so it broadcasts against ``x``)."""
+    if axis is None or not x.ndim:
+        return symbolic_array(nodes.held_max(*x.reshape(-1)))
+    moved = np.moveaxis(x, axis, -1)
+    shifts = np.empty(moved.shape[:-1], dtype=object)
+    for index in np.ndindex(*shifts.shape):
+        shifts[index] = nodes.held_max(*moved[index])
+    return symbolic_array(np.expand_dims(shifts, axis))
+
+
 def _softmax_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
-    exps = entrywise(sp.exp, x)
+    # exp(x - m) / sum(exp(x - m)) with m the held maximum: the same function for every m, so
+    # its exact derivative is the true one, and it evaluates without overflow at large x (#12).
+    exps = entrywise(sp.exp, symbolic_array(x - _held_max(x, axis)))
     if axis is None:
         return symbolic_array(exps / _sum_expansion(exps)[()])
     if not x.ndim:
@@ -214,7 +229,22 @@ def _softmax_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
 
 
 def _logsumexp_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
-    return entrywise(sp.log, _sum_expansion(entrywise(sp.exp, x), axis))
+    # m + log(sum(exp(x - m))): see _softmax_expansion.
+    shift = _held_max(x, axis)
+    sums = _sum_expansion(entrywise(sp.exp, symbolic_array(x - shift)), axis)
+    if axis is not None and x.ndim:
+        shift = np.squeeze(shift, axis)
+    elif x.ndim:
+        shift = shift.reshape(())
+    return symbolic_array(shift + entrywise(sp.log, sums))
+
+
+def _log_softmax_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
+    # x - logsumexp(x), with logsumexp's stable form kept along the axis.
+    shift = _held_max(x, axis)
+    exps = entrywise(sp.exp, symbolic_array(x - shift))
+    sums = _sum_expansion(exps) if axis is None or not x.ndim else np.sum(exps, axis=axis, keepdims=True)
+    return symbolic_array(x - shift - entrywise(sp.log, symbolic_array(sums)))
 
 
 def _reshape_expansion(x: Symbolic, *shape: int) -> Symbolic:
@@ -291,6 +321,49 @@ def _softmax_all(x: Any) -> Any:
     return torch.softmax(x.reshape(-1), 0).reshape(x.shape)
 
 
+def _largest(values: Sequence[Any]) -> Any:
+    """The elementwise maximum of tensors and numbers, in the tensors' dtype."""
+    like = next((v for v in values if isinstance(v, torch.Tensor)), None)
+    tensors = [torch.as_tensor(v, dtype=None if like is None else like.dtype,
+                               device=None if like is None else like.device) for v in values]
+    return torch.stack(torch.broadcast_tensors(*tensors)).amax(0)
+
+
+def _comparison(test: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A comparison as 0/1 in the operands' floating dtype (no gradient flows through it)."""
+    return lambda a, b: test(a, b).to(torch.promote_types(a.dtype, b.dtype))
+
+
+def _cbrt(x: Any) -> Any:
+    return torch.sign(x) * torch.abs(x).pow(1 / 3)
+
+
+def _gamma(x: Any) -> Any:
+    # Γ(x) = exp(lgamma(x)) for x > 0 and, by reflection, π / (sin(πx) Γ(1 - x)) below. Each
+    # branch sees only arguments it is finite at, so neither leaks a NaN into the other's gradient.
+    positive = x > 0
+    right = torch.where(positive, x, torch.ones_like(x))
+    left = torch.where(positive, torch.full_like(x, 0.5), x)
+    reflected = math.pi / (torch.sin(math.pi * left) * torch.exp(torch.lgamma(1 - left)))
+    return torch.where(positive, torch.exp(torch.lgamma(right)), reflected)
+
+
+def _kink_at_integers(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
+    """floor, ceil: the piece changes where x crosses an integer, where sin(πx) changes sign."""
+    return [sp.sin(sp.pi * operands[0], evaluate=False)]
+
+
+def _kink_at_halves(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
+    """round: the piece changes where x crosses a half-integer, where cos(πx) changes sign."""
+    return [sp.cos(sp.pi * operands[0], evaluate=False)]
+
+
+def _kink_at_bounds(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
+    """clamp: the piece changes where x crosses either bound."""
+    x, low, high = operands
+    return [sp.Add(x, -low, evaluate=False), sp.Add(x, -high, evaluate=False)]
+
+
 def _transpose(x: Any, dim0: int | None = None, dim1: int | None = None) -> Any:
     if dim0 is None:
         return x.permute(*reversed(range(x.dim())))
@@ -330,6 +403,43 @@ _TABLE = [
     _elementwise(
         "softplus", "log(1 + exp(x))", nodes.softplus,
         lambda x: torch.nn.functional.softplus(x),
+    ),
+    _elementwise("log1p", "log(1 + x), accurate for small x", nodes.log1p, lambda x: torch.log1p(x)),
+    _elementwise("expm1", "exp(x) - 1, accurate for small x", nodes.expm1, lambda x: torch.expm1(x)),
+    _elementwise(
+        "logsigmoid", "log(sigmoid(x)), stable for large |x|", nodes.logsigmoid,
+        lambda x: torch.nn.functional.logsigmoid(x),
+    ),
+    _elementwise("cbrt", "real cube root (negative for negative x)", nodes.cbrt, _cbrt),
+    _elementwise("gamma", "the gamma function Γ(x)", sp.gamma, _gamma),
+    _elementwise("lgamma", "log|Γ(x)|", nodes.lgamma, lambda x: torch.lgamma(x)),
+    Function(
+        "digamma", "d/dx lgamma(x)", lambda x: torch.special.digamma(x), None, elementwise=True,
+        build=lambda x: sp.polygamma(0, x, evaluate=False),
+    ),
+    Function(
+        "hypot", "sqrt(a**2 + b**2) without overflow", lambda a, b: torch.hypot(a, b), nodes.hypot,
+        tensors=(2, 2), elementwise=True,
+    ),
+    Function(
+        "atan2", "atan2(y, x): the angle of the point (x, y), in (-pi, pi]", lambda y, x: torch.atan2(y, x),
+        sp.atan2, tensors=(2, 2), elementwise=True, kinks=_kink_at_zero,
+    ),
+    _elementwise("floor", "the largest integer <= x (derivative 0, as torch)", nodes.floor,
+                 lambda x: torch.floor(x), _kink_at_integers),
+    _elementwise("ceil", "the smallest integer >= x (derivative 0, as torch)", nodes.ceil,
+                 lambda x: torch.ceil(x), _kink_at_integers),
+    _elementwise("round", "the nearest integer, halves to even (derivative 0, as torch)", nodes.round,
+                 lambda x: torch.round(x), _kink_at_halves),
+    Function(
+        "clamp", "clamp(x, low, high): x limited to [low, high]; derivative 1 on the closed interval, as torch",
+        lambda x, low, high: torch.clamp(x, low, high), nodes.clamp, tensors=(3, 3), elementwise=True,
+        kinks=_kink_at_bounds,
+    ),
+    Function(
+        "where", "where(c, a, b): a where c is not 0, else b (c is often a comparison: x > 0)",
+        lambda c, a, b: torch.where(c != 0, a, b), nodes.where, tensors=(3, 3), elementwise=True,
+        kinks=_kink_at_zero,
     ),
     Function(
         "min", "elementwise minimum of two tensors", lambda a, b: torch.minimum(a, b), sp.Min,
@@ -377,6 +487,14 @@ _TABLE = [
         sparsity=_sparsity("along_axis"),
     ),
     Function(
+        "log_softmax", "x - logsumexp(x), stable; log_softmax(x, axis) along one axis",
+        _over_all_or_axis(
+            lambda x: torch.log_softmax(x.reshape(-1), 0).reshape(x.shape), lambda x, axis: torch.log_softmax(x, axis)
+        ),
+        nodes.tensor_op("log_softmax"), ints=(0, 1), expand=_log_softmax_expansion, shape=shapes.same,
+        sparsity=_sparsity("along_axis"),
+    ),
+    Function(
         "logsumexp", "log(sum(exp(x))) over all elements; logsumexp(x, axis) along one axis",
         _over_all_or_axis(
             lambda x: torch.logsumexp(x.reshape(-1), 0), lambda x, axis: torch.logsumexp(x, axis)
@@ -414,16 +532,44 @@ _DERIVATIVE_ONLY = [
         sp.Heaviside, tensors=(1, 2), elementwise=True, kinks=_kink_at_zero,
     ),
     Function(
+        "polygamma", "polygamma(n, x): the n-th derivative of digamma (torch.special.polygamma)",
+        lambda n, x: torch.special.polygamma(int(n.item()), x), sp.polygamma, tensors=(2, 2), elementwise=True,
+    ),
+    Function(
+        "held_max", "the largest argument, held constant (the shift of a stable softmax)",
+        lambda *xs: _largest(xs).detach(),
+        nodes.held_max, tensors=(1, 1 << 30), elementwise=True,
+    ),
+    Function(
         "diracdelta", "zero away from zero (torch's derivative of sign)",
         lambda x, *order: torch.zeros_like(x), sp.DiracDelta, tensors=(1, 2), elementwise=True,
         kinks=_kink_at_zero,
     ),
 ]
 
+# Nodes the parser builds from operators (a < b, a == b ...), not from calls: 1 where the
+# comparison holds, else 0, with no gradient (torch's comparisons are not differentiable).
+_OPERATORS = [
+    Function(node.__name__, f"a {node.symbol} b: 1 where it holds, else 0", _comparison(test), node,
+             tensors=(2, 2), elementwise=True, kinks=_kink_at_ties)
+    for node, test in [
+        (nodes.lt, lambda a, b: torch.lt(a, b)), (nodes.le, lambda a, b: torch.le(a, b)),
+        (nodes.gt, lambda a, b: torch.gt(a, b)), (nodes.ge, lambda a, b: torch.ge(a, b)),
+        (nodes.eq, lambda a, b: torch.eq(a, b)), (nodes.ne, lambda a, b: torch.ne(a, b)),
+    ]
+]
+
+COMPARISONS: dict[str, type] = {
+    node: entry.node for node, entry in zip(["Lt", "LtE", "Gt", "GtE", "Eq", "NotEq"], _OPERATORS)
+}
+"""The comparison node for each ``ast`` comparison operator's class name (the parser's lookup)."""
+
 FUNCTIONS: dict[str, Function] = {f.name: f for f in _TABLE}
 """Every callable name, in table order."""
 
-BY_NODE: dict[type, Function] = {f.node: f for f in _TABLE + _DERIVATIVE_ONLY if f.node is not None}
+BY_NODE: dict[type, Function] = {
+    f.node: f for f in _TABLE + _OPERATORS + _DERIVATIVE_ONLY if f.node is not None
+}
 """The table entry behind each SymPy node class (the compiler's lookup)."""
 
 CONSTANTS: dict[str, sp.Basic] = {"pi": sp.pi, "e": sp.E}

@@ -17,7 +17,9 @@ subtraction (``a + (-1)*b``) and division (``a * b**-1``), for the compiler and 
 
 from __future__ import annotations
 
+import builtins
 import math
+from fractions import Fraction
 
 import sympy as sp
 from sympy.core.symbol import Str
@@ -82,6 +84,234 @@ class softplus(sp.Function):
 
     def _eval_rewrite_as_exp(self, x, **kwargs):
         return sp.log(1 + sp.exp(x))
+
+
+class _RealFunction(sp.Function):
+    """A real function of real arguments that evaluates only on numbers (``_value``)."""
+
+    def _eval_is_extended_real(self):
+        return all(a.is_extended_real for a in self.args) or None
+
+    @classmethod
+    def eval(cls, *args):
+        if all(a.is_number and a.is_extended_real for a in args):
+            return cls._value(*args)
+        return None
+
+    @classmethod
+    def _value(cls, *args):  # the function on real numbers, as an exact SymPy number
+        return None
+
+
+class log1p(_RealFunction):
+    """log(1 + x), accurate for small x (torch.log1p); its derivative is 1/(1 + x)."""
+
+    @classmethod
+    def _value(cls, x):
+        return sp.log(1 + x)
+
+    def fdiff(self, argindex=1):
+        return 1 / (1 + self.args[0])
+
+
+class expm1(_RealFunction):
+    """exp(x) - 1, accurate for small x (torch.expm1); its derivative is exp(x)."""
+
+    @classmethod
+    def _value(cls, x):
+        return sp.exp(x) - 1
+
+    def fdiff(self, argindex=1):
+        return sp.exp(self.args[0])
+
+
+class logsigmoid(_RealFunction):
+    """log(sigmoid(x)) = -softplus(-x), stable for large |x|; its derivative is sigmoid(-x)."""
+
+    @classmethod
+    def _value(cls, x):
+        return -sp.log(1 + sp.exp(-x))
+
+    def fdiff(self, argindex=1):
+        return sigmoid(-self.args[0])
+
+
+class cbrt(_RealFunction):
+    """The real cube root, negative for negative x; its derivative is 1/(3 cbrt(x)**2)."""
+
+    @classmethod
+    def _value(cls, x):
+        return sp.real_root(x, 3)
+
+    def fdiff(self, argindex=1):
+        return 1 / (3 * cbrt(self.args[0]) ** 2)
+
+
+class hypot(_RealFunction):
+    """sqrt(a**2 + b**2) without overflow (torch.hypot); its derivatives are a/hypot, b/hypot."""
+
+    @classmethod
+    def _value(cls, a, b):
+        return sp.sqrt(a**2 + b**2)
+
+    def fdiff(self, argindex=1):
+        return self.args[argindex - 1] / self
+
+
+class lgamma(_RealFunction):
+    """log|Γ(x)| (torch.lgamma); its derivative is digamma(x) for every x off the poles."""
+
+    @classmethod
+    def _value(cls, x):
+        return sp.log(sp.Abs(sp.gamma(x)))
+
+    def fdiff(self, argindex=1):
+        return sp.polygamma(0, self.args[0])
+
+
+builtins_round = builtins.round
+
+
+class _Step(_RealFunction):
+    """A piecewise-constant function: torch's derivative is 0 everywhere (also at its jumps)."""
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+
+class floor(_Step):
+    """The largest integer ≤ x."""
+
+    @classmethod
+    def _value(cls, x):
+        return sp.floor(x)
+
+
+class ceil(_Step):
+    """The smallest integer ≥ x."""
+
+    @classmethod
+    def _value(cls, x):
+        return sp.ceiling(x)
+
+
+class round(_Step):
+    """The nearest integer, halves to even (as torch.round and Python round)."""
+
+    @classmethod
+    def _value(cls, x):
+        exact = sp.Rational(x)  # a Float's exact value, so that halves are halves
+        return sp.Integer(builtins_round(Fraction(int(exact.p), int(exact.q))))
+
+
+class _Comparison(_Step):
+    """1 where the comparison holds, else 0 (no gradient flows through it, as in torch)."""
+
+    symbol = ""
+    test: staticmethod
+
+    @classmethod
+    def _value(cls, a, b):
+        return sp.Integer(1 if cls.test(sp.Float(a - b, 50) if not (a - b).is_Rational else a - b) else 0)
+
+    def _sympystr(self, printer):
+        a, b = (printer._print(arg) for arg in self.args)
+        return f"({a} {self.symbol} {b})"
+
+    def _eval_rewrite_as_Piecewise(self, a, b, **kwargs):
+        relation = {"<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge, "==": sp.Eq, "!=": sp.Ne}[self.symbol]
+        return sp.Piecewise((1, relation(a, b)), (0, True))
+
+
+class lt(_Comparison):
+    """a < b"""
+    symbol, test = "<", staticmethod(lambda d: d < 0)
+
+
+class le(_Comparison):
+    """a <= b"""
+    symbol, test = "<=", staticmethod(lambda d: d <= 0)
+
+
+class gt(_Comparison):
+    """a > b"""
+    symbol, test = ">", staticmethod(lambda d: d > 0)
+
+
+class ge(_Comparison):
+    """a >= b"""
+    symbol, test = ">=", staticmethod(lambda d: d >= 0)
+
+
+class eq(_Comparison):
+    """a == b"""
+    symbol, test = "==", staticmethod(lambda d: d == 0)
+
+
+class ne(_Comparison):
+    """a != b"""
+    symbol, test = "!=", staticmethod(lambda d: d != 0)
+
+
+class where(_RealFunction):
+    """where(c, a, b): a where c is not 0, else b; no gradient flows to c (torch.where)."""
+
+    @classmethod
+    def _value(cls, c, a, b):
+        return a if c != 0 else b
+
+    def _eval_rewrite_as_Piecewise(self, c, a, b, **kwargs):
+        return sp.Piecewise((a, sp.Ne(c, 0)), (b, True))
+
+    def fdiff(self, argindex=1):
+        condition = self.args[0]
+        return (sp.S.Zero, ne(condition, 0), eq(condition, 0))[argindex - 1]
+
+
+class clamp(_RealFunction):
+    """clamp(x, low, high): min(max(x, low), high). As torch: x's derivative is 1 on the closed
+    interval [low, high], low's where x < low, high's where x > high."""
+
+    @classmethod
+    def _value(cls, x, low, high):
+        return sp.Min(sp.Max(x, low), high)
+
+    def _eval_rewrite_as_Piecewise(self, x, low, high, **kwargs):
+        return sp.Piecewise((low, x < low), (high, x > high), (x, True))
+
+    def fdiff(self, argindex=1):
+        x, low, high = self.args
+        return (ge(x, low) * le(x, high), lt(x, low), gt(x, high))[argindex - 1]
+
+
+class held_max(sp.Function):
+    """The largest of its arguments, held constant under differentiation (its derivative is 0).
+
+    Only exact expansions use it: ``softmax`` and ``logsumexp`` are written as
+    ``exp(x[i] - m) / Σ exp(x[j] - m)`` and ``m + log Σ exp(x[j] - m)`` with ``m = held_max(x...)``,
+    so that their exact derivatives evaluate without overflow at large ``x``. Both functions are
+    exactly invariant to ``m``, so treating it as a constant gives their true derivatives. See
+    ``readable`` for the form shown to users.
+    """
+
+    @classmethod
+    def eval(cls, *args):
+        if all(a.is_number and a.is_extended_real for a in args):
+            return sp.Max(*args)
+        return None
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+    def _sympystr(self, printer):
+        return f"held_max({', '.join(printer._print(a) for a in self.args)})"
+
+
+def readable(expression: sp.Basic) -> sp.Basic:
+    """The expression with every ``held_max`` shift set to 0: the textbook form, equal in value
+    (it is what the stable form means), shown to users."""
+    shifts = expression.atoms(held_max)
+    return expression.xreplace({shift: sp.S.Zero for shift in shifts}) if shifts else expression
 
 
 def elementary(tree: sp.Basic) -> sp.Basic:

@@ -27,7 +27,7 @@ import sympy as sp
 
 from jacli import nodes, printing
 from jacli.errors import ExpressionError
-from jacli.functions import CONSTANTS, FUNCTIONS, Function
+from jacli.functions import COMPARISONS, CONSTANTS, FUNCTIONS, Function
 
 MAX_LENGTH = 10_000
 """Longest expression text accepted, in characters."""
@@ -275,7 +275,6 @@ _BINARY_NAMES = {
 _REJECTED = {
     ast.Attribute: "attribute access",
     ast.Lambda: "lambda",
-    ast.Compare: "comparison",
     ast.BoolOp: "'and'/'or'",
     ast.IfExp: "conditional expression",
     ast.Dict: "dictionary",
@@ -427,16 +426,27 @@ class _Builder:
         while isinstance(node, ast.BinOp) and _chain(node) is chain:
             links.append(node)
             node = node.left
-        terms = [self.build(node)]
+        terms = self._factors(node, chain)
         for link in reversed(links):
-            right = self.build(link.right)
             op = type(link.op)
+            if op is ast.Mult:
+                terms.extend(self._factors(link.right, chain))
+                continue
+            right = self.build(link.right)
             if op is ast.Sub:
                 right = sp.Mul(sp.S.NegativeOne, right, evaluate=False)
             elif op is ast.Div:
                 right = sp.Pow(right, sp.S.NegativeOne, evaluate=False)
             terms.append(right)
         return (sp.Add if chain is sp.Add else sp.Mul)(*terms, evaluate=False)
+
+    def _factors(self, node: ast.AST, chain: type) -> list[sp.Basic]:
+        """A term of a chain; a comparison chain ``a < b < c`` inside a product gives its links as
+        factors of that product, so the tree is the one its printed form ``(a < b)*(b < c)`` parses to."""
+        built = self.build(node)
+        if chain is sp.Mul and isinstance(node, ast.Compare) and isinstance(built, sp.Mul):
+            return list(built.args)
+        return [built]
 
     def _UnaryOp(self, node: ast.UnaryOp) -> sp.Basic:
         if isinstance(node.op, ast.UAdd):
@@ -448,6 +458,19 @@ class _Builder:
             return sp.Mul(sp.S.NegativeOne, operand, evaluate=False)
         symbol = {ast.Not: "'not'", ast.Invert: "'~'"}.get(type(node.op), "this operator")
         raise self.fail(node, f"{symbol} is not allowed")
+
+    def _Compare(self, node: ast.Compare) -> sp.Basic:
+        """``a < b`` as 0/1; a chain ``a < b <= c`` is the product of its links, as in Python."""
+        terms = [node.left, *node.comparators]
+        links = []
+        for op, left, right in zip(node.ops, terms, terms[1:]):
+            comparison = COMPARISONS.get(type(op).__name__)
+            if comparison is None:
+                symbol = {ast.Is: "'is'", ast.IsNot: "'is not'", ast.In: "'in'", ast.NotIn: "'not in'"}
+                raise self.fail(node, f"{symbol.get(type(op), 'this comparison')} is not allowed; "
+                                      "compare numbers with <, <=, >, >=, == or !=")
+            links.append(comparison(self.build(left), self.build(right), evaluate=False))
+        return links[0] if len(links) == 1 else sp.Mul(*links, evaluate=False)
 
     def _List(self, node: ast.List) -> sp.Basic:
         if not node.elts:

@@ -108,6 +108,12 @@ class _JacliPrinter(StrPrinter):
     def _print_Abs(self, expr):
         return f"abs({self._print(expr.args[0])})"
 
+    def _print_polygamma(self, expr):
+        order, x = expr.args
+        if order == 0:
+            return f"digamma({self._print(x)})"  # the only order a user writes
+        return f"polygamma({self._print(order)}, {self._print(x)})"
+
     def _print_Min(self, expr):
         return f"min({', '.join(self._print(a) for a in expr.args)})"
 

@@ -61,10 +61,46 @@ def test_exact_derivatives_of_jacli_functions_stay_real():
 
 def test_an_exact_form_jacli_cannot_evaluate_is_a_user_error_and_check_skips_it():
     # SymPy cannot prove asin(x) real (it is not, for |x| > 1): its derivative of abs(asin(x))
-    # holds atan2, re and im, which have no torch side in jacli's table.
-    with pytest.raises(jacli.ExpressionError, match=r"holds atan2\(\.\.\.\).*`method` reverse or forward"):
+    # holds re and im (and atan2), and re and im have no torch side in jacli's table.
+    with pytest.raises(jacli.ExpressionError, match=r"holds (re|im)\(\.\.\.\).*`method` reverse or forward"):
         jacli.grad("sum(abs(asin(x)))", {"x": [-0.5, 0.2]}, method="symbolic")
     report = jacli.check("abs(asin(x))", {"x": [-0.5, 0.2]})
     assert report.ok and report.reference == "reverse"
     symbolic = next(m for m in report.methods if m.method == "symbolic")
-    assert symbolic.skipped and "atan2" in symbolic.note
+    assert symbolic.skipped and ("re(" in symbolic.note or "im(" in symbolic.note)
+
+
+LARGE = torch.tensor([1000.0, 1001.5, 998.0, 1000.7], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("expr,shape", [
+    ("softmax(x)", (4,)), ("logsumexp(x)", (4,)), ("softmax(reshape(x, 2, 2), 1)", (4,)),
+    ("logsumexp(reshape(x, 2, 2), 0)", (4,)), ("softmax(x)[1] * logsumexp(x)", (4,)),
+])
+def test_symbolic_softmax_and_logsumexp_do_not_overflow_at_large_inputs(expr, shape):
+    # The exact form exp(x[i]) / sum(exp(x)) overflows at x = 1000; the stable form, shifted by a
+    # maximum held constant, is the same function and must give autograd's finite numbers.
+    x = LARGE.reshape(shape)
+    exact = jacli.jacobian(expr, {"x": x}, method="symbolic")["x"]
+    assert torch.isfinite(exact).all()
+    torch.testing.assert_close(exact, jacli.jacobian(expr, {"x": x}, method="reverse")["x"], rtol=1e-10, atol=1e-14)
+
+
+def test_symbolic_hessian_of_logsumexp_at_large_inputs_equals_the_closed_form():
+    # The Hessian of logsumexp is diag(p) - p p^T with p = softmax(x), worked out by hand.
+    hessian = jacli.hessian("logsumexp(x)", {"x": LARGE}, method="symbolic")[("x", "x")]
+    p = torch.softmax(LARGE, 0)
+    torch.testing.assert_close(hessian, torch.diag(p) - torch.outer(p, p), rtol=1e-10, atol=1e-14)
+
+
+def test_exact_forms_shown_to_users_are_the_textbook_ones():
+    result = jacli.compute_grad("logsumexp(x)", {"x": LARGE[:2]}, symbolic=True)
+    shown = [str(entry) for entry in result.symbolic["x"].reshape(-1)]
+    assert shown == ["exp(x[0])/(exp(x[0]) + exp(x[1]))", "exp(x[1])/(exp(x[0]) + exp(x[1]))"]
+    assert "held_max" not in str(jacli.compute_jacobian("softmax(x)", {"x": LARGE}, symbolic=True).symbolic)
+
+
+def test_check_confirms_softmax_at_large_inputs_instead_of_calling_it_singular():
+    result = cli("check", "softmax(x)", "-i", "1000,1001.5,998,1000.7")
+    assert result.exit_code == 0, result.stdout
+    assert "singular" not in result.stdout and "all agree" in result.stdout

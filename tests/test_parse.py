@@ -142,7 +142,7 @@ def test_expression_without_variables() -> None:
 
 
 def _call(name: str, n_tensors: int, n_ints: int) -> str:
-    tensors = ["x", "y"][:n_tensors]
+    tensors = ["x", "y", "z"][:n_tensors]
     return f"{name}({', '.join(tensors + ['0'] * n_ints)})"
 
 
@@ -158,7 +158,7 @@ def test_every_table_function_parses_with_each_right_arity(name: str) -> None:
     for n_tensors, n_ints in _arities(name):
         text = _call(name, n_tensors, n_ints)
         parsed = parse(text)
-        assert parsed.variables == ("x", "y")[:n_tensors], text
+        assert parsed.variables == ("x", "y", "z")[:n_tensors], text
         if entry.node is not None and name != "log":
             assert parsed.tree.func is entry.node, text
             assert parsed.tree.args[n_tensors:] == tuple(sp.Integer(0) for _ in range(n_ints))
@@ -169,7 +169,7 @@ def test_every_table_function_refuses_wrong_arities(name: str) -> None:
     high = FUNCTIONS[name].tensors[1]
     right = {n + k for n, k in _arities(name)}
     for count in (m for m in range(0, 11) if m not in right):
-        args = ["x", "y"][: min(count, high)] + ["0"] * (count - min(count, high))
+        args = ["x", "y", "z"][: min(count, high)] + ["0"] * (count - min(count, high))
         text = f"1 + {name}({', '.join(args)})"
         with pytest.raises(ExpressionError) as info:
             parse(text)
@@ -237,9 +237,8 @@ REFUSED = [
     ("x + _y", ["'_'", "_y"], "_y"),
     ("x * __import__('os')", ["'_'", "__import__"], "__import__"),
     ("x * __builtins__", ["'_'"], "__builtins__"),
-    ("2 * (x < 1)", ["comparison"], "x < 1"),
-    ("2 * (x == y)", ["comparison"], "x == y"),
-    ("2 * (x in y)", ["comparison"], "x in y"),
+    ("2 * (x in y)", ["'in'", "compare numbers with <"], "x in y"),
+    ("2 * (x is y)", ["'is'", "compare numbers with <"], "x is y"),
     ("x + (x and y)", ["'and'/'or'"], "x and"),
     ("x + (x or y)", ["'and'/'or'"], "x or"),
     ("x + (not y)", ["'not'"], "not"),
@@ -552,3 +551,16 @@ def test_errors_in_long_expressions_show_a_window_around_the_column(before: int,
     assert line.endswith("...") == (after == 400)
     # the caret stands under the f of foo
     assert caret.endswith("^") and line[len(caret) - 1 : len(caret) + 5] == "foo(x)"
+
+
+@pytest.mark.parametrize("text, nodes_in_order", [
+    ("x < 1", ["lt"]), ("x <= y", ["le"]), ("x > 1", ["gt"]), ("x >= y", ["ge"]), ("x == 2", ["eq"]),
+    ("x != y", ["ne"]), ("0 <= x < 1", ["le", "lt"]), ("0 < x < y <= 1", ["lt", "lt", "le"]),
+])
+def test_comparisons_parse_to_their_nodes_and_chains_to_products(text, nodes_in_order) -> None:
+    tree = parse(text).tree
+    links = list(tree.args) if len(nodes_in_order) > 1 else [tree]
+    if len(nodes_in_order) > 1:
+        assert isinstance(tree, sp.Mul)
+    assert [type(link).__name__ for link in links] == nodes_in_order
+    assert parse(printing.to_text(tree)).tree == tree

@@ -163,6 +163,12 @@ def hessian(
     return blocks
 
 
+def readable(entries: Symbolic) -> Symbolic:
+    """Exact entries as shown to users: the shifts that keep softmax and logsumexp stable
+    (``nodes.held_max``) set to 0, which gives the same values in their textbook form."""
+    return entrywise(nodes.readable, entries)
+
+
 def is_elementwise(tree: sp.Basic) -> bool:
     """True when every operation applies entry by entry (arithmetic and elementwise functions)."""
     if isinstance(tree, (sp.Symbol, sp.Number, sp.NumberSymbol)):
