@@ -874,16 +874,23 @@ def test_npy_of_a_sparse_block_is_refused_with_the_alternatives() -> None:
     (lambda: make_result({"x": SPARSE_DENSE}, {"x": torch.zeros(2, 2, dtype=F64)}, torch.zeros(2, dtype=F64)), SPARSE_DENSE),
 ])
 def test_pt_reads_back_with_torch_load(make, dense, tmp_path) -> None:
-    loaded = torch.load(write(make(), ".pt", tmp_path), weights_only=True)
-    assert loaded.shape == dense.shape and loaded.dtype == F64
-    assert torch.equal(loaded.to_dense(), dense)
+    result = make()
+    loaded = torch.load(write(result, ".pt", tmp_path), weights_only=True)
+    block = loaded["result"]["x"]
+    assert block.shape == dense.shape and block.dtype == F64
+    assert torch.equal(block.to_dense(), dense)
+    # the classic matrix beside it: the same numbers, one row per output element
+    assert torch.equal(loaded["matrix"].to_dense(), dense.reshape(result.output.numel(), -1))
+    assert torch.equal(loaded["output"], result.output) and torch.equal(loaded["inputs"]["x"], result.inputs["x"])
+    assert loaded["wrt"] == ["x"] and loaded["command"] == "jacobian"
 
 
 def test_pt_of_a_view_holds_only_the_view(tmp_path) -> None:
     big = torch.arange(1000.0, dtype=F64)
     path = write(vjp_result(big[:3]), ".pt", tmp_path)
-    assert path.stat().st_size < 2000
-    assert torch.equal(torch.load(path, weights_only=True), big[:3])
+    assert path.stat().st_size < 4000  # the whole storage alone would be 8000 bytes
+    loaded = torch.load(path, weights_only=True)
+    assert torch.equal(loaded["result"]["x"], big[:3]) and torch.equal(loaded["v"], torch.ones(3, dtype=F64))
 
 
 @pytest.mark.parametrize("make,dense", [
@@ -908,12 +915,13 @@ def test_npz_of_a_huge_sparse_block(tmp_path) -> None:
         (0, 999999, 1.5), (5, 5, -2.0), (999999, 0, 4.0)]
 
 
-def test_npz_is_for_jacobians() -> None:
-    from jacli.errors import InputError
-
-    pytest.importorskip("scipy.sparse", reason="scipy is optional (pip install 'jacli[sparse]')")
-    with pytest.raises(InputError, match="this is a vjp result"):
-        list(render.to_chunks(vjp_result(torch.ones(3, dtype=F64)), ".npz"))
+def test_npz_of_a_vjp_holds_every_tensor_by_name(tmp_path) -> None:
+    grads = torch.tensor([0.5, -1.0, 2.0], dtype=F64)
+    with np.load(write(vjp_result(grads), ".npz", tmp_path), allow_pickle=False) as loaded:
+        assert set(loaded.files) == {"wrt", "output", "input.x", "result.x", "v"}
+        np.testing.assert_array_equal(loaded["result.x"], grads.numpy())
+        np.testing.assert_array_equal(loaded["v"], np.ones(3))
+        assert loaded["wrt"].tolist() == ["x"]
 
 
 def test_npz_without_scipy_says_how_to_install_it(monkeypatch) -> None:
