@@ -642,9 +642,9 @@ def _check_format_matches_file(out: _Out) -> None:
         file_format(suffix, out.format.value)
     except ValueError as error:
         fitting = {"json": ".json", "plain": ".txt", "csv": ".csv"}[out.format.value]
-        allowed = f"--format {' or '.join(str(error).split(', '))}" if str(error) else f"no --format (it is written as {suffix[1:]})"
+        written = " or ".join(str(error).split(", ")) if str(error) else suffix[1:]
         raise InputError(
-            f"--format {out.format.value} does not match --output {out.file}: a {suffix} file takes {allowed}. "
+            f"--format {out.format.value} does not match --output {out.file}: a {suffix} file is written as {written}. "
             f"Leave out --format (the file's name decides), or name the file *{fitting}"
         ) from None
 

@@ -85,10 +85,10 @@ def test_plain_layout_follows_the_shape_line() -> None:
     jacobian = run("jacobian", "sum(x)", "-i", "[[1,2],[3,4]]", "-f", "plain")
     assert jacobian.stdout == "# x 2x2\n1.0 1.0\n1.0 1.0\n"
     assert run("grad", "sum(x)", "-i", "[[1,2],[3,4]]", "-f", "plain").stdout == jacobian.stdout
-    # polar: each block has shape (2,) + () and is one line, like a vjp of shape (2,):
-    # d/dr = (cos 0, sin 0) = (1, 0), d/dt = (-2 sin 0, 2 cos 0) = (0, 2)
+    # polar, scalar inputs: the classic matrix, one line per output element, as the pretty view
+    # shows it: y[0] = (cos t, -r sin t) = (1, 0), y[1] = (sin t, r cos t) = (0, 2) at r=2, t=0
     polar = run("jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0", "-f", "plain")
-    assert polar.stdout == "# r 2\n1.0 0.0\n# t 2\n0.0 2.0\n"
+    assert polar.stdout == "# matrix 2x2; rows y[0]..y[1]; columns r, t\n1.0 0.0\n0.0 2.0\n"
 
 
 def test_default_format_off_a_terminal_is_plain() -> None:
@@ -578,7 +578,7 @@ def test_output_pt_of_a_sparse_jacobian(tmp_path) -> None:
     path = tmp_path / "j.pt"
     result = run("jacobian", "[x[0]*x[1], 3*x[2]]", "-i", "1,2,5", "--layout", "sparse", "-o", str(path))
     assert result.exit_code == 0, result.stderr
-    loaded = torch.load(path, weights_only=True)
+    loaded = torch.load(path, weights_only=True)["result"]["x"]
     assert loaded.layout == torch.sparse_coo
     assert loaded.to_dense().tolist() == [[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]]
 
