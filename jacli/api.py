@@ -225,6 +225,8 @@ def compute_jacobian(
         blocks = {name: _laid_out(problem, name, value, shapes, target) for name, value in values.items()}
     _reported(output, {name: _stored(block) for name, block in blocks.items()})
     as_matrix = all(not problem.shapes[name] for name in problem.wrt) if matrix is None else matrix
+    order = _wrt_order(wrt, problem.wrt)
+    blocks = {name: blocks[name] for name in order}
     result = JacobianResult(problem, chosen.value, output, blocks=blocks, how=how, as_matrix=as_matrix)
     if exact is not None:
         from jacli.engine.exact import is_elementwise, scalar_derivative
@@ -234,7 +236,7 @@ def compute_jacobian(
         if not all(not problem.shapes[n] for n in problem.wrt) and is_elementwise(tree):
             result.diagonal = {name: scalar_derivative(tree, name) for name in problem.wrt}
     if det:
-        result.det, result.det_symbolic = _determinant(problem, result.matrix().to_dense(), exact)
+        result.det, result.det_symbolic = _determinant(problem, result.matrix().to_dense(), exact, order)
     return result
 
 
@@ -381,6 +383,8 @@ def compute_hessian(
         values = {(names[i], names[j]): block for (i, j), block in blocks.items()}
     output = output.reshape(problem.plan.output_shape)
     as_matrix = all(not problem.shapes[name] for name in problem.wrt) if matrix is None else matrix
+    order = _wrt_order(wrt, problem.wrt)
+    values = {(a, b): values[a, b] for a in order for b in order}
     return HessianResult(problem, chosen.value, _reported(output, values), blocks=values, symbolic=exact, as_matrix=as_matrix)
 
 
@@ -739,13 +743,21 @@ def _evaluate_exact(problem: Problem, entries: Any) -> Any:
     return exact.evaluate(entries, problem.compiled.variables, problem.args, compile_tree)
 
 
+def _wrt_order(wrt: Sequence[str] | None, names: Sequence[str]) -> tuple[str, ...]:
+    """The inputs in the order ``wrt`` gives them (``["t,r"]``: t, then r), which orders the
+    blocks and the classic matrix's columns; without ``wrt``, the variables' order."""
+    given = [part.strip() for item in wrt or () for part in item.split(",")]
+    ordered = tuple(dict.fromkeys(name for name in given if name in names))
+    return ordered if set(ordered) == set(names) else tuple(names)
+
+
 def _evaluate_output(problem: Problem) -> Any:
     """The output alone (the symbolic method takes no autograd pass that would give it)."""
     return problem.compiled.checked(*problem.args).detach()
 
 
-def _determinant(problem: Problem, matrix: Any, exact: dict[str, Any] | None) -> tuple[Any, Any]:
-    """det of the Jacobian with all inputs side by side as columns (the volume factor)."""
+def _determinant(problem: Problem, matrix: Any, exact: dict[str, Any] | None, order: Sequence[str]) -> tuple[Any, Any]:
+    """det of the classic matrix, the inputs side by side as columns in ``order`` (the volume factor)."""
     import torch
 
     rows = problem.plan.output_elements
@@ -761,7 +773,7 @@ def _determinant(problem: Problem, matrix: Any, exact: dict[str, Any] | None) ->
         import numpy as np
         import sympy as sp
 
-        columns = np.concatenate([exact[name].reshape(rows, -1) for name in problem.wrt], axis=1)
+        columns = np.concatenate([exact[name].reshape(rows, -1) for name in order], axis=1)
         if rows <= 6:
             from jacli.engine.exact import deadline
 

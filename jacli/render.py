@@ -615,14 +615,13 @@ def _symbolic_matrix_lines(result: Any) -> list[str]:
         return [f"diagonal {name}: {derivative}" for name, derivative in diagonal.items()]
     symbolic = result.symbolic
     if result.command == "hessian":
-        names = list(dict.fromkeys(a for a, _ in symbolic))
-        sizes = {name: symbolic[name, name].size ** 0.5 for name in names}
-        rows = [np.concatenate([symbolic[a, b].reshape(int(round(sizes[a])), -1) for b in names], axis=1)
+        names = list(dict.fromkeys(a for a, _ in result.blocks))
+        rows = [np.concatenate([symbolic[a, b].reshape(result.inputs[a].numel(), -1) for b in names], axis=1)
                 for a in names]
         entries = np.concatenate(rows, axis=0)
     else:
         count = math.prod(result.output.shape)
-        entries = np.concatenate([symbolic[name].reshape(count, -1) for name in symbolic], axis=1)
+        entries = np.concatenate([symbolic[name].reshape(count, -1) for name in result.blocks], axis=1)
     return [str(e) for e in entries.reshape(-1)]
 
 
@@ -905,10 +904,10 @@ def _symbolic_view(result: Any) -> RenderableType:
                 f"∂{y}/∂{name} is diagonal: ∂{y}[i]/∂{name}[i] = ", _pretty_sympy(derivative)
             ))
     elif result.command == "jacobian" and scalars:
-        columns = [result.symbolic[name].reshape(-1, 1) for name in result.symbolic]
+        columns = [result.symbolic[name].reshape(-1, 1) for name in result.blocks]  # the matrix's column order
         parts.append(_pretty_sympy(sp.Matrix(np.concatenate(columns, axis=1).tolist())))
     elif result.command == "hessian" and scalars:
-        names = list(result.inputs)
+        names = list(dict.fromkeys(a for a, _ in result.blocks))  # the matrix's order
         rows = [[result.symbolic[a, b][()] for b in names] for a in names]
         parts.append(_pretty_sympy(sp.Matrix(rows)))
     else:
