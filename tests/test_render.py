@@ -1131,3 +1131,22 @@ def test_the_suffix_decides_and_format_refines(suffix, wanted, written) -> None:
 def test_a_format_that_contradicts_the_suffix_is_refused(suffix, wanted) -> None:
     with pytest.raises(ValueError):
         render.file_format(suffix, wanted)
+
+
+def test_text_and_npy_writers_stream_the_matrix_without_assembling_it(monkeypatch) -> None:
+    """Plain, CSV, JSON and .npy take the matrix's rows a slice at a time from the blocks; the
+    whole matrix (a second copy of a several-input Jacobian) is never assembled."""
+    from jacli.result import Matrix
+
+    result = several_inputs_result()
+    expected = {"plain": render.to_plain(result), "csv": render.to_csv(result), "json": render.to_json(result),
+                ".npy": b"".join(render.to_chunks(result, ".npy"))}
+
+    def refuse(self):
+        raise AssertionError("the whole matrix was assembled")
+
+    monkeypatch.setattr(Matrix, "to_dense", refuse)
+    monkeypatch.setattr(render, "MATRIX_SLICE", 4)  # one row of 4 at a time
+    assert render.to_plain(result) == expected["plain"] and render.to_csv(result) == expected["csv"]
+    assert render.to_json(result) == expected["json"]
+    assert b"".join(render.to_chunks(result, ".npy")) == expected[".npy"]
