@@ -207,7 +207,7 @@ def compute_jacobian(
         """From shapes alone, before any input is made: the structure, the layout, their sizes."""
         wanted = chosen in (JacobianMethod.auto, JacobianMethod.compressed) or chosen_layout is not Layout.dense
         decided["shapes"] = _structures(plan) if wanted else None
-        decided["target"] = _target_layout(plan, chosen_layout, decided["shapes"], matrix=bool(matrix))
+        decided["target"] = _target_layout(plan, chosen_layout, decided["shapes"], matrix=_as_matrix(plan, matrix))
 
     problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted,
                       result=decide)
@@ -224,7 +224,7 @@ def compute_jacobian(
         output, values, how = _dense(problem, chosen, exact, progress)
         blocks = {name: _laid_out(problem, name, value, shapes, target) for name, value in values.items()}
     _reported(output, {name: _stored(block) for name, block in blocks.items()})
-    as_matrix = all(not problem.shapes[name] for name in problem.wrt) if matrix is None else matrix
+    as_matrix = _as_matrix(problem.plan, matrix)
     order = _wrt_order(wrt, problem.wrt)
     blocks = {name: blocks[name] for name in order}
     result = JacobianResult(problem, chosen.value, output, blocks=blocks, how=how, as_matrix=as_matrix)
@@ -364,7 +364,7 @@ def compute_hessian(
     """
     chosen = HessianMethod.parse(method)
     problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted,
-                      result=lambda plan: plan.check_hessian(matrix=bool(matrix)))
+                      result=lambda plan: plan.check_hessian(matrix=_as_matrix(plan, matrix)))
     problem.require_scalar("hessian")
     chosen = HessianMethod.forward if chosen is HessianMethod.auto else chosen
     exact = _exact(problem, chosen, _exact_hessian) if symbolic or chosen is HessianMethod.symbolic else None
@@ -382,7 +382,7 @@ def compute_hessian(
         names = problem.compiled.variables
         values = {(names[i], names[j]): block for (i, j), block in blocks.items()}
     output = output.reshape(problem.plan.output_shape)
-    as_matrix = all(not problem.shapes[name] for name in problem.wrt) if matrix is None else matrix
+    as_matrix = _as_matrix(problem.plan, matrix)
     order = _wrt_order(wrt, problem.wrt)
     values = {(a, b): values[a, b] for a in order for b in order}
     return HessianResult(problem, chosen.value, _reported(output, values), blocks=values, symbolic=exact, as_matrix=as_matrix)
@@ -741,6 +741,12 @@ def _evaluate_exact(problem: Problem, entries: Any) -> Any:
     from jacli.engine import exact
 
     return exact.evaluate(entries, problem.compiled.variables, problem.args, compile_tree)
+
+
+def _as_matrix(plan: Any, matrix: bool | None) -> bool:
+    """Whether the result is written as its classic matrix: as asked, else when every ``wrt``
+    input is a scalar (its matrix is the one the pretty view has always shown)."""
+    return all(not plan.input_shapes[name] for name in plan.wrt) if matrix is None else matrix
 
 
 def _wrt_order(wrt: Sequence[str] | None, names: Sequence[str]) -> tuple[str, ...]:

@@ -372,15 +372,19 @@ def _npy_array(result: Any) -> np.ndarray:
 def _single_item(result: Any, suffix: str) -> tuple[Key, Any]:
     from jacli.errors import InputError
 
-    items = [] if isinstance(result, CheckReport) else list(_items(result))
+    if isinstance(result, CheckReport):
+        raise InputError(CHECK_IS_A_TABLE.format(suffix=suffix), param="output")
+    items = list(_items(result))
     if len(items) != 1:
-        matrix = " or ask for the classic matrix with `matrix`" if result.command in ("jacobian", "hessian") else ""
+        matrix = ", or ask for the classic matrix with `matrix`" if result.command in ("jacobian", "hessian") else ""
         raise InputError(
-            f"`output` {suffix} holds one tensor, but this result has "
-            f"{'a table' if isinstance(result, CheckReport) else len(items)}; "
-            f"use .npz, .pt, .json or .txt, pick one input with `wrt`{matrix}", param="output",
+            f"`output` {suffix} holds one tensor, but this result has {len(items)}; use .npz, .pt, "
+            f".json or .txt, or pick one input with `wrt`{matrix}", param="output",
         )
     return items[0]
+
+
+CHECK_IS_A_TABLE = "`output` {suffix} holds tensors, but check's report is a table; use .json, .txt or .csv"
 
 
 def _file_bytes(result: Any, suffix: str) -> bytes:
@@ -389,8 +393,7 @@ def _file_bytes(result: Any, suffix: str) -> bytes:
     from jacli.errors import InputError
 
     if isinstance(result, CheckReport):
-        raise InputError(f"`output` {suffix} holds tensors, but check's report is a table; use .json, .txt or .csv",
-                         param="output")
+        raise InputError(CHECK_IS_A_TABLE.format(suffix=suffix), param="output")
     buffer = io.BytesIO()
     if suffix == ".npz":
         _save_npz(buffer, result)

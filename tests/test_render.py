@@ -1150,3 +1150,19 @@ def test_text_and_npy_writers_stream_the_matrix_without_assembling_it(monkeypatc
     assert render.to_plain(result) == expected["plain"] and render.to_csv(result) == expected["csv"]
     assert render.to_json(result) == expected["json"]
     assert b"".join(render.to_chunks(result, ".npy")) == expected[".npy"]
+
+
+def test_check_report_goes_to_csv_and_its_table_is_refused_as_tensors() -> None:
+    import csv
+
+    from jacli.errors import InputError
+    from jacli.result import CheckReport, MethodCheck
+
+    report = CheckReport("x**2", "symbolic", 1e-3, 1e-5, {"x": (2,)}, (2,),
+                         methods=[MethodCheck("reverse", 0.0, 0.0), MethodCheck("rows", 0.5, 0.25, ok=False, note="far")])
+    table = list(csv.reader(io.StringIO(render.to_csv(report))))
+    assert table == [["method", "max_abs", "max_rel", "ok", "skipped", "note"],
+                     ["reverse", "0.0", "0.0", "True", "False", ""], ["rows", "0.5", "0.25", "False", "False", "far"]]
+    for suffix in (".npy", ".npz", ".pt"):
+        with pytest.raises(InputError, match=f"{suffix} holds tensors, but check's report is a table"):
+            list(render.to_chunks(report, suffix))
