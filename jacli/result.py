@@ -341,9 +341,9 @@ class Matrix:
 
     Example:
         >>> import jacli
-        >>> matrix = jacli.compute_jacobian("[r*cos(t), r*sin(t)]", {"r": 2.0, "t": 0.0}).matrix()
+        >>> matrix = jacli.compute_jacobian("[r*t, r + t**2]", {"r": 2.0, "t": 3.0}).matrix()
         >>> list(matrix.rows), list(matrix.columns), matrix.to_dense().tolist()
-        (['y[0]', 'y[1]'], ['r', 't'], [[1.0, -0.0], [0.0, 2.0]])
+        (['y[0]', 'y[1]'], ['r', 't'], [[3.0, 2.0], [1.0, 6.0]])
     """
 
     rows: Labels
