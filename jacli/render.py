@@ -334,13 +334,7 @@ def _npy_chunks(result: Any) -> Iterator[bytes]:
                 f"({matrix.nnz} of {math.prod(matrix.shape)} entries stored); write .npz (scipy.sparse) "
                 "or .pt (torch sparse COO), or ask for `layout` dense", param="output",
             )
-        dtype = np.dtype(str(result.output.dtype).replace("torch.", ""))
-        header = io.BytesIO()
-        npy_format.write_array_header_1_0(header, {"descr": npy_format.dtype_to_descr(dtype),
-                                                   "fortran_order": False, "shape": matrix.shape})
-        yield header.getvalue()
-        for rows in _matrix_rows(matrix):
-            yield np.ascontiguousarray(rows).tobytes()
+        yield from _matrix_npy_pieces(matrix, result.output.dtype)
         return
     array = np.require(_npy_array(result), requirements="C")  # (ascontiguousarray makes 0-d arrays 1-d)
     header = io.BytesIO()
@@ -349,6 +343,20 @@ def _npy_chunks(result: Any) -> Iterator[bytes]:
     data = memoryview(array.reshape(-1).view(np.uint8)) if array.size else memoryview(b"")
     for start in range(0, len(data), NPY_PIECE):
         yield data[start : start + NPY_PIECE].tobytes()
+
+
+def _matrix_npy_pieces(matrix: Any, dtype: Any) -> Iterator[bytes]:
+    """A dense matrix as a .npy file: numpy's header, then its rows as they are assembled."""
+    import io
+
+    import numpy.lib.format as npy_format
+
+    header = io.BytesIO()
+    descr = npy_format.dtype_to_descr(np.dtype(str(dtype).replace("torch.", "")))
+    npy_format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": matrix.shape})
+    yield header.getvalue()
+    for rows in _matrix_rows(matrix):
+        yield np.ascontiguousarray(rows).tobytes()
 
 
 def _layouts(result: Any) -> str:
@@ -404,18 +412,35 @@ def _file_bytes(result: Any, suffix: str) -> bytes:
     return buffer.getvalue()
 
 
+def _wrt_order(result: Any) -> list[str]:
+    """The inputs in the order of the results (and of the classic matrix's columns)."""
+    if result.command == "jacobian":
+        return list(result.blocks)
+    if result.command == "hessian":
+        return list(dict.fromkeys(a for a, _ in result.blocks))
+    return list(result.wrt)
+
+
 def _named_tensors(result: Any) -> dict[str, Any]:
     """What .pt holds: ``output``, ``inputs`` (name → tensor), ``result`` (key → tensor, sparse
     COO for a structured Jacobian block), ``matrix`` (the classic matrix, sparse COO when
     structured), ``det``, ``v``, ``wrt``; what ``torch.load(weights_only=True)`` reads back."""
+    import torch
+
     def cpu(tensor: Any) -> Any:
-        # clone: torch.save writes a view's whole storage, not just the view
-        return tensor.detach().cpu().clone()
+        # torch.save writes a view's whole storage, not just the view: a view of part of a
+        # storage is cloned; a tensor that covers its storage (a block, and a one-input matrix
+        # that is a view of it) is saved as it is, and a storage two of them share only once
+        tensor = tensor.detach().cpu()
+        if tensor.layout != torch.strided:
+            return tensor
+        whole = tensor.is_contiguous() and tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
+        return tensor if whole else tensor.clone()
 
     named: dict[str, Any] = {
         "command": result.command,
         "expression": result.expression,
-        "wrt": list(result.wrt),
+        "wrt": _wrt_order(result),
         "output": cpu(result.output),
         "inputs": {name: cpu(tensor) for name, tensor in result.inputs.items()},
         "result": {key_text(key): cpu(item.to_sparse_coo() if _structured(item) else item) for key, item in _items(result)},
@@ -436,9 +461,10 @@ def _named_tensors(result: Any) -> dict[str, Any]:
 def _save_npz(buffer: Any, result: Any) -> None:
     """Every result by name, as ``numpy.load`` reads them: ``output``, ``input.x``, ``result.x``
     (a dense block; a structured one as ``result.x.diagonal`` or ``result.x.rows``/``.cols``/
-    ``.values``), ``det``, ``v``, ``wrt``. For a Jacobian or Hessian the file is also what
-    ``scipy.sparse.save_npz`` writes for the classic matrix as CSR (keys ``data``, ``indices``,
-    ``indptr``, ``shape``, ``format``), so ``scipy.sparse.load_npz`` reads the matrix."""
+    ``.values``), ``matrix`` (a dense classic matrix), ``det``, ``v``, ``wrt`` (the columns'
+    order). For a Jacobian or Hessian the file is also what ``scipy.sparse.save_npz`` writes for
+    the classic matrix as CSR (keys ``data``, ``indices``, ``indptr``, ``shape``, ``format``), so
+    ``scipy.sparse.load_npz`` reads the matrix."""
     import zipfile
 
     import numpy.lib.format as npy_format
@@ -455,7 +481,7 @@ def _save_npz(buffer: Any, result: Any) -> None:
         rows, cols, values = (_numpy(t) for t in matrix.coo())
         scipy.sparse.save_npz(buffer, scipy.sparse.csr_matrix((values, (rows, cols)), shape=matrix.shape), compressed=True)
         del rows, cols, values
-    arrays.append(("wrt", np.array(list(result.wrt), dtype=str)))
+    arrays.append(("wrt", np.array(_wrt_order(result), dtype=str)))
     arrays.append(("output", result.output))
     arrays += [(f"input.{name}", tensor) for name, tensor in result.inputs.items()]
     for key, item in _items(result):
@@ -472,6 +498,10 @@ def _save_npz(buffer: Any, result: Any) -> None:
     for name, tensor in (getattr(result, "directions", None) or {}).items():
         arrays.append((f"direction.{name}", tensor))
     with zipfile.ZipFile(buffer, mode="a", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        if result.command in ("jacobian", "hessian") and matrix.layout == "dense":
+            with archive.open("matrix.npy", mode="w", force_zip64=True) as member:
+                for piece in _matrix_npy_pieces(matrix, result.output.dtype):
+                    member.write(piece)
         for name, value in arrays:
             array = value if isinstance(value, np.ndarray) else _numpy(value)
             with archive.open(f"{name}.npy", mode="w", force_zip64=True) as member:

@@ -1104,8 +1104,20 @@ def test_npz_holds_every_result_by_name_and_the_matrix_for_scipy(tmp_path) -> No
         np.testing.assert_array_equal(loaded["output"], [11.0, 2.0])  # 1*3 + 2*4, 1*2
         np.testing.assert_array_equal(loaded["result.x"], SEVERAL[:, :2])
         np.testing.assert_array_equal(loaded["input.A"], [3.0, 4.0])
+        np.testing.assert_array_equal(loaded["matrix"], SEVERAL)  # by name too, without scipy
     with np.load(write(diagonal_result(), ".npz", tmp_path), allow_pickle=False) as loaded:
         np.testing.assert_array_equal(loaded["result.x.diagonal"], eye_square()[0].numpy())
+        assert "matrix" not in loaded.files  # a structured matrix is the CSR one only
+
+
+def test_pt_saves_a_one_input_matrix_and_its_block_once(tmp_path) -> None:
+    """The matrix of one dense block is a view of it: torch.save writes their storage once."""
+    values = torch.arange(1000.0, dtype=F64).reshape(10, 100)
+    result = make_result({"x": values}, {"x": torch.zeros(100, dtype=F64)}, torch.zeros(10, dtype=F64))
+    path = write(result, ".pt", tmp_path)
+    loaded = torch.load(path, weights_only=True)
+    assert torch.equal(loaded["matrix"], values) and torch.equal(loaded["result"]["x"], values)
+    assert path.stat().st_size < 8000 + 800 + 80 + 4000  # one copy of the 8000 bytes, plus x, y and the rest
 
 
 def test_hessian_matrix_in_plain_and_csv() -> None:
