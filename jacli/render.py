@@ -765,6 +765,8 @@ def print_pretty(result: Any, console: Console, precision: int | None = None, fu
     scalars = all(t.dim() == 0 for t in result.inputs.values())
     if result.command in ("jacobian", "hessian") and not structured and (scalars or _matrix_on(result)):
         parts += _classic_matrix(result, digits, width, full)
+    elif structured and _matrix_on(result):
+        parts += _sparse_matrix_view(result, digits, full)
     else:
         words = VOCABULARY[result.command]
         for index, (key, item) in enumerate(items):
@@ -1046,6 +1048,33 @@ def _classic_matrix(result: Any, digits: int, width: int, full: bool = False) ->
         for label, row in zip(labels, cells):
             table.add_row(Text(label), *(row[j] for j in block))
         parts.append(_Lines(table, keep_width=True))
+    return parts
+
+
+def _sparse_matrix_view(result: Any, digits: int, full: bool) -> list[RenderableType]:
+    """A structured Jacobian's classic matrix: how many entries are stored, then the first of
+    them as (row, column, value), labelled as the matrix's rows and columns."""
+    matrix = result.matrix()
+    names = ", ".join(name for name, _ in matrix.columns.parts)
+    m, n = matrix.shape
+    rows, cols, values = matrix.coo()
+    parts: list[RenderableType] = [Text.assemble(
+        (f"Jacobian: ∂{_output_symbol(result)}/∂({names})", "bold"),
+        f"  {m}x{n}, sparse: nnz {len(values)} of {m * n} entries; rows {matrix.rows.summary()}; "
+        f"columns {matrix.columns.summary()}",
+    )]
+    shown = len(values) if full else min(len(values), SPARSE_ENTRIES)
+    if not shown:
+        return parts
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("row", justify="left", no_wrap=True)
+    table.add_column("column", justify="left", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+    for i, j, value in zip(_numpy(rows[:shown]), _numpy(cols[:shown]), _numpy(values[:shown])):
+        table.add_row(Text(matrix.rows[int(i)]), Text(matrix.columns[int(j)]), _cell(float(value), digits))
+    parts.append(_Lines(table, keep_width=True))
+    if shown < len(values):
+        parts.append(Text(f"… {len(values) - shown} more entries (--full shows all)", style="dim"))
     return parts
 
 

@@ -1178,3 +1178,13 @@ def test_check_report_goes_to_csv_and_its_table_is_refused_as_tensors() -> None:
     for suffix in (".npy", ".npz", ".pt"):
         with pytest.raises(InputError, match=f"{suffix} holds tensors, but check's report is a table"):
             list(render.to_chunks(report, suffix))
+
+
+def test_pretty_matrix_of_a_structured_layout_lists_labelled_entries() -> None:
+    # sparse_result by hand: ∂y[0]/∂x[0,1] = 5, ∂y[0]/∂x[1,0] = 2, ∂y[1]/∂x[1,1] = 3
+    result = sparse_result()
+    result.as_matrix = True
+    text = pretty(result)
+    assert "2x4, sparse: nnz 3 of 8 entries; rows y[0]..y[1]; columns x[0,0]..x[1,1]" in text
+    entries = [[c.strip() for c in line.split("│")] for line in text.splitlines() if line.startswith("y[")]
+    assert entries == [["y[0]", "x[0,1]", "5"], ["y[0]", "x[1,0]", "2"], ["y[1]", "x[1,1]", "3"]]
