@@ -82,8 +82,8 @@ INPUT = typer.Option(
 MATRIX = typer.Option(
     False, "--matrix",
     help="Write the classic matrix in every format: one row per output element, one column per "
-    "input element, the inputs side by side in --wrt order (the default when every input is a "
-    "number), instead of one block per input.",
+    "input element, the inputs side by side in --wrt order (hessian: the inputs as rows and as "
+    "columns), instead of one block per input. The default when every input is a number.",
 )
 WRT = typer.Option(
     [], "--wrt", metavar="NAMES", help="Differentiate with respect to these inputs only (a,b or repeated). Default: all."
