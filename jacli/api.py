@@ -47,7 +47,8 @@ def jacobian(
     device: Any = "cpu",
     dtype: Any = "float64",
     layout: str = "auto",
-) -> dict[str, Any]:
+    matrix: bool = False,
+) -> Any:
     """The Jacobian of ``expr`` with respect to each input in ``wrt``.
 
     Args:
@@ -59,9 +60,13 @@ def jacobian(
         dtype: ``float64`` or ``float32`` (a name or a torch.dtype).
         layout: ``auto`` or ``dense`` (dense tensors), ``diagonal`` or ``sparse`` (torch sparse
             COO tensors, ``.to_dense()`` gives the dense one).
+        matrix: return the classic matrix instead: one tensor with one row per output element
+            and one column per input element, the ``wrt`` inputs side by side (2-D sparse COO
+            for ``diagonal`` or ``sparse``).
 
     Returns:
-        name → tensor of shape ``output.shape + input.shape``.
+        name → tensor of shape ``output.shape + input.shape``; with ``matrix``, one
+        ``(output size, inputs' size)`` tensor.
 
     Example:
         >>> jacobian("[r*cos(t), r*sin(t)]", {"r": 2.0, "t": 0.0})["t"]
@@ -69,7 +74,11 @@ def jacobian(
     """
     chosen = Layout.parse(layout)
     computed = Layout.dense if chosen is Layout.auto else chosen  # dense tensors come back: size them so
-    result = compute_jacobian(expr, inputs, wrt=wrt, method=method, device=device, dtype=dtype, layout=computed)
+    result = compute_jacobian(expr, inputs, wrt=wrt, method=method, device=device, dtype=dtype, layout=computed,
+                              matrix=matrix)
+    if matrix:
+        whole = result.matrix()
+        return whole.to_dense() if chosen in (Layout.auto, Layout.dense) else whole.to_sparse_coo()
     if chosen in (Layout.auto, Layout.dense):
         return {name: block.to_dense() for name, block in result.blocks.items()}
     return {name: block.to_sparse_coo() for name, block in result.blocks.items()}
@@ -123,15 +132,17 @@ def grad(expr: str, inputs: Mapping[str, InputValue], *, wrt: Sequence[str] | No
 
 
 def hessian(expr: str, inputs: Mapping[str, InputValue], *, wrt: Sequence[str] | None = None,
-            method: str = "auto", device: Any = "cpu", dtype: Any = "float64") -> dict[tuple[str, str], Any]:
-    """The Hessian of a single-element output, one block per pair of inputs, keyed ``(a, b)``.
+            method: str = "auto", device: Any = "cpu", dtype: Any = "float64", matrix: bool = False) -> Any:
+    """The Hessian of a single-element output, one block per pair of inputs, keyed ``(a, b)``;
+    with ``matrix``, one n×n tensor, the ``wrt`` inputs side by side as rows and as columns.
 
     Example:
         >>> hessian("x[0]**2*x[1] + x[1]**3", {"x": [1.0, 2.0]})["x", "x"]
         tensor([[ 4.,  2.],
                 [ 2., 12.]], dtype=torch.float64)
     """
-    return compute_hessian(expr, inputs, wrt=wrt, method=method, device=device, dtype=dtype).blocks
+    result = compute_hessian(expr, inputs, wrt=wrt, method=method, device=device, dtype=dtype, matrix=matrix)
+    return result.matrix().to_dense() if matrix else result.blocks
 
 
 def hvp(expr: str, inputs: Mapping[str, InputValue], v: Any, *, device: Any = "cpu", dtype: Any = "float64") -> dict[str, Any]:
@@ -159,6 +170,7 @@ def compute_jacobian(
     symbolic: bool = False,
     det: bool = False,
     layout: str = "auto",
+    matrix: bool | None = None,
 ) -> JacobianResult:
     """Like ``jacobian`` but returns the whole ``JacobianResult``; refuses Jacobians over the budget.
 
@@ -183,6 +195,9 @@ def compute_jacobian(
         layout: how each block is stored: ``dense``, ``diagonal`` (only for a Jacobian that is
             zero off its diagonal), ``sparse`` (the nonzeros, COO), or ``auto``: the structure
             the formula has (diagonal, sparse when at most a quarter is nonzero, else dense).
+        matrix: whether renderers write the classic matrix (``result.matrix()``) instead of the
+            blocks; None: when every ``wrt`` input is a scalar. True also sizes the budget for
+            the matrix as one tensor.
     """
     chosen = JacobianMethod.parse(method)
     chosen_layout = Layout.parse(layout)
@@ -192,7 +207,7 @@ def compute_jacobian(
         """From shapes alone, before any input is made: the structure, the layout, their sizes."""
         wanted = chosen in (JacobianMethod.auto, JacobianMethod.compressed) or chosen_layout is not Layout.dense
         decided["shapes"] = _structures(plan) if wanted else None
-        decided["target"] = _target_layout(plan, chosen_layout, decided["shapes"])
+        decided["target"] = _target_layout(plan, chosen_layout, decided["shapes"], matrix=_as_matrix(plan, matrix))
 
     problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted,
                       result=decide)
@@ -209,7 +224,10 @@ def compute_jacobian(
         output, values, how = _dense(problem, chosen, exact, progress)
         blocks = {name: _laid_out(problem, name, value, shapes, target) for name, value in values.items()}
     _reported(output, {name: _stored(block) for name, block in blocks.items()})
-    result = JacobianResult(problem, chosen.value, output, blocks=blocks, how=how)
+    as_matrix = _as_matrix(problem.plan, matrix)
+    order = _wrt_order(wrt, problem.wrt)
+    blocks = {name: blocks[name] for name in order}
+    result = JacobianResult(problem, chosen.value, output, blocks=blocks, how=how, as_matrix=as_matrix)
     if exact is not None:
         from jacli.engine.exact import is_elementwise, scalar_derivative
 
@@ -218,8 +236,7 @@ def compute_jacobian(
         if not all(not problem.shapes[n] for n in problem.wrt) and is_elementwise(tree):
             result.diagonal = {name: scalar_derivative(tree, name) for name in problem.wrt}
     if det:
-        dense = {name: block.to_dense() for name, block in blocks.items()}
-        result.det, result.det_symbolic = _determinant(problem, dense, _readable(exact))
+        result.det, result.det_symbolic = _determinant(problem, result.matrix().to_dense(), _readable(exact), order)
     return result
 
 
@@ -334,6 +351,7 @@ def compute_hessian(
     max_memory: int | None = None,
     untrusted: bool = False,
     symbolic: bool = False,
+    matrix: bool | None = None,
 ) -> HessianResult:
     """The Hessian of a single-element output: one block per pair of inputs, keyed ``(a, b)``,
     shaped ``a.shape + b.shape``.
@@ -341,10 +359,12 @@ def compute_hessian(
     Args:
         method: ``auto``/``forward`` (forward-over-reverse), ``reverse`` (reverse-over-reverse)
             or ``symbolic``.
+        matrix: whether renderers write the n×n matrix (``result.matrix()``) instead of the
+            blocks; None: when every ``wrt`` input is a scalar.
     """
     chosen = HessianMethod.parse(method)
     problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted,
-                      result="hessian")
+                      result=lambda plan: plan.check_hessian(matrix=_as_matrix(plan, matrix)))
     problem.require_scalar("hessian")
     chosen = HessianMethod.forward if chosen is HessianMethod.auto else chosen
     exact = _exact(problem, chosen, _exact_hessian) if symbolic or chosen is HessianMethod.symbolic else None
@@ -362,7 +382,11 @@ def compute_hessian(
         names = problem.compiled.variables
         values = {(names[i], names[j]): block for (i, j), block in blocks.items()}
     output = output.reshape(problem.plan.output_shape)
-    return HessianResult(problem, chosen.value, _reported(output, values), blocks=values, symbolic=_readable(exact))
+    as_matrix = _as_matrix(problem.plan, matrix)
+    order = _wrt_order(wrt, problem.wrt)
+    values = {(a, b): values[a, b] for a in order for b in order}
+    return HessianResult(problem, chosen.value, _reported(output, values), blocks=values, symbolic=_readable(exact),
+                         as_matrix=as_matrix)
 
 
 def compute_hvp(
@@ -462,8 +486,9 @@ def _cached_structures(text: str, shapes: tuple, wrt: tuple[str, ...]) -> tuple[
     return tuple((name, _Structure(found[name], output_shape == input_shapes[name])) for name in wrt)
 
 
-def _target_layout(plan: Any, layout: Layout, shapes: dict[str, _Structure] | None) -> Layout:
-    """The layout the blocks will have, checked against the budget (auto: the formula's structure)."""
+def _target_layout(plan: Any, layout: Layout, shapes: dict[str, _Structure] | None, matrix: bool = False) -> Layout:
+    """The layout the blocks will have, checked against the budget (auto: the formula's structure);
+    with ``matrix``, also the classic matrix as one tensor beside the blocks."""
     if shapes is not None and all(s.diagonal for s in shapes.values()):
         fits = ("diagonal", sum(s.stored for s in shapes.values()))
     elif shapes is not None and all(s.structured for s in shapes.values()):
@@ -477,7 +502,7 @@ def _target_layout(plan: Any, layout: Layout, shapes: dict[str, _Structure] | No
         else:
             layout = Layout.dense
     if layout is Layout.dense:
-        plan.check_jacobian(fits=fits)
+        plan.check_jacobian(fits=fits, matrix=matrix)
     elif layout is Layout.diagonal and shapes is not None:
         off = [name for name, s in shapes.items() if not s.diagonal]
         if off:
@@ -729,17 +754,30 @@ def _evaluate_exact(problem: Problem, entries: Any) -> Any:
     return exact.evaluate(entries, problem.compiled.variables, problem.args, compile_tree)
 
 
+def _as_matrix(plan: Any, matrix: bool | None) -> bool:
+    """Whether the result is written as its classic matrix: as asked, else when every ``wrt``
+    input is a scalar (its matrix is the one the pretty view has always shown)."""
+    return all(not plan.input_shapes[name] for name in plan.wrt) if matrix is None else matrix
+
+
+def _wrt_order(wrt: Sequence[str] | None, names: Sequence[str]) -> tuple[str, ...]:
+    """The inputs in the order ``wrt`` gives them (``["t,r"]``: t, then r), which orders the
+    blocks and the classic matrix's columns; without ``wrt``, the variables' order."""
+    given = [part.strip() for item in wrt or () for part in item.split(",")]
+    ordered = tuple(dict.fromkeys(name for name in given if name in names))
+    return ordered if set(ordered) == set(names) else tuple(names)
+
+
 def _evaluate_output(problem: Problem) -> Any:
     """The output alone (the symbolic method takes no autograd pass that would give it)."""
     return problem.compiled.checked(*problem.args).detach()
 
 
-def _determinant(problem: Problem, values: dict[str, Any], exact: dict[str, Any] | None) -> tuple[Any, Any]:
-    """det of the Jacobian with all inputs side by side as columns (the volume factor)."""
+def _determinant(problem: Problem, matrix: Any, exact: dict[str, Any] | None, order: Sequence[str]) -> tuple[Any, Any]:
+    """det of the classic matrix, the inputs side by side as columns in ``order`` (the volume factor)."""
     import torch
 
     rows = problem.plan.output_elements
-    matrix = torch.cat([values[name].reshape(rows, -1) for name in problem.wrt], dim=1)
     if matrix.shape[0] != matrix.shape[1]:
         raise ShapeError(
             f"`det` needs a square Jacobian, but the output has {matrix.shape[0]} elements and the "
@@ -752,7 +790,7 @@ def _determinant(problem: Problem, values: dict[str, Any], exact: dict[str, Any]
         import numpy as np
         import sympy as sp
 
-        columns = np.concatenate([exact[name].reshape(rows, -1) for name in problem.wrt], axis=1)
+        columns = np.concatenate([exact[name].reshape(rows, -1) for name in order], axis=1)
         if rows <= 6:
             from jacli.engine.exact import deadline
 

@@ -93,6 +93,7 @@ class Format(str, Enum):
     pretty = "pretty"
     plain = "plain"
     json = "json"
+    csv = "csv"
 
 
 def _version(value: bool) -> None:
@@ -156,6 +157,12 @@ INPUT = typer.Option(
     help="Bind a variable: x=1,2,3  x=eye:3  x=randn:2x3  x=@x.npy. With one variable the name may "
     "be left out. Repeat for each variable.",
 )
+MATRIX = typer.Option(
+    False, "--matrix",
+    help="Write the classic matrix in every format: one row per output element, one column per "
+    "input element, the inputs side by side in --wrt order (hessian: the inputs as rows and as "
+    "columns), instead of one block per input. The default when every input is a number.",
+)
 WRT = typer.Option(
     [], "--wrt", metavar="NAMES", help="Differentiate with respect to these inputs only (a,b or repeated). Default: all."
 )
@@ -173,6 +180,7 @@ FLAGS = {
     "dtype": "--dtype", "seed": "--seed", "max_memory": "--max-memory", "rtol": "--rtol",
     "atol": "--atol", "symbolic": "--symbolic", "det": "--det", "output": "--output",
     "format": "--format", "precision": "--precision", "full": "--full", "layout": "--layout",
+    "matrix": "--matrix",
 }
 """Each library parameter's flag: how the CLI prints a message that names a parameter."""
 
@@ -197,13 +205,15 @@ SHOW = {
 WRITE = {
     "output_format": (Optional[Format], typer.Option(
         None, "--format", "-f", case_sensitive=False,
-        help="pretty (default on a terminal), plain (default otherwise: numbers for awk/loadtxt) or json.",
+        help="pretty (default on a terminal), plain (default otherwise: numbers for awk/loadtxt), json "
+        "or csv (a header row naming the columns).",
     )),
     "output": (Optional[Path], typer.Option(
         None, "--output", "-o", metavar="FILE",
-        help="Write the result to FILE instead of stdout: .json, .txt (plain), .npy (one result), "
-        ".npz (one Jacobian as a scipy.sparse matrix; needs scipy) or .pt (one torch tensor, sparse "
-        "for a diagonal or sparse Jacobian). The file is replaced only when everything succeeded.",
+        help="Write the result to FILE instead of stdout (- is stdout): .json, .txt (plain, or csv "
+        "with --format csv), .csv, .npy (the matrix, or one result), .npz (every result by name; "
+        "the matrix as scipy.sparse; needs scipy) or .pt (every result by name, for torch.load). "
+        "The file is replaced only when everything succeeded.",
     )),
     "debug": (bool, typer.Option(False, "--debug", help="Show the Python traceback of an error (also JACLI_DEBUG=1).")),
     "untrusted": (bool, typer.Option(
@@ -293,7 +303,8 @@ class _Options:
         return specs, budget
 
     def out(self) -> "_Out":
-        return _Out(self.output_format, self.precision, self.full, self.output)
+        stdout = self.output is not None and str(self.output) == "-"  # -o -: standard output
+        return _Out(self.output_format, self.precision, self.full, None if stdout else self.output)
 
     def shown_as(self) -> str:
         """Where the result goes (see ``_Out.destination``)."""
@@ -364,6 +375,7 @@ def jacobian(
         "index, value), or auto: the structure the formula has on a terminal and in .npz/.pt "
         "files, dense in plain, json and other files (what scripts read).",
     ),
+    matrix: bool = MATRIX,
     *,
     o: _Options,
 ) -> None:
@@ -391,7 +403,7 @@ def jacobian(
         return api.compute_jacobian(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
             seed=o.seed, max_memory=budget, untrusted=o.untrusted, progress=_RowProgress(), symbolic=symbolic, det=det,
-            layout=shown.value,
+            layout=shown.value, matrix=matrix or None,
         )
 
     o.run(compute)
@@ -515,6 +527,7 @@ def hessian(
         "(reverse-over-reverse) or symbolic (SymPy).",
     ),
     symbolic: bool = SYMBOLIC,
+    matrix: bool = MATRIX,
     *,
     o: _Options,
 ) -> None:
@@ -534,7 +547,7 @@ def hessian(
         specs, budget = o.specs()
         return api.compute_hessian(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
-            seed=o.seed, max_memory=budget, untrusted=o.untrusted, symbolic=symbolic,
+            seed=o.seed, max_memory=budget, untrusted=o.untrusted, symbolic=symbolic, matrix=matrix or None,
         )
 
     o.run(compute)
@@ -638,11 +651,16 @@ class _Out:
     file: Optional[Path]
 
     def destination(self) -> str:
-        """pretty, plain or json on stdout, or the file's suffix (``.json``, ``.npz`` ...)."""
+        """pretty, plain, json or csv (on stdout, or a text file's), or a binary file's suffix
+        (``.npy``, ``.npz``, ``.pt``)."""
         if self.file is not None:
-            from jacli.render import file_suffix
+            from jacli.render import file_format, file_suffix
 
-            return file_suffix(self.file)
+            suffix = file_suffix(self.file)
+            try:
+                return file_format(suffix, self.format.value if self.format is not None else None)
+            except ValueError:
+                return suffix  # refused by _check_format_matches_file before any work
         if self.format is not None:
             return self.format.value
         return "pretty" if sys.stdout is not None and sys.stdout.isatty() else "plain"
@@ -717,12 +735,21 @@ def _render(result: Any, out: _Out) -> None:
         _write_atomically(out.file, render.to_chunks(result, chosen, out.precision))
         blocks = getattr(result, "blocks", {})
         diagonal = any(getattr(block, "layout", "") == "diagonal" for block in blocks.values())
-        what = " (the diagonal, shaped like the output)" if diagonal and chosen == ".npy" else ""
+        what = ""
+        if chosen == ".npy" and getattr(result, "as_matrix", False):
+            rows, columns = result.matrix().rows, result.matrix().columns
+            what = f" (the {len(rows)}x{len(columns)} matrix: rows {rows.summary()}; columns {columns.summary()}"
+            what += "; det J is not in it: write .npz, .pt or .json for it)" if getattr(result, "det", None) is not None else ")"
+        elif diagonal and chosen == ".npy":
+            what = " (the diagonal, shaped like the output)"
         _note(f"jacli: wrote {out.file}{what}")
         return
     try:
         if chosen == "json":
             sys.stdout.write(render.to_json(result))
+        elif chosen == "csv":
+            for line in render.csv_lines(result, out.precision):
+                sys.stdout.write(line)
         elif chosen == "plain":
             for line in render.plain_lines(result, out.precision):
                 sys.stdout.write(line)
@@ -742,24 +769,28 @@ def _render(result: Any, out: _Out) -> None:
 
 
 def _check_format_matches_file(out: _Out) -> None:
-    """--format with --output must agree with the file's name, which decides what is written."""
+    """--format with --output may pick what a text file holds (.txt: plain or csv); otherwise the
+    file's name decides, and a --format that contradicts it is refused."""
     from jacli.errors import InputError
+    from jacli.render import file_format, file_suffix
 
     if out.format is None or out.file is None:
         return
-    suffix = out.destination()
-    written = {".json": "json", ".txt": "plain", ".npy": "npy", ".npz": "npz", ".pt": "pt"}.get(suffix)
+    suffix = file_suffix(out.file)
     if out.format.value == "pretty":
         raise InputError(
             f"--format pretty is for the terminal and cannot go to --output {out.file}; leave out "
-            "--format (the file's name decides: .json, .txt, .npy, .npz or .pt), or leave out --output"
+            "--format (the file's name decides: .json, .txt, .csv, .npy, .npz or .pt), or leave out --output"
         )
-    if out.format.value != written:
-        fitting = {"json": ".json", "plain": ".txt"}[out.format.value]
+    try:
+        file_format(suffix, out.format.value)
+    except ValueError as error:
+        fitting = {"json": ".json", "plain": ".txt", "csv": ".csv"}[out.format.value]
+        written = " or ".join(str(error).split(", ")) if str(error) else suffix[1:]
         raise InputError(
-            f"--format {out.format.value} does not match --output {out.file}: a {suffix} file is written "
-            f"as {written}. Leave out --format (the file's name decides), or name the file *{fitting}"
-        )
+            f"--format {out.format.value} does not match --output {out.file}: a {suffix} file is written as {written}. "
+            f"Leave out --format (the file's name decides), or name the file *{fitting}"
+        ) from None
 
 
 def _write_atomically(path: Path, chunks: Iterable[bytes]) -> None:

@@ -112,15 +112,24 @@ class Plan:
         n = self.wrt_elements
         return self._chunk(n, 2 * n + 2 * WORKING_SET_FACTOR * self.intermediates, n * n)
 
-    def check_jacobian(self, labels: Mapping[str, str] | None = None, fits: tuple[str, int] | None = None) -> None:
+    def matrix_copies(self, matrix: bool) -> int:
+        """Dense copies of the Jacobian held at once: a second one while the classic matrix of
+        several inputs is assembled as one tensor (one input's matrix is a view of its block)."""
+        return 2 if matrix and len(self.wrt) > 1 else 1
+
+    def check_jacobian(
+        self, labels: Mapping[str, str] | None = None, fits: tuple[str, int] | None = None, matrix: bool = False
+    ) -> None:
         """Refuse a dense Jacobian that would not fit beside the inputs and the output.
 
         Args:
             fits: ``(layout, numbers)`` of a structured layout that holds the same Jacobian, for
                 the advice (``diagonal`` holds n numbers where dense holds n²).
+            matrix: it is also wanted as one classic matrix (``matrix_copies``).
         """
         outputs, ins = self.output_elements, self.wrt_elements
         numbers = outputs * ins
+        copies = self.matrix_copies(matrix)
         shapes = " + ".join(f"{name} {tuple(self.input_shapes[name])}" for name in self.wrt)
         advice = (
             "Use vjp with `v` for one combination of its rows, pick fewer inputs with `wrt`, "
@@ -133,10 +142,11 @@ class Plan:
                 f"{format_bytes(self.structured_bytes(layout, stored))}. Or {advice[0].lower()}{advice[1:]}"
             )
         check_budget(
-            numbers * self.itemsize + self.held, self.budget,
+            copies * numbers * self.itemsize + self.held, self.budget,
             f"the Jacobian of {_shorten(self.text)} ({outputs:,} output element{'s' if outputs != 1 else ''} "
             f"× {ins:,} input element{'s' if ins != 1 else ''} = {numbers:,} numbers, for output "
-            f"{tuple(self.output_shape)} and {shapes}; with the inputs and output it holds)",
+            f"{tuple(self.output_shape)} and {shapes}; "
+            f"{'twice, as blocks and as one matrix, ' if copies == 2 else ''}with the inputs and output it holds)",
             advice,
         )
 
@@ -161,14 +171,17 @@ class Plan:
         seed, made = (self.wrt_elements, self.output_elements) if mode == "forward" else (self.output_elements, self.wrt_elements)
         return self._chunk(colors, seed + made + WORKING_SET_FACTOR * self.intermediates, 0)
 
-    def check_hessian(self) -> None:
-        """Refuse a Hessian that would not fit beside the inputs and the output."""
+    def check_hessian(self, matrix: bool = False) -> None:
+        """Refuse a Hessian that would not fit beside the inputs and the output (and, with
+        ``matrix``, its n×n matrix assembled from several inputs' blocks)."""
         if self.output_elements != 1:
             return  # the command refuses a non-scalar output with its own message
         n = self.wrt_elements
+        copies = self.matrix_copies(matrix)
         check_budget(
-            n * n * self.itemsize + self.held, self.budget,
-            f"the Hessian ({n:,} × {n:,} numbers, with the inputs and output)",
+            copies * n * n * self.itemsize + self.held, self.budget,
+            f"the Hessian ({n:,} × {n:,} numbers{', twice: as blocks and as one matrix' if copies == 2 else ''}, "
+            "with the inputs and output)",
             "Use hvp for Hessian-vector products without building it, or pick fewer inputs with `wrt`.",
         )
 

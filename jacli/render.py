@@ -1,5 +1,10 @@
 """Result → text: ``pretty`` (rich tables for people), ``plain`` (numbers for awk and
-numpy.loadtxt) and ``json`` (one strict JSON object for scripts).
+numpy.loadtxt), ``json`` (one strict JSON object for scripts) and ``csv`` (one table with a
+header row); and files: .npy, .npz, .pt.
+
+A Jacobian or Hessian with ``as_matrix`` set is written in every format as the same classic
+matrix (``result.matrix()``): one row per output element, one column per input element, the
+inputs side by side; its dense rows are streamed from the blocks, never copied whole.
 
 Rendering only reads a typed result (``jacli.result``) or a ``CheckReport``; it computes
 nothing. What differs between commands (titles, labels) is looked up in ``VOCABULARY``. User text (the expression, names) reaches
@@ -25,7 +30,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from jacli.result import Block, CheckReport, Key, key_text
+from jacli.result import Block, CheckReport, Key, key_text, output_symbol
 
 DEFAULT_PRECISION = 6
 """Significant digits in the pretty view; plain and JSON print every digit unless told."""
@@ -83,6 +88,24 @@ def _items(result: Any) -> Iterator[tuple[Key, Any]]:
 
 def _structured(item: Any) -> bool:
     return isinstance(item, Block) and item.layout != "dense"
+
+
+def _matrix_on(result: Any) -> bool:
+    """Whether the result is written as its classic matrix (see the module's docstring)."""
+    return not isinstance(result, CheckReport) and bool(getattr(result, "as_matrix", False))
+
+
+MATRIX_SLICE = 1 << 16
+"""Numbers of a matrix's dense rows assembled per slice when it is streamed. Small on purpose:
+measured on a 3000x6000 matrix, slices of 2^20 numbers (8 MB, above glibc's adaptive mmap
+threshold once one is freed) left the heap fragmented and the peak RSS 82 MB higher; slices of
+2^16 (512 kB) added 8 MB."""
+
+
+def _matrix_rows(matrix: Any) -> Iterator[np.ndarray]:
+    """A dense matrix's rows as numpy arrays, a slice of about MATRIX_SLICE numbers at a time."""
+    for rows in matrix.row_slices(max(1, MATRIX_SLICE // max(1, matrix.shape[1]))):
+        yield _numpy(rows)
 
 
 def format_number(value: float, precision: int | None, float32: bool = False) -> str:
@@ -143,6 +166,21 @@ def _json_item(item: Any) -> dict[str, Any]:
     }
 
 
+def _json_matrix(result: Any) -> dict[str, Any]:
+    """The classic matrix with its labels: ``values`` row by row (dense), or a sparse one's
+    stored entries as ``i`` (rows), ``j`` (columns) and ``values``."""
+    matrix = result.matrix()
+    entry: dict[str, Any] = {"rows": list(matrix.rows), "columns": list(matrix.columns), "shape": list(matrix.shape)}
+    if matrix.layout == "dense":
+        entry["values"] = [row for rows in matrix.row_slices(max(1, MATRIX_SLICE // max(1, matrix.shape[1])))
+                           for row in _json_values(rows)]
+        return entry
+    rows, cols, values = matrix.coo()
+    entry.update(layout="sparse", nnz=len(values), i=_numpy(rows).tolist(), j=_numpy(cols).tolist(),
+                 values=_json_values(values))
+    return entry
+
+
 def to_json(result: Any) -> str:
     """One strict JSON object: NaN and infinities are the strings "nan", "inf", "-inf"."""
     if isinstance(result, CheckReport):
@@ -157,6 +195,8 @@ def to_json(result: Any) -> str:
         "output": _json_tensor(result.output),
         "result": {key_text(key): _json_item(item) for key, item in _items(result)},
     }
+    if _matrix_on(result):
+        document["matrix"] = _json_matrix(result)
     if getattr(result, "how", None) is not None:
         document["how"] = result.how
     if getattr(result, "symbolic", None) is not None:
@@ -202,14 +242,16 @@ def _check_document(report: Any) -> dict[str, Any]:
 
 # -- files --------------------------------------------------------------------------------------
 
-FILE_SUFFIXES = (".json", ".txt", ".npy", ".npz", ".pt")
-"""What ``--output`` writes, by suffix: JSON, plain text, one dense (or diagonal) array, one
-Jacobian as a scipy.sparse matrix (output size × input size), one torch tensor (sparse COO for a
-structured Jacobian block)."""
+FILE_SUFFIXES = (".json", ".txt", ".csv", ".npy", ".npz", ".pt")
+"""What ``--output`` writes, by suffix: JSON, plain text, CSV, one dense array (.npy: the
+classic matrix, one result, or a diagonal block's diagonal), every result by name (.npz, .pt)."""
+
+TEXT_FORMATS = {".json": ("json",), ".txt": ("plain", "csv"), ".csv": ("csv",)}
+"""The text formats a file's suffix allows (the first unless ``--format`` picks another)."""
 
 SCIPY_MISSING = (
     "`output` {path}: .npz files are written with scipy, which is not installed; install it with "
-    "pip install 'jacli[sparse]' (or pip install scipy), or write .pt (a torch sparse tensor) instead"
+    "pip install 'jacli[sparse]' (or pip install scipy), or write .pt (torch tensors by name) instead"
 )
 
 
@@ -241,16 +283,37 @@ def check_file_suffix(path: Any) -> None:
         raise InputError(SCIPY_MISSING.format(path=path), param="output")
 
 
+def file_format(suffix: str, wanted: str | None) -> str:
+    """What a file named ``*suffix`` holds: its text format (``json``, ``plain``, ``csv``; one
+    that ``wanted`` picks where the suffix allows it) or the suffix (``.npy``, ``.npz``, ``.pt``).
+    Raises ValueError naming what the suffix allows when ``wanted`` contradicts it."""
+    allowed = TEXT_FORMATS.get(suffix, ())
+    if wanted is None:
+        return allowed[0] if allowed else suffix
+    if wanted not in allowed:
+        raise ValueError(", ".join(allowed) if allowed else "")
+    return wanted
+
+
 def to_chunks(result: Any, suffix: str, precision: int | None = None) -> Iterator[bytes]:
-    """``to_bytes`` in pieces, for writing a large plain-text result as it is formatted."""
-    if suffix == ".txt":
-        for line in plain_lines(result, precision):
-            yield line.encode("utf-8")
-        return
-    if suffix == ".npy":
+    """The bytes of a file (``.json``, ``.txt``, ``.csv``, ``.npy``, ``.npz``, ``.pt``) or of a
+    text format (``json``, ``plain``, ``csv``), in pieces: a large result is written as it is
+    formatted, never held twice."""
+    kind = {".txt": "plain", ".json": "json", ".csv": "csv"}.get(suffix, suffix)
+    if kind == "plain":
+        lines: Iterator[str] = plain_lines(result, precision)
+    elif kind == "csv":
+        lines = csv_lines(result, precision)
+    elif kind == "json":
+        lines = iter([to_json(result)])
+    elif kind == ".npy":
         yield from _npy_chunks(result)
         return
-    yield _file_bytes(result, suffix)
+    else:
+        yield _file_bytes(result, kind)
+        return
+    for line in lines:
+        yield line.encode("utf-8")
 
 
 NPY_PIECE = 1 << 22
@@ -258,11 +321,24 @@ NPY_PIECE = 1 << 22
 
 
 def _npy_chunks(result: Any) -> Iterator[bytes]:
-    """A .npy file in pieces: numpy's header, then the array's own bytes in slices."""
+    """A .npy file in pieces: numpy's header, then the array's own bytes in slices (the classic
+    matrix's rows as they are assembled from the blocks)."""
     import io
 
     import numpy.lib.format as npy_format
 
+    if _matrix_on(result):
+        matrix = result.matrix()
+        if matrix.layout != "dense":
+            from jacli.errors import InputError
+
+            raise InputError(
+                f"`output` .npy holds a dense array, but this Jacobian is {_layouts(result)} "
+                f"({matrix.nnz} of {math.prod(matrix.shape)} entries stored); write .npz (scipy.sparse) "
+                "or .pt (torch sparse COO), or ask for `layout` dense", param="output",
+            )
+        yield from _matrix_npy_pieces(matrix, result.output.dtype)
+        return
     array = np.require(_npy_array(result), requirements="C")  # (ascontiguousarray makes 0-d arrays 1-d)
     header = io.BytesIO()
     npy_format.write_array_header_1_0(header, npy_format.header_data_from_array_1_0(array))
@@ -270,6 +346,24 @@ def _npy_chunks(result: Any) -> Iterator[bytes]:
     data = memoryview(array.reshape(-1).view(np.uint8)) if array.size else memoryview(b"")
     for start in range(0, len(data), NPY_PIECE):
         yield data[start : start + NPY_PIECE].tobytes()
+
+
+def _matrix_npy_pieces(matrix: Any, dtype: Any) -> Iterator[bytes]:
+    """A dense matrix as a .npy file: numpy's header, then its rows as they are assembled."""
+    import io
+
+    import numpy.lib.format as npy_format
+
+    header = io.BytesIO()
+    descr = npy_format.dtype_to_descr(np.dtype(str(dtype).replace("torch.", "")))
+    npy_format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": matrix.shape})
+    yield header.getvalue()
+    for rows in _matrix_rows(matrix):
+        yield np.ascontiguousarray(rows).tobytes()
+
+
+def _layouts(result: Any) -> str:
+    return " and ".join(sorted({block.layout for block in result.blocks.values() if block.layout != "dense"}))
 
 
 def _npy_array(result: Any) -> np.ndarray:
@@ -289,53 +383,184 @@ def _npy_array(result: Any) -> np.ndarray:
 def _single_item(result: Any, suffix: str) -> tuple[Key, Any]:
     from jacli.errors import InputError
 
-    items = [] if isinstance(result, CheckReport) else list(_items(result))
+    if isinstance(result, CheckReport):
+        raise InputError(CHECK_IS_A_TABLE.format(suffix=suffix), param="output")
+    items = list(_items(result))
     if len(items) != 1:
+        matrix = ", or ask for the classic matrix with `matrix`" if result.command in ("jacobian", "hessian") else ""
         raise InputError(
-            f"`output` {suffix} holds one tensor, but this result has "
-            f"{'a table' if isinstance(result, CheckReport) else len(items)}; "
-            "use .json or .txt, or pick one input with `wrt`", param="output",
+            f"`output` {suffix} holds one tensor, but this result has {len(items)}; use .npz, .pt, "
+            f".json or .txt, or pick one input with `wrt`{matrix}", param="output",
         )
     return items[0]
 
 
+CHECK_IS_A_TABLE = "`output` {suffix} holds tensors, but check's report is a table; use .json, .txt or .csv"
+
+
 def _file_bytes(result: Any, suffix: str) -> bytes:
-    if suffix == ".json":
-        return to_json(result).encode("utf-8")
     import io
 
-    key, item = _single_item(result, suffix)
+    from jacli.errors import InputError
+
+    if isinstance(result, CheckReport):
+        raise InputError(CHECK_IS_A_TABLE.format(suffix=suffix), param="output")
     buffer = io.BytesIO()
     if suffix == ".npz":
-        _save_npz(buffer, result, key, item)
+        _save_npz(buffer, result)
     elif suffix == ".pt":
         import torch
 
-        tensor = item.to_sparse_coo() if _structured(item) else item
-        # clone: torch.save writes a view's whole storage, not just the view
-        torch.save(tensor.detach().cpu().clone(), buffer)
+        torch.save(_named_tensors(result), buffer)
     return buffer.getvalue()
 
 
-def _save_npz(buffer: Any, result: Any, key: Key, item: Any) -> None:
-    """The Jacobian's classic matrix (output size × input size) as ``scipy.sparse.save_npz``
-    writes a CSR matrix: flat C-order indices, as ``J.reshape(output size, -1)`` numbers them."""
-    from jacli.errors import InputError
+def _wrt_order(result: Any) -> list[str]:
+    """The inputs in the order of the results (and of the classic matrix's columns)."""
+    if result.command == "jacobian":
+        return list(result.blocks)
+    if result.command == "hessian":
+        return list(dict.fromkeys(a for a, _ in result.blocks))
+    return list(result.wrt)
 
-    if result.command != "jacobian":
-        raise InputError(
-            f"`output` .npz holds a Jacobian as a scipy.sparse matrix, but this is a {result.command} "
-            "result; use .npy, .pt, .json or .txt", param="output",
-        )
-    try:
-        import scipy.sparse
-    except ImportError:
-        raise InputError(SCIPY_MISSING.format(path="*.npz"), param="output") from None
-    input_shape = tuple(result.inputs[key].shape)
-    rows, cols, values = item.coo() if _structured(item) else result.blocks[key].coo_for(input_shape)
-    size = (math.prod(result.output.shape), math.prod(input_shape))
-    matrix = scipy.sparse.csr_matrix((_numpy(values), (_numpy(rows), _numpy(cols))), shape=size)
-    scipy.sparse.save_npz(buffer, matrix, compressed=True)
+
+def _named_tensors(result: Any) -> dict[str, Any]:
+    """What .pt holds: ``output``, ``inputs`` (name → tensor), ``result`` (key → tensor, sparse
+    COO for a structured Jacobian block), ``matrix`` (the classic matrix, sparse COO when
+    structured), ``det``, ``v``, ``wrt``; what ``torch.load(weights_only=True)`` reads back."""
+    import torch
+
+    def cpu(tensor: Any) -> Any:
+        # torch.save writes a view's whole storage, not just the view: a view of part of a
+        # storage is cloned; a tensor that covers its storage (a block, and a one-input matrix
+        # that is a view of it) is saved as it is, and a storage two of them share only once
+        tensor = tensor.detach().cpu()
+        if tensor.layout != torch.strided:
+            return tensor
+        whole = tensor.is_contiguous() and tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
+        return tensor if whole else tensor.clone()
+
+    named: dict[str, Any] = {
+        "command": result.command,
+        "expression": result.expression,
+        "wrt": _wrt_order(result),
+        "output": cpu(result.output),
+        "inputs": {name: cpu(tensor) for name, tensor in result.inputs.items()},
+        "result": {key_text(key): cpu(item.to_sparse_coo() if _structured(item) else item) for key, item in _items(result)},
+    }
+    if result.command in ("jacobian", "hessian"):
+        matrix = result.matrix()
+        named["matrix"] = cpu(matrix.to_dense() if matrix.layout == "dense" else matrix.to_sparse_coo())
+    for extra in ("det", "v"):
+        value = getattr(result, extra, None)
+        if value is not None:
+            named[extra] = cpu(value)
+    directions = getattr(result, "directions", None)
+    if directions:
+        named["directions"] = {name: cpu(tensor) for name, tensor in directions.items()}
+    return named
+
+
+def _save_npz(buffer: Any, result: Any) -> None:
+    """Every result by name, as ``numpy.load`` reads them: ``output``, ``input.x``, ``result.x``
+    (a dense block; a structured one as ``result.x.diagonal`` or ``result.x.rows``/``.cols``/
+    ``.values``), ``matrix`` (a dense classic matrix), ``det``, ``v``, ``wrt`` (the columns'
+    order). For a Jacobian or Hessian the file is also what ``scipy.sparse.save_npz`` writes for
+    the classic matrix as CSR (keys ``data``, ``indices``, ``indptr``, ``shape``, ``format``), so
+    ``scipy.sparse.load_npz`` reads the matrix."""
+    import zipfile
+
+    import numpy.lib.format as npy_format
+
+    arrays: list[tuple[str, Any]] = []
+    if result.command in ("jacobian", "hessian"):
+        from jacli.errors import InputError
+
+        try:
+            import scipy.sparse
+        except ImportError:
+            raise InputError(SCIPY_MISSING.format(path="*.npz"), param="output") from None
+        matrix = result.matrix()
+        rows, cols, values = (_numpy(t) for t in matrix.coo())
+        scipy.sparse.save_npz(buffer, scipy.sparse.csr_matrix((values, (rows, cols)), shape=matrix.shape), compressed=True)
+        del rows, cols, values
+    arrays.append(("wrt", np.array(_wrt_order(result), dtype=str)))
+    arrays.append(("output", result.output))
+    arrays += [(f"input.{name}", tensor) for name, tensor in result.inputs.items()]
+    for key, item in _items(result):
+        name = f"result.{key_text(key)}"
+        if not _structured(item):
+            arrays.append((name, item))
+        elif item.layout == "diagonal":
+            arrays.append((f"{name}.diagonal", item.diagonal))
+        else:
+            arrays += [(f"{name}.rows", item.rows), (f"{name}.cols", item.cols), (f"{name}.values", item.values)]
+    for extra in ("det", "v"):
+        if getattr(result, extra, None) is not None:
+            arrays.append((extra, getattr(result, extra)))
+    for name, tensor in (getattr(result, "directions", None) or {}).items():
+        arrays.append((f"direction.{name}", tensor))
+    with zipfile.ZipFile(buffer, mode="a", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        if result.command in ("jacobian", "hessian") and matrix.layout == "dense":
+            with archive.open("matrix.npy", mode="w", force_zip64=True) as member:
+                for piece in _matrix_npy_pieces(matrix, result.output.dtype):
+                    member.write(piece)
+        for name, value in arrays:
+            array = value if isinstance(value, np.ndarray) else _numpy(value)
+            with archive.open(f"{name}.npy", mode="w", force_zip64=True) as member:
+                npy_format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+# -- csv ----------------------------------------------------------------------------------------
+
+
+def to_csv(result: Any, precision: int | None = None) -> str:
+    """One RFC 4180 table: a header row naming the columns, then rows of numbers.
+
+    A Jacobian or Hessian is its classic matrix (one row per output element; the header names
+    the columns ``r``, ``x[0]``, ``A[0,1]``); any other result is one row, its tensors side by
+    side (``a[0],a[1],b``). ``numpy.loadtxt(f, delimiter=",", skiprows=1)`` reads the numbers.
+    """
+    return "".join(csv_lines(result, precision))
+
+
+def csv_lines(result: Any, precision: int | None = None) -> Iterator[str]:
+    """``to_csv`` in pieces (a row, or a part of a long row, at a time)."""
+    import csv
+    import io
+
+    def row(fields: Sequence[Any]) -> str:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\r\n").writerow(fields)
+        return text.getvalue()
+
+    if isinstance(result, CheckReport):
+        yield row(["method", "max_abs", "max_rel", "ok", "skipped", "note"])
+        for m in result.methods:
+            yield row([m.method, format_number(m.max_abs, None), format_number(m.max_rel, None), m.ok, m.skipped, m.note])
+        return
+    if result.command in ("jacobian", "hessian"):
+        matrix = result.matrix()
+        if matrix.layout != "dense":
+            from jacli.errors import InputError
+
+            raise InputError(
+                f"`output` csv holds a dense table, but this Jacobian is {_layouts(result)} ({matrix.nnz} of "
+                f"{math.prod(matrix.shape)} entries stored); write .npz or .pt, or ask for `layout` dense",
+                param="output",
+            )
+        yield row(list(matrix.columns))
+        for rows in _matrix_rows(matrix):
+            for line in _plain_pieces(rows, precision):
+                yield line.replace(" ", ",").replace("\n", "\r\n")
+        return
+    from jacli.result import Labels
+
+    items = list(result.tensors())
+    yield row(list(Labels([(key_text(key), tuple(tensor.shape)) for key, tensor in items])))
+    values = [_numpy(tensor).reshape(-1) for _, tensor in items]
+    for line in _plain_pieces(np.concatenate(values).reshape(1, -1), precision):
+        yield line.replace(" ", ",").replace("\n", "\r\n")
 
 
 # -- plain --------------------------------------------------------------------------------------
@@ -370,7 +595,12 @@ def plain_lines(result: Any, precision: int | None = None) -> Iterator[str]:
         yield _check_plain(result)
         return
     symbolic = getattr(result, "symbolic", None)
-    for key, item in _items(result):
+    if _matrix_on(result):
+        yield from _plain_matrix_lines(result.matrix(), precision)
+        if symbolic is not None:
+            for line in _symbolic_matrix_lines(result):
+                yield f"# exact: {line}\n"
+    for key, item in [] if _matrix_on(result) else _items(result):
         if _structured(item):
             yield from _plain_structured(key_text(key), item, precision)
         else:
@@ -386,6 +616,49 @@ def plain_lines(result: Any, precision: int | None = None) -> Iterator[str]:
             yield row + "\n"
         if result.det_symbolic is not None:
             yield f"# exact: {result.det_symbolic}\n"
+
+
+def _matrix_header(matrix: Any) -> str:
+    layout = "" if matrix.layout == "dense" else f" {matrix.layout}"
+    nnz = "" if matrix.layout == "dense" else f" nnz {matrix.nnz}"
+    return (f"matrix{layout} {shape_text(matrix.shape)}{nnz}; rows {matrix.rows.summary()}; "
+            f"columns {matrix.columns.summary()}")
+
+
+def _plain_matrix_lines(matrix: Any, precision: int | None) -> Iterator[str]:
+    """``# matrix 2x2; rows y[0]..y[1]; columns r, t``, then one line per row (dense), or one
+    line per stored entry: row, column, value (sparse)."""
+    yield f"# {_matrix_header(matrix)}\n"
+    if matrix.layout == "dense":
+        for rows in _matrix_rows(matrix):
+            yield from _plain_pieces(rows, precision)
+        return
+    rows, cols, values = (_numpy(t) for t in matrix.coo())
+    float32 = _is_float32(values)
+    for start in range(0, len(values), PLAIN_PIECE):
+        end = start + PLAIN_PIECE
+        yield "".join(
+            f"{int(i)} {int(j)} {format_number(float(v), precision, float32)}\n"
+            for i, j, v in zip(rows[start:end], cols[start:end], values[start:end])
+        )
+
+
+def _symbolic_matrix_lines(result: Any) -> list[str]:
+    """The exact derivative entry by entry in the matrix's row-major order (or the diagonal,
+    for elementwise expressions)."""
+    diagonal = getattr(result, "diagonal", None)
+    if diagonal is not None:
+        return [f"diagonal {name}: {derivative}" for name, derivative in diagonal.items()]
+    symbolic = result.symbolic
+    if result.command == "hessian":
+        names = list(dict.fromkeys(a for a, _ in result.blocks))
+        rows = [np.concatenate([symbolic[a, b].reshape(result.inputs[a].numel(), -1) for b in names], axis=1)
+                for a in names]
+        entries = np.concatenate(rows, axis=0)
+    else:
+        count = math.prod(result.output.shape)
+        entries = np.concatenate([symbolic[name].reshape(count, -1) for name in result.blocks], axis=1)
+    return [str(e) for e in entries.reshape(-1)]
 
 
 def _plain_structured(name: str, block: Any, precision: int | None) -> Iterator[str]:
@@ -492,8 +765,11 @@ def print_pretty(result: Any, console: Console, precision: int | None = None, fu
     parts.append(None)
     items = list(_items(result))
     structured = any(_structured(item) for _, item in items)
-    if result.command in ("jacobian", "hessian") and not structured and all(t.dim() == 0 for t in result.inputs.values()):
-        parts += _classic_matrix(result, digits, width)
+    scalars = all(t.dim() == 0 for t in result.inputs.values())
+    if result.command in ("jacobian", "hessian") and not structured and (scalars or _matrix_on(result)):
+        parts += _classic_matrix(result, digits, width, full)
+    elif structured and _matrix_on(result):
+        parts += _sparse_matrix_view(result, digits, full)
     else:
         words = VOCABULARY[result.command]
         for index, (key, item) in enumerate(items):
@@ -544,9 +820,7 @@ class _Lines:
 def _output_symbol(result: Any) -> str:
     """The output's name in the pretty view: ``y``, as in ``y.backward(v)``, unless an input is
     called ``y``; then the first of f, g, h, out, out2, ... that no input is called."""
-    taken = set(result.inputs)
-    candidates = itertools.chain(("y", "f", "g", "h", "out"), (f"out{k}" for k in itertools.count(2)))
-    return next(name for name in candidates if name not in taken)
+    return output_symbol(result.inputs)
 
 
 def _method_text(result: Any) -> str:
@@ -668,10 +942,10 @@ def _symbolic_view(result: Any) -> RenderableType:
                 f"∂{y}/∂{name} is diagonal: ∂{y}[i]/∂{name}[i] = ", _pretty_sympy(derivative)
             ))
     elif result.command == "jacobian" and scalars:
-        columns = [result.symbolic[name].reshape(-1, 1) for name in result.symbolic]
+        columns = [result.symbolic[name].reshape(-1, 1) for name in result.blocks]  # the matrix's column order
         parts.append(_pretty_sympy(sp.Matrix(np.concatenate(columns, axis=1).tolist())))
     elif result.command == "hessian" and scalars:
-        names = list(result.inputs)
+        names = list(dict.fromkeys(a for a, _ in result.blocks))  # the matrix's order
         rows = [[result.symbolic[a, b][()] for b in names] for a in names]
         parts.append(_pretty_sympy(sp.Matrix(rows)))
     else:
@@ -745,36 +1019,65 @@ def _ranges_text(indices: Sequence[int | None]) -> str:
     return ", ".join(runs)
 
 
-def _classic_matrix(result: Any, digits: int, width: int) -> list[RenderableType]:
-    """All inputs scalar: the m×n Jacobian (or n×n Hessian) matrix, one labelled column per
-    variable (split into blocks of columns when there are more than fit)."""
+def _classic_matrix(result: Any, digits: int, width: int, full: bool = False) -> list[RenderableType]:
+    """The classic m×n Jacobian (or n×n Hessian) matrix (``result.matrix()``), one labelled row
+    per output element and one labelled column per input element (split into blocks of columns
+    when there are more than fit). With a non-scalar input, a matrix too big to list is
+    summarized by index, with a line that says which labels the rows and columns run through."""
     y = _output_symbol(result)
-    if result.command == "hessian":
-        names = list(result.inputs)
-        title = f"Hessian: ∂²{y}/∂(" + ", ".join(names) + ")²"
-        rows = [(f"∂/∂{a}", [float(_numpy(result.blocks[a, b])) for b in names]) for a in names]
-    else:
-        names = list(result.blocks)
-        title = f"Jacobian: ∂{y}/∂(" + ", ".join(names) + ")"
-        output_shape = tuple(result.output.shape)
-        arrays = {name: _numpy(block.to_dense()).reshape(-1) for name, block in result.blocks.items()}
-        rows = [
-            (f"{y}[{_index_label(index)}]" if output_shape else y, [float(arrays[n][flat]) for n in names])
-            for flat, index in enumerate(itertools.product(*(range(n) for n in output_shape)))
+    matrix = result.matrix()
+    names = ", ".join(name for name, _ in matrix.columns.parts)
+    hessian = result.command == "hessian"
+    title = f"Hessian: ∂²{y}/∂({names})²" if hessian else f"Jacobian: ∂{y}/∂({names})"
+    m, n = matrix.shape
+    scalars = all(not shape for _, shape in matrix.columns.parts)
+    if not full and not scalars and (m > 2 * ROW_EDGE + 1 or n > 2 * COLUMN_EDGE + 1):
+        return [
+            Text(f"{title}  {m}x{n}: rows {matrix.rows.summary()}; columns {matrix.columns.summary()}"),
+            *_matrix_tables(_numpy(matrix.to_dense()), digits, full, width),
         ]
-    headers = [f"∂/∂{name}" for name in names]
-    cells = [[_cell(v, digits) for v in values] for _, values in rows]
-    label_width = max(cell_len(label) for label, _ in rows)
-    widths = [max([cell_len(h)] + [c.cell_len for c in column]) for h, column in zip(headers, zip(*cells))]
+    values = _numpy(matrix.to_dense()) if m * n else np.zeros((m, n))
+    labels = [f"∂/∂{label}" for label in matrix.rows] if hessian else list(matrix.rows)
+    headers = [f"∂/∂{label}" for label in matrix.columns]
+    cells = [[_cell(float(v), digits) for v in row] for row in values]
+    label_width = max([1] + [cell_len(label) for label in labels])
+    widths = [max([cell_len(h)] + [row[j].cell_len for row in cells]) for j, h in enumerate(headers)]
     parts: list[RenderableType] = []
     for block in _column_blocks(label_width, widths, width, boxed=True):
         table = Table(title=Text(title) if not parts else None, title_justify="left")
         table.add_column("", style="bold", no_wrap=True)
         for j in block:
             table.add_column(Text(headers[j]), justify="right", no_wrap=True)
-        for (label, _), row in zip(rows, cells):
+        for label, row in zip(labels, cells):
             table.add_row(Text(label), *(row[j] for j in block))
         parts.append(_Lines(table, keep_width=True))
+    return parts
+
+
+def _sparse_matrix_view(result: Any, digits: int, full: bool) -> list[RenderableType]:
+    """A structured Jacobian's classic matrix: how many entries are stored, then the first of
+    them as (row, column, value), labelled as the matrix's rows and columns."""
+    matrix = result.matrix()
+    names = ", ".join(name for name, _ in matrix.columns.parts)
+    m, n = matrix.shape
+    rows, cols, values = matrix.coo()
+    parts: list[RenderableType] = [Text.assemble(
+        (f"Jacobian: ∂{_output_symbol(result)}/∂({names})", "bold"),
+        f"  {m}x{n}, sparse: nnz {len(values)} of {m * n} entries; rows {matrix.rows.summary()}; "
+        f"columns {matrix.columns.summary()}",
+    )]
+    shown = len(values) if full else min(len(values), SPARSE_ENTRIES)
+    if not shown:
+        return parts
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("row", justify="left", no_wrap=True)
+    table.add_column("column", justify="left", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+    for i, j, value in zip(_numpy(rows[:shown]), _numpy(cols[:shown]), _numpy(values[:shown])):
+        table.add_row(Text(matrix.rows[int(i)]), Text(matrix.columns[int(j)]), _cell(float(value), digits))
+    parts.append(_Lines(table, keep_width=True))
+    if shown < len(values):
+        parts.append(Text(f"… {len(values) - shown} more entries (--full shows all)", style="dim"))
     return parts
 
 

@@ -10,6 +10,12 @@ and the method that ran. Then each kind holds its own numbers, keyed by what the
 * ``JVPResult.value``: one tensor shaped like the output;
 * ``HessianResult.blocks``: ``(a, b)`` → tensor shaped ``a.shape + b.shape``.
 
+``JacobianResult.matrix()`` and ``HessianResult.matrix()`` give the same numbers as the classic
+matrix (``Matrix``): one row per output element, one column per input element, the ``wrt``
+inputs side by side, each flattened in C order, with a label per row and column. ``as_matrix``
+says whether the renderers write that matrix (the default when every ``wrt`` input is a scalar)
+or the blocks.
+
 Each Jacobian block has a ``layout``: ``JacobianBlock`` (``dense``) holds every entry;
 ``DiagonalBlock`` (``diagonal``) holds only ∂y[i...]/∂x[i...], shaped like the output;
 ``SparseBlock`` (``sparse``) holds the nonzeros as COO over flat C-order indices. All share
@@ -26,9 +32,11 @@ Example:
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 if TYPE_CHECKING:
     import torch
@@ -246,6 +254,171 @@ class SparseBlock(Block):
         return dense.reshape(self.shape)
 
 
+def output_symbol(names: Any) -> str:
+    """The output's name in labels and views: ``y``, as in ``y.backward(v)``, unless an input is
+    called ``y``; then the first of f, g, h, out, out2, ... that no input is called."""
+    taken = set(names)
+    candidates = itertools.chain(("y", "f", "g", "h", "out"), (f"out{k}" for k in itertools.count(2)))
+    return next(name for name in candidates if name not in taken)
+
+
+class Labels(Sequence[str]):
+    """The labels of a matrix's rows or columns, made on demand (there may be millions): one per
+    element of each named part, parts side by side, each in flat C order: ``r``, ``x[0]``,
+    ``A[1,0]``.
+
+    Example:
+        >>> labels = Labels([("r", ()), ("x", (2,))])
+        >>> list(labels), len(labels), labels.summary()
+        (['r', 'x[0]', 'x[1]'], 3, 'r, x[0]..x[1]')
+    """
+
+    def __init__(self, parts: Sequence[tuple[str, Sequence[int]]]) -> None:
+        self.parts = [(name, tuple(shape)) for name, shape in parts]
+        self.offsets = [0]
+        for _, shape in self.parts:
+            self.offsets.append(self.offsets[-1] + math.prod(shape))
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        part = bisect.bisect_right(self.offsets, index) - 1
+        name, shape = self.parts[part]
+        return _label(name, shape, index - self.offsets[part])
+
+    def __iter__(self) -> Iterator[str]:
+        for name, shape in self.parts:
+            if not shape:
+                yield name
+                continue
+            for index in itertools.product(*(range(n) for n in shape)):
+                yield f"{name}[{','.join(map(str, index))}]"
+
+    def summary(self) -> str:
+        """Each part as its name (a scalar), its only element, or its first and last labels."""
+        texts = []
+        for name, shape in self.parts:
+            size = math.prod(shape)
+            if size == 0:
+                texts.append(f"{name} (empty)")
+            elif size == 1:
+                texts.append(_label(name, shape, 0))
+            else:
+                texts.append(f"{_label(name, shape, 0)}..{_label(name, shape, size - 1)}")
+        return ", ".join(texts)
+
+
+def _label(name: str, shape: tuple[int, ...], flat: int) -> str:
+    if not shape:
+        return name
+    index = []
+    for n in reversed(shape):
+        flat, i = divmod(flat, n)
+        index.append(i)
+    return f"{name}[{','.join(map(str, reversed(index)))}]"
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """The classic matrix of a Jacobian (or Hessian): one row per output element, one column per
+    input element, the inputs side by side in ``wrt`` order, each flattened in C order.
+
+    It is assembled from the blocks on demand, never stored twice: ``row_slices`` gives dense
+    rows a few at a time (for writers), ``coo`` the stored entries of a structured one, and
+    ``to_dense``/``to_sparse_coo`` the whole matrix as one tensor.
+
+    Attributes:
+        rows, columns: the labels (``y[0]``, ``r``, ``x[1,2]``).
+        pieces: each input's block, with the input's shape, in column order.
+        layout: ``dense`` when every block is dense, else ``sparse`` (stored as COO).
+
+    Example:
+        >>> import jacli
+        >>> matrix = jacli.compute_jacobian("[r*t, r + t**2]", {"r": 2.0, "t": 3.0}).matrix()
+        >>> list(matrix.rows), list(matrix.columns), matrix.to_dense().tolist()
+        (['y[0]', 'y[1]'], ['r', 't'], [[3.0, 2.0], [1.0, 6.0]])
+    """
+
+    rows: Labels
+    columns: Labels
+    pieces: tuple[tuple[Block, tuple[int, ...]], ...]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.rows), len(self.columns)
+
+    @property
+    def layout(self) -> str:
+        return "dense" if all(block.layout == "dense" for block, _ in self.pieces) else "sparse"
+
+    @property
+    def nnz(self) -> int:
+        """Stored entries: every entry of a dense matrix, the stored ones of a structured one."""
+        return math.prod(self.shape) if self.layout == "dense" else len(self.coo()[2])
+
+    def _flat(self, block: Block, input_shape: tuple[int, ...]) -> "torch.Tensor":
+        return block.to_dense().reshape(self.shape[0], math.prod(input_shape))
+
+    def row_slices(self, rows_per_slice: int) -> Iterator["torch.Tensor"]:
+        """Consecutive dense rows, ``rows_per_slice`` at a time (a dense matrix only): the
+        writers' way to stream a matrix without a second copy of the Jacobian."""
+        import torch
+
+        flats = [self._flat(block, shape) for block, shape in self.pieces]
+        for start in range(0, self.shape[0], max(1, rows_per_slice)):
+            stop = start + max(1, rows_per_slice)
+            parts = [flat[start:stop] for flat in flats]
+            yield parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    def coo(self) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+        """``(rows, cols, values)`` of the stored entries (the nonzeros of a dense block), in
+        row-major order: ``scipy.sparse.coo_matrix((values, (rows, cols)), shape)`` is the matrix."""
+        import torch
+
+        rows, cols, values = [], [], []
+        for (block, shape), offset in zip(self.pieces, self.columns.offsets):
+            r, c, v = block.coo_for(shape) if block.layout == "dense" else block.coo()
+            rows.append(r)
+            cols.append(c + offset)
+            values.append(v)
+        if len(self.pieces) == 1:
+            return rows[0], cols[0], values[0]
+        r, c, v = torch.cat(rows), torch.cat(cols), torch.cat(values)
+        order = torch.argsort(r * self.shape[1] + c, stable=True)
+        return r[order], c[order], v[order]
+
+    def to_dense(self) -> "torch.Tensor":
+        """The matrix as one dense tensor (a view of the block when there is one dense block)."""
+        if self.layout == "dense":
+            return next(self.row_slices(self.shape[0] or 1)) if self.shape[0] else self._empty()
+        rows, cols, values = self.coo()
+        dense = values.new_zeros(self.shape)
+        dense[rows, cols] = values
+        return dense
+
+    def _empty(self) -> "torch.Tensor":
+        block = self.pieces[0][0].to_dense() if self.pieces else None
+        import torch
+
+        return torch.zeros(self.shape, dtype=block.dtype if block is not None else torch.float64)
+
+    def to_sparse_coo(self) -> "torch.Tensor":
+        """The matrix as a 2-D torch sparse COO tensor (coalesced)."""
+        import torch
+
+        rows, cols, values = self.coo()
+        return torch.sparse_coo_tensor(
+            torch.stack([rows, cols]), values, self.shape, is_coalesced=True, check_invariants=False
+        )
+
+
 @dataclass
 class Result:
     """What every command's result shares.
@@ -307,6 +480,8 @@ class JacobianResult(Result):
         det, det_symbolic: the Jacobian determinant (``det=True``) and its exact form.
         how: how the blocks were computed, when it is more than ``method`` says (e.g.
             ``"diagonal: 1 VJP"``, ``"sparse: 3 colours"``).
+        as_matrix: whether the renderers write the classic matrix (``matrix()``) instead of
+            the blocks.
     """
 
     command: ClassVar[str] = "jacobian"
@@ -317,10 +492,21 @@ class JacobianResult(Result):
     det: Any = None
     det_symbolic: Any = field(default=None, repr=False)
     how: str | None = None
+    as_matrix: bool = False
 
     def tensors(self) -> Iterator[tuple[Key, "torch.Tensor"]]:
         for name, block in self.blocks.items():
             yield name, block.to_dense()
+
+    def matrix(self) -> Matrix:
+        """The classic m×n matrix: row ``i`` is output element ``i`` (flat), the columns are the
+        ``wrt`` inputs' elements side by side; ``∂y.flat[i]/∂x.flat[j]`` is in column
+        ``offset(x) + j``."""
+        y = output_symbol(self.inputs)
+        rows = Labels([(y, tuple(self.output.shape))])
+        shapes = {name: tuple(self.inputs[name].shape) for name in self.blocks}
+        columns = Labels(list(shapes.items()))
+        return Matrix(rows, columns, tuple((block, shapes[name]) for name, block in self.blocks.items()))
 
 
 @dataclass
@@ -370,9 +556,22 @@ class HessianResult(Result):
 
     blocks: dict[tuple[str, str], "torch.Tensor"] = field(default_factory=dict)
     symbolic: dict[tuple[str, str], Any] | None = field(default=None, repr=False)
+    as_matrix: bool = False
 
     def tensors(self) -> Iterator[tuple[Key, "torch.Tensor"]]:
         yield from self.blocks.items()
+
+    def matrix(self) -> Matrix:
+        """The n×n Hessian matrix: rows and columns are the ``wrt`` inputs' elements side by
+        side, ``∂²y/∂a.flat[i]∂b.flat[j]`` at row ``offset(a) + i``, column ``offset(b) + j``."""
+        import torch
+
+        names = list(dict.fromkeys(a for a, _ in self.blocks))
+        sizes = {name: self.inputs[name].numel() for name in names}
+        rows = [torch.cat([self.blocks[a, b].reshape(sizes[a], sizes[b]) for b in names], dim=1) for a in names]
+        dense = torch.cat(rows, dim=0) if rows else torch.zeros((0, 0), dtype=self.output.dtype)
+        labels = Labels([(name, tuple(self.inputs[name].shape)) for name in names])
+        return Matrix(labels, labels, ((JacobianBlock("hessian", dense), (len(labels),)),))
 
 
 @dataclass

@@ -958,3 +958,89 @@ def test_structured_asked_for_with_a_structured_layout_says_what_fits() -> None:
     with pytest.raises(ShapeError, match="`method` structured builds a dense Jacobian; ask for `layout` dense"):
         api.compute_jacobian("tanh(A @ x)", {"A": "randn:3x3", "x": "randn:3"}, wrt=["x"], method="structured",
                              layout="sparse")
+
+
+# -- the classic matrix (issue 11, item 1) --------------------------------------------------------
+
+
+def _flat_reference(function, inputs: dict, wrt: list[str]):
+    """torch.func.jacrev of the function of all ``wrt`` inputs flattened and concatenated: the
+    classic matrix computed independently of jacli's blocks."""
+    sizes = [inputs[name].numel() for name in wrt]
+
+    def flat_function(flat):
+        pieces = dict(inputs)
+        for name, piece in zip(wrt, torch.split(flat, sizes)):
+            pieces[name] = piece.reshape(inputs[name].shape)
+        return function(**pieces).reshape(-1)
+
+    return torch.func.jacrev(flat_function)(torch.cat([inputs[name].reshape(-1) for name in wrt]))
+
+
+def test_matrix_of_several_non_scalar_inputs_equals_jacrev_of_the_flattened_function() -> None:
+    inputs = {"A": random((2, 3), seed=1), "x": random((3,), seed=2), "s": torch.tensor(0.7, dtype=torch.float64)}
+    reference = _flat_reference(lambda A, x, s: torch.tanh(A @ x) * s + x[0] * A[:, 1], inputs, ["A", "x", "s"])
+    result = api.compute_jacobian("tanh(A @ x) * s + x[0] * A[:, 1]", inputs, matrix=True)
+    assert result.as_matrix
+    matrix = result.matrix()
+    assert matrix.shape == (2, 10) and reference.shape == (2, 10)
+    torch.testing.assert_close(matrix.to_dense(), reference, rtol=1e-12, atol=1e-14)
+    assert list(matrix.columns)[:3] == ["A[0,0]", "A[0,1]", "A[0,2]"] and list(matrix.columns)[-1] == "s"
+    assert list(matrix.rows) == ["y[0]", "y[1]"]
+    # the API returns the same tensor; wrt picks and orders the columns
+    torch.testing.assert_close(api.jacobian("tanh(A @ x) * s + x[0] * A[:, 1]", inputs, matrix=True), reference)
+    swapped = api.jacobian("tanh(A @ x) * s + x[0] * A[:, 1]", inputs, wrt=["s", "x"], matrix=True)
+    torch.testing.assert_close(swapped, torch.cat([reference[:, 9:], reference[:, 6:9]], dim=1))
+
+
+def test_polar_matrix_equals_sympys_exact_jacobian() -> None:
+    r, t = sp.symbols("r t")
+    exact = sp.Matrix([r * sp.cos(t), r * sp.sin(t)]).jacobian([r, t]).subs({r: 2, t: sp.Rational(1, 2)})
+    reference = torch.tensor(np.array(exact.evalf(30).tolist(), dtype=float))
+    result = api.compute_jacobian("[r*cos(t), r*sin(t)]", {"r": 2.0, "t": 0.5})
+    assert result.as_matrix  # every input is a scalar: the matrix is the default
+    torch.testing.assert_close(result.matrix().to_dense(), reference, rtol=1e-15, atol=1e-15)
+    assert list(result.matrix().columns) == ["r", "t"]
+
+
+def test_matrix_is_the_default_only_for_scalar_inputs() -> None:
+    assert not api.compute_jacobian("x**2", {"x": [1.0, 2.0]}).as_matrix
+    assert api.compute_jacobian("x**2", {"x": [1.0, 2.0]}, matrix=True).as_matrix
+    assert not api.compute_jacobian("[r, t]", {"r": 1.0, "t": 2.0}, matrix=False).as_matrix
+    assert api.compute_hessian("a*b**2", {"a": 1.0, "b": 2.0}).as_matrix
+    assert not api.compute_hessian("sum(x**3)", {"x": [1.0, 2.0]}).as_matrix
+
+
+@pytest.mark.parametrize("layout", ["diagonal", "sparse"])
+def test_matrix_from_a_structured_layout_is_sparse_and_exact(layout: str) -> None:
+    # (x+1)**2 at x = 1, 2, 3: the diagonal 2(x+1) = 4, 6, 8, by hand
+    matrix = api.jacobian("(x+1)**2", {"x": [1.0, 2.0, 3.0]}, layout=layout, matrix=True)
+    assert matrix.layout == torch.sparse_coo and matrix.shape == (3, 3)
+    assert matrix.to_dense().tolist() == [[4.0, 0, 0], [0, 6.0, 0], [0, 0, 8.0]]
+
+
+def test_hessian_matrix_equals_torch_func_hessian_of_the_flattened_function() -> None:
+    inputs = {"x": random((3,), seed=4), "a": torch.tensor(1.5, dtype=torch.float64)}
+    sizes = [3, 1]
+
+    def flat_function(flat):
+        x, a = torch.split(flat, sizes)
+        return torch.sum(x**3) * a[0] + a[0] ** 2 * x[0] * x[2]
+
+    reference = torch.func.hessian(flat_function)(torch.cat([inputs["x"], inputs["a"].reshape(1)]))
+    matrix = api.hessian("sum(x**3)*a + a**2*x[0]*x[2]", inputs, matrix=True)
+    torch.testing.assert_close(matrix, reference, rtol=1e-12, atol=1e-14)
+    labels = api.compute_hessian("sum(x**3)*a + a**2*x[0]*x[2]", inputs).matrix()
+    assert list(labels.rows) == list(labels.columns) == ["x[0]", "x[1]", "x[2]", "a"]
+
+
+def test_the_plan_sizes_the_matrix_of_several_inputs() -> None:
+    # x, y of 1000: the Jacobian is 1000 x 2000 = 2e6 numbers, 16 MB; as one matrix beside its
+    # blocks, 32 MB. A 24 MB budget holds the blocks but not both.
+    inputs = {"x": "ones:1000", "y": "ones:1000"}
+    budget = 24 * 10**6
+    api.compute_jacobian("x*y + x", inputs, max_memory=budget, layout="dense", method="reverse")
+    with pytest.raises(ResourceError, match="twice, as blocks and as one matrix"):
+        api.compute_jacobian("x*y + x", inputs, max_memory=budget, layout="dense", method="reverse", matrix=True)
+    # one input: its matrix is a view of its block, so the same budget holds it
+    api.compute_jacobian("x*y + x", inputs, wrt=["x"], max_memory=budget, layout="dense", matrix=True)

@@ -85,10 +85,10 @@ def test_plain_layout_follows_the_shape_line() -> None:
     jacobian = run("jacobian", "sum(x)", "-i", "[[1,2],[3,4]]", "-f", "plain")
     assert jacobian.stdout == "# x 2x2\n1.0 1.0\n1.0 1.0\n"
     assert run("grad", "sum(x)", "-i", "[[1,2],[3,4]]", "-f", "plain").stdout == jacobian.stdout
-    # polar: each block has shape (2,) + () and is one line, like a vjp of shape (2,):
-    # d/dr = (cos 0, sin 0) = (1, 0), d/dt = (-2 sin 0, 2 cos 0) = (0, 2)
+    # polar, scalar inputs: the classic matrix, one line per output element, as the pretty view
+    # shows it: y[0] = (cos t, -r sin t) = (1, 0), y[1] = (sin t, r cos t) = (0, 2) at r=2, t=0
     polar = run("jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0", "-f", "plain")
-    assert polar.stdout == "# r 2\n1.0 0.0\n# t 2\n0.0 2.0\n"
+    assert polar.stdout == "# matrix 2x2; rows y[0]..y[1]; columns r, t\n1.0 0.0\n0.0 2.0\n"
 
 
 def test_default_format_off_a_terminal_is_plain() -> None:
@@ -378,7 +378,7 @@ def assert_usage_error(result, *fragments: str) -> str:
          "reverse, forward, rows, compressed, structured or symbolic"),
         (["jacobian", "x", "-i", "1", "--method=revers"], "did you mean 'reverse'?"),
         (["vjp", "x", "-i", "1", "--v", "1", "--method", "rows"], "--method 'rows' is not one of its choices; choose auto, grad or backward"),
-        (["jacobian", "x", "-i", "1", "--format", "xml"], "--format 'xml' is not one of its choices; choose pretty, plain or json"),
+        (["jacobian", "x", "-i", "1", "--format", "xml"], "--format 'xml' is not one of its choices; choose pretty, plain, json or csv"),
         (["jacobian", "x", "-i", "1", "--dtype", "float16"], "did you mean 'float64'?"),
         (["jacobian", "x", "-i", "1", "--layout", "diag"], "did you mean 'diagonal'?"),
         (["jacobian", "x", "-i", "1", "--precision", "0"],
@@ -429,7 +429,7 @@ def test_a_formula_starting_with_minus_gets_the_double_dash_hint_that_works(args
     fixed = message.split("put -- before it: ", 1)[1]
     assert fixed == 'jacli jacobian -i 2 -- "-x**2"'
     result = run(*shlex.split(fixed)[1:])
-    assert result.exit_code == 0 and result.stdout == "# x scalar\n-4.0\n"  # d(-x²)/dx = -2x = -4 at 2
+    assert result.exit_code == 0 and result.stdout == "# matrix 1x1; rows y; columns x\n-4.0\n"  # -2x = -4 at 2
 
 
 def test_choices_are_case_insensitive() -> None:
@@ -907,7 +907,7 @@ def test_output_pt_of_a_sparse_jacobian(tmp_path) -> None:
     path = tmp_path / "j.pt"
     result = run("jacobian", "[x[0]*x[1], 3*x[2]]", "-i", "1,2,5", "--layout", "sparse", "-o", str(path))
     assert result.exit_code == 0, result.stderr
-    loaded = torch.load(path, weights_only=True)
+    loaded = torch.load(path, weights_only=True)["result"]["x"]
     assert loaded.layout == torch.sparse_coo
     assert loaded.to_dense().tolist() == [[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]]
 
@@ -1020,3 +1020,67 @@ def test_output_replaces_only_on_success(tmp_path):
     assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
     assert run("jacobian", "x*2", "-i", "1", "-o", str(target)).exit_code == 0
     assert json.loads(target.read_text())["result"]["x"]["values"] == 2.0
+
+
+# -- issue 11: one matrix everywhere, files and formats -------------------------------------------
+
+POLAR = ("jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0.5")
+POLAR_MATRIX = [[math.cos(0.5), -2 * math.sin(0.5)], [math.sin(0.5), 2 * math.cos(0.5)]]
+"""By hand: rows ∂y[i]/∂(r, t) of (r cos t, r sin t) at r = 2, t = 0.5."""
+
+
+def test_the_issues_pipeline_loads_the_matrix_the_pretty_view_shows() -> None:
+    piped = run_process("-m", "jacli", *POLAR)
+    assert piped.returncode == 0, piped.stderr
+    np.testing.assert_allclose(np.loadtxt(io.StringIO(piped.stdout)), POLAR_MATRIX, rtol=1e-15)
+    shown = run(*POLAR, "-f", "pretty", "--precision", "15").stdout
+    rows = [line for line in shown.splitlines() if line.startswith("│ y[")]
+    numbers = [[float(cell) for cell in line.strip("│ ").split("│")[1:]] for line in rows]
+    np.testing.assert_allclose(numbers, POLAR_MATRIX, rtol=1e-14)
+
+
+def test_det_writes_the_matrix_to_npy_and_says_where_det_is(tmp_path) -> None:
+    path = tmp_path / "d.npy"
+    result = run(*POLAR, "--det", "-o", str(path))
+    assert result.exit_code == 0 and result.stdout == "", result.stderr
+    np.testing.assert_allclose(np.load(path), POLAR_MATRIX, rtol=1e-15)
+    assert "2x2 matrix" in result.stderr and "det J is not in it" in result.stderr
+
+
+def test_dash_output_is_standard_output() -> None:
+    for fmt in ("plain", "json", "csv"):
+        assert run(*POLAR, "-o", "-", "-f", fmt).stdout == run(*POLAR, "-f", fmt).stdout
+    assert run(*POLAR, "-o", "-").stdout == run(*POLAR).stdout
+
+
+def test_csv_on_stdout_and_in_files(tmp_path) -> None:
+    text = run(*POLAR, "-f", "csv").stdout
+    assert text.splitlines()[0] == "r,t"
+    np.testing.assert_allclose(np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1), POLAR_MATRIX, rtol=1e-15)
+    for name, extra in (("j.csv", ()), ("j.txt", ("-f", "csv"))):
+        assert run(*POLAR, "-o", str(tmp_path / name), *extra).exit_code == 0
+        # RFC 4180 line ends, \r\n (CliRunner reads stdout with universal newlines, as \n)
+        assert (tmp_path / name).read_bytes() == text.replace("\n", "\r\n").encode()
+
+
+def test_matrix_flag_gives_the_matrix_for_non_scalar_inputs(tmp_path) -> None:
+    args = ("jacobian", "[sum(x*A), prod(x)]", "-i", "x=1,2", "-i", "A=3,4")
+    by_hand = [[3.0, 4.0, 1.0, 2.0], [2.0, 1.0, 0.0, 0.0]]  # ∂/∂x = [[3,4],[2,1]], ∂/∂A = [[1,2],[0,0]]
+    assert run(*args).stdout.startswith("# x 2x2\n")  # blocks stay the default here
+    np.testing.assert_array_equal(np.loadtxt(io.StringIO(run(*args, "--matrix").stdout)), by_hand)
+    document = strict_json(run(*args, "--matrix", "-f", "json").stdout)
+    assert document["matrix"]["columns"] == ["x[0]", "x[1]", "A[0]", "A[1]"]
+    np.testing.assert_array_equal(document["matrix"]["values"], by_hand)
+    assert run(*args, "--matrix", "-o", str(tmp_path / "J.npy")).exit_code == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "J.npy"), by_hand)
+    pt = tmp_path / "J.pt"
+    assert run(*args, "-o", str(pt)).exit_code == 0
+    loaded = torch.load(pt, weights_only=True)
+    assert loaded["matrix"].tolist() == by_hand and loaded["result"]["x"].tolist() == [[3.0, 4.0], [2.0, 1.0]]
+
+
+def test_a_format_that_contradicts_the_file_name_is_refused_before_work(tmp_path, monkeypatch) -> None:
+    work = record_work(monkeypatch)
+    assert_user_error(run(*POLAR, "-f", "plain", "-o", str(tmp_path / "j.csv")),
+                      "--format plain does not match", "a .csv file is written as csv")
+    assert not work and not (tmp_path / "j.csv").exists()

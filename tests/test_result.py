@@ -121,3 +121,53 @@ def test_dense_coo_for_keeps_nan() -> None:
     rows, cols, values = JacobianBlock("x", dense).coo_for((2,))
     assert rows.tolist() == [0, 1] and cols.tolist() == [1, 0]
     assert math.isnan(values[0]) and values[1] == 2.0
+
+
+# -- the classic matrix -------------------------------------------------------------------------
+
+from jacli.result import Labels, Matrix  # noqa: E402
+
+
+def test_labels_are_made_on_demand_and_agree_with_iteration() -> None:
+    labels = Labels([("r", ()), ("x", (2,)), ("A", (2, 3)), ("e", (0,))])
+    listed = list(labels)
+    # by hand: r, then x's 2 and A's 6 elements in C order, e none
+    assert listed == ["r", "x[0]", "x[1]", "A[0,0]", "A[0,1]", "A[0,2]", "A[1,0]", "A[1,1]", "A[1,2]"]
+    assert len(labels) == 9 and [labels[i] for i in range(9)] == listed and labels[-1] == "A[1,2]"
+    assert labels[2:4] == ["x[1]", "A[0,0]"]
+    assert labels.summary() == "r, x[0]..x[1], A[0,0]..A[1,2], e (empty)"
+    with pytest.raises(IndexError):
+        labels[9]
+
+
+def test_matrix_of_mixed_layouts_is_the_blocks_side_by_side() -> None:
+    # output (2,); inputs: x (3,) sparse, s () dense, z (2,) diagonal; the reference is each
+    # block's own dense tensor, reshaped to (2, n) and put side by side by hand
+    sparse = SparseBlock("x", torch.tensor([1, 0]), torch.tensor([2, 0]), torch.tensor([5.0, 7.0], dtype=F64), (2,), (3,))
+    dense = JacobianBlock("s", torch.tensor([1.5, -2.0], dtype=F64))
+    diagonal = DiagonalBlock("z", torch.tensor([3.0, 4.0], dtype=F64), (2,), (2,))
+    matrix = Matrix(Labels([("y", (2,))]), Labels([("x", (3,)), ("s", ()), ("z", (2,))]),
+                    ((sparse, (3,)), (dense, ()), (diagonal, (2,))))
+    expected = torch.tensor([[7.0, 0, 0, 1.5, 3.0, 0], [0, 0, 5.0, -2.0, 0, 4.0]], dtype=F64)
+    assert matrix.shape == (2, 6) and matrix.layout == "sparse"
+    assert torch.equal(matrix.to_dense(), expected)
+    assert torch.equal(matrix.to_sparse_coo().to_dense(), expected)
+    rows, cols, values = matrix.coo()
+    flat = (rows * 6 + cols).tolist()
+    assert flat == sorted(flat) and matrix.nnz == 6  # row-major, the dense block's nonzeros included
+    assert torch.equal(values, expected[rows, cols])
+
+
+def test_dense_matrix_streams_the_same_rows() -> None:
+    blocks = (JacobianBlock("a", torch.arange(12.0, dtype=F64).reshape(3, 2, 2)), JacobianBlock("b", torch.ones(3, dtype=F64)))
+    matrix = Matrix(Labels([("y", (3,))]), Labels([("a", (2, 2)), ("b", ())]), ((blocks[0], (2, 2)), (blocks[1], ())))
+    whole = torch.cat([blocks[0].values.reshape(3, 4), blocks[1].values.reshape(3, 1)], dim=1)
+    assert matrix.layout == "dense" and torch.equal(matrix.to_dense(), whole)
+    for per_slice in (1, 2, 3, 10):
+        assert torch.equal(torch.cat(list(matrix.row_slices(per_slice))), whole)
+
+
+def test_one_dense_blocks_matrix_is_a_view_not_a_copy() -> None:
+    values = torch.arange(6.0, dtype=F64).reshape(3, 2)
+    matrix = Matrix(Labels([("y", (3,))]), Labels([("x", (2,))]), ((JacobianBlock("x", values), (2,)),))
+    assert matrix.to_dense().data_ptr() == values.data_ptr()
