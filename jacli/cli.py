@@ -575,17 +575,14 @@ def _render(result: Any, out: _Out) -> None:
         _diagnose(f"jacli: wrote {out.file}{what}")
         return
     try:
-        if chosen == "json":
-            sys.stdout.write(render.to_json(result))
-        elif chosen == "plain":
-            for line in render.plain_lines(result, out.precision):
-                sys.stdout.write(line)
+        if chosen in ("json", "plain"):
+            pieces = render.json_chunks(result) if chosen == "json" else render.plain_lines(result, out.precision)
+            for piece in pieces:
+                sys.stdout.write(piece)
         else:
-            from rich.console import Console
-
-            console = Console()
+            console = _stdout_console()
             if console.width < 20:  # COLUMNS=0 or a tiny pane: rich would print nothing at all
-                console = Console(width=80)
+                console = _stdout_console(width=80)
             render.print_pretty(result, console, out.precision, out.full)
         sys.stdout.flush()
     except BrokenPipeError:
@@ -595,6 +592,18 @@ def _render(result: Any, out: _Out) -> None:
             f"cannot write the result to standard output ({error.strerror or error}); "
             "free some space, or write it with --output FILE"
         ) from None
+
+
+def _stdout_console(**options: Any) -> Any:
+    """A rich Console for stdout whose broken pipe (``| head``) ends jacli as plain and json do,
+    with exit 0; rich's own answer is exit 1."""
+    from rich.console import Console
+
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    return PipeConsole(**options)
 
 
 def _check_format_matches_file(out: _Out) -> None:

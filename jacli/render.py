@@ -86,34 +86,87 @@ def _structured(item: Any) -> bool:
 
 
 def format_number(value: float, precision: int | None, float32: bool = False) -> str:
-    """Every digit needed to read the number back (default), or ``precision`` significant ones."""
+    """Every digit needed to read the number back (default), or ``precision`` significant ones.
+
+    Zero is always written without a sign: a derivative that is -0.0 (``x**-1`` off the diagonal)
+    is no different from 0 to a reader, and ``-0.0`` only looks like a tiny negative number."""
     if math.isnan(value):
         return "nan"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
+    if value == 0:
+        value = 0.0
     if precision is None:
         return repr(_shortest(value, float32))
-    text = f"{value:.{precision}g}"
-    return "0" if text in ("-0", "0") else text
+    return f"{value:.{precision}g}"
+
+
+_JSON_STRINGS = {"nan": '"nan"', "inf": '"inf"', "-inf": '"-inf"'}
+
+
+def _number_texts(numbers: np.ndarray, precision: int | None, json_strings: bool = False) -> list[str]:
+    """``format_number`` of each number of a 1-D array (integers as integers); with
+    ``json_strings``, NaN and infinities as the JSON strings "nan", "inf" and "-inf"."""
+    if numbers.dtype.kind in "iub":
+        return [str(int(v)) for v in numbers.tolist()]
+    float32 = _is_float32(numbers)
+    values = (numbers + 0.0).tolist()  # + 0.0 turns -0.0 into 0.0 (IEEE 754), here in C
+    if precision is None and not float32 and np.isfinite(numbers).all():
+        return list(map(repr, values))  # the common case, fast: repr is format_number's shortest
+    texts = [format_number(v, precision, float32) for v in values]
+    return [_JSON_STRINGS.get(t, t) for t in texts] if json_strings else texts
 
 
 # -- json ---------------------------------------------------------------------------------------
+#
+# NOTE [streamed JSON]
+# A JSON document is assembled as a dict whose numeric leaves are the tensors themselves (as
+# ``_Numbers``), never as Python lists: ``json_chunks`` walks the dict and writes each tensor row
+# by row, in pieces of about PLAIN_PIECE numbers, as plain text is written. So the document never
+# exists whole in memory, the small keys (the header) come first, and a reader that stops early
+# (``| head -c 50``) gets its bytes at once. To add a key, add it to ``json_document``; a tensor
+# (or ``_json_values(tensor)``) placed anywhere in it is streamed.
 
 
-def _json_values(tensor: Any) -> Any:
-    array = _numpy(tensor)
-    float32 = _is_float32(array)
+class _Numbers:
+    """A tensor's values in a JSON document, nested like the tensor; NaN and infinities as the
+    strings "nan", "inf", "-inf"; float32 with the fewest digits that read back to the float32."""
 
-    def convert(item: Any) -> Any:
-        if isinstance(item, list):
-            return [convert(i) for i in item]
-        if math.isnan(item):
-            return "nan"
-        if math.isinf(item):
-            return "inf" if item > 0 else "-inf"
-        return _shortest(item, float32)
+    def __init__(self, tensor: Any) -> None:
+        self.array = tensor if isinstance(tensor, np.ndarray) else _numpy(tensor)
 
-    return convert(array.tolist())
+    def pieces(self) -> Iterator[str]:
+        array = self.array
+        if array.ndim == 0:
+            yield _number_texts(array.reshape(1), None, json_strings=True)[0]
+            return
+        if array.size == 0:
+            yield json.dumps(array.tolist())
+            return
+        leading = array.shape[:-1]
+        rows = array.reshape(-1, array.shape[-1])
+        # a new row starts t inner lists anew when its index is a multiple of the sizes below
+        sizes = [math.prod(leading[k:]) for k in range(1, len(leading))]
+        buffered: list[str] = ["[" * (len(leading) + 1)]
+        numbers = 0
+        for r, row in enumerate(rows):
+            if r:
+                depth = sum(1 for size in sizes if r % size == 0)
+                buffered.append("]" * (depth + 1) + ", " + "[" * (depth + 1))
+            for start in range(0, len(row), PLAIN_PIECE):
+                if start:
+                    buffered.append(", ")
+                buffered.append(", ".join(_number_texts(row[start : start + PLAIN_PIECE], None, json_strings=True)))
+                numbers += min(PLAIN_PIECE, len(row) - start)
+                if numbers >= PLAIN_PIECE:
+                    yield "".join(buffered)
+                    buffered, numbers = [], 0
+        buffered.append("]" * (len(leading) + 1))
+        yield "".join(buffered)
+
+
+def _json_values(tensor: Any) -> _Numbers:
+    return _Numbers(tensor)
 
 
 def _json_tensor(tensor: Any, with_values: bool = True) -> dict[str, Any]:
@@ -139,35 +192,85 @@ def _json_item(item: Any) -> dict[str, Any]:
     return {
         "layout": "sparse", "shape": list(item.shape), "output_shape": list(item.output_shape),
         "input_shape": list(item.input_shape), "nnz": item.nnz, "colors": item.colors,
-        "rows": _numpy(rows).tolist(), "cols": _numpy(cols).tolist(), "values": _json_values(values),
+        "rows": _json_values(rows), "cols": _json_values(cols), "values": _json_values(values),
     }
 
 
-def to_json(result: Any) -> str:
-    """One strict JSON object: NaN and infinities are the strings "nan", "inf", "-inf"."""
-    if isinstance(result, CheckReport):
-        return json.dumps(_check_document(result), allow_nan=False) + "\n"
-    document = {
+def json_header(result: Any) -> dict[str, Any]:
+    """The keys written before the result's numbers: what was computed, how, and from what."""
+    header: dict[str, Any] = {
         "command": result.command,
         "expression": result.expression,
         "method": result.method,
         "device": result.device,
         "dtype": result.dtype,
         "inputs": {name: _json_tensor(t, with_values=False) for name, t in result.inputs.items()},
-        "output": _json_tensor(result.output),
-        "result": {key_text(key): _json_item(item) for key, item in _items(result)},
     }
     if getattr(result, "how", None) is not None:
-        document["how"] = result.how
+        header["how"] = result.how
     if getattr(result, "symbolic", None) is not None:
         from jacli.printing import to_strings
 
-        document["symbolic"] = {key_text(key): to_strings(entries) for key, entries in result.symbolic.items()}
+        header["symbolic"] = {key_text(key): to_strings(entries) for key, entries in result.symbolic.items()}
     if getattr(result, "det", None) is not None:
-        document["det"] = _json_values(result.det)
+        header["det"] = _json_values(result.det)
         if result.det_symbolic is not None:
-            document["det_symbolic"] = str(result.det_symbolic)
-    return json.dumps(document, allow_nan=False) + "\n"
+            header["det_symbolic"] = str(result.det_symbolic)
+    return header
+
+
+def json_document(result: Any) -> dict[str, Any]:
+    """The whole document, the header first; its tensors stay tensors until ``json_chunks``."""
+    return {
+        **json_header(result),
+        "output": _json_tensor(result.output),
+        "result": {key_text(key): _json_item(item) for key, item in _items(result)},
+    }
+
+
+def json_chunks(result: Any) -> Iterator[str]:
+    """``to_json`` in pieces: the header at once, then the numbers as they are formatted."""
+    if isinstance(result, CheckReport):
+        yield json.dumps(_check_document(result), allow_nan=False) + "\n"
+        return
+    yield from _json_pieces(json_document(result))
+    yield "\n"
+
+
+def _json_pieces(value: Any) -> Iterator[str]:
+    """``json.dumps(value)`` in pieces, with each tensor in it streamed (see NOTE [streamed JSON])."""
+    if _lazy(value):
+        yield from (value if isinstance(value, _Numbers) else _Numbers(value)).pieces()
+    elif isinstance(value, dict):
+        text = "{"
+        for index, (key, item) in enumerate(value.items()):
+            text += (", " if index else "") + json.dumps(str(key) if key is not None else "null") + ": "
+            if isinstance(item, (dict, list, tuple)) or _lazy(item):
+                yield text
+                yield from _json_pieces(item)
+                text = ""
+            else:
+                text += json.dumps(item, allow_nan=False)
+        yield text + "}"
+    elif isinstance(value, (list, tuple)) and any(isinstance(i, (dict, list, tuple)) or _lazy(i) for i in value):
+        yield "["
+        for index, item in enumerate(value):
+            if index:
+                yield ", "
+            yield from _json_pieces(item)
+        yield "]"
+    else:
+        yield json.dumps(value, allow_nan=False)
+
+
+def _lazy(value: Any) -> bool:
+    """Numbers that ``_json_pieces`` streams: ``_Numbers``, a numpy array or a torch tensor."""
+    return isinstance(value, (_Numbers, np.ndarray)) or hasattr(value, "detach")
+
+
+def to_json(result: Any) -> str:
+    """One strict JSON object: NaN and infinities are the strings "nan", "inf", "-inf"."""
+    return "".join(json_chunks(result))
 
 
 def _json_float(value: float) -> Any:
@@ -249,6 +352,10 @@ def to_chunks(result: Any, suffix: str, precision: int | None = None) -> Iterato
         return
     if suffix == ".npy":
         yield from _npy_chunks(result)
+        return
+    if suffix == ".json":
+        for piece in json_chunks(result):
+            yield piece.encode("utf-8")
         return
     yield _file_bytes(result, suffix)
 
@@ -420,9 +527,8 @@ def _plain_matrix(array: np.ndarray) -> np.ndarray:
 
 
 def _plain_rows(matrix: np.ndarray, precision: int | None) -> Iterator[str]:
-    float32 = _is_float32(matrix)
     for row in matrix:
-        yield " ".join(format_number(float(v), precision, float32) for v in row)
+        yield " ".join(_number_texts(row, precision))
 
 
 PLAIN_PIECE = 4096
@@ -431,10 +537,9 @@ PLAIN_PIECE = 4096
 
 def _plain_pieces(matrix: np.ndarray, precision: int | None) -> Iterator[str]:
     """The rows of ``_plain_rows`` with their newlines, in pieces of at most PLAIN_PIECE numbers."""
-    float32 = _is_float32(matrix)
     for row in matrix:
         for start in range(0, len(row), PLAIN_PIECE):
-            piece = " ".join(format_number(float(v), precision, float32) for v in row[start : start + PLAIN_PIECE])
+            piece = " ".join(_number_texts(row[start : start + PLAIN_PIECE], precision))
             end = "\n" if start + PLAIN_PIECE >= len(row) else " "
             yield piece + end
 

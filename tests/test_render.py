@@ -957,3 +957,172 @@ def test_npy_pieces_are_numpys_own_file(shape, dtype, monkeypatch) -> None:
     expected = io.BytesIO()
     np.save(expected, values.numpy(), allow_pickle=False)
     assert written == expected.getvalue()
+
+
+# -- streamed JSON, signless zeros, pipes -------------------------------------------------------
+
+
+def expected_json(result: Result) -> str:
+    """The document built the obvious way, with json.dumps of nested lists: the reference the
+    streamed writer must match character for character."""
+    def values(tensor: torch.Tensor):
+        return (tensor + 0.0).tolist()  # + 0.0: zeros without a sign
+
+    header = {"command": result.command, "expression": result.expression, "method": result.method,
+              "device": "cpu", "dtype": result.dtype,
+              "inputs": {n: {"shape": list(t.shape)} for n, t in result.inputs.items()}}
+    header["output"] = {"shape": list(result.output.shape), "values": values(result.output)}
+    header["result"] = {n: {"shape": list(t.shape), "values": values(t)} for n, t in result.tensors()}
+    return json.dumps(header) + "\n"
+
+
+@pytest.mark.parametrize(
+    "shape", [(), (0,), (5,), (2, 0, 3), (2, 3, 4), (3, 1, 2, 2), (2, render.PLAIN_PIECE + 7), (render.PLAIN_PIECE * 2 + 1,)]
+)
+def test_streamed_json_is_the_document_json_dumps_writes(shape) -> None:
+    values = torch.randn(shape, dtype=F64, generator=torch.Generator().manual_seed(11))
+    result = vjp_result(values)
+    text = render.to_json(result)
+    assert text == expected_json(result)
+    assert np.array_equal(np.array(strict_loads(text)["result"]["x"]["values"]).reshape(shape), values.numpy())
+
+
+def test_streamed_json_writes_the_header_first_and_the_numbers_in_pieces() -> None:
+    values = torch.randn(300, 300, dtype=F64, generator=torch.Generator().manual_seed(4))
+    result = make_result({"x": values}, {"x": torch.zeros(300, dtype=F64)}, torch.zeros(300, dtype=F64))
+    pieces = list(render.json_chunks(result))
+    assert "".join(pieces) == expected_json(result)
+    first = pieces[0]
+    assert first.startswith('{"command": "jacobian", "expression": "f(x)"') and '"inputs"' in first
+    assert not re.search(r"\d\.\d", first)  # no number of the result yet
+    # no piece holds twice PLAIN_PIECE numbers: the document is never one string
+    assert max(piece.count(",") for piece in pieces) < 2 * render.PLAIN_PIECE
+    assert len(pieces) >= 300 * 300 // render.PLAIN_PIECE
+
+
+def test_streamed_json_of_a_sparse_block_and_det_reads_back() -> None:
+    result = sparse_result(colors=2)
+    result.det = torch.tensor(-0.0, dtype=F64)
+    document = strict_loads(render.to_json(result))
+    entry = document["result"]["x"]
+    assert (entry["rows"], entry["cols"], entry["values"]) == ([0, 0, 1], [1, 2, 3], [5.0, 2.0, 3.0])
+    assert document["det"] == 0.0 and list(document)[:6] == ["command", "expression", "method", "device", "dtype", "inputs"]
+
+
+def test_a_tensor_anywhere_in_the_document_is_streamed(monkeypatch) -> None:
+    """What another key (v, the input values, a matrix) needs: put a tensor in json_document."""
+    real = render.json_document
+    v = torch.tensor([[1.5, float("nan")], [-0.0, 2.0]], dtype=F64)
+    monkeypatch.setattr(render, "json_document", lambda result: {**real(result), "v": v, "more": {"v": [v, 1]}})
+    document = strict_loads(render.to_json(vjp_result(torch.ones(2, dtype=F64))))
+    assert document["v"] == [[1.5, "nan"], [0.0, 2.0]] and document["more"] == {"v": [[[1.5, "nan"], [0.0, 2.0]], 1]}
+
+
+NEGATIVE_ZEROS = torch.tensor([[-0.0, -1.0], [-0.0, -0.25]], dtype=F64)  # what x**-1 gives off the diagonal
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_no_format_writes_a_negative_zero(dtype) -> None:
+    result = vjp_result(NEGATIVE_ZEROS.to(dtype))
+    texts = [render.to_plain(result), render.to_plain(result, precision=3), render.to_json(result),
+             pretty(result), pretty(result, precision=2)]
+    for text in texts:
+        assert not re.search(r"-0(?![.\d]*[1-9])", text), text
+    assert np.array_equal(np.loadtxt(io.StringIO(texts[0])), [[0.0, -1.0], [0.0, -0.25]])
+    assert strict_loads(texts[2])["result"]["x"]["values"] == [[0.0, -1.0], [0.0, -0.25]]
+    assert render.format_number(-0.0, None) == "0.0" and render.format_number(-0.0, 4) == "0"
+
+
+def test_the_cli_writes_no_negative_zero_in_any_format() -> None:
+    from helpers import cli
+
+    for fmt in ("plain", "json", "pretty"):
+        done = cli("jacobian", "x**-1", "-i", "1,2", "-m", "reverse", "--layout", "dense", "-f", fmt)
+        assert done.exit_code == 0, done.stderr
+        assert "-0" not in done.stdout.replace("-0.25", ""), done.stdout
+        assert "-1" in done.stdout and "-0.25" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0.5", "--symbolic", "--det"],
+        ["jacobian", "(x+1)**2", "-i", "eye:3", "--layout", "sparse"],
+        ["vjp", "log(x)", "-i", "0,1,2", "--v", "ones"],
+        ["jvp", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0.5", "--v", "t=1"],
+        ["grad", "sum(sqrt(x))", "-i", "0,4", "--symbolic"],
+        ["hessian", "a*b**2", "-i", "a=1", "-i", "b=2"],
+        ["hvp", "sum(x**3)", "-i", "1,2", "--v", "1,0"],
+        ["check", "relu(x)", "-i", "-1,0,1"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_piped_json_of_every_command_is_strict(argv) -> None:
+    from helpers import cli
+
+    done = cli(*argv, "-f", "json")
+    assert done.exit_code == 0 or argv[0] == "check" and done.exit_code == 1, done.stderr
+    assert "Error" not in done.stderr, done.stderr
+    document = strict_loads(done.stdout)
+    if argv[0] == "vjp":  # log(x) at 0: -inf, and its derivative 1/x: inf, as strings
+        assert document["output"]["values"][0] == "-inf" and document["result"]["x"]["values"][0] == "inf"
+    assert document["command"] == argv[0]
+    assert done.stdout.endswith("}\n") and done.stdout.count("\n") == 1
+
+
+PEAK_RSS = """
+import resource, sys
+from jacli.cli import main
+sys.argv = ["jacli", *sys.argv[1:]]
+try:
+    main()
+finally:
+    sys.stderr.write(f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n")
+"""
+
+
+def run_jacli(*argv: str, **kwargs) -> subprocess.Popen:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "JACLI_DEBUG": "", "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen([sys.executable, "-c", PEAK_RSS, *argv], env={**env, **kwargs.pop("env", {})}, **kwargs)
+
+
+def test_json_peak_memory_is_that_of_plain_for_a_2000_by_2000_jacobian() -> None:
+    import subprocess
+
+    peaks = {}
+    for fmt in ("plain", "json"):
+        child = run_jacli("jacobian", "softmax(x)", "-i", "randn:2000", "-f", fmt,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _, stderr = child.communicate(timeout=600)
+        assert child.returncode == 0, stderr
+        peaks[fmt] = int(re.search(r"^peak (\d+)$", stderr, flags=re.MULTILINE).group(1))
+    # the Jacobian alone is 2000 * 2000 * 8 bytes = 32 MB; before streaming JSON took ~300 MB more
+    assert peaks["json"] <= 1.2 * peaks["plain"], peaks
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json", "pretty"])
+def test_a_reader_that_stops_early_ends_jacli_with_exit_0(fmt) -> None:
+    """``jacli ... | head -c 50``: the first bytes come, the reader goes away, jacli exits 0
+    without a word. The result is 600x600 numbers (several MB, far beyond a pipe's buffer), so
+    jacli is still writing when the pipe closes."""
+    import subprocess
+
+    child = run_jacli("jacobian", "softmax(x)", "-i", "randn:600", "-f", fmt, "--full",
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = child.stdout.read(50)
+        child.stdout.close()
+        _, stderr = child.communicate(timeout=300)  # a safety net: the evidence is the exit itself
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert first.startswith(b"# x 600x600\n" if fmt == "plain" else b'{"command": "jacobian"' if fmt == "json" else b"jacobian")
+    assert child.returncode == 0, stderr
+    assert re.fullmatch(rb"peak \d+\n", stderr), stderr
