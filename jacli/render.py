@@ -618,7 +618,7 @@ def print_pretty(result: Any, console: Console, precision: int | None = None, fu
             else:
                 parts.append(Text.assemble(("det J", "bold"), " = ", exact, ("  (exact)", "dim")))
     for part in parts:
-        console.print(Text("") if part is None else part if isinstance(part, _Lines) else _Lines(part), crop=False)
+        console.print(Text("") if part is None else part if isinstance(part, (_Lines, _Grid)) else _Lines(part), crop=False)
 
 
 class _Lines:
@@ -795,10 +795,39 @@ def _symbolic_view(result: Any) -> RenderableType:
 
 
 def _cell(value: float, digits: int) -> Text:
-    text = format_number(value, digits)
-    if text in ("nan", "inf", "-inf"):
-        return Text(text, style="red")
-    return Text(text, style="dim" if value == 0 else "")
+    """One number on its own (a scalar, a determinant)."""
+    return _column_cells([value], digits, rich_text=True)[0]
+
+
+def _column_cells(values: Any, digits: int, rich_text: bool = False) -> list[Any]:
+    """``_column_texts`` as cells: zeros dimmed, NaN and infinities red; ``_Styled`` strings
+    for a ``_Grid``, or rich ``Text`` for a rich Table."""
+    values = np.asarray(values, dtype=float).reshape(-1)
+    texts = _column_texts(values, digits)
+    zero = (values == 0).tolist()
+    cells: list[Any] = []
+    for text, is_zero in zip(texts, zero):
+        style = "red" if text in ("nan", "inf", "-inf") else "dim" if is_zero else ""
+        cells.append(Text(text, style=style) if rich_text else _Styled(text, style) if style else text)
+    return cells
+
+
+def _column_texts(values: np.ndarray, digits: int) -> list[str]:
+    """Numbers that are read together (a column, a vector) in one notation, at ``digits``
+    significant digits: fixed when each of them is, else all scientific (``1.5e+00``), never a
+    mix of ``0.001`` and ``1e-07`` in one column. Zero is ``0`` in either."""
+    texts = [format_number(v, digits) for v in np.asarray(values, dtype=float).reshape(-1).tolist()]
+    if not any("e" in t for t in texts if t not in ("nan", "inf", "-inf")):
+        return texts
+    return [t if t in ("nan", "inf", "-inf", "0") else _scientific(float(t), digits) for t in texts]
+
+
+def _scientific(value: float, digits: int) -> str:
+    """``value`` as ``1.23457e+03``: ``digits`` significant digits, trailing zeros dropped."""
+    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{exponent}"
 
 
 def _index_label(index: Sequence[int]) -> str:
@@ -868,7 +897,8 @@ def _classic_matrix(result: Any, digits: int, width: int) -> list[RenderableType
             for flat, index in enumerate(itertools.product(*(range(n) for n in output_shape)))
         ]
     headers = [f"∂/∂{name}" for name in names]
-    cells = [[_cell(v, digits) for v in values] for _, values in rows]
+    columns = [_column_cells([values[j] for _, values in rows], digits, rich_text=True) for j in range(len(names))]
+    cells = [list(row) for row in zip(*columns)]
     label_width = max(cell_len(label) for label, _ in rows)
     widths = [max([cell_len(h)] + [c.cell_len for c in column]) for h, column in zip(headers, zip(*cells))]
     parts: list[RenderableType] = []
@@ -881,6 +911,95 @@ def _classic_matrix(result: Any, digits: int, width: int) -> list[RenderableType
             table.add_row(Text(label), *(row[j] for j in block))
         parts.append(_Lines(table, keep_width=True))
     return parts
+
+
+
+class _Styled(str):
+    """A cell's text with a rich style name (``dim`` zeros, ``red`` NaN); plain cells are str."""
+
+    style: str = ""
+
+    def __new__(cls, text: str, style: str) -> "_Styled":
+        cell = super().__new__(cls, text)
+        cell.style = style
+        return cell
+
+
+def _width(text: str) -> int:
+    return len(text) if text.isascii() else cell_len(text)
+
+
+class _Grid:
+    """A borderless table drawn as rich draws ``Table(show_edge=False, pad_edge=False)`` with
+    every column ``no_wrap``: the same characters, line for line, with no trailing spaces.
+
+    NOTE [fast tables]: rich measures and wraps every cell of a Table, which for a 600x600
+    ``--full`` matrix took about 35 s; a matrix's cells never wrap, so their widths are known,
+    each row is joined as one string, and only styled cells (dim zeros, red NaN) split it into
+    Segments. ``test_render`` checks that rich's Table gives the same text.
+
+    ``columns``: (header, cells, justify) per column; cells are str (or ``_Styled``); the first
+    ``labels`` columns are bold.
+    """
+
+    def __init__(self, columns: Sequence[tuple[str, Sequence[str], str]], labels: int = 1) -> None:
+        self.columns = columns
+        self.labels = labels
+        self.widths = [max([_width(header)] + [_width(c) for c in cells]) for header, cells, _ in columns]
+
+    @property
+    def width(self) -> int:
+        return _table_width(self.widths)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(self.width, self.width)
+
+    def _padded(self, k: int, text: str) -> str:
+        pad = " " * (self.widths[k] - _width(text))
+        return pad + text if self.columns[k][2] == "right" else text + pad
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        from rich.style import Style
+
+        bold = Style(bold=True)
+        styles: dict[str, Any] = {}
+        count = len(self.columns)
+        labels = min(self.labels, count)
+
+        def line(cells: Sequence[str], header: bool) -> Iterator[Segment]:
+            texts = [self._padded(k, c) for k, c in enumerate(cells)]
+            texts[-1] = texts[-1].rstrip()
+            rule = " ┃ " if header else " │ "
+            if header:
+                runs = [(text, bold) for text in texts]
+            else:
+                runs = [(text, bold if k < labels else None) for k, text in enumerate(texts)]
+                for k in range(labels, count):
+                    style = getattr(cells[k], "style", "")
+                    if style:
+                        if style not in styles:
+                            styles[style] = console.get_style(style)
+                        runs[k] = (texts[k], styles[style])
+            # runs of one style joined: a row of plain numbers is one Segment after its label
+            start = 0
+            for k in range(1, count + 1):
+                if k == count or runs[k][1] is not runs[start][1]:
+                    yield Segment(rule.join(t for t, _ in runs[start:k]), runs[start][1])
+                    if k < count:
+                        yield Segment(rule)
+                    start = k
+            yield Segment.line()
+
+        yield from line([header for header, _, _ in self.columns], True)
+        last = count - 1
+        yield Segment("╇".join("━" * (width + (k > 0) + (k < last)) for k, width in enumerate(self.widths)))
+        yield Segment.line()
+        for cells in zip(*(cells for _, cells, _ in self.columns)):
+            yield from line(cells, False)
+
+
+def _plain(cell: Text | str) -> str:
+    return cell if isinstance(cell, str) else cell.plain
 
 
 SPARSE_ENTRIES = 2 * ROW_EDGE
@@ -930,17 +1049,12 @@ def _structured_view(
     shown = block.nnz if full else min(block.nnz, SPARSE_ENTRIES)
     rows, cols, values = (_numpy(t[:shown]) for t in block.coo())
     outputs, inputs = _multi_indices(rows, block.output_shape), _multi_indices(cols, block.input_shape)
-    table = Table(show_edge=False, pad_edge=False)
-    table.add_column("output", justify="left", no_wrap=True)
-    table.add_column("input", justify="left", no_wrap=True)
-    table.add_column(_derivative(result, key), justify="right", no_wrap=True)
-    for k in range(shown):
-        table.add_row(
-            Text(_bracket(y, [str(int(axis[k])) for axis in outputs])),
-            Text(_bracket(name, [str(int(axis[k])) for axis in inputs])),
-            _cell(float(values[k]), digits),
-        )
-    parts.append(_Lines(table, keep_width=True))
+    columns = [
+        ("output", [_bracket(y, [str(int(axis[k])) for axis in outputs]) for k in range(shown)], "left"),
+        ("input", [_bracket(name, [str(int(axis[k])) for axis in inputs]) for k in range(shown)], "left"),
+        (_derivative(result, key), _column_cells(values, digits), "right"),
+    ]
+    parts.append(_Grid(columns, labels=0))
     if shown < block.nnz:
         parts.append(Text(f"… {block.nnz - shown} more entries (--full shows all)", style="dim"))
     return parts
@@ -951,18 +1065,19 @@ def _tensor_view(tensor: Any, digits: int, full: bool, label: str, width: int) -
     if array.ndim == 0:
         return [_cell(float(array), digits)]
     if array.ndim == 1:
-        return [_vector_table(array, digits, full, width)]
+        return _vector_table(array, digits, full, width)
     if array.ndim == 2:
         return _matrix_tables(array, digits, full, width)
     return list(_blocks(array, digits, full, label, width))
 
 
-def _vector_table(array: np.ndarray, digits: int, full: bool, width: int) -> RenderableType:
+def _vector_table(array: np.ndarray, digits: int, full: bool, width: int) -> list[RenderableType]:
     """A vector in rows of ``VECTOR_WIDTH`` (fewer, if the console is too narrow for that many):
-    column headers are offsets, row labels start indices."""
-    shown = array if full or len(array) <= 2 * 3 * VECTOR_WIDTH else np.concatenate(
-        [array[: 3 * VECTOR_WIDTH], array[-3 * VECTOR_WIDTH :]])
-    cell_width = max(_cell(float(v), digits).cell_len for v in shown)
+    column headers are offsets, row labels start indices; one notation for all its numbers."""
+    summarized = not full and len(array) > 2 * 3 * VECTOR_WIDTH
+    shown = np.concatenate([array[: 3 * VECTOR_WIDTH], array[-3 * VECTOR_WIDTH :]]) if summarized else array
+    probe = _column_texts(shown, digits)
+    cell_width = max(cell_len(t) for t in probe)
     per_row = min(len(array), VECTOR_WIDTH)
     while per_row > 1:
         wrapped = len(array) > per_row
@@ -972,39 +1087,53 @@ def _vector_table(array: np.ndarray, digits: int, full: bool, width: int) -> Ren
             break
         per_row -= 1
     wrapped = len(array) > per_row
-    table = Table(show_edge=False, pad_edge=False)
-    if wrapped:
-        table.add_column("", style="bold", justify="right", no_wrap=True)
-    for offset in range(per_row):
-        table.add_column(f"+{offset}" if wrapped else str(offset), justify="right", style="", no_wrap=True)
     rows = math.ceil(len(array) / per_row)
     edge = math.ceil(3 * VECTOR_WIDTH / per_row)  # about as many numbers as 3 rows of VECTOR_WIDTH
-    for row in _edges(rows, edge, full):
+    row_indices = _edges(rows, edge, full)
+    kept = [i for i in row_indices if i is not None]
+    starts = [row * per_row for row in kept]
+    values = np.concatenate([array[s : s + per_row] for s in starts]) if kept else array[:0]
+    cells = iter(_column_cells(values, digits))
+    grid_rows: list[list[Text | str]] = []
+    for row in row_indices:
         if row is None:
-            table.add_row(*(["⋮"] * (per_row + wrapped)))
+            grid_rows.append(["⋮"] * (per_row + wrapped))
             continue
         start = row * per_row
-        cells = [_cell(float(v), digits) for v in array[start : start + per_row]]
-        cells += [Text("")] * (per_row - len(cells))
-        table.add_row(*([Text(str(start))] if wrapped else []), *cells)
-    return _Lines(table, keep_width=True)
+        count = min(per_row, len(array) - start)
+        line: list[Text | str] = [next(cells) for _ in range(count)] + [""] * (per_row - count)
+        grid_rows.append(([str(start)] if wrapped else []) + line)
+    headers = ([""] if wrapped else []) + [f"+{offset}" if wrapped else str(offset) for offset in range(per_row)]
+    columns = [(header, [r[k] for r in grid_rows], "right") for k, header in enumerate(headers)]
+    parts: list[RenderableType] = [_Grid(columns, labels=1 if wrapped else 0)]
+    hidden = len(array) - len(values)
+    if hidden:
+        parts.append(_hidden_note(f"{hidden:,} of {len(array):,} values"))
+    return parts
+
+
+def _hidden_note(what: str) -> Text:
+    return Text(f"… {what} not shown; --full shows all", style="dim")
 
 
 def _matrix_tables(array: np.ndarray, digits: int, full: bool, width: int) -> list[RenderableType]:
     """A matrix with row and column indices. Summarized, it shows up to ``COLUMN_EDGE`` columns
     at each end (fewer on a narrow console); whatever does not fit the console's width is split
-    into blocks of columns, each captioned with the columns it holds."""
+    into blocks of columns, each captioned with the columns it holds. Each column is in one
+    notation (``_column_texts``); a summary says how many rows and columns it leaves out."""
     rows, columns = array.shape
     row_indices = _edges(rows, ROW_EDGE, full)
-    label_width = max([1] + [len(str(i)) for i in row_indices if i is not None])
-    texts: dict[int, list[Text]] = {}
+    kept_rows = [i for i in row_indices if i is not None]
+    label_width = max([1] + [len(str(i)) for i in kept_rows])
+    texts: dict[int, list[Text | str]] = {}
 
     def column_width(j: int | None) -> int:
         if j is None:
             return 1
         if j not in texts:
-            texts[j] = [Text("⋮") if i is None else _cell(float(array[i, j]), digits) for i in row_indices]
-        return max([len(str(j))] + [t.cell_len for t in texts[j]])
+            cells = iter(_column_cells(array[kept_rows, j], digits))
+            texts[j] = ["⋮" if i is None else next(cells) for i in row_indices]
+        return max([len(str(j))] + [_width(t) for t in texts[j]])
 
     edges = [COLUMN_EDGE] if full else range(COLUMN_EDGE, 0, -1)
     for edge in edges:
@@ -1014,21 +1143,22 @@ def _matrix_tables(array: np.ndarray, digits: int, full: bool, width: int) -> li
             break
     gaps = [k for k, j in enumerate(column_indices) if j is None]
     blocks = _column_blocks(label_width, widths, width, sticky=gaps)
+    labels = ["⋮" if i is None else str(i) for i in row_indices]
     parts: list[RenderableType] = []
     for block in blocks:
         shown = [column_indices[k] for k in block]
         if len(blocks) > 1:
             parts.append(Text(f"columns {_ranges_text(shown)} of {columns}", style="dim"))
-        table = Table(show_edge=False, pad_edge=False)
-        table.add_column("", style="bold", justify="right", no_wrap=True)
-        for j in shown:
-            table.add_column("…" if j is None else str(j), justify="right", no_wrap=True)
-        for position, i in enumerate(row_indices):
-            if i is None:
-                table.add_row(*(["⋮"] * (len(shown) + 1)))
-                continue
-            table.add_row(Text(str(i)), *(Text("…") if j is None else texts[j][position] for j in shown))
-        parts.append(_Lines(table, keep_width=True))
+        grid_columns = [("", labels, "right")] + [
+            ("…", ["⋮" if i is None else "…" for i in row_indices], "right") if j is None else (str(j), texts[j], "right")
+            for j in shown
+        ]
+        parts.append(_Grid(grid_columns))
+    hidden_rows, hidden_columns = rows - len(kept_rows), columns - sum(j is not None for j in column_indices)
+    if hidden_rows or hidden_columns:
+        counted = [f"{hidden:,} of {total:,} {what}" for hidden, total, what in
+                   ((hidden_rows, rows, "rows"), (hidden_columns, columns, "columns")) if hidden]
+        parts.append(_hidden_note(", ".join(counted)))
     return parts
 
 

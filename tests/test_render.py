@@ -1126,3 +1126,104 @@ def test_a_reader_that_stops_early_ends_jacli_with_exit_0(fmt) -> None:
     assert first.startswith(b"# x 600x600\n" if fmt == "plain" else b'{"command": "jacobian"' if fmt == "json" else b"jacobian")
     assert child.returncode == 0, stderr
     assert re.fullmatch(rb"peak \d+\n", stderr), stderr
+
+
+# -- the pretty view: fast tables, one notation per column, what a summary leaves out -----------
+
+
+def rich_table_text(grid) -> str:
+    """What rich's own Table draws for a grid's columns: the reference for ``_Grid``."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_edge=False, pad_edge=False)
+    for header, _, justify in grid.columns:
+        table.add_column(Text(header), justify=justify, no_wrap=True)
+    for row in zip(*(cells for _, cells, _ in grid.columns)):
+        table.add_row(*(Text(str(cell)) for cell in row))
+    console = Console(record=True, width=10_000, file=io.StringIO())
+    console.print(table)
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
+
+
+def grid_text(grid) -> str:
+    console = Console(record=True, width=40, file=io.StringIO())
+    console.print(grid, crop=False)
+    return console.export_text()
+
+
+GRID_SAMPLES = [
+    torch.tensor([[1.5, -0.0, float("nan")], [1e-7, 123456789.0, 2.0], [3, 4, float("-inf")]], dtype=F64),
+    torch.randn(30, 20, dtype=F64, generator=torch.Generator().manual_seed(1)) * 1000,
+    torch.eye(12, dtype=F64),
+    torch.arange(100, dtype=F64) * 1.25,
+    torch.tensor([7.0], dtype=F64),
+    torch.randn(3, 57, dtype=F64, generator=torch.Generator().manual_seed(2)),
+]
+
+
+@pytest.mark.parametrize("index", range(len(GRID_SAMPLES)))
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("width", [120, 40])
+def test_fast_tables_draw_what_richs_table_draws(index: int, full: bool, width: int) -> None:
+    array = GRID_SAMPLES[index].numpy()
+    parts = (render._vector_table if array.ndim == 1 else render._matrix_tables)(array, 6, full, width)
+    grids = [part for part in parts if isinstance(part, render._Grid)]
+    assert grids
+    for grid in grids:
+        assert grid_text(grid) == rich_table_text(grid)
+
+
+def test_fast_sparse_entries_draw_what_richs_table_draws() -> None:
+    result = sparse_result()
+    parts = render._structured_view(result, "x", result.blocks["x"], 6, True, 80)
+    grid = next(part for part in parts if isinstance(part, render._Grid))
+    assert grid_text(grid) == rich_table_text(grid)
+    assert "y[0]   │ x[0,1] │     5" in grid_text(grid)  # by hand: ∂y[0]/∂x[0,1] = x[1,0] = 5
+
+
+def test_full_600_by_600_matrix_shows_every_number_under_its_row_and_column() -> None:
+    values = torch.randn(600, 600, dtype=F64, generator=torch.Generator().manual_seed(8))
+    result = make_result({"x": values}, {"x": torch.zeros(600, dtype=F64)}, torch.zeros(600, dtype=F64))
+    text = pretty_at(result, 200, full=True)
+    cells = matrix_cells(text)
+    assert len(cells) == 600 * 600
+    shown = np.array([[float(cells[i, j]) for j in range(600)] for i in range(600)])
+    np.testing.assert_allclose(shown, values.numpy(), rtol=5e-6)  # 6 significant digits
+    assert "not shown" not in text
+
+
+@pytest.mark.parametrize(
+    "column,expected",
+    [
+        ([1.5, 1e-7, 3.0], ["1.5e+00", "1e-07", "3e+00"]),
+        ([0.0, 123456789.0, 4.0], ["0", "1.23457e+08", "4e+00"]),
+        ([0.001, 2.5, -30.0], ["0.001", "2.5", "-30"]),
+        ([float("nan"), 1e20, 0.0], ["nan", "1e+20", "0"]),
+        ([999999.7, 1.0], ["1e+06", "1e+00"]),  # rounds up to 7 digits: scientific, and so is 1
+    ],
+)
+def test_a_column_has_one_notation(column, expected) -> None:
+    assert render._column_texts(np.array(column), 6) == expected
+
+
+def test_the_pretty_view_never_mixes_notations_in_a_column() -> None:
+    values = torch.tensor([[1.5, 2.0], [1e-7, 3.0], [3.0, 4.0]], dtype=F64)
+    cells = matrix_cells(pretty(vjp_result(values)))
+    assert [cells[i, 0] for i in range(3)] == ["1.5e+00", "1e-07", "3e+00"]
+    assert [cells[i, 1] for i in range(3)] == ["2", "3", "4"]  # another column keeps its own
+
+
+def test_a_summary_says_what_it_leaves_out_and_how_to_see_it() -> None:
+    result = make_result({"x": torch.ones(30, 14, dtype=F64)}, {"x": torch.zeros(14, dtype=F64)}, torch.zeros(30, dtype=F64))
+    text = pretty_at(result, 120)
+    shown_rows = len({i for i, _ in matrix_cells(text)})
+    shown_columns = len({j for _, j in matrix_cells(text)})
+    assert f"… {30 - shown_rows} of 30 rows, {14 - shown_columns} of 14 columns not shown; --full shows all" in text
+    assert (shown_rows, shown_columns) == (16, 10)
+    narrow = pretty_at(result, 40)  # fewer columns fit: the count follows
+    columns = len({j for _, j in matrix_cells(narrow)})
+    assert f"{14 - columns} of 14 columns not shown" in " ".join(narrow.split()) and columns < 10
+    assert "… 40 of 100 values not shown; --full shows all" in pretty(vjp_result(distinct_values((100,))))
+    assert "not shown" not in pretty(result, full=True)
+    assert "not shown" not in pretty(vjp_result(distinct_values((12, 10))))  # nothing left out
