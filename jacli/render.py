@@ -591,7 +591,7 @@ def print_pretty(result: Any, console: Console, precision: int | None = None, fu
         return
     digits = DEFAULT_PRECISION if precision is None else precision
     width = console.width
-    parts: list[RenderableType | None] = [_header(result)]
+    parts: list[RenderableType | None] = [_header(result, digits)]
     if getattr(result, "symbolic", None) is not None:
         parts += [None, _Lines(_symbolic_view(result), keep_width=True)]
     parts.append(None)
@@ -664,24 +664,52 @@ def _method_text(result: Any) -> str:
     ) if "{" in template else template
 
 
-def _header(result: Any) -> Table:
+def _header(result: Any, digits: int = DEFAULT_PRECISION) -> Table:
+    """What was computed, from what: the inputs, the output ``y`` and ``v`` with their shapes and
+    values (summarized when big, see ``_inline``), the method and where it ran."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", justify="right")
     grid.add_column(overflow="fold")  # a narrow console folds long words; it never hides them
     grid.add_row(result.command, Text(result.expression, style="bold"))
     for name, tensor in result.inputs.items():
         mark = "" if name in result.wrt else "  (held constant)"
-        grid.add_row("input", Text(f"{name}: shape {_shape_tuple(tensor.shape)}{mark}"))
-    grid.add_row("output", Text(f"{_output_symbol(result)}: shape {_shape_tuple(result.output.shape)}"))
+        grid.add_row("input", Text(f"{name}: shape {_shape_tuple(tensor.shape)} = {_inline(tensor, digits)}{mark}"))
+    grid.add_row("output", Text(
+        f"{_output_symbol(result)}: shape {_shape_tuple(result.output.shape)} = {_inline(result.output, digits)}"))
     for name, direction in getattr(result, "directions", {}).items():
-        grid.add_row("v", Text(f"{name}: shape {_shape_tuple(direction.shape)} (like {name})"))
+        grid.add_row("v", Text(f"{name}: shape {_shape_tuple(direction.shape)} (like {name}) = {_inline(direction, digits)}"))
     if getattr(result, "v", None) is not None:
-        grid.add_row("v", Text(f"shape {_shape_tuple(result.v.shape)} (like the output)"))
+        grid.add_row("v", Text(f"shape {_shape_tuple(result.v.shape)} (like the output) = {_inline(result.v, digits)}"))
     grid.add_row("method", Text(_method_text(result)))
     if getattr(result, "how", None) is not None:
         grid.add_row("how", Text(result.how))
     grid.add_row("on", Text(f"{result.device}, {result.dtype}"))
     return grid
+
+
+INLINE_SIZE = 10
+"""Tensors of up to this many numbers are shown whole in the header; larger ones by their ends."""
+
+
+def _inline(tensor: Any, digits: int) -> str:
+    """A tensor on one line, nested like Python lists: ``[[1, 2], [3, 4]]``; a large one by the
+    ends of each axis (2 numbers at each end of the last, 1 of the others) with ``…`` between,
+    as torch and numpy summarize, short enough for one line. One notation for all shown."""
+    array = _numpy(tensor) if not isinstance(tensor, np.ndarray) else tensor
+    if array.ndim == 0:
+        return _column_texts(array.reshape(1), digits)[0]
+    summarize = array.size > INLINE_SIZE
+    edges = [2 if axis == array.ndim - 1 else 1 for axis in range(array.ndim)]
+    kept = [_edges(n, edge, not summarize) for n, edge in zip(array.shape, edges)]
+    shown = array[np.ix_(*[[i for i in axis if i is not None] for axis in kept])]
+    texts = iter(_column_texts(shown.reshape(-1), digits))
+
+    def nested(axis: int) -> str:
+        if axis == array.ndim - 1:
+            return "[" + ", ".join("…" if i is None else next(texts) for i in kept[axis]) + "]"
+        return "[" + ", ".join("…" if i is None else nested(axis + 1) for i in kept[axis]) + "]"
+
+    return nested(0)
 
 
 def _shape_tuple(shape: Sequence[int]) -> str:

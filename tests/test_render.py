@@ -425,7 +425,8 @@ def test_pretty_large_matrix_is_summarized_and_full_shows_all() -> None:
     labels = {int(m) for m in re.findall(r"^\s*(\d+) [│|]", summary, flags=re.MULTILINE)}
     assert labels == set(range(8)) | set(range(rows - 8, rows))
     everything = pretty(result, full=True)
-    assert "⋮" not in everything and "…" not in everything
+    body = everything.split("\n\n", 1)[1]  # the header summarizes y even with full: it is not the result
+    assert "⋮" not in body and "…" not in body
     labels = {int(m) for m in re.findall(r"^\s*(\d+) [│|]", everything, flags=re.MULTILINE)}
     assert labels == set(range(rows))
     assert everything.count("7") >= rows
@@ -437,7 +438,7 @@ def test_pretty_long_vector_is_summarized_and_full_shows_all() -> None:
     assert "⋮" in summary
     assert "1000" in summary and "1099" in summary and "1050" not in summary
     everything = pretty(vjp_result(values), full=True)
-    assert "⋮" not in everything
+    assert "⋮" not in everything.split("\n\n", 1)[1]
     for value in values.tolist():
         assert str(int(value)) in everything
 
@@ -460,7 +461,7 @@ def test_pretty_header_names_the_method_and_inputs() -> None:
                          torch.zeros(2, dtype=F64), method="rows")
     text = pretty(result)
     assert "one torch.autograd.grad per output element" in text
-    assert "y: shape (2,)  (held constant)" in text
+    assert "y: shape (2,) = [0, 0]  (held constant)" in text
     assert "cpu, float64" in text
 
 
@@ -589,7 +590,7 @@ def test_pretty_output_name_never_clashes_with_an_input() -> None:
                          expression="2*y", v=torch.ones(2, dtype=F64))
     text = pretty_at(result, 100)
     assert "y.grad = vᵀ·∂f/∂y" in text
-    assert "output  f: shape (2,)" in text
+    assert "output  f: shape (2,) = [2, 4]" in text
     assert "method  f.backward(v), then y.grad" in text
     assert "∂y/∂y" not in text and "x.grad" not in text
     result.method = "grad"
@@ -599,7 +600,7 @@ def test_pretty_output_name_never_clashes_with_an_input() -> None:
                        {"y": torch.tensor(2.0, dtype=F64), "f": torch.tensor(3.0, dtype=F64)},
                        torch.tensor(6.0, dtype=F64), command="grad", expression="y*f")
     text = pretty_at(both, 100)
-    assert "y.grad = ∂g/∂y" in text and "f.grad = ∂g/∂f" in text and "output  g: shape ()" in text
+    assert "y.grad = ∂g/∂y" in text and "f.grad = ∂g/∂f" in text and "output  g: shape () = 6" in text
     assert "as g.backward()" in text
 
 
@@ -1227,3 +1228,38 @@ def test_a_summary_says_what_it_leaves_out_and_how_to_see_it() -> None:
     assert "… 40 of 100 values not shown; --full shows all" in pretty(vjp_result(distinct_values((100,))))
     assert "not shown" not in pretty(result, full=True)
     assert "not shown" not in pretty(vjp_result(distinct_values((12, 10))))  # nothing left out
+
+
+def test_the_header_shows_the_inputs_the_output_and_v() -> None:
+    # vjp of 2*x at x = [[1, 2, 3, 4]] with v = onehot:0,1, by hand: y = [[2, 4, 6, 8]]
+    x = torch.tensor([[1.0, 2.0, 3.0, 4.0]], dtype=F64)
+    v = torch.tensor([[0.0, 1.0, 0.0, 0.0]], dtype=F64)
+    result = make_result({"x": torch.tensor([[0.0, 2.0, 0.0, 0.0]], dtype=F64)}, {"x": x}, 2 * x,
+                         command="vjp", method="grad", expression="2*x", v=v)
+    lines = pretty(result).splitlines()
+    assert " input  x: shape (1, 4) = [[1, 2, 3, 4]]" in lines
+    assert "output  y: shape (1, 4) = [[2, 4, 6, 8]]" in lines
+    assert "     v  shape (1, 4) (like the output) = [[0, 1, 0, 0]]" in lines
+
+
+def test_the_header_summarizes_big_tensors_by_their_ends() -> None:
+    assert render._inline(np.arange(5000.0), 6) == "[0, 1, …, 4998, 4999]"
+    # x[i, j, :] starts at 24 i + 6 j: the corners (0, 0), (0, 3), (3, 0), (3, 3) start at 0, 18, 72, 90
+    assert render._inline(np.arange(96.0).reshape(4, 4, 6), 6) == (
+        "[[[0, 1, …, 4, 5], …, [18, 19, …, 22, 23]], …, [[72, 73, …, 76, 77], …, [90, 91, …, 94, 95]]]")
+    assert render._inline(np.arange(20.0).reshape(4, 5), 6) == "[[0, 1, 2, 3, 4], …, [15, 16, 17, 18, 19]]"
+    assert render._inline(np.arange(10.0).reshape(2, 5), 6) == "[[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]"  # 10: whole
+    assert render._inline(np.array([1e-7, 1.5, -0.0]), 6) == "[1e-07, 1.5e+00, 0]"  # one notation, no -0
+    assert render._inline(np.array(np.pi), 3) == "3.14"
+
+
+def test_the_cli_header_shows_v_of_jvp_and_hvp() -> None:
+    from helpers import cli
+
+    done = cli("jvp", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0.5", "--v", "t=1", "-f", "pretty")
+    assert done.exit_code == 0, done.stderr
+    # y = (2 cos .5, 2 sin .5) = (1.75517, 0.958851), by hand
+    assert "output  y: shape (2,) = [1.75517, 0.958851]" in done.stdout
+    assert "     v  t: shape () (like t) = 1" in done.stdout
+    done = cli("hvp", "sum(x**3)", "-i", "1,2", "--v", "1,0", "-f", "pretty")
+    assert "output  y: shape () = 9" in done.stdout and "v  x: shape (2,) (like x) = [1, 0]" in done.stdout
