@@ -154,6 +154,8 @@ class _Options:
     output: Optional[Path] = None
     debug: bool = False
     untrusted: bool = False
+    doing: str = "jacli: computing…"
+    """What the status line says while the command computes."""
 
     def specs(self) -> tuple[list, Optional[int]]:
         """The cheap checks (specs, device name, budget) before torch or SymPy load."""
@@ -162,6 +164,7 @@ class _Options:
         devices.check_names(self.device, "float64")
         specs = [spec_module.parse_input_option(text) for text in self.inputs]
         budget = limits.parse_size(self.max_memory) if self.max_memory is not None else None
+        _announce_terminal_stdin(specs)
         return specs, budget
 
     def out(self) -> "_Out":
@@ -173,7 +176,7 @@ class _Options:
 
     def run(self, compute: Callable[[], Any]) -> Any:
         """Compute and show the result, with jacli's errors as Error lines."""
-        return _run(compute, self.out(), self.debug)
+        return _run(compute, self.out(), self.debug, self.doing, self.inputs)
 
 
 def _options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -191,6 +194,7 @@ def _options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., Any
         @functools.wraps(command)
         def with_options(**values: Any) -> Any:
             options = _Options(**{name: values.pop(name) for name in shared})
+            options.doing = _computing(command.__name__, values)
             return command(o=options, **values)
 
         # The inputs come right after the expression in --help, where a reader looks first.
@@ -502,7 +506,9 @@ class _Out:
         return "pretty" if sys.stdout is not None and sys.stdout.isatty() else "plain"
 
 
-def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
+def _run(
+    compute: Callable[[], Any], out: _Out, debug: bool, doing: str = "jacli: computing…", inputs: Iterable[str] = ()
+) -> Any:
     """Compute, render, and turn library errors into ``Error:`` lines with exit code 1."""
     debug = debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
     warnings.showwarning = _show_warning
@@ -521,7 +527,8 @@ def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
                 raise JacliError(f"--output {out.file} is a folder; give a file name such as {out.file / 'result.json'}")
             render.check_file_suffix(out.file)  # before computing: a typo costs nothing
             _check_format_matches_file(out)
-        result = compute()
+        with _no_status() if _reads_terminal(inputs) else _Status(doing):
+            result = compute()
         _render(result, out)
         return result
     except JacliError as error:
@@ -550,6 +557,17 @@ def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
         raise typer.Exit(0) from None
 
 
+def _reads_terminal(inputs: Iterable[str]) -> bool:
+    """Whether an input is read from the terminal (``-i @-``): no spinner over the typing."""
+    return any(t.strip().endswith("@-") for t in inputs) and sys.stdin is not None and sys.stdin.isatty()
+
+
+def _no_status() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
 def _diagnose(line: str) -> None:
     """One line on stderr, flushed at once (it may come before a long computation's result).
 
@@ -567,8 +585,10 @@ def _render(result: Any, out: _Out) -> None:
     from jacli import render
 
     chosen = out.destination()
+    writing = f"jacli: writing {render.number_count(result):,} numbers to {out.file or 'standard output'}…"
     if out.file is not None:
-        _write_atomically(out.file, render.to_chunks(result, chosen, out.precision))
+        with _Status(writing):
+            _write_atomically(out.file, render.to_chunks(result, chosen, out.precision))
         blocks = getattr(result, "blocks", {})
         diagonal = any(getattr(block, "layout", "") == "diagonal" for block in blocks.values())
         what = " (the diagonal, shaped like the output)" if diagonal and chosen == ".npy" else ""
@@ -577,8 +597,10 @@ def _render(result: Any, out: _Out) -> None:
     try:
         if chosen in ("json", "plain"):
             pieces = render.json_chunks(result) if chosen == "json" else render.plain_lines(result, out.precision)
-            for piece in pieces:
-                sys.stdout.write(piece)
+            # on a terminal the numbers themselves show progress; a pipe or file shows none
+            with _no_status() if sys.stdout.isatty() else _Status(writing):
+                for piece in pieces:
+                    sys.stdout.write(piece)
         else:
             console = _stdout_console()
             if console.width < 20:  # COLUMNS=0 or a tiny pane: rich would print nothing at all
@@ -718,7 +740,7 @@ class _RowProgress:
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
-            if done == total or time.monotonic() - self.start < self.DELAY:
+            if done == total or time.monotonic() - self.start < min(self.DELAY, _progress_delay()):
                 return
             from rich.console import Console
             from rich.progress import Progress
@@ -727,6 +749,7 @@ class _RowProgress:
             if not console.is_terminal:
                 self.start = float("inf")  # never again: no bars in logs
                 return
+            _Status.end_current()
             self.bar = Progress(console=console, transient=True)
             self.bar.start()
             _RowProgress.active.append(self)
@@ -735,6 +758,100 @@ class _RowProgress:
         if done == total:
             self.bar.stop()
             _RowProgress.active.remove(self)
+
+
+def _progress_delay() -> float:
+    """Seconds a phase runs before its status or progress bar appears (``JACLI_PROGRESS_DELAY``;
+    0 shows it at once, as the tests do)."""
+    try:
+        return max(0.0, float(os.environ.get("JACLI_PROGRESS_DELAY", "0.5")))
+    except ValueError:
+        return 0.5
+
+
+class _Status:
+    """A transient status line on stderr (a spinner and what jacli is doing) for a phase that
+    may take a while: shown once it has run ``_progress_delay()`` seconds, only when stderr is
+    a terminal, and erased when the phase ends. A progress bar (``_RowProgress``) replaces it."""
+
+    current: Optional["_Status"] = None
+
+    def __init__(self, message: str) -> None:
+        import threading
+
+        self.message = message
+        self.live: Any = None
+        self.lock = threading.Lock()
+        self.timer: Any = None
+        self.ended = False
+
+    def __enter__(self) -> "_Status":
+        import threading
+
+        if sys.stderr is None or not sys.stderr.isatty():
+            return self
+        _Status.current = self
+        self.timer = threading.Timer(_progress_delay(), self._show)
+        self.timer.daemon = True
+        self.timer.start()
+        return self
+
+    def _show(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+        from rich.spinner import Spinner
+
+        with self.lock:
+            if self.ended:
+                return
+            console = Console(stderr=True)
+            if not console.is_terminal or console.is_dumb_terminal:
+                return
+            self.live = Live(Spinner("dots", text=self.message), console=console, transient=True,
+                             refresh_per_second=8, redirect_stdout=False, redirect_stderr=False)
+            self.live.start(refresh=True)
+
+    def end(self) -> None:
+        with self.lock:
+            self.ended = True
+            if self.timer is not None:
+                self.timer.cancel()
+            if self.live is not None:
+                self.live.stop()
+                self.live = None
+        if _Status.current is self:
+            _Status.current = None
+
+    def __exit__(self, *exc: Any) -> None:
+        self.end()
+
+    @classmethod
+    def end_current(cls) -> None:
+        """Before another live display (a progress bar) starts: rich shows one at a time."""
+        if cls.current is not None:
+            cls.current.end()
+
+
+def _computing(command: Optional[str], params: dict) -> str:
+    """What the status line says while a command computes."""
+    what = {"jacobian": "the Jacobian", "vjp": "vᵀJ", "jvp": "J·v", "grad": "the gradient",
+            "hessian": "the Hessian", "hvp": "H·v", "check": "the Jacobian with every method"}.get(command or "", "")
+    exact = getattr(params.get("method"), "value", params.get("method")) == "symbolic" or params.get("symbolic")
+    if exact:
+        return f"jacli: deriving {what or 'the result'} exactly with SymPy, then evaluating it…"
+    return f"jacli: computing {what or 'the result'}…"
+
+
+def _announce_terminal_stdin(specs: list) -> None:
+    """``-i @-`` with the terminal as standard input: jacli waits for typing; say so."""
+    from jacli.inputs.spec import File
+
+    if sys.stdin is None or sys.stderr is None or not sys.stdin.isatty() or not sys.stderr.isatty():
+        return
+    for name, spec in specs:
+        if isinstance(spec, File) and spec.path == "-":
+            _diagnose(f"jacli: reading {name or 'the input'} from standard input (this terminal): type the "
+                      "numbers (1,2,3 or one row per line), then press Ctrl-D; or pipe them in (< x.txt)")
 
 
 _interruption_reported = False

@@ -81,6 +81,17 @@ def _items(result: Any) -> Iterator[tuple[Key, Any]]:
         yield name, block.to_dense() if block.layout == "dense" else block
 
 
+def number_count(result: Any) -> int:
+    """How many numbers plain, JSON and files write for the result's tensors (what a structured
+    block stores, not its dense size); 0 for a check report."""
+    if isinstance(result, CheckReport):
+        return 0
+    count = 0
+    for _, item in _items(result):
+        count += item.nnz if _structured(item) else item.numel()
+    return count
+
+
 def _structured(item: Any) -> bool:
     return isinstance(item, Block) and item.layout != "dense"
 

@@ -1263,3 +1263,91 @@ def test_the_cli_header_shows_v_of_jvp_and_hvp() -> None:
     assert "     v  t: shape () (like t) = 1" in done.stdout
     done = cli("hvp", "sum(x**3)", "-i", "1,2", "--v", "1,0", "-f", "pretty")
     assert "output  y: shape () = 9" in done.stdout and "v  x: shape (2,) (like x) = [1, 0]" in done.stdout
+
+
+# -- signs of life on a terminal's stderr, never on a pipe --------------------------------------
+
+
+def run_on_terminal(argv: list[str], tmp_path, typed: bytes | None = None) -> tuple[int, bytes, bytes]:
+    """Run jacli with stderr (and, with ``typed``, stdin) on a pseudo-terminal and stdout in a
+    file; statuses show at once (JACLI_PROGRESS_DELAY=0). ``typed`` is written once jacli says
+    it reads the terminal. Returns the exit code, stdout and all the terminal received."""
+    import os
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    stdout_path = tmp_path / "stdout"
+    with open(stdout_path, "wb") as stdout:
+        child = run_jacli(*argv, stdout=stdout, stderr=slave, stdin=slave if typed is not None else None,
+                          env={"JACLI_PROGRESS_DELAY": "0", "TERM": "xterm", "COLUMNS": "120"})
+    os.close(slave)
+    received = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 300)  # a safety net: evidence ends the wait
+            if not ready:
+                break
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the child closed the terminal: it has exited
+                break
+            if not data:
+                break
+            received += data
+            if typed is not None and b"Ctrl-D" in received:
+                os.write(master, typed)
+                typed = None
+        child.wait(timeout=300)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(master)
+    received = re.sub(rb"peak \d+\r\n$", b"", received)  # what the test's wrapper adds
+    return child.returncode, stdout_path.read_bytes(), received
+
+
+def test_symbolic_derivation_shows_a_transient_status_and_json_stays_clean(tmp_path) -> None:
+    code, stdout, terminal = run_on_terminal(["jacobian", "sin(x)*x", "-i", "1,2", "-m", "symbolic", "-f", "json"], tmp_path)
+    assert code == 0, terminal
+    assert "deriving the Jacobian exactly with SymPy".encode() in terminal
+    assert terminal.rstrip(b"\r\n").endswith(b"\x1b[2K")  # the last thing done: the line erased
+    assert b"\x1b" not in stdout
+    # d/dx x sin x = sin x + x cos x, by hand at 1 and 2
+    values = strict_loads(stdout.decode())["result"]["x"]["values"]
+    assert values[0][0] == pytest.approx(math.sin(1) + math.cos(1)) and values[1][1] == pytest.approx(math.sin(2) + 2 * math.cos(2))
+
+
+def test_writing_many_numbers_shows_a_status(tmp_path) -> None:
+    code, stdout, terminal = run_on_terminal(["jacobian", "x", "-i", "randn:300", "--layout", "dense"], tmp_path)
+    assert code == 0, terminal
+    assert b"writing 90,000 numbers to standard output" in terminal
+    assert np.array_equal(np.loadtxt(io.BytesIO(stdout)), np.eye(300))  # d x / d x, and nothing else on stdout
+
+
+def test_rows_progress_bar_takes_over_from_the_status(tmp_path) -> None:
+    code, stdout, terminal = run_on_terminal(["jacobian", "x**2", "-i", "arange:0,40", "-m", "rows", "--layout", "dense"], tmp_path)
+    assert code == 0, terminal
+    assert b"computing the Jacobian" in terminal and b"Jacobian rows" in terminal
+    assert np.array_equal(np.loadtxt(io.BytesIO(stdout)), np.diag(2.0 * np.arange(40)))  # 2x on the diagonal
+
+
+def test_reading_the_terminal_says_so(tmp_path) -> None:
+    code, stdout, terminal = run_on_terminal(["jacobian", "x**2", "-i", "@-"], tmp_path, typed=b"1,2\n\x04")
+    assert code == 0, terminal
+    assert b"from standard input (this terminal)" in terminal and b"press Ctrl-D" in terminal
+    assert b"computing" not in terminal  # no spinner over what the user types
+    assert np.array_equal(np.loadtxt(io.BytesIO(stdout)), [[2.0, 0.0], [0.0, 4.0]])
+
+
+def test_no_status_on_a_pipe() -> None:
+    import subprocess
+
+    child = run_jacli("jacobian", "sin(x)*x", "-i", "randn:90", "-m", "symbolic", "--layout", "dense",
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                      env={"JACLI_PROGRESS_DELAY": "0", "TERM": "xterm"})
+    stdout, stderr = child.communicate(timeout=300)
+    assert child.returncode == 0
+    assert re.fullmatch(rb"peak \d+\n", stderr), stderr  # only what the test's wrapper writes
+    assert stdout.startswith(b"# x 90x90\n") and b"\x1b" not in stdout
