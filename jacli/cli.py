@@ -24,6 +24,7 @@ from jacli import __version__
 from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, Layout, VJPMethod
 from jacli.errors import JacliError, flagged
 from jacli.result import DEFAULT_ATOL, DEFAULT_RTOL
+from jacli.status import Status, progress_delay
 
 # No help= here: it would replace the callback's docstring, and with it the example in --help.
 app = typer.Typer(
@@ -527,7 +528,7 @@ def _run(
                 raise JacliError(f"--output {out.file} is a folder; give a file name such as {out.file / 'result.json'}")
             render.check_file_suffix(out.file)  # before computing: a typo costs nothing
             _check_format_matches_file(out)
-        with _no_status() if _reads_terminal(inputs) else _Status(doing):
+        with _no_status() if _reads_terminal(inputs) else Status(doing):
             result = compute()
         _render(result, out)
         return result
@@ -587,7 +588,7 @@ def _render(result: Any, out: _Out) -> None:
     chosen = out.destination()
     writing = f"jacli: writing {render.number_count(result):,} numbers to {out.file or 'standard output'}…"
     if out.file is not None:
-        with _Status(writing):
+        with Status(writing):
             _write_atomically(out.file, render.to_chunks(result, chosen, out.precision))
         blocks = getattr(result, "blocks", {})
         diagonal = any(getattr(block, "layout", "") == "diagonal" for block in blocks.values())
@@ -598,7 +599,7 @@ def _render(result: Any, out: _Out) -> None:
         if chosen in ("json", "plain"):
             pieces = render.json_chunks(result) if chosen == "json" else render.plain_lines(result, out.precision)
             # on a terminal the numbers themselves show progress; a pipe or file shows none
-            with _no_status() if sys.stdout.isatty() else _Status(writing):
+            with _no_status() if sys.stdout.isatty() else Status(writing):
                 for piece in pieces:
                     sys.stdout.write(piece)
         else:
@@ -740,7 +741,7 @@ class _RowProgress:
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
-            if done == total or time.monotonic() - self.start < min(self.DELAY, _progress_delay()):
+            if done == total or time.monotonic() - self.start < min(self.DELAY, progress_delay()):
                 return
             from rich.console import Console
             from rich.progress import Progress
@@ -749,7 +750,7 @@ class _RowProgress:
             if not console.is_terminal:
                 self.start = float("inf")  # never again: no bars in logs
                 return
-            _Status.end_current()
+            Status.end_current()
             self.bar = Progress(console=console, transient=True)
             self.bar.start()
             _RowProgress.active.append(self)
@@ -758,78 +759,6 @@ class _RowProgress:
         if done == total:
             self.bar.stop()
             _RowProgress.active.remove(self)
-
-
-def _progress_delay() -> float:
-    """Seconds a phase runs before its status or progress bar appears (``JACLI_PROGRESS_DELAY``;
-    0 shows it at once, as the tests do)."""
-    try:
-        return max(0.0, float(os.environ.get("JACLI_PROGRESS_DELAY", "0.5")))
-    except ValueError:
-        return 0.5
-
-
-class _Status:
-    """A transient status line on stderr (a spinner and what jacli is doing) for a phase that
-    may take a while: shown once it has run ``_progress_delay()`` seconds, only when stderr is
-    a terminal, and erased when the phase ends. A progress bar (``_RowProgress``) replaces it."""
-
-    current: Optional["_Status"] = None
-
-    def __init__(self, message: str) -> None:
-        import threading
-
-        self.message = message
-        self.live: Any = None
-        self.lock = threading.Lock()
-        self.timer: Any = None
-        self.ended = False
-
-    def __enter__(self) -> "_Status":
-        import threading
-
-        if sys.stderr is None or not sys.stderr.isatty():
-            return self
-        _Status.current = self
-        self.timer = threading.Timer(_progress_delay(), self._show)
-        self.timer.daemon = True
-        self.timer.start()
-        return self
-
-    def _show(self) -> None:
-        from rich.console import Console
-        from rich.live import Live
-        from rich.spinner import Spinner
-
-        with self.lock:
-            if self.ended:
-                return
-            console = Console(stderr=True)
-            if not console.is_terminal or console.is_dumb_terminal:
-                return
-            self.live = Live(Spinner("dots", text=self.message), console=console, transient=True,
-                             refresh_per_second=8, redirect_stdout=False, redirect_stderr=False)
-            self.live.start(refresh=True)
-
-    def end(self) -> None:
-        with self.lock:
-            self.ended = True
-            if self.timer is not None:
-                self.timer.cancel()
-            if self.live is not None:
-                self.live.stop()
-                self.live = None
-        if _Status.current is self:
-            _Status.current = None
-
-    def __exit__(self, *exc: Any) -> None:
-        self.end()
-
-    @classmethod
-    def end_current(cls) -> None:
-        """Before another live display (a progress bar) starts: rich shows one at a time."""
-        if cls.current is not None:
-            cls.current.end()
 
 
 def _computing(command: Optional[str], params: dict) -> str:
