@@ -1,5 +1,7 @@
 """Result → text: ``pretty`` (rich tables for people), ``plain`` (numbers for awk and
-numpy.loadtxt) and ``json`` (one strict JSON object for scripts).
+numpy.loadtxt) and ``json`` (one strict JSON object for scripts). plain and JSON are written in
+pieces as they are formatted (``plain_lines``, ``json_chunks``), so neither holds a second copy
+of the result; the pretty view's big tables are laid out by ``_Grid``, not rich's Table.
 
 Rendering only reads a typed result (``jacli.result``) or a ``CheckReport``; it computes
 nothing. What differs between commands (titles, labels) is looked up in ``VOCABULARY``. User text (the expression, names) reaches
@@ -356,7 +358,7 @@ def check_file_suffix(path: Any) -> None:
 
 
 def to_chunks(result: Any, suffix: str, precision: int | None = None) -> Iterator[bytes]:
-    """``to_bytes`` in pieces, for writing a large plain-text result as it is formatted."""
+    """A file's bytes in pieces: plain text, JSON and .npy are written as they are formatted."""
     if suffix == ".txt":
         for line in plain_lines(result, precision):
             yield line.encode("utf-8")
