@@ -33,6 +33,7 @@ from jacli import __version__
 from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, Layout, VJPMethod
 from jacli.errors import JacliError, flagged
 from jacli.result import DEFAULT_ATOL, DEFAULT_RTOL
+from jacli.status import Status, progress_delay
 
 EXIT_USER_ERROR = 1
 EXIT_USAGE = 2
@@ -255,14 +256,19 @@ def colour_wanted(is_terminal: bool, no_color: bool = False, environ: Optional[d
     return bool(environ.get("FORCE_COLOR")) or is_terminal
 
 
-def _console(stderr: bool = False, **settings: Any) -> Any:
-    """A rich Console for stdout (or stderr) that follows ``colour_wanted``."""
+def _console(stderr: bool = False, pipe_safe: bool = False, **settings: Any) -> Any:
+    """A rich Console for stdout (or stderr) that follows ``colour_wanted``; ``pipe_safe``: a
+    broken pipe raises BrokenPipeError (which ends jacli with exit 0) instead of rich's exit 1."""
     from rich.console import Console
+
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
 
     stream = sys.stderr if stderr else sys.stdout
     is_terminal = bool(stream is not None and stream.isatty())
     colour = colour_wanted(is_terminal, _noise.no_color)
-    return Console(
+    return (PipeConsole if pipe_safe else Console)(
         stderr=stderr, force_terminal=is_terminal or colour, color_system="auto" if colour else None,
         no_color=not colour, **settings,
     )
@@ -292,6 +298,8 @@ class _Options:
     output: Optional[Path] = None
     debug: bool = False
     untrusted: bool = False
+    doing: str = "jacli: computing…"
+    """What the status line says while the command computes."""
 
     def specs(self) -> tuple[list, Optional[int]]:
         """The cheap checks (specs, device name, budget) before torch or SymPy load."""
@@ -300,6 +308,7 @@ class _Options:
         devices.check_names(self.device, "float64")
         specs = [spec_module.parse_input_option(text) for text in self.inputs]
         budget = limits.parse_size(self.max_memory) if self.max_memory is not None else None
+        _announce_terminal_stdin(specs)
         return specs, budget
 
     def out(self) -> "_Out":
@@ -312,7 +321,7 @@ class _Options:
 
     def run(self, compute: Callable[[], Any]) -> Any:
         """Compute and show the result, with jacli's errors as Error lines."""
-        return _run(compute, self.out(), self.debug)
+        return _run(compute, self.out(), self.debug, self.doing, self.inputs)
 
 
 def _options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -330,7 +339,9 @@ def _options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., Any
         @functools.wraps(command)
         def with_options(**values: Any) -> Any:
             _noise.quiet, _noise.no_color = values.pop("quiet"), values.pop("no_color")
+            Status.quiet, Status.no_color = _noise.quiet, _noise.no_color
             options = _Options(**{name: values.pop(name) for name in shared if name not in NOISE})
+            options.doing = _computing(command.__name__, values)
             return command(o=options, **values)
 
         # The inputs come right after the expression in --help, where a reader looks first.
@@ -666,7 +677,9 @@ class _Out:
         return "pretty" if sys.stdout is not None and sys.stdout.isatty() else "plain"
 
 
-def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
+def _run(
+    compute: Callable[[], Any], out: _Out, debug: bool, doing: str = "jacli: computing…", inputs: Iterable[str] = ()
+) -> Any:
     """Compute, render, and turn library errors into ``Error:`` lines with exit code 1."""
     debug = debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
     warnings.showwarning = _show_warning
@@ -685,7 +698,8 @@ def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
                 raise JacliError(f"--output {out.file} is a folder; give a file name such as {out.file / 'result.json'}")
             render.check_file_suffix(out.file)  # before computing: a typo costs nothing
             _check_format_matches_file(out)
-        result = compute()
+        with _no_status() if _reads_terminal(inputs) else Status(doing):
+            result = compute()
         _render(result, out)
         return result
     except JacliError as error:
@@ -714,6 +728,17 @@ def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
         raise typer.Exit(0) from None
 
 
+def _reads_terminal(inputs: Iterable[str]) -> bool:
+    """Whether an input is read from the terminal (``-i @-``): no spinner over the typing."""
+    return any(t.strip().endswith("@-") for t in inputs) and sys.stdin is not None and sys.stdin.isatty()
+
+
+def _no_status() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
 def _diagnose(line: str) -> None:
     """One line on stderr, flushed at once (it may come before a long computation's result).
 
@@ -731,8 +756,10 @@ def _render(result: Any, out: _Out) -> None:
     from jacli import render
 
     chosen = out.destination()
+    writing = f"jacli: writing {render.number_count(result):,} numbers to {out.file or 'standard output'}…"
     if out.file is not None:
-        _write_atomically(out.file, render.to_chunks(result, chosen, out.precision))
+        with Status(writing):
+            _write_atomically(out.file, render.to_chunks(result, chosen, out.precision))
         blocks = getattr(result, "blocks", {})
         diagonal = any(getattr(block, "layout", "") == "diagonal" for block in blocks.values())
         what = ""
@@ -745,18 +772,17 @@ def _render(result: Any, out: _Out) -> None:
         _note(f"jacli: wrote {out.file}{what}")
         return
     try:
-        if chosen == "json":
-            sys.stdout.write(render.to_json(result))
-        elif chosen == "csv":
-            for line in render.csv_lines(result, out.precision):
-                sys.stdout.write(line)
-        elif chosen == "plain":
-            for line in render.plain_lines(result, out.precision):
-                sys.stdout.write(line)
+        if chosen in ("json", "plain", "csv"):
+            pieces = {"json": lambda: render.json_chunks(result), "csv": lambda: render.csv_lines(result, out.precision),
+                      "plain": lambda: render.plain_lines(result, out.precision)}[chosen]()
+            # on a terminal the numbers themselves show progress; a pipe or file shows none
+            with _no_status() if sys.stdout.isatty() else Status(writing):
+                for piece in pieces:
+                    sys.stdout.write(piece)
         else:
-            console = _console()
+            console = _stdout_console()
             if console.width < 20:  # COLUMNS=0 or a tiny pane: rich would print nothing at all
-                console = _console(width=80)
+                console = _stdout_console(width=80)
             render.print_pretty(result, console, out.precision, out.full)
         sys.stdout.flush()
     except BrokenPipeError:
@@ -766,6 +792,12 @@ def _render(result: Any, out: _Out) -> None:
             f"cannot write the result to standard output ({error.strerror or error}); "
             "free some space, or write it with --output FILE"
         ) from None
+
+
+def _stdout_console(**options: Any) -> Any:
+    """``_console()`` for stdout, whose broken pipe (``| head``) ends jacli as plain and json do,
+    with exit 0; rich's own answer is exit 1."""
+    return _console(pipe_safe=True, **options)
 
 
 def _check_format_matches_file(out: _Out) -> None:
@@ -884,7 +916,7 @@ class _RowProgress:
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
-            if done == total or time.monotonic() - self.start < self.DELAY:
+            if done == total or time.monotonic() - self.start < min(self.DELAY, progress_delay()):
                 return
             from rich.progress import Progress
 
@@ -892,6 +924,7 @@ class _RowProgress:
             if sys.stderr is None or not sys.stderr.isatty() or _noise.quiet:
                 self.start = float("inf")  # never again: no bars in logs, nor with -q
                 return
+            Status.end_current()
             self.bar = Progress(console=_console(stderr=True), transient=True)
             self.bar.start()
             _RowProgress.active.append(self)
@@ -1109,6 +1142,28 @@ def _bad_value(error: Exception, param: Any, argv: List[str], where: str) -> str
         return f"{shown} is not {kind}; give {kind}, e.g. {flag} {example}"
     detail = re.sub(r"^Value error, ", "", str(getattr(error, "message", error))).rstrip(".")
     return f"{shown}: {detail}; see '{where} --help'"
+
+
+def _computing(command: Optional[str], params: dict) -> str:
+    """What the status line says while a command computes."""
+    what = {"jacobian": "the Jacobian", "vjp": "vᵀJ", "jvp": "J·v", "grad": "the gradient",
+            "hessian": "the Hessian", "hvp": "H·v", "check": "the Jacobian with every method"}.get(command or "", "")
+    exact = getattr(params.get("method"), "value", params.get("method")) == "symbolic" or params.get("symbolic")
+    if exact:
+        return f"jacli: deriving {what or 'the result'} exactly with SymPy, then evaluating it…"
+    return f"jacli: computing {what or 'the result'}…"
+
+
+def _announce_terminal_stdin(specs: list) -> None:
+    """``-i @-`` with the terminal as standard input: jacli waits for typing; say so."""
+    from jacli.inputs.spec import File
+
+    if sys.stdin is None or sys.stderr is None or not sys.stdin.isatty() or not sys.stderr.isatty():
+        return
+    for name, spec in specs:
+        if isinstance(spec, File) and spec.path == "-":
+            _diagnose(f"jacli: reading {name or 'the input'} from standard input (this terminal): type the "
+                      "numbers (1,2,3 or one row per line), then press Ctrl-D; or pipe them in (< x.txt)")
 
 
 _interruption_reported = False

@@ -1,6 +1,8 @@
 """Result → text: ``pretty`` (rich tables for people), ``plain`` (numbers for awk and
 numpy.loadtxt), ``json`` (one strict JSON object for scripts) and ``csv`` (one table with a
-header row); and files: .npy, .npz, .pt.
+header row); and files: .npy, .npz, .pt. plain, csv and JSON are written in pieces as they are
+formatted (``plain_lines``, ``csv_lines``, ``json_chunks``), so none holds a second copy of the
+result; the pretty view's big tables are laid out by ``_Grid``, not rich's Table.
 
 A Jacobian or Hessian with ``as_matrix`` set is written in every format as the same classic
 matrix (``result.matrix()``): one row per output element, one column per input element, the
@@ -86,6 +88,17 @@ def _items(result: Any) -> Iterator[tuple[Key, Any]]:
         yield name, block.to_dense() if block.layout == "dense" else block
 
 
+def number_count(result: Any) -> int:
+    """How many numbers plain, JSON and files write for the result's tensors (what a structured
+    block stores, not its dense size); 0 for a check report."""
+    if isinstance(result, CheckReport):
+        return 0
+    count = 0
+    for _, item in _items(result):
+        count += item.nnz if _structured(item) else item.numel()
+    return count
+
+
 def _structured(item: Any) -> bool:
     return isinstance(item, Block) and item.layout != "dense"
 
@@ -109,34 +122,87 @@ def _matrix_rows(matrix: Any) -> Iterator[np.ndarray]:
 
 
 def format_number(value: float, precision: int | None, float32: bool = False) -> str:
-    """Every digit needed to read the number back (default), or ``precision`` significant ones."""
+    """Every digit needed to read the number back (default), or ``precision`` significant ones.
+
+    Zero is always written without a sign: a derivative that is -0.0 (``x**-1`` off the diagonal)
+    is no different from 0 to a reader, and ``-0.0`` only looks like a tiny negative number."""
     if math.isnan(value):
         return "nan"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
+    if value == 0:
+        value = 0.0
     if precision is None:
         return repr(_shortest(value, float32))
-    text = f"{value:.{precision}g}"
-    return "0" if text in ("-0", "0") else text
+    return f"{value:.{precision}g}"
+
+
+_JSON_STRINGS = {"nan": '"nan"', "inf": '"inf"', "-inf": '"-inf"'}
+
+
+def _number_texts(numbers: np.ndarray, precision: int | None, json_strings: bool = False) -> list[str]:
+    """``format_number`` of each number of a 1-D array (integers as integers); with
+    ``json_strings``, NaN and infinities as the JSON strings "nan", "inf" and "-inf"."""
+    if numbers.dtype.kind in "iub":
+        return [str(int(v)) for v in numbers.tolist()]
+    float32 = _is_float32(numbers)
+    values = (numbers + 0.0).tolist()  # + 0.0 turns -0.0 into 0.0 (IEEE 754), here in C
+    if precision is None and not float32 and np.isfinite(numbers).all():
+        return list(map(repr, values))  # the common case, fast: repr is format_number's shortest
+    texts = [format_number(v, precision, float32) for v in values]
+    return [_JSON_STRINGS.get(t, t) for t in texts] if json_strings else texts
 
 
 # -- json ---------------------------------------------------------------------------------------
+#
+# NOTE [streamed JSON]
+# A JSON document is assembled as a dict whose numeric leaves are the tensors themselves (as
+# ``_Numbers``), never as Python lists: ``json_chunks`` walks the dict and writes each tensor row
+# by row, in pieces of about PLAIN_PIECE numbers, as plain text is written. So the document never
+# exists whole in memory, the small keys (the header) come first, and a reader that stops early
+# (``| head -c 50``) gets its bytes at once. To add a key, add it to ``json_document``; a tensor
+# (or ``_json_values(tensor)``) placed anywhere in it is streamed.
 
 
-def _json_values(tensor: Any) -> Any:
-    array = _numpy(tensor)
-    float32 = _is_float32(array)
+class _Numbers:
+    """A tensor's values in a JSON document, nested like the tensor; NaN and infinities as the
+    strings "nan", "inf", "-inf"; float32 with the fewest digits that read back to the float32."""
 
-    def convert(item: Any) -> Any:
-        if isinstance(item, list):
-            return [convert(i) for i in item]
-        if math.isnan(item):
-            return "nan"
-        if math.isinf(item):
-            return "inf" if item > 0 else "-inf"
-        return _shortest(item, float32)
+    def __init__(self, tensor: Any) -> None:
+        self.array = tensor if isinstance(tensor, np.ndarray) else _numpy(tensor)
 
-    return convert(array.tolist())
+    def pieces(self) -> Iterator[str]:
+        array = self.array
+        if array.ndim == 0:
+            yield _number_texts(array.reshape(1), None, json_strings=True)[0]
+            return
+        if array.size == 0:
+            yield json.dumps(array.tolist())
+            return
+        leading = array.shape[:-1]
+        rows = array.reshape(-1, array.shape[-1])
+        # a new row starts t inner lists anew when its index is a multiple of the sizes below
+        sizes = [math.prod(leading[k:]) for k in range(1, len(leading))]
+        buffered: list[str] = ["[" * (len(leading) + 1)]
+        numbers = 0
+        for r, row in enumerate(rows):
+            if r:
+                depth = sum(1 for size in sizes if r % size == 0)
+                buffered.append("]" * (depth + 1) + ", " + "[" * (depth + 1))
+            for start in range(0, len(row), PLAIN_PIECE):
+                if start:
+                    buffered.append(", ")
+                buffered.append(", ".join(_number_texts(row[start : start + PLAIN_PIECE], None, json_strings=True)))
+                numbers += min(PLAIN_PIECE, len(row) - start)
+                if numbers >= PLAIN_PIECE:
+                    yield "".join(buffered)
+                    buffered, numbers = [], 0
+        buffered.append("]" * (len(leading) + 1))
+        yield "".join(buffered)
+
+
+def _json_values(tensor: Any) -> _Numbers:
+    return _Numbers(tensor)
 
 
 def _json_tensor(tensor: Any, with_values: bool = True) -> dict[str, Any]:
@@ -162,52 +228,121 @@ def _json_item(item: Any) -> dict[str, Any]:
     return {
         "layout": "sparse", "shape": list(item.shape), "output_shape": list(item.output_shape),
         "input_shape": list(item.input_shape), "nnz": item.nnz, "colors": item.colors,
-        "rows": _numpy(rows).tolist(), "cols": _numpy(cols).tolist(), "values": _json_values(values),
+        "rows": _json_values(rows), "cols": _json_values(cols), "values": _json_values(values),
     }
 
 
+class _MatrixRows(_Numbers):
+    """A dense classic matrix's rows, streamed a slice at a time from its blocks (the matrix is
+    never assembled): a JSON list of rows."""
+
+    def __init__(self, matrix: Any) -> None:
+        self.matrix = matrix
+
+    def pieces(self) -> Iterator[str]:
+        yield "["
+        first = True
+        for rows in _matrix_rows(self.matrix):
+            for row in rows:
+                if not first:
+                    yield ", "
+                first = False
+                yield from _Numbers(row).pieces()
+        yield "]"
+
+
 def _json_matrix(result: Any) -> dict[str, Any]:
-    """The classic matrix with its labels: ``values`` row by row (dense), or a sparse one's
-    stored entries as ``i`` (rows), ``j`` (columns) and ``values``."""
+    """The classic matrix with its labels: ``values`` row by row (dense, streamed), or a sparse
+    one's stored entries as ``i`` (rows), ``j`` (columns) and ``values``."""
     matrix = result.matrix()
     entry: dict[str, Any] = {"rows": list(matrix.rows), "columns": list(matrix.columns), "shape": list(matrix.shape)}
     if matrix.layout == "dense":
-        entry["values"] = [row for rows in matrix.row_slices(max(1, MATRIX_SLICE // max(1, matrix.shape[1])))
-                           for row in _json_values(rows)]
+        entry["values"] = _MatrixRows(matrix)
         return entry
     rows, cols, values = matrix.coo()
-    entry.update(layout="sparse", nnz=len(values), i=_numpy(rows).tolist(), j=_numpy(cols).tolist(),
+    entry.update(layout="sparse", nnz=len(values), i=_json_values(rows), j=_json_values(cols),
                  values=_json_values(values))
     return entry
 
 
-def to_json(result: Any) -> str:
-    """One strict JSON object: NaN and infinities are the strings "nan", "inf", "-inf"."""
-    if isinstance(result, CheckReport):
-        return json.dumps(_check_document(result), allow_nan=False) + "\n"
-    document = {
+def json_header(result: Any) -> dict[str, Any]:
+    """The keys written before the result's numbers: what was computed, how, and from what."""
+    header: dict[str, Any] = {
         "command": result.command,
         "expression": result.expression,
         "method": result.method,
         "device": result.device,
         "dtype": result.dtype,
         "inputs": {name: _json_tensor(t, with_values=False) for name, t in result.inputs.items()},
+    }
+    if getattr(result, "how", None) is not None:
+        header["how"] = result.how
+    if getattr(result, "symbolic", None) is not None:
+        from jacli.printing import to_strings
+
+        header["symbolic"] = {key_text(key): to_strings(entries) for key, entries in result.symbolic.items()}
+    if getattr(result, "det", None) is not None:
+        header["det"] = _json_values(result.det)
+        if result.det_symbolic is not None:
+            header["det_symbolic"] = str(result.det_symbolic)
+    return header
+
+
+def json_document(result: Any) -> dict[str, Any]:
+    """The whole document, the header first; its tensors stay tensors until ``json_chunks``."""
+    document = {
+        **json_header(result),
         "output": _json_tensor(result.output),
         "result": {key_text(key): _json_item(item) for key, item in _items(result)},
     }
     if _matrix_on(result):
         document["matrix"] = _json_matrix(result)
-    if getattr(result, "how", None) is not None:
-        document["how"] = result.how
-    if getattr(result, "symbolic", None) is not None:
-        from jacli.printing import to_strings
+    return document
 
-        document["symbolic"] = {key_text(key): to_strings(entries) for key, entries in result.symbolic.items()}
-    if getattr(result, "det", None) is not None:
-        document["det"] = _json_values(result.det)
-        if result.det_symbolic is not None:
-            document["det_symbolic"] = str(result.det_symbolic)
-    return json.dumps(document, allow_nan=False) + "\n"
+
+def json_chunks(result: Any) -> Iterator[str]:
+    """``to_json`` in pieces: the header at once, then the numbers as they are formatted."""
+    if isinstance(result, CheckReport):
+        yield json.dumps(_check_document(result), allow_nan=False) + "\n"
+        return
+    yield from _json_pieces(json_document(result))
+    yield "\n"
+
+
+def _json_pieces(value: Any) -> Iterator[str]:
+    """``json.dumps(value)`` in pieces, with each tensor in it streamed (see NOTE [streamed JSON])."""
+    if _lazy(value):
+        yield from (value if isinstance(value, _Numbers) else _Numbers(value)).pieces()
+    elif isinstance(value, dict):
+        text = "{"
+        for index, (key, item) in enumerate(value.items()):
+            text += (", " if index else "") + json.dumps(str(key) if key is not None else "null") + ": "
+            if isinstance(item, (dict, list, tuple)) or _lazy(item):
+                yield text
+                yield from _json_pieces(item)
+                text = ""
+            else:
+                text += json.dumps(item, allow_nan=False)
+        yield text + "}"
+    elif isinstance(value, (list, tuple)) and any(isinstance(i, (dict, list, tuple)) or _lazy(i) for i in value):
+        yield "["
+        for index, item in enumerate(value):
+            if index:
+                yield ", "
+            yield from _json_pieces(item)
+        yield "]"
+    else:
+        yield json.dumps(value, allow_nan=False)
+
+
+def _lazy(value: Any) -> bool:
+    """Numbers that ``_json_pieces`` streams: ``_Numbers``, a numpy array or a torch tensor."""
+    return isinstance(value, (_Numbers, np.ndarray)) or hasattr(value, "detach")
+
+
+def to_json(result: Any) -> str:
+    """One strict JSON object: NaN and infinities are the strings "nan", "inf", "-inf"."""
+    return "".join(json_chunks(result))
 
 
 def _json_float(value: float) -> Any:
@@ -305,7 +440,7 @@ def to_chunks(result: Any, suffix: str, precision: int | None = None) -> Iterato
     elif kind == "csv":
         lines = csv_lines(result, precision)
     elif kind == "json":
-        lines = iter([to_json(result)])
+        lines = json_chunks(result)
     elif kind == ".npy":
         yield from _npy_chunks(result)
         return
@@ -693,9 +828,8 @@ def _plain_matrix(array: np.ndarray) -> np.ndarray:
 
 
 def _plain_rows(matrix: np.ndarray, precision: int | None) -> Iterator[str]:
-    float32 = _is_float32(matrix)
     for row in matrix:
-        yield " ".join(format_number(float(v), precision, float32) for v in row)
+        yield " ".join(_number_texts(row, precision))
 
 
 PLAIN_PIECE = 4096
@@ -704,10 +838,9 @@ PLAIN_PIECE = 4096
 
 def _plain_pieces(matrix: np.ndarray, precision: int | None) -> Iterator[str]:
     """The rows of ``_plain_rows`` with their newlines, in pieces of at most PLAIN_PIECE numbers."""
-    float32 = _is_float32(matrix)
     for row in matrix:
         for start in range(0, len(row), PLAIN_PIECE):
-            piece = " ".join(format_number(float(v), precision, float32) for v in row[start : start + PLAIN_PIECE])
+            piece = " ".join(_number_texts(row[start : start + PLAIN_PIECE], precision))
             end = "\n" if start + PLAIN_PIECE >= len(row) else " "
             yield piece + end
 
@@ -759,7 +892,7 @@ def print_pretty(result: Any, console: Console, precision: int | None = None, fu
         return
     digits = DEFAULT_PRECISION if precision is None else precision
     width = console.width
-    parts: list[RenderableType | None] = [_header(result)]
+    parts: list[RenderableType | None] = [_header(result, digits)]
     if getattr(result, "symbolic", None) is not None:
         parts += [None, _Lines(_symbolic_view(result), keep_width=True)]
     parts.append(None)
@@ -789,7 +922,7 @@ def print_pretty(result: Any, console: Console, precision: int | None = None, fu
             else:
                 parts.append(Text.assemble(("det J", "bold"), " = ", exact, ("  (exact)", "dim")))
     for part in parts:
-        console.print(Text("") if part is None else part if isinstance(part, _Lines) else _Lines(part), crop=False)
+        console.print(Text("") if part is None else part if isinstance(part, (_Lines, _Grid)) else _Lines(part), crop=False)
 
 
 class _Lines:
@@ -833,24 +966,52 @@ def _method_text(result: Any) -> str:
     ) if "{" in template else template
 
 
-def _header(result: Any) -> Table:
+def _header(result: Any, digits: int = DEFAULT_PRECISION) -> Table:
+    """What was computed, from what: the inputs, the output ``y`` and ``v`` with their shapes and
+    values (summarized when big, see ``_inline``), the method and where it ran."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", justify="right")
     grid.add_column(overflow="fold")  # a narrow console folds long words; it never hides them
     grid.add_row(result.command, Text(result.expression, style="bold"))
     for name, tensor in result.inputs.items():
         mark = "" if name in result.wrt else "  (held constant)"
-        grid.add_row("input", Text(f"{name}: shape {_shape_tuple(tensor.shape)}{mark}"))
-    grid.add_row("output", Text(f"{_output_symbol(result)}: shape {_shape_tuple(result.output.shape)}"))
+        grid.add_row("input", Text(f"{name}: shape {_shape_tuple(tensor.shape)} = {_inline(tensor, digits)}{mark}"))
+    grid.add_row("output", Text(
+        f"{_output_symbol(result)}: shape {_shape_tuple(result.output.shape)} = {_inline(result.output, digits)}"))
     for name, direction in getattr(result, "directions", {}).items():
-        grid.add_row("v", Text(f"{name}: shape {_shape_tuple(direction.shape)} (like {name})"))
+        grid.add_row("v", Text(f"{name}: shape {_shape_tuple(direction.shape)} (like {name}) = {_inline(direction, digits)}"))
     if getattr(result, "v", None) is not None:
-        grid.add_row("v", Text(f"shape {_shape_tuple(result.v.shape)} (like the output)"))
+        grid.add_row("v", Text(f"shape {_shape_tuple(result.v.shape)} (like the output) = {_inline(result.v, digits)}"))
     grid.add_row("method", Text(_method_text(result)))
     if getattr(result, "how", None) is not None:
         grid.add_row("how", Text(result.how))
     grid.add_row("on", Text(f"{result.device}, {result.dtype}"))
     return grid
+
+
+INLINE_SIZE = 10
+"""Tensors of up to this many numbers are shown whole in the header; larger ones by their ends."""
+
+
+def _inline(tensor: Any, digits: int) -> str:
+    """A tensor on one line, nested like Python lists: ``[[1, 2], [3, 4]]``; a large one by the
+    ends of each axis (2 numbers at each end of the last, 1 of the others) with ``…`` between,
+    as torch and numpy summarize, short enough for one line. One notation for all shown."""
+    array = _numpy(tensor) if not isinstance(tensor, np.ndarray) else tensor
+    if array.ndim == 0:
+        return _column_texts(array.reshape(1), digits)[0]
+    summarize = array.size > INLINE_SIZE
+    edges = [2 if axis == array.ndim - 1 else 1 for axis in range(array.ndim)]
+    kept = [_edges(n, edge, not summarize) for n, edge in zip(array.shape, edges)]
+    shown = array[np.ix_(*[[i for i in axis if i is not None] for axis in kept])]
+    texts = iter(_column_texts(shown.reshape(-1), digits))
+
+    def nested(axis: int) -> str:
+        if axis == array.ndim - 1:
+            return "[" + ", ".join("…" if i is None else next(texts) for i in kept[axis]) + "]"
+        return "[" + ", ".join("…" if i is None else nested(axis + 1) for i in kept[axis]) + "]"
+
+    return nested(0)
 
 
 def _shape_tuple(shape: Sequence[int]) -> str:
@@ -964,10 +1125,39 @@ def _symbolic_view(result: Any) -> RenderableType:
 
 
 def _cell(value: float, digits: int) -> Text:
-    text = format_number(value, digits)
-    if text in ("nan", "inf", "-inf"):
-        return Text(text, style="red")
-    return Text(text, style="dim" if value == 0 else "")
+    """One number on its own (a scalar, a determinant)."""
+    return _column_cells([value], digits, rich_text=True)[0]
+
+
+def _column_cells(values: Any, digits: int, rich_text: bool = False) -> list[Any]:
+    """``_column_texts`` as cells: zeros dimmed, NaN and infinities red; ``_Styled`` strings
+    for a ``_Grid``, or rich ``Text`` for a rich Table."""
+    values = np.asarray(values, dtype=float).reshape(-1)
+    texts = _column_texts(values, digits)
+    zero = (values == 0).tolist()
+    cells: list[Any] = []
+    for text, is_zero in zip(texts, zero):
+        style = "red" if text in ("nan", "inf", "-inf") else "dim" if is_zero else ""
+        cells.append(Text(text, style=style) if rich_text else _Styled(text, style) if style else text)
+    return cells
+
+
+def _column_texts(values: np.ndarray, digits: int) -> list[str]:
+    """Numbers that are read together (a column, a vector) in one notation, at ``digits``
+    significant digits: fixed when each of them is, else all scientific (``1.5e+00``), never a
+    mix of ``0.001`` and ``1e-07`` in one column. Zero is ``0`` in either."""
+    texts = [format_number(v, digits) for v in np.asarray(values, dtype=float).reshape(-1).tolist()]
+    if not any("e" in t for t in texts if t not in ("nan", "inf", "-inf")):
+        return texts
+    return [t if t in ("nan", "inf", "-inf", "0") else _scientific(float(t), digits) for t in texts]
+
+
+def _scientific(value: float, digits: int) -> str:
+    """``value`` as ``1.23457e+03``: ``digits`` significant digits, trailing zeros dropped."""
+    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{exponent}"
 
 
 def _index_label(index: Sequence[int]) -> str:
@@ -1039,9 +1229,10 @@ def _classic_matrix(result: Any, digits: int, width: int, full: bool = False) ->
     values = _numpy(matrix.to_dense()) if m * n else np.zeros((m, n))
     labels = [f"∂/∂{label}" for label in matrix.rows] if hessian else list(matrix.rows)
     headers = [f"∂/∂{label}" for label in matrix.columns]
-    cells = [[_cell(float(v), digits) for v in row] for row in values]
+    columns = [_column_cells(values[:, j], digits, rich_text=True) for j in range(n)]  # one notation each
+    cells = [list(row) for row in zip(*columns)] if n else [[] for _ in range(m)]
     label_width = max([1] + [cell_len(label) for label in labels])
-    widths = [max([cell_len(h)] + [row[j].cell_len for row in cells]) for j, h in enumerate(headers)]
+    widths = [max([cell_len(h)] + [c.cell_len for c in column]) for h, column in zip(headers, columns)]
     parts: list[RenderableType] = []
     for block in _column_blocks(label_width, widths, width, boxed=True):
         table = Table(title=Text(title) if not parts else None, title_justify="left")
@@ -1073,12 +1264,101 @@ def _sparse_matrix_view(result: Any, digits: int, full: bool) -> list[Renderable
     table.add_column("row", justify="left", no_wrap=True)
     table.add_column("column", justify="left", no_wrap=True)
     table.add_column("value", justify="right", no_wrap=True)
-    for i, j, value in zip(_numpy(rows[:shown]), _numpy(cols[:shown]), _numpy(values[:shown])):
-        table.add_row(Text(matrix.rows[int(i)]), Text(matrix.columns[int(j)]), _cell(float(value), digits))
+    cells = _column_cells(_numpy(values[:shown]), digits, rich_text=True)  # one notation for the column
+    for i, j, cell in zip(_numpy(rows[:shown]), _numpy(cols[:shown]), cells):
+        table.add_row(Text(matrix.rows[int(i)]), Text(matrix.columns[int(j)]), cell)
     parts.append(_Lines(table, keep_width=True))
     if shown < len(values):
         parts.append(Text(f"… {len(values) - shown} more entries (--full shows all)", style="dim"))
     return parts
+
+
+class _Styled(str):
+    """A cell's text with a rich style name (``dim`` zeros, ``red`` NaN); plain cells are str."""
+
+    style: str = ""
+
+    def __new__(cls, text: str, style: str) -> "_Styled":
+        cell = super().__new__(cls, text)
+        cell.style = style
+        return cell
+
+
+def _width(text: str) -> int:
+    return len(text) if text.isascii() else cell_len(text)
+
+
+class _Grid:
+    """A borderless table drawn as rich draws ``Table(show_edge=False, pad_edge=False)`` with
+    every column ``no_wrap``: the same characters, line for line, with no trailing spaces.
+
+    NOTE [fast tables]: rich measures and wraps every cell of a Table, which for a 600x600
+    ``--full`` matrix took about 35 s; a matrix's cells never wrap, so their widths are known,
+    each row is joined as one string, and only styled cells (dim zeros, red NaN) split it into
+    Segments. ``test_render`` checks that rich's Table gives the same text.
+
+    ``columns``: (header, cells, justify) per column; cells are str (or ``_Styled``); the first
+    ``labels`` columns are bold.
+    """
+
+    def __init__(self, columns: Sequence[tuple[str, Sequence[str], str]], labels: int = 1) -> None:
+        self.columns = columns
+        self.labels = labels
+        self.widths = [max([_width(header)] + [_width(c) for c in cells]) for header, cells, _ in columns]
+
+    @property
+    def width(self) -> int:
+        return _table_width(self.widths)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(self.width, self.width)
+
+    def _padded(self, k: int, text: str) -> str:
+        pad = " " * (self.widths[k] - _width(text))
+        return pad + text if self.columns[k][2] == "right" else text + pad
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        from rich.style import Style
+
+        bold = Style(bold=True)
+        styles: dict[str, Any] = {}
+        count = len(self.columns)
+        labels = min(self.labels, count)
+
+        def line(cells: Sequence[str], header: bool) -> Iterator[Segment]:
+            texts = [self._padded(k, c) for k, c in enumerate(cells)]
+            texts[-1] = texts[-1].rstrip()
+            rule = " ┃ " if header else " │ "
+            if header:
+                runs = [(text, bold) for text in texts]
+            else:
+                runs = [(text, bold if k < labels else None) for k, text in enumerate(texts)]
+                for k in range(labels, count):
+                    style = getattr(cells[k], "style", "")
+                    if style:
+                        if style not in styles:
+                            styles[style] = console.get_style(style)
+                        runs[k] = (texts[k], styles[style])
+            # runs of one style joined: a row of plain numbers is one Segment after its label
+            start = 0
+            for k in range(1, count + 1):
+                if k == count or runs[k][1] is not runs[start][1]:
+                    yield Segment(rule.join(t for t, _ in runs[start:k]), runs[start][1])
+                    if k < count:
+                        yield Segment(rule)
+                    start = k
+            yield Segment.line()
+
+        yield from line([header for header, _, _ in self.columns], True)
+        last = count - 1
+        yield Segment("╇".join("━" * (width + (k > 0) + (k < last)) for k, width in enumerate(self.widths)))
+        yield Segment.line()
+        for cells in zip(*(cells for _, cells, _ in self.columns)):
+            yield from line(cells, False)
+
+
+def _plain(cell: Text | str) -> str:
+    return cell if isinstance(cell, str) else cell.plain
 
 
 SPARSE_ENTRIES = 2 * ROW_EDGE
@@ -1128,17 +1408,12 @@ def _structured_view(
     shown = block.nnz if full else min(block.nnz, SPARSE_ENTRIES)
     rows, cols, values = (_numpy(t[:shown]) for t in block.coo())
     outputs, inputs = _multi_indices(rows, block.output_shape), _multi_indices(cols, block.input_shape)
-    table = Table(show_edge=False, pad_edge=False)
-    table.add_column("output", justify="left", no_wrap=True)
-    table.add_column("input", justify="left", no_wrap=True)
-    table.add_column(_derivative(result, key), justify="right", no_wrap=True)
-    for k in range(shown):
-        table.add_row(
-            Text(_bracket(y, [str(int(axis[k])) for axis in outputs])),
-            Text(_bracket(name, [str(int(axis[k])) for axis in inputs])),
-            _cell(float(values[k]), digits),
-        )
-    parts.append(_Lines(table, keep_width=True))
+    columns = [
+        ("output", [_bracket(y, [str(int(axis[k])) for axis in outputs]) for k in range(shown)], "left"),
+        ("input", [_bracket(name, [str(int(axis[k])) for axis in inputs]) for k in range(shown)], "left"),
+        (_derivative(result, key), _column_cells(values, digits), "right"),
+    ]
+    parts.append(_Grid(columns, labels=0))
     if shown < block.nnz:
         parts.append(Text(f"… {block.nnz - shown} more entries (--full shows all)", style="dim"))
     return parts
@@ -1149,18 +1424,19 @@ def _tensor_view(tensor: Any, digits: int, full: bool, label: str, width: int) -
     if array.ndim == 0:
         return [_cell(float(array), digits)]
     if array.ndim == 1:
-        return [_vector_table(array, digits, full, width)]
+        return _vector_table(array, digits, full, width)
     if array.ndim == 2:
         return _matrix_tables(array, digits, full, width)
     return list(_blocks(array, digits, full, label, width))
 
 
-def _vector_table(array: np.ndarray, digits: int, full: bool, width: int) -> RenderableType:
+def _vector_table(array: np.ndarray, digits: int, full: bool, width: int) -> list[RenderableType]:
     """A vector in rows of ``VECTOR_WIDTH`` (fewer, if the console is too narrow for that many):
-    column headers are offsets, row labels start indices."""
-    shown = array if full or len(array) <= 2 * 3 * VECTOR_WIDTH else np.concatenate(
-        [array[: 3 * VECTOR_WIDTH], array[-3 * VECTOR_WIDTH :]])
-    cell_width = max(_cell(float(v), digits).cell_len for v in shown)
+    column headers are offsets, row labels start indices; one notation for all its numbers."""
+    summarized = not full and len(array) > 2 * 3 * VECTOR_WIDTH
+    shown = np.concatenate([array[: 3 * VECTOR_WIDTH], array[-3 * VECTOR_WIDTH :]]) if summarized else array
+    probe = _column_texts(shown, digits)
+    cell_width = max(cell_len(t) for t in probe)
     per_row = min(len(array), VECTOR_WIDTH)
     while per_row > 1:
         wrapped = len(array) > per_row
@@ -1170,39 +1446,53 @@ def _vector_table(array: np.ndarray, digits: int, full: bool, width: int) -> Ren
             break
         per_row -= 1
     wrapped = len(array) > per_row
-    table = Table(show_edge=False, pad_edge=False)
-    if wrapped:
-        table.add_column("", style="bold", justify="right", no_wrap=True)
-    for offset in range(per_row):
-        table.add_column(f"+{offset}" if wrapped else str(offset), justify="right", style="", no_wrap=True)
     rows = math.ceil(len(array) / per_row)
     edge = math.ceil(3 * VECTOR_WIDTH / per_row)  # about as many numbers as 3 rows of VECTOR_WIDTH
-    for row in _edges(rows, edge, full):
+    row_indices = _edges(rows, edge, full)
+    kept = [i for i in row_indices if i is not None]
+    starts = [row * per_row for row in kept]
+    values = np.concatenate([array[s : s + per_row] for s in starts]) if kept else array[:0]
+    cells = iter(_column_cells(values, digits))
+    grid_rows: list[list[Text | str]] = []
+    for row in row_indices:
         if row is None:
-            table.add_row(*(["⋮"] * (per_row + wrapped)))
+            grid_rows.append(["⋮"] * (per_row + wrapped))
             continue
         start = row * per_row
-        cells = [_cell(float(v), digits) for v in array[start : start + per_row]]
-        cells += [Text("")] * (per_row - len(cells))
-        table.add_row(*([Text(str(start))] if wrapped else []), *cells)
-    return _Lines(table, keep_width=True)
+        count = min(per_row, len(array) - start)
+        line: list[Text | str] = [next(cells) for _ in range(count)] + [""] * (per_row - count)
+        grid_rows.append(([str(start)] if wrapped else []) + line)
+    headers = ([""] if wrapped else []) + [f"+{offset}" if wrapped else str(offset) for offset in range(per_row)]
+    columns = [(header, [r[k] for r in grid_rows], "right") for k, header in enumerate(headers)]
+    parts: list[RenderableType] = [_Grid(columns, labels=1 if wrapped else 0)]
+    hidden = len(array) - len(values)
+    if hidden:
+        parts.append(_hidden_note(f"{hidden:,} of {len(array):,} values"))
+    return parts
+
+
+def _hidden_note(what: str) -> Text:
+    return Text(f"… {what} not shown; --full shows all", style="dim")
 
 
 def _matrix_tables(array: np.ndarray, digits: int, full: bool, width: int) -> list[RenderableType]:
     """A matrix with row and column indices. Summarized, it shows up to ``COLUMN_EDGE`` columns
     at each end (fewer on a narrow console); whatever does not fit the console's width is split
-    into blocks of columns, each captioned with the columns it holds."""
+    into blocks of columns, each captioned with the columns it holds. Each column is in one
+    notation (``_column_texts``); a summary says how many rows and columns it leaves out."""
     rows, columns = array.shape
     row_indices = _edges(rows, ROW_EDGE, full)
-    label_width = max([1] + [len(str(i)) for i in row_indices if i is not None])
-    texts: dict[int, list[Text]] = {}
+    kept_rows = [i for i in row_indices if i is not None]
+    label_width = max([1] + [len(str(i)) for i in kept_rows])
+    texts: dict[int, list[Text | str]] = {}
 
     def column_width(j: int | None) -> int:
         if j is None:
             return 1
         if j not in texts:
-            texts[j] = [Text("⋮") if i is None else _cell(float(array[i, j]), digits) for i in row_indices]
-        return max([len(str(j))] + [t.cell_len for t in texts[j]])
+            cells = iter(_column_cells(array[kept_rows, j], digits))
+            texts[j] = ["⋮" if i is None else next(cells) for i in row_indices]
+        return max([len(str(j))] + [_width(t) for t in texts[j]])
 
     edges = [COLUMN_EDGE] if full else range(COLUMN_EDGE, 0, -1)
     for edge in edges:
@@ -1212,21 +1502,22 @@ def _matrix_tables(array: np.ndarray, digits: int, full: bool, width: int) -> li
             break
     gaps = [k for k, j in enumerate(column_indices) if j is None]
     blocks = _column_blocks(label_width, widths, width, sticky=gaps)
+    labels = ["⋮" if i is None else str(i) for i in row_indices]
     parts: list[RenderableType] = []
     for block in blocks:
         shown = [column_indices[k] for k in block]
         if len(blocks) > 1:
             parts.append(Text(f"columns {_ranges_text(shown)} of {columns}", style="dim"))
-        table = Table(show_edge=False, pad_edge=False)
-        table.add_column("", style="bold", justify="right", no_wrap=True)
-        for j in shown:
-            table.add_column("…" if j is None else str(j), justify="right", no_wrap=True)
-        for position, i in enumerate(row_indices):
-            if i is None:
-                table.add_row(*(["⋮"] * (len(shown) + 1)))
-                continue
-            table.add_row(Text(str(i)), *(Text("…") if j is None else texts[j][position] for j in shown))
-        parts.append(_Lines(table, keep_width=True))
+        grid_columns = [("", labels, "right")] + [
+            ("…", ["⋮" if i is None else "…" for i in row_indices], "right") if j is None else (str(j), texts[j], "right")
+            for j in shown
+        ]
+        parts.append(_Grid(grid_columns))
+    hidden_rows, hidden_columns = rows - len(kept_rows), columns - sum(j is not None for j in column_indices)
+    if hidden_rows or hidden_columns:
+        counted = [f"{hidden:,} of {total:,} {what}" for hidden, total, what in
+                   ((hidden_rows, rows, "rows"), (hidden_columns, columns, "columns")) if hidden]
+        parts.append(_hidden_note(", ".join(counted)))
     return parts
 
 

@@ -146,10 +146,11 @@ def test_ctrl_c_during_output_leaves_no_file(monkeypatch, tmp_path):
     target = tmp_path / "j.json"
     target.write_text("old")
 
-    def interrupted(*args, **kwargs):
+    def interrupted(*args, **kwargs):  # the header written, then Ctrl-C among the numbers
+        yield '{"command": "jacobian"'
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(render, "to_json", interrupted)
+    monkeypatch.setattr(render, "json_chunks", interrupted)
     result = cli("jacobian", "x**2", "-i", "1,2", "-o", str(target))
     assert result.exit_code == 130
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]

@@ -12,6 +12,7 @@ import io
 import json
 import math
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -427,7 +428,8 @@ def test_pretty_large_matrix_is_summarized_and_full_shows_all() -> None:
     labels = {int(m) for m in re.findall(r"^\s*(\d+) [│|]", summary, flags=re.MULTILINE)}
     assert labels == set(range(8)) | set(range(rows - 8, rows))
     everything = pretty(result, full=True)
-    assert "⋮" not in everything and "…" not in everything
+    body = everything.split("\n\n", 1)[1]  # the header summarizes y even with full: it is not the result
+    assert "⋮" not in body and "…" not in body
     labels = {int(m) for m in re.findall(r"^\s*(\d+) [│|]", everything, flags=re.MULTILINE)}
     assert labels == set(range(rows))
     assert everything.count("7") >= rows
@@ -439,7 +441,7 @@ def test_pretty_long_vector_is_summarized_and_full_shows_all() -> None:
     assert "⋮" in summary
     assert "1000" in summary and "1099" in summary and "1050" not in summary
     everything = pretty(vjp_result(values), full=True)
-    assert "⋮" not in everything
+    assert "⋮" not in everything.split("\n\n", 1)[1]
     for value in values.tolist():
         assert str(int(value)) in everything
 
@@ -462,7 +464,7 @@ def test_pretty_header_names_the_method_and_inputs() -> None:
                          torch.zeros(2, dtype=F64), method="rows")
     text = pretty(result)
     assert "one torch.autograd.grad per output element" in text
-    assert "y: shape (2,)  (held constant)" in text
+    assert "y: shape (2,) = [0, 0]  (held constant)" in text
     assert "cpu, float64" in text
 
 
@@ -591,7 +593,7 @@ def test_pretty_output_name_never_clashes_with_an_input() -> None:
                          expression="2*y", v=torch.ones(2, dtype=F64))
     text = pretty_at(result, 100)
     assert "y.grad = vᵀ·∂f/∂y" in text
-    assert "output  f: shape (2,)" in text
+    assert "output  f: shape (2,) = [2, 4]" in text
     assert "method  f.backward(v), then y.grad" in text
     assert "∂y/∂y" not in text and "x.grad" not in text
     result.method = "grad"
@@ -601,7 +603,7 @@ def test_pretty_output_name_never_clashes_with_an_input() -> None:
                        {"y": torch.tensor(2.0, dtype=F64), "f": torch.tensor(3.0, dtype=F64)},
                        torch.tensor(6.0, dtype=F64), command="grad", expression="y*f")
     text = pretty_at(both, 100)
-    assert "y.grad = ∂g/∂y" in text and "f.grad = ∂g/∂f" in text and "output  g: shape ()" in text
+    assert "y.grad = ∂g/∂y" in text and "f.grad = ∂g/∂f" in text and "output  g: shape () = 6" in text
     assert "as g.backward()" in text
 
 
@@ -1228,3 +1230,396 @@ def test_npy_of_a_two_input_matrix_never_holds_a_second_copy() -> None:
     assert done.returncode == 0, done.stderr
     grown = int(done.stdout.strip())
     assert grown < 32 * 2**20, f"peak RSS grew by {grown / 2**20:.0f} MiB while writing"
+
+
+# -- streamed JSON, signless zeros, pipes -------------------------------------------------------
+
+
+def expected_json(result: Result) -> str:
+    """The document built the obvious way, with json.dumps of nested lists: the reference the
+    streamed writer must match character for character."""
+    def values(tensor: torch.Tensor):
+        return (tensor + 0.0).tolist()  # + 0.0: zeros without a sign
+
+    header = {"command": result.command, "expression": result.expression, "method": result.method,
+              "device": "cpu", "dtype": result.dtype,
+              "inputs": {n: {"shape": list(t.shape)} for n, t in result.inputs.items()}}
+    header["output"] = {"shape": list(result.output.shape), "values": values(result.output)}
+    header["result"] = {n: {"shape": list(t.shape), "values": values(t)} for n, t in result.tensors()}
+    return json.dumps(header) + "\n"
+
+
+@pytest.mark.parametrize(
+    "shape", [(), (0,), (5,), (2, 0, 3), (2, 3, 4), (3, 1, 2, 2), (2, render.PLAIN_PIECE + 7), (render.PLAIN_PIECE * 2 + 1,)]
+)
+def test_streamed_json_is_the_document_json_dumps_writes(shape) -> None:
+    values = torch.randn(shape, dtype=F64, generator=torch.Generator().manual_seed(11))
+    result = vjp_result(values)
+    text = render.to_json(result)
+    assert text == expected_json(result)
+    assert np.array_equal(np.array(strict_loads(text)["result"]["x"]["values"]).reshape(shape), values.numpy())
+
+
+def test_streamed_json_writes_the_header_first_and_the_numbers_in_pieces() -> None:
+    values = torch.randn(300, 300, dtype=F64, generator=torch.Generator().manual_seed(4))
+    result = make_result({"x": values}, {"x": torch.zeros(300, dtype=F64)}, torch.zeros(300, dtype=F64))
+    pieces = list(render.json_chunks(result))
+    assert "".join(pieces) == expected_json(result)
+    first = pieces[0]
+    assert first.startswith('{"command": "jacobian", "expression": "f(x)"') and '"inputs"' in first
+    assert not re.search(r"\d\.\d", first)  # no number of the result yet
+    # no piece holds twice PLAIN_PIECE numbers: the document is never one string
+    assert max(piece.count(",") for piece in pieces) < 2 * render.PLAIN_PIECE
+    assert len(pieces) >= 300 * 300 // render.PLAIN_PIECE
+
+
+def test_streamed_json_of_a_sparse_block_and_det_reads_back() -> None:
+    result = sparse_result(colors=2)
+    result.det = torch.tensor(-0.0, dtype=F64)
+    document = strict_loads(render.to_json(result))
+    entry = document["result"]["x"]
+    assert (entry["rows"], entry["cols"], entry["values"]) == ([0, 0, 1], [1, 2, 3], [5.0, 2.0, 3.0])
+    assert document["det"] == 0.0 and list(document)[:6] == ["command", "expression", "method", "device", "dtype", "inputs"]
+
+
+def test_a_tensor_anywhere_in_the_document_is_streamed(monkeypatch) -> None:
+    """What another key (v, the input values, a matrix) needs: put a tensor in json_document."""
+    real = render.json_document
+    v = torch.tensor([[1.5, float("nan")], [-0.0, 2.0]], dtype=F64)
+    monkeypatch.setattr(render, "json_document", lambda result: {**real(result), "v": v, "more": {"v": [v, 1]}})
+    document = strict_loads(render.to_json(vjp_result(torch.ones(2, dtype=F64))))
+    assert document["v"] == [[1.5, "nan"], [0.0, 2.0]] and document["more"] == {"v": [[[1.5, "nan"], [0.0, 2.0]], 1]}
+
+
+NEGATIVE_ZEROS = torch.tensor([[-0.0, -1.0], [-0.0, -0.25]], dtype=F64)  # what x**-1 gives off the diagonal
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_no_format_writes_a_negative_zero(dtype) -> None:
+    result = vjp_result(NEGATIVE_ZEROS.to(dtype))
+    texts = [render.to_plain(result), render.to_plain(result, precision=3), render.to_json(result),
+             pretty(result), pretty(result, precision=2)]
+    for text in texts:
+        assert not re.search(r"-0(?![.\d]*[1-9])", text), text
+    assert np.array_equal(np.loadtxt(io.StringIO(texts[0])), [[0.0, -1.0], [0.0, -0.25]])
+    assert strict_loads(texts[2])["result"]["x"]["values"] == [[0.0, -1.0], [0.0, -0.25]]
+    assert render.format_number(-0.0, None) == "0.0" and render.format_number(-0.0, 4) == "0"
+
+
+def test_the_cli_writes_no_negative_zero_in_any_format() -> None:
+    from helpers import cli
+
+    for fmt in ("plain", "json", "pretty"):
+        done = cli("jacobian", "x**-1", "-i", "1,2", "-m", "reverse", "--layout", "dense", "-f", fmt)
+        assert done.exit_code == 0, done.stderr
+        assert "-0" not in done.stdout.replace("-0.25", ""), done.stdout
+        assert "-1" in done.stdout and "-0.25" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0.5", "--symbolic", "--det"],
+        ["jacobian", "(x+1)**2", "-i", "eye:3", "--layout", "sparse"],
+        ["vjp", "log(x)", "-i", "0,1,2", "--v", "ones"],
+        ["jvp", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0.5", "--v", "t=1"],
+        ["grad", "sum(sqrt(x))", "-i", "0,4", "--symbolic"],
+        ["hessian", "a*b**2", "-i", "a=1", "-i", "b=2"],
+        ["hvp", "sum(x**3)", "-i", "1,2", "--v", "1,0"],
+        ["check", "relu(x)", "-i", "-1,0,1"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_piped_json_of_every_command_is_strict(argv) -> None:
+    from helpers import cli
+
+    done = cli(*argv, "-f", "json")
+    assert done.exit_code == 0 or argv[0] == "check" and done.exit_code == 1, done.stderr
+    assert "Error" not in done.stderr, done.stderr
+    document = strict_loads(done.stdout)
+    if argv[0] == "vjp":  # log(x) at 0: -inf, and its derivative 1/x: inf, as strings
+        assert document["output"]["values"][0] == "-inf" and document["result"]["x"]["values"][0] == "inf"
+    assert document["command"] == argv[0]
+    assert done.stdout.endswith("}\n") and done.stdout.count("\n") == 1
+
+
+PEAK_RSS = """
+import resource, sys
+from jacli.cli import main
+sys.argv = ["jacli", *sys.argv[1:]]
+try:
+    main()
+finally:
+    sys.stderr.write(f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n")
+"""
+
+
+def run_jacli(*argv: str, **kwargs) -> subprocess.Popen:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "JACLI_DEBUG": "", "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen([sys.executable, "-c", PEAK_RSS, *argv], env={**env, **kwargs.pop("env", {})}, **kwargs)
+
+
+def test_json_peak_memory_is_that_of_plain_for_a_2000_by_2000_jacobian() -> None:
+    import subprocess
+
+    peaks = {}
+    for fmt in ("plain", "json"):
+        child = run_jacli("jacobian", "softmax(x)", "-i", "randn:2000", "-f", fmt,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _, stderr = child.communicate(timeout=600)
+        assert child.returncode == 0, stderr
+        peaks[fmt] = int(re.search(r"^peak (\d+)$", stderr, flags=re.MULTILINE).group(1))
+    # the Jacobian alone is 2000 * 2000 * 8 bytes = 32 MB; before streaming JSON took ~300 MB more
+    assert peaks["json"] <= 1.2 * peaks["plain"], peaks
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json", "pretty"])
+def test_a_reader_that_stops_early_ends_jacli_with_exit_0(fmt) -> None:
+    """``jacli ... | head -c 50``: the first bytes come, the reader goes away, jacli exits 0
+    without a word. The result is 600x600 numbers (several MB, far beyond a pipe's buffer), so
+    jacli is still writing when the pipe closes."""
+    import subprocess
+
+    child = run_jacli("jacobian", "softmax(x)", "-i", "randn:600", "-f", fmt, "--full",
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = child.stdout.read(50)
+        child.stdout.close()
+        _, stderr = child.communicate(timeout=300)  # a safety net: the evidence is the exit itself
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert first.startswith(b"# x 600x600\n" if fmt == "plain" else b'{"command": "jacobian"' if fmt == "json" else b"jacobian")
+    assert child.returncode == 0, stderr
+    assert re.fullmatch(rb"peak \d+\n", stderr), stderr
+
+
+# -- the pretty view: fast tables, one notation per column, what a summary leaves out -----------
+
+
+def rich_table_text(grid) -> str:
+    """What rich's own Table draws for a grid's columns: the reference for ``_Grid``."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_edge=False, pad_edge=False)
+    for header, _, justify in grid.columns:
+        table.add_column(Text(header), justify=justify, no_wrap=True)
+    for row in zip(*(cells for _, cells, _ in grid.columns)):
+        table.add_row(*(Text(str(cell)) for cell in row))
+    console = Console(record=True, width=10_000, file=io.StringIO())
+    console.print(table)
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
+
+
+def grid_text(grid) -> str:
+    console = Console(record=True, width=40, file=io.StringIO())
+    console.print(grid, crop=False)
+    return console.export_text()
+
+
+GRID_SAMPLES = [
+    torch.tensor([[1.5, -0.0, float("nan")], [1e-7, 123456789.0, 2.0], [3, 4, float("-inf")]], dtype=F64),
+    torch.randn(30, 20, dtype=F64, generator=torch.Generator().manual_seed(1)) * 1000,
+    torch.eye(12, dtype=F64),
+    torch.arange(100, dtype=F64) * 1.25,
+    torch.tensor([7.0], dtype=F64),
+    torch.randn(3, 57, dtype=F64, generator=torch.Generator().manual_seed(2)),
+]
+
+
+@pytest.mark.parametrize("index", range(len(GRID_SAMPLES)))
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("width", [120, 40])
+def test_fast_tables_draw_what_richs_table_draws(index: int, full: bool, width: int) -> None:
+    array = GRID_SAMPLES[index].numpy()
+    parts = (render._vector_table if array.ndim == 1 else render._matrix_tables)(array, 6, full, width)
+    grids = [part for part in parts if isinstance(part, render._Grid)]
+    assert grids
+    for grid in grids:
+        assert grid_text(grid) == rich_table_text(grid)
+
+
+def test_fast_sparse_entries_draw_what_richs_table_draws() -> None:
+    result = sparse_result()
+    parts = render._structured_view(result, "x", result.blocks["x"], 6, True, 80)
+    grid = next(part for part in parts if isinstance(part, render._Grid))
+    assert grid_text(grid) == rich_table_text(grid)
+    assert "y[0]   │ x[0,1] │     5" in grid_text(grid)  # by hand: ∂y[0]/∂x[0,1] = x[1,0] = 5
+
+
+def test_full_600_by_600_matrix_shows_every_number_under_its_row_and_column() -> None:
+    values = torch.randn(600, 600, dtype=F64, generator=torch.Generator().manual_seed(8))
+    result = make_result({"x": values}, {"x": torch.zeros(600, dtype=F64)}, torch.zeros(600, dtype=F64))
+    text = pretty_at(result, 200, full=True)
+    cells = matrix_cells(text)
+    assert len(cells) == 600 * 600
+    shown = np.array([[float(cells[i, j]) for j in range(600)] for i in range(600)])
+    np.testing.assert_allclose(shown, values.numpy(), rtol=5e-6)  # 6 significant digits
+    assert "not shown" not in text
+
+
+@pytest.mark.parametrize(
+    "column,expected",
+    [
+        ([1.5, 1e-7, 3.0], ["1.5e+00", "1e-07", "3e+00"]),
+        ([0.0, 123456789.0, 4.0], ["0", "1.23457e+08", "4e+00"]),
+        ([0.001, 2.5, -30.0], ["0.001", "2.5", "-30"]),
+        ([float("nan"), 1e20, 0.0], ["nan", "1e+20", "0"]),
+        ([999999.7, 1.0], ["1e+06", "1e+00"]),  # rounds up to 7 digits: scientific, and so is 1
+    ],
+)
+def test_a_column_has_one_notation(column, expected) -> None:
+    assert render._column_texts(np.array(column), 6) == expected
+
+
+def test_the_pretty_view_never_mixes_notations_in_a_column() -> None:
+    values = torch.tensor([[1.5, 2.0], [1e-7, 3.0], [3.0, 4.0]], dtype=F64)
+    cells = matrix_cells(pretty(vjp_result(values)))
+    assert [cells[i, 0] for i in range(3)] == ["1.5e+00", "1e-07", "3e+00"]
+    assert [cells[i, 1] for i in range(3)] == ["2", "3", "4"]  # another column keeps its own
+
+
+def test_a_summary_says_what_it_leaves_out_and_how_to_see_it() -> None:
+    result = make_result({"x": torch.ones(30, 14, dtype=F64)}, {"x": torch.zeros(14, dtype=F64)}, torch.zeros(30, dtype=F64))
+    text = pretty_at(result, 120)
+    shown_rows = len({i for i, _ in matrix_cells(text)})
+    shown_columns = len({j for _, j in matrix_cells(text)})
+    assert f"… {30 - shown_rows} of 30 rows, {14 - shown_columns} of 14 columns not shown; --full shows all" in text
+    assert (shown_rows, shown_columns) == (16, 10)
+    narrow = pretty_at(result, 40)  # fewer columns fit: the count follows
+    columns = len({j for _, j in matrix_cells(narrow)})
+    assert f"{14 - columns} of 14 columns not shown" in " ".join(narrow.split()) and columns < 10
+    assert "… 40 of 100 values not shown; --full shows all" in pretty(vjp_result(distinct_values((100,))))
+    assert "not shown" not in pretty(result, full=True)
+    assert "not shown" not in pretty(vjp_result(distinct_values((12, 10))))  # nothing left out
+
+
+def test_the_header_shows_the_inputs_the_output_and_v() -> None:
+    # vjp of 2*x at x = [[1, 2, 3, 4]] with v = onehot:0,1, by hand: y = [[2, 4, 6, 8]]
+    x = torch.tensor([[1.0, 2.0, 3.0, 4.0]], dtype=F64)
+    v = torch.tensor([[0.0, 1.0, 0.0, 0.0]], dtype=F64)
+    result = make_result({"x": torch.tensor([[0.0, 2.0, 0.0, 0.0]], dtype=F64)}, {"x": x}, 2 * x,
+                         command="vjp", method="grad", expression="2*x", v=v)
+    lines = pretty(result).splitlines()
+    assert " input  x: shape (1, 4) = [[1, 2, 3, 4]]" in lines
+    assert "output  y: shape (1, 4) = [[2, 4, 6, 8]]" in lines
+    assert "     v  shape (1, 4) (like the output) = [[0, 1, 0, 0]]" in lines
+
+
+def test_the_header_summarizes_big_tensors_by_their_ends() -> None:
+    assert render._inline(np.arange(5000.0), 6) == "[0, 1, …, 4998, 4999]"
+    # x[i, j, :] starts at 24 i + 6 j: the corners (0, 0), (0, 3), (3, 0), (3, 3) start at 0, 18, 72, 90
+    assert render._inline(np.arange(96.0).reshape(4, 4, 6), 6) == (
+        "[[[0, 1, …, 4, 5], …, [18, 19, …, 22, 23]], …, [[72, 73, …, 76, 77], …, [90, 91, …, 94, 95]]]")
+    assert render._inline(np.arange(20.0).reshape(4, 5), 6) == "[[0, 1, 2, 3, 4], …, [15, 16, 17, 18, 19]]"
+    assert render._inline(np.arange(10.0).reshape(2, 5), 6) == "[[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]"  # 10: whole
+    assert render._inline(np.array([1e-7, 1.5, -0.0]), 6) == "[1e-07, 1.5e+00, 0]"  # one notation, no -0
+    assert render._inline(np.array(np.pi), 3) == "3.14"
+
+
+def test_the_cli_header_shows_v_of_jvp_and_hvp() -> None:
+    from helpers import cli
+
+    done = cli("jvp", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0.5", "--v", "t=1", "-f", "pretty")
+    assert done.exit_code == 0, done.stderr
+    # y = (2 cos .5, 2 sin .5) = (1.75517, 0.958851), by hand
+    assert "output  y: shape (2,) = [1.75517, 0.958851]" in done.stdout
+    assert "     v  t: shape () (like t) = 1" in done.stdout
+    done = cli("hvp", "sum(x**3)", "-i", "1,2", "--v", "1,0", "-f", "pretty")
+    assert "output  y: shape () = 9" in done.stdout and "v  x: shape (2,) (like x) = [1, 0]" in done.stdout
+
+
+# -- signs of life on a terminal's stderr, never on a pipe --------------------------------------
+
+
+def run_on_terminal(argv: list[str], tmp_path, typed: bytes | None = None) -> tuple[int, bytes, bytes]:
+    """Run jacli with stderr (and, with ``typed``, stdin) on a pseudo-terminal and stdout in a
+    file; statuses show at once (JACLI_PROGRESS_DELAY=0). ``typed`` is written once jacli says
+    it reads the terminal. Returns the exit code, stdout and all the terminal received."""
+    import os
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    stdout_path = tmp_path / "stdout"
+    with open(stdout_path, "wb") as stdout:
+        child = run_jacli(*argv, stdout=stdout, stderr=slave, stdin=slave if typed is not None else None,
+                          env={"JACLI_PROGRESS_DELAY": "0", "TERM": "xterm", "COLUMNS": "120"})
+    os.close(slave)
+    received = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 300)  # a safety net: evidence ends the wait
+            if not ready:
+                break
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the child closed the terminal: it has exited
+                break
+            if not data:
+                break
+            received += data
+            if typed is not None and b"Ctrl-D" in received:
+                os.write(master, typed)
+                typed = None
+        child.wait(timeout=300)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(master)
+    received = re.sub(rb"peak \d+\r\n$", b"", received)  # what the test's wrapper adds
+    return child.returncode, stdout_path.read_bytes(), received
+
+
+def test_symbolic_derivation_shows_a_transient_status_and_json_stays_clean(tmp_path) -> None:
+    code, stdout, terminal = run_on_terminal(["jacobian", "sin(x)*x", "-i", "1,2", "-m", "symbolic", "-f", "json"], tmp_path)
+    assert code == 0, terminal
+    assert "deriving the Jacobian exactly with SymPy".encode() in terminal
+    assert terminal.rstrip(b"\r\n").endswith(b"\x1b[2K")  # the last thing done: the line erased
+    assert b"\x1b" not in stdout
+    # d/dx x sin x = sin x + x cos x, by hand at 1 and 2
+    values = strict_loads(stdout.decode())["result"]["x"]["values"]
+    assert values[0][0] == pytest.approx(math.sin(1) + math.cos(1)) and values[1][1] == pytest.approx(math.sin(2) + 2 * math.cos(2))
+
+
+def test_writing_many_numbers_shows_a_status(tmp_path) -> None:
+    code, stdout, terminal = run_on_terminal(["jacobian", "x", "-i", "randn:300", "--layout", "dense"], tmp_path)
+    assert code == 0, terminal
+    assert b"writing 90,000 numbers to standard output" in terminal
+    assert np.array_equal(np.loadtxt(io.BytesIO(stdout)), np.eye(300))  # d x / d x, and nothing else on stdout
+
+
+def test_rows_progress_bar_takes_over_from_the_status(tmp_path) -> None:
+    code, stdout, terminal = run_on_terminal(["jacobian", "x**2", "-i", "arange:0,40", "-m", "rows", "--layout", "dense"], tmp_path)
+    assert code == 0, terminal
+    assert b"computing the Jacobian" in terminal and b"Jacobian rows" in terminal
+    assert np.array_equal(np.loadtxt(io.BytesIO(stdout)), np.diag(2.0 * np.arange(40)))  # 2x on the diagonal
+
+
+def test_reading_the_terminal_says_so(tmp_path) -> None:
+    code, stdout, terminal = run_on_terminal(["jacobian", "x**2", "-i", "@-"], tmp_path, typed=b"1,2\n\x04")
+    assert code == 0, terminal
+    assert b"from standard input (this terminal)" in terminal and b"press Ctrl-D" in terminal
+    assert b"computing" not in terminal  # no spinner over what the user types
+    assert np.array_equal(np.loadtxt(io.BytesIO(stdout)), [[2.0, 0.0], [0.0, 4.0]])
+
+
+def test_no_status_on_a_pipe() -> None:
+    import subprocess
+
+    child = run_jacli("jacobian", "sin(x)*x", "-i", "randn:90", "-m", "symbolic", "--layout", "dense",
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                      env={"JACLI_PROGRESS_DELAY": "0", "TERM": "xterm"})
+    stdout, stderr = child.communicate(timeout=300)
+    assert child.returncode == 0
+    assert re.fullmatch(rb"peak \d+\n", stderr), stderr  # only what the test's wrapper writes
+    assert stdout.startswith(b"# x 90x90\n") and b"\x1b" not in stdout
