@@ -27,7 +27,7 @@ from jacli.result import (
 )
 
 F64 = torch.float64
-TOP_LEVEL_KEYS = {"command", "expression", "method", "device", "dtype", "inputs", "output", "result"}
+TOP_LEVEL_KEYS = {"command", "expression", "method", "device", "dtype", "seed", "inputs", "output", "result"}
 
 
 def make_result(
@@ -90,7 +90,10 @@ def test_json_document_shape_and_values() -> None:
     assert document["method"] == "reverse"
     assert document["device"] == "cpu"
     assert document["dtype"] == "float64"
-    assert document["inputs"] == {"r": {"shape": []}, "t": {"shape": []}}
+    # each input's values in full, and its spec where the problem knows it (none here)
+    assert document["inputs"] == {"r": {"shape": [], "spec": None, "values": 2.0},
+                                  "t": {"shape": [], "spec": None, "values": 0.0}}
+    assert document["seed"] == 0
     assert document["output"] == {"shape": [2], "values": [2.0, 0.0]}
     assert document["result"] == {
         "r": {"shape": [2], "values": [1.0, 0.0]},
