@@ -18,3 +18,14 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much], print_blob=True,
 )
 settings.load_profile(os.environ.get("JACLI_HYPOTHESIS_PROFILE", "ci"))
+
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _history_in_a_temporary_folder(tmp_path_factory, monkeypatch):
+    """Every jacli run in the tests keeps its last problem in a folder of the test session,
+    never in the cache of the person who runs them (in-process runs and subprocesses alike)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.delenv("JACLI_NO_HISTORY", raising=False)
