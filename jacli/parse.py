@@ -286,8 +286,8 @@ def ascii_form(text: str) -> str:
     """``text`` with the math characters of papers in jacli's ASCII: ``x²`` → ``x**2``,
     ``√x`` → ``sqrt(x)``, ``x − 1`` → ``x - 1``, ``2x`` → ``2*x``."""
     text = re.sub(r"[⁰¹²³⁴⁵⁶⁷⁸⁹⁻]+", lambda m: "**" + m.group(0).translate(_SUPERSCRIPTS), text)
-    text = re.sub(r"√\s*([^\W\d]\w*|\d+\.?\d*)", r"sqrt(\1)", text)  # √x, √2
-    text = text.replace("√", "sqrt")  # √(x + 1)
+    text = re.sub(r"√\s*([^\W\d]\w*(?!\w)(?!\s*\()|\d+\.?\d*)", r"sqrt(\1)", text)  # √x, √2
+    text = re.sub(r"√(?=\s*\()", "sqrt", text)  # √(x + 1); a √ left (√√x, √sin(x)) means no suggestion
     text = "".join(_CHARACTERS.get(char, (char,))[0] for char in text)
     return _NUMBER_THEN_NAME.sub(r"\1*", text)
 
@@ -298,8 +298,10 @@ def _ascii_hint(text: str) -> str:
     if suggestion == text:
         return ""
     try:
-        ast.parse(_caret_to_power(suggestion)[0].strip(), mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SyntaxWarning)  # as parse() does: a warning is a failure
+            ast.parse(_caret_to_power(suggestion)[0].strip(), mode="eval")
+    except (SyntaxError, SyntaxWarning, ValueError, RecursionError, MemoryError):
         return ""
     reasons = []
     for char in text:

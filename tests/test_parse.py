@@ -619,3 +619,11 @@ def test_names_from_other_tools_get_jaclis_form(text: str, written: str) -> None
     meant = {"ln(x)": sp.log(x), "ln(x + 1)": sp.log(x + 1), "pow(x, 2)": x**2, "pow(x + 1, y)": (x + 1)**y,
              "log10(x)": sp.log(x, 10), "arctan(x)": sp.atan(x), "square(2*x)": 4 * x**2}[text]
     assert sp.simplify(parse(written).tree.doit() - meant) == 0
+
+
+@pytest.mark.parametrize("text", ["√", "√√x", "√sin(x)"])
+def test_no_suggestion_rather_than_a_wrong_one(text: str) -> None:
+    """Where the ASCII form is not clear (what √ applies to), the message suggests nothing."""
+    with pytest.raises(ExpressionError) as info:
+        parse(text)
+    assert "did you mean" not in str(info.value) and "U+221A" in str(info.value)
