@@ -246,6 +246,22 @@ def test_a_piped_result_is_continued_with_its_exact_values(cache) -> None:
     assert again["inputs"]["x"]["values"] == list(x)
 
 
+def test_a_piped_float32_result_is_continued_with_the_same_float32_values(cache) -> None:
+    import torch
+
+    first = run("jacobian", "x**2", "-i", "randn:6", "--seed", "5", "--dtype", "float32", "-f", "json")
+    result = run("vjp", "--v", "ones", "-f", "json", stdin=first.stdout)
+    assert result.exit_code == 0, result.stderr
+    document = strict_json(result.stdout)
+    assert document["dtype"] == "float32"
+    # the reference: the same draw made directly in float32 from the same seed
+    from jacli.inputs import materialize, parse_spec
+
+    drawn = materialize(parse_spec("randn:6"), name="x", dtype=torch.float32, device="cpu", seed=5)
+    assert torch.equal(torch.tensor(document["inputs"]["x"]["values"], dtype=torch.float32), drawn)
+    assert torch.equal(torch.tensor(document["result"]["x"]["values"], dtype=torch.float32), 2 * drawn)
+
+
 def test_a_real_pipe_between_two_processes(tmp_path) -> None:
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "JACLI_DEBUG": ""}
     command = (
