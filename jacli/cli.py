@@ -257,7 +257,9 @@ def _problem(command: str, values: dict[str, Any], o: _Options, context: Any) ->
     try:
         if text is not None:
             if text == "-" and _reads_stdin(o, values):
-                raise JacliError("the expression is - (standard input), and so is an input or --v; give the expression itself")
+                raise JacliError(
+                    "the expression is - (standard input), and so is an input or --v; give the expression itself"
+                )
             return history.expression(text, untrusted=untrusted)
         earlier = None
         if not untrusted:
@@ -291,7 +293,9 @@ def _continue(earlier: Any, values: dict[str, Any], o: _Options, context: Any) -
     from jacli import inputs as spec_module
     from jacli.errors import InputError
 
-    specs = {name: earlier.values.get(name) or spec_module.parse_spec(text, param="inputs") for name, text in earlier.inputs}
+    specs = {
+        name: earlier.values.get(name) or spec_module.parse_spec(text, param="inputs") for name, text in earlier.inputs
+    }
     for name, spec in (spec_module.parse_input_option(text) for text in o.inputs):
         if name is None:
             if len(specs) != 1:
@@ -344,7 +348,10 @@ def _no_problem(command: str, values: dict[str, Any], o: _Options, untrusted: bo
     parts = ["jacli", command, shlex.quote(expression)] + [f"-i {shlex.quote(text)}" for text in inputs]
     v = values.get("v")
     parts += [f"--v {shlex.quote(text)}" for text in ([v] if isinstance(v, str) else list(v or []))]
-    return f"jacli {command} needs an expression (EXPR), and there is no problem to continue: {why}. Give one, e.g. {' '.join(parts)}"
+    return (
+        f"jacli {command} needs an expression (EXPR), and there is no problem to continue: {why}. "
+        f"Give one, e.g. {' '.join(parts)}"
+    )
 
 
 def _remember(command: str, values: dict[str, Any], o: _Options) -> None:

@@ -186,7 +186,8 @@ def _from_record(record: Any) -> Earlier:
         raise ValueError("inputs")
     wrt = record.get("wrt", [])
     strings = [record["command"], record["expression"], record.get("dtype", "float64"), record.get("device", "cpu")]
-    if not all(isinstance(s, str) for s in strings) or not (isinstance(wrt, list) and all(isinstance(w, str) for w in wrt)):
+    names = isinstance(wrt, list) and all(isinstance(w, str) for w in wrt)
+    if not all(isinstance(s, str) for s in strings) or not names:
         raise ValueError("fields")
     seed = record.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -250,7 +251,9 @@ def read_stdin(budget: int | None = None) -> str:
     try:
         return _read_text(sys.stdin, budget, "standard input")
     except UnicodeDecodeError:
-        raise InputError("standard input is not text (not UTF-8); pipe jacli's -f json output") from None
+        raise InputError(
+            "standard input is not text (not UTF-8); pipe the output of a jacli command run with `format` json"
+        ) from None
 
 
 def document(text: str) -> Earlier:
@@ -341,7 +344,9 @@ def expression(text: str, *, untrusted: bool = False) -> str:
 
 def _strip(text: str, what: str) -> str:
     if len(text) > MAX_EXPRESSION_FILE:
-        raise ExpressionError(f"{what} holds more than {MAX_EXPRESSION_FILE:,} characters; an expression is shorter", param="expr")
+        raise ExpressionError(
+            f"{what} holds more than {MAX_EXPRESSION_FILE:,} characters; an expression is shorter", param="expr"
+        )
     if not text.strip():
         raise ExpressionError(f"{what} holds no expression (it is empty)", param="expr")
     return text.strip()

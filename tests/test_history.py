@@ -286,7 +286,8 @@ def test_a_real_pipe_between_two_processes(tmp_path) -> None:
 @pytest.mark.parametrize(
     "piped, message",
     [
-        ("1 2 3\n", "standard input is not jacli's JSON output (not valid JSON); pipe the output of a jacli command run with --format json"),
+        ("1 2 3\n", "standard input is not jacli's JSON output (not valid JSON); pipe the output of a jacli "
+                    "command run with --format json"),
         ('{"a": 1}', "standard input holds JSON without an expression and inputs"),
     ],
 )
