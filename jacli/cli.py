@@ -196,7 +196,7 @@ def _options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., Any
             context = values.pop("context")
             if "expression" not in values:
                 return command(o=options, **values)
-            values["expression"] = _problem(command.__name__, values, options, context)
+            values["expression"] = _problem(command, values, options, context)
             outcome = command(o=options, **values)
             _remember(command.__name__, values, options)
             return outcome
@@ -234,19 +234,7 @@ def _expression(example: str, what: str = "The formula") -> Any:
 # replace theirs. One line on stderr says which problem was continued. Untrusted mode continues
 # nothing and reads no expression file.
 
-EXAMPLES = {
-    "jacobian": ("[r*cos(t), r*sin(t)]", ["r=2", "t=0.5"]),
-    "vjp": ("3*a + 2*b**2 + log(c)", ["a=1,2,3", "b=3,4,5", "c=6,7,8"]),
-    "jvp": ("[r*cos(t), r*sin(t)]", ["r=2", "t=0.5"]),
-    "grad": ("x**2 + 3*x + 1", ["2"]),
-    "hessian": ("sum(x**3)", ["1,2"]),
-    "hvp": ("sum(x**3)", ["1,2"]),
-    "check": ("softmax(x)*x", ["randn:5"]),
-}
-"""A problem for each command, for the message that asks for an expression."""
-
-
-def _problem(command: str, values: dict[str, Any], o: _Options, context: Any) -> str:
+def _problem(command: Callable[..., Any], values: dict[str, Any], o: _Options, context: Any) -> str:
     """The expression to compute: EXPR as typed, read from @FILE or -, or a continued problem's."""
     from jacli import history
     from jacli.problem import is_untrusted_environment
@@ -328,8 +316,10 @@ def _continue(earlier: Any, values: dict[str, Any], o: _Options, context: Any) -
     _diagnose(f"jacli: continuing {source}: jacli {earlier.command} {' '.join(shown)}")
 
 
-def _no_problem(command: str, values: dict[str, Any], o: _Options, untrusted: bool) -> str:
-    """No EXPR and nothing to continue: say why, with a whole command that uses what was typed."""
+def _no_problem(command: Callable[..., Any], values: dict[str, Any], o: _Options, untrusted: bool) -> str:
+    """No EXPR and nothing to continue: the command's first example, with what the user typed
+    (their --v, their inputs under an expression of their names), and why nothing continued."""
+    import re
     import shlex
 
     from jacli import history
@@ -337,21 +327,21 @@ def _no_problem(command: str, values: dict[str, Any], o: _Options, untrusted: bo
     if untrusted:
         why = "untrusted mode continues no earlier problem"
     elif not history.enabled():
-        why = "nothing is piped in, and the last problem is not kept (JACLI_NO_HISTORY is set)"
+        why = "nothing is piped in, and the last problem is not kept: JACLI_NO_HISTORY is set"
     else:
         why = "nothing is piped in, and jacli has run no problem for you yet"
-    expression, inputs = EXAMPLES.get(command, EXAMPLES["jacobian"])
-    if o.inputs:  # the user's own inputs, with an expression of their names
-        inputs = list(o.inputs)
-        names = [t.split("=", 1)[0].strip() if "=" in t else "x" for t in inputs]
-        expression = " + ".join(f"{name}**2" for name in dict.fromkeys(names))
-    parts = ["jacli", command, shlex.quote(expression)] + [f"-i {shlex.quote(text)}" for text in inputs]
+    name = command.__name__
+    examples = [line.strip() for line in (command.__doc__ or "").splitlines() if line.strip().startswith("jacli ")]
+    example = examples[0] if examples else f'jacli {name} "x**2" -i x=1,2,3'
+    if o.inputs:  # the user's own inputs, under an expression of their names
+        names = dict.fromkeys(t.split("=", 1)[0].strip() if "=" in t else "x" for t in o.inputs)
+        inputs = " ".join(f"-i {shlex.quote(text)}" for text in o.inputs)
+        example = f'jacli {name} "{" + ".join(f"{n}**2" for n in names)}" {inputs}'
     v = values.get("v")
-    parts += [f"--v {shlex.quote(text)}" for text in ([v] if isinstance(v, str) else list(v or []))]
-    return (
-        f"jacli {command} needs an expression (EXPR), and there is no problem to continue: {why}. "
-        f"Give one, e.g. {' '.join(parts)}"
-    )
+    typed = [v] if isinstance(v, str) else list(v or [])
+    if typed:  # the user's own --v in place of the example's
+        example = re.sub(r" --v \S+", "", example) + "".join(f" --v {shlex.quote(text)}" for text in typed)
+    return f"jacli {name} needs a formula (EXPR); for example: {example} (there is no problem to continue: {why})"
 
 
 def _remember(command: str, values: dict[str, Any], o: _Options) -> None:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 from hypothesis import HealthCheck, settings
@@ -23,9 +24,14 @@ settings.load_profile(os.environ.get("JACLI_HYPOTHESIS_PROFILE", "ci"))
 import pytest
 
 
+_tests_run = itertools.count()
+
+
 @pytest.fixture(autouse=True)
 def _history_in_a_temporary_folder(tmp_path_factory, monkeypatch):
-    """Every jacli run in the tests keeps its last problem in a folder of the test session,
-    never in the cache of the person who runs them (in-process runs and subprocesses alike)."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+    """Every test starts with no last problem, in a cache folder of its own under the session's
+    temporary folder (made only if a run writes there), never in the cache of the person who
+    runs the tests: in-process runs and subprocesses alike."""
+    folder = tmp_path_factory.getbasetemp() / "cache" / str(next(_tests_run))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder))
     monkeypatch.delenv("JACLI_NO_HISTORY", raising=False)

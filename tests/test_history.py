@@ -137,17 +137,34 @@ def test_with_nothing_to_continue_the_error_shows_a_whole_command_with_the_users
     result = run("vjp", "--v", "0.1,1,0.0001")
     assert result.exit_code == 2 and result.stdout == "" and "Traceback" not in result.stderr
     assert result.stderr == (
-        "Error: jacli vjp needs an expression (EXPR), and there is no problem to continue: nothing is piped in, "
-        "and jacli has run no problem for you yet. Give one, e.g. jacli vjp '3*a + 2*b**2 + log(c)' "
-        "-i a=1,2,3 -i b=3,4,5 -i c=6,7,8 --v 0.1,1,0.0001\n"
+        "Error: jacli vjp needs a formula (EXPR); for example: jacli vjp \"3*a + 2*b**2 + log(c)\" -i a=1,2,3 "
+        "-i b=3,4,5 -i c=6,7,8 --v 0.1,1,0.0001 (there is no problem to continue: nothing is piped in, and "
+        "jacli has run no problem for you yet)\n"
     )
-    command = result.stderr.split("e.g. ", 1)[1].strip()
+    command = result.stderr.split("for example: ", 1)[1].split(" (there is", 1)[0]
     import shlex
 
     suggested = run(*shlex.split(command)[1:], "-f", "json")  # the suggestion runs, and is right
     assert suggested.exit_code == 0
     for name, values in BY_HAND.items():
         assert_close(strict_json(suggested.stdout)["result"][name]["values"], values)
+
+
+@pytest.mark.parametrize(
+    "argv, command",
+    [
+        (["vjp", "--v", "1,0.5", "-i", "a=1,2"], 'jacli vjp "a**2" -i a=1,2 --v 1,0.5'),
+        (["jvp", "--v", "t=1", "-i", "r=2", "-i", "t=0.5"], 'jacli jvp "r**2 + t**2" -i r=2 -i t=0.5 --v t=1'),
+        (["jacobian"], 'jacli jacobian "(x+1)**2" --input eye:2'),
+    ],
+)
+def test_the_suggested_command_uses_what_was_typed_and_runs(cache, argv, command) -> None:
+    import shlex
+
+    result = run(*argv)
+    assert result.exit_code == 2
+    assert f"needs a formula (EXPR); for example: {command} (there is no problem" in result.stderr
+    assert run(*shlex.split(command)[1:]).exit_code == 0
 
 
 def test_jacli_no_history_turns_it_off_both_ways(cache) -> None:
