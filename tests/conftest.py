@@ -27,6 +27,14 @@ import pytest
 _tests_run = itertools.count()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_history_outside_the_session(tmp_path_factory):
+    """The same for what runs outside any one test (a module's set-up fixture runs jacli too)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache" / "session"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _history_in_a_temporary_folder(tmp_path_factory, monkeypatch):
     """Every test starts with no last problem, in a cache folder of its own under the session's
