@@ -300,13 +300,15 @@ class _Options:
     untrusted: bool = False
     doing: str = "jacli: computing…"
     """What the status line says while the command computes."""
+    given: Optional[list] = None
+    """The input specs of a continued problem (``_continue``), which replace ``inputs``."""
 
     def specs(self) -> tuple[list, Optional[int]]:
         """The cheap checks (specs, device name, budget) before torch or SymPy load."""
         from jacli import devices, inputs as spec_module, limits
 
         devices.check_names(self.device, "float64")
-        specs = [spec_module.parse_input_option(text) for text in self.inputs]
+        specs = self.given if self.given is not None else [spec_module.parse_input_option(text) for text in self.inputs]
         budget = limits.parse_size(self.max_memory) if self.max_memory is not None else None
         _announce_terminal_stdin(specs)
         return specs, budget
@@ -342,22 +344,175 @@ def _options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., Any
             Status.quiet, Status.no_color = _noise.quiet, _noise.no_color
             options = _Options(**{name: values.pop(name) for name in shared if name not in NOISE})
             options.doing = _computing(command.__name__, values)
-            return command(o=options, **values)
+            context = values.pop("context")
+            if "expression" not in values:
+                return command(o=options, **values)
+            values["expression"] = _problem(command, values, options, context)
+            outcome = command(o=options, **values)
+            _remember(command.__name__, values, options)
+            return outcome
 
         # The inputs come right after the expression in --help, where a reader looks first.
         leading = [p for p in added if p.name in LEADING]
         trailing = [p for p in added if p.name not in LEADING]
-        parameters = own[:1] + leading + own[1:] + trailing
+        # Typer passes the click context to a parameter of this type: it says which options
+        # were typed (NOTE [continuing a problem]).
+        context = inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+        parameters = own[:1] + leading + own[1:] + trailing + [context]
         with_options.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
         annotations = {k: v for k, v in command.__annotations__.items() if k != "o"}
-        with_options.__annotations__ = {**annotations, **{name: spec[0] for name, spec in shared.items()}}
+        with_options.__annotations__ = {
+            **annotations, **{name: spec[0] for name, spec in shared.items()}, "context": typer.Context,
+        }
         return with_options
 
     return decorate
 
 
 def _expression(example: str, what: str = "The formula") -> Any:
-    return typer.Argument(..., metavar="EXPR", help=f"{what}, e.g. \"{example}\".")
+    return typer.Argument(
+        None, metavar="EXPR", show_default=False,
+        help=f"{what}, e.g. \"{example}\"; @FILE or - reads it from a file or stdin. Left out, "
+        "the problem is continued: from jacli's -f json output piped in, else the last one run.",
+    )
+
+
+# NOTE [continuing a problem]
+# With no EXPR a command continues a problem (the "second used-by line": after a jacobian, a
+# learner types `jacli vjp --v 0.1,1,0.0001`): the one piped in as jacli's own -f json output
+# when stdin is a pipe, else the last one jacli ran for this user (jacli.history). What the user
+# types wins: -i replaces that input (the others stay), and --wrt, --dtype, --device, --seed
+# replace theirs. One line on stderr says which problem was continued. Untrusted mode continues
+# nothing and reads no expression file.
+
+def _problem(command: Callable[..., Any], values: dict[str, Any], o: _Options, context: Any) -> str:
+    """The expression to compute: EXPR as typed, read from @FILE or -, or a continued problem's."""
+    from jacli import history
+    from jacli.problem import is_untrusted_environment
+
+    warnings.showwarning = _show_warning
+    untrusted = o.untrusted or is_untrusted_environment()
+    text = values["expression"]
+    try:
+        if text is not None:
+            if text == "-" and _reads_stdin(o, values):
+                raise JacliError(
+                    "the expression is - (standard input), and so is an input or --v; give the expression itself"
+                )
+            return history.expression(text, untrusted=untrusted)
+        earlier = None
+        if not untrusted:
+            if history.piped() and not _reads_stdin(o, values):
+                piped = history.read_stdin()
+                earlier = history.document(piped) if piped.strip() else None
+            earlier = earlier or history.load()
+        if earlier is None:
+            _diagnose(f"Error: {_no_problem(command, values, o, untrusted)}")
+            raise typer.Exit(2)
+        _continue(earlier, values, o, context)
+        return earlier.expression
+    except JacliError as error:
+        if o.debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):
+            raise
+        _diagnose(f"Error: {error.cli_message or flagged(str(error), FLAGS)}")
+        raise typer.Exit(1) from None
+
+
+def _reads_stdin(o: _Options, values: dict[str, Any]) -> bool:
+    """Whether an --input or --v typed on this command line is @- (standard input)."""
+    v = values.get("v") or []
+    texts = list(o.inputs) + ([v] if isinstance(v, str) else list(v))
+    return any(text.split("=", 1)[-1].strip() == "@-" for text in texts)
+
+
+def _continue(earlier: Any, values: dict[str, Any], o: _Options, context: Any) -> None:
+    """Take the earlier problem's inputs and settings, except where the user typed their own."""
+    import shlex
+
+    from jacli import inputs as spec_module
+    from jacli.errors import InputError
+
+    specs = {
+        name: earlier.values.get(name) or spec_module.parse_spec(text, param="inputs") for name, text in earlier.inputs
+    }
+    for name, spec in (spec_module.parse_input_option(text) for text in o.inputs):
+        if name is None:
+            if len(specs) != 1:
+                raise InputError(
+                    f"an --input without a name cannot say which input of the continued problem it "
+                    f"replaces ({', '.join(specs)}); write NAME=SPEC, e.g. --input {next(iter(specs), 'x')}=1,2,3"
+                )
+            name = next(iter(specs))
+        specs[name] = spec
+    o.given = list(specs.items())
+
+    def default(name: str) -> bool:
+        source = context.get_parameter_source(name)
+        return source is None or source.name in ("DEFAULT", "DEFAULT_MAP")
+
+    if "wrt" in values and default("wrt") and earlier.wrt:
+        values["wrt"] = list(earlier.wrt)
+    if default("dtype") and earlier.dtype in DType.__members__:
+        o.dtype = DType(earlier.dtype)
+    if default("device"):
+        o.device = earlier.device
+    if default("seed"):
+        o.seed = earlier.seed
+    shown = [shlex.quote(earlier.expression)] + [f"-i {shlex.quote(f'{n}={t}')}" for n, t in earlier.inputs]
+    shown += [f"--wrt {shlex.quote(','.join(earlier.wrt))}"] if earlier.wrt else []
+    shown += [f"--dtype {earlier.dtype}"] if earlier.dtype != "float64" else []
+    shown += [f"--device {shlex.quote(earlier.device)}"] if earlier.device != "cpu" else []
+    shown += [f"--seed {earlier.seed}"] if earlier.seed and earlier.source == "history" else []
+    source = "the last problem" if earlier.source == "history" else "the problem piped in"
+    _diagnose(f"jacli: continuing {source}: jacli {earlier.command} {' '.join(shown)}")
+
+
+def _no_problem(command: Callable[..., Any], values: dict[str, Any], o: _Options, untrusted: bool) -> str:
+    """No EXPR and nothing to continue: the command's first example, with what the user typed
+    (their --v, their inputs under an expression of their names), and why nothing continued."""
+    import re
+    import shlex
+
+    from jacli import history
+
+    if untrusted:
+        why = "untrusted mode continues no earlier problem"
+    elif not history.enabled():
+        why = "nothing is piped in, and the last problem is not kept: JACLI_NO_HISTORY is set"
+    else:
+        why = "nothing is piped in, and jacli has run no problem for you yet"
+    name = command.__name__
+    examples = [line.strip() for line in (command.__doc__ or "").splitlines() if line.strip().startswith("jacli ")]
+    example = examples[0] if examples else f'jacli {name} "x**2" -i x=1,2,3'
+    if o.inputs:  # the user's own inputs, under an expression of their names
+        names = dict.fromkeys(t.split("=", 1)[0].strip() if "=" in t else "x" for t in o.inputs)
+        inputs = " ".join(f"-i {shlex.quote(text)}" for text in o.inputs)
+        example = f'jacli {name} "{" + ".join(f"{n}**2" for n in names)}" {inputs}'
+    v = values.get("v")
+    typed = [v] if isinstance(v, str) else list(v or [])
+    if typed:  # the user's own --v in place of the example's
+        example = re.sub(r" --v \S+", "", example) + "".join(f" --v {shlex.quote(text)}" for text in typed)
+    return f"jacli {name} needs a formula (EXPR); for example: {example} (there is no problem to continue: {why})"
+
+
+def _remember(command: str, values: dict[str, Any], o: _Options) -> None:
+    """Keep the problem that just ran as the last one (see jacli.history)."""
+    from jacli import history
+    from jacli.problem import is_untrusted_environment
+
+    if o.untrusted or is_untrusted_environment() or not history.enabled():
+        return
+    try:
+        from jacli.parse import parse
+
+        specs, _ = o.specs()
+        history.save(
+            command, values["expression"], [(name, spec.text) for name, spec in specs],
+            variables=parse(values["expression"]).variables, wrt=list(values.get("wrt") or []),
+            dtype=o.dtype.value, device=o.device, seed=o.seed,
+        )
+    except JacliError:
+        pass
 
 
 @app.command(cls=_Command, short_help="The Jacobian of EXPR for each input.", epilog=SPECS)

@@ -262,9 +262,64 @@ def _syntax_error(text: str, source: str, columns: list[int], error: SyntaxError
     else:
         original = columns[min(index + error.offset - 1, len(columns) - 1)]
     return ExpressionError(
-        f"cannot parse the expression: {reason} ({_location(text, original)})"
+        f"cannot parse the expression: {reason}{_ascii_hint(text)} ({_location(text, original)})"
         + _caret(text, original)
     )
+
+
+# NOTE [ASCII suggestions]
+# Text pasted from a paper or typed as on paper (x², √x, 2x, x − 1) is not Python syntax. jacli
+# does not guess what such text means; it refuses it, and suggests the ASCII form, checked to
+# parse, for the user to confirm by typing it.
+_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
+_CHARACTERS = {
+    "−": ("-", "the minus sign is the ASCII '-'"), "–": ("-", "the minus sign is the ASCII '-'"),
+    "—": ("-", "the minus sign is the ASCII '-'"), "×": ("*", "multiply with '*'"),
+    "·": ("*", "multiply with '*'"), "⋅": ("*", "multiply with '*'"), "∗": ("*", "multiply with '*'"),
+    "÷": ("/", "divide with '/'"), "∕": ("/", "divide with '/'"),
+}
+_NUMBER_THEN_NAME = re.compile(r"(?<![\w.])(\d+\.?\d*|\.\d+)(?![eE][+-]?\d)(?=[^\W\d]|\()")
+"""A number written right before a name or '(' (``2x``, ``3(x+1)``), not an exponent (``1e5``)."""
+
+
+def ascii_form(text: str) -> str:
+    """``text`` with the math characters of papers in jacli's ASCII: ``x²`` → ``x**2``,
+    ``√x`` → ``sqrt(x)``, ``x − 1`` → ``x - 1``, ``2x`` → ``2*x``."""
+    text = re.sub(r"[⁰¹²³⁴⁵⁶⁷⁸⁹⁻]+", lambda m: "**" + m.group(0).translate(_SUPERSCRIPTS), text)
+    text = re.sub(r"√\s*([^\W\d]\w*(?!\w)(?!\s*\()|\d+\.?\d*)", r"sqrt(\1)", text)  # √x, √2
+    text = re.sub(r"√(?=\s*\()", "sqrt", text)  # √(x + 1); a √ left (√√x, √sin(x)) means no suggestion
+    text = "".join(_CHARACTERS.get(char, (char,))[0] for char in text)
+    return _NUMBER_THEN_NAME.sub(r"\1*", text)
+
+
+def _ascii_hint(text: str) -> str:
+    """"; powers are written ** or ^: did you mean x**2?" when ``ascii_form`` makes text that parses."""
+    suggestion = ascii_form(text)
+    if suggestion == text:
+        return ""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SyntaxWarning)  # as parse() does: a warning is a failure
+            ast.parse(_caret_to_power(suggestion)[0].strip(), mode="eval")
+    except (SyntaxError, SyntaxWarning, ValueError, RecursionError, MemoryError):
+        return ""
+    reasons = []
+    for char in text:
+        if char in "⁰¹²³⁴⁵⁶⁷⁸⁹⁻":
+            reasons.append("powers are written ** or ^")
+        elif char == "√":
+            reasons.append("square roots are written sqrt(x)")
+        elif char in _CHARACTERS:
+            reasons.append(_CHARACTERS[char][1])
+    if _NUMBER_THEN_NAME.search(text):
+        reasons.append("multiplication needs '*'")
+    reasons = list(dict.fromkeys(reasons))
+    return f"; {', '.join(reasons)}: did you mean {_shorten(suggestion)}?"
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    """Long text cut in the middle for a message."""
+    return text if len(text) <= limit else text[: limit // 2 - 2] + "..." + text[-(limit // 2 - 1):]
 
 
 _BINARY_NAMES = {
@@ -487,11 +542,20 @@ class _Builder:
         if isinstance(node.func, ast.Attribute):
             raise self.fail(node.func, "attribute access is not allowed in a jacli expression")
         if not isinstance(node.func, ast.Name):
+            if isinstance(node.func, ast.Constant) and not node.keywords and len(node.args) == 1:
+                # 2(x + 1): a number before parentheses, as on paper
+                number, operand = self.segment(node.func), self.segment(node.args[0])
+                raise self.fail(
+                    node.func, f"a number cannot be called like a function; multiplication needs '*': "
+                    f"did you mean {number}*({operand})?",
+                )
             raise self.fail(node.func, "only functions called by name, like sin(x), are allowed")
         name = node.func.id
         if name.startswith("_"):
             raise self.fail(node.func, f"names starting with '_' are not allowed: {name!r}")
         entry = FUNCTIONS.get(name)
+        if entry is None and name in _OTHER_NAMES and not node.keywords:
+            raise self.fail(node.func, _other_name_message(name, [self.segment(a) for a in node.args]))
         if entry is None:
             raise self.fail(node.func, unknown_function_message(name))
         if node.keywords:
@@ -558,6 +622,29 @@ def _arity(entry: Function) -> str:
     if extra:
         text += " and " + " or ".join(map(str, extra)) + " integer" + ("s" if max(extra) > 1 else "")
     return text
+
+
+_OTHER_NAMES: dict[str, tuple[str, int]] = {
+    "ln": ("log({0})", 1), "log10": ("log({0})/log(10)", 1), "log2": ("log({0})/log(2)", 1),
+    "pow": ("{0}**{1}", 2), "power": ("{0}**{1}", 2), "square": ("{0}**2", 1),
+    "arcsin": ("asin({0})", 1), "arccos": ("acos({0})", 1), "arctan": ("atan({0})", 1),
+    "arcsinh": ("asinh({0})", 1), "arccosh": ("acosh({0})", 1), "arctanh": ("atanh({0})", 1),
+}
+"""Names other tools (NumPy, C, calculators) give functions that jacli writes another way: the
+form to write, with the call's arguments in place, and how many arguments the call has."""
+
+
+def _other_name_message(name: str, arguments: list[str]) -> str:
+    """'ln is not a jacli function; write log(x)' with the call's own arguments."""
+    form, count = _OTHER_NAMES[name]
+    if len(arguments) != count:
+        arguments = ["x", "y"][:count]
+    # An argument that is more than a name or a number is bracketed where the form needs it.
+    shown = [
+        a if re.fullmatch(r"\s*[\w.]+\s*", a) or form.startswith(("log(", "a")) else f"({a})"
+        for a in arguments
+    ]
+    return f"{name} is not a jacli function; write {form.format(*(a.strip() for a in shown))}"
 
 
 def unknown_function_message(name: str) -> str:

@@ -329,8 +329,12 @@ def _input_pairs(inputs: Any) -> list[tuple[str | None, Any]]:
 def bind(variables: Sequence[str], given: list[tuple[str | None, Any]]) -> dict[str, Any]:
     """Match given inputs to the expression's variables; errors list what is needed."""
     if not variables:
+        from jacli.functions import CONSTANTS
+
+        constants = [name for name, _ in given if name in CONSTANTS]
+        why = f" ({' and '.join(constants)} {'is a constant' if len(constants) == 1 else 'are constants'} there)" if constants else ""
         raise ExpressionError(
-            "the expression has no variables, so there is nothing to differentiate; "
+            f"the expression has no variables{why}, so there is nothing to differentiate; "
             "use a name such as x and give its value in `inputs`", param="expr",
         )
     bound: dict[str, Any] = {}
@@ -347,6 +351,15 @@ def bind(variables: Sequence[str], given: list[tuple[str | None, Any]]) -> dict[
                 )
             name = variables[0]
         if name not in variables:
+            from jacli.functions import CONSTANTS
+
+            if name in CONSTANTS:
+                raise InputError(
+                    f"input {name!r} is not used by the expression: in an expression {name} is the "
+                    f"constant {float(CONSTANTS[name]):.6f}..., not a variable. Name the variable "
+                    f"something else, such as {name}1 (the expression's variables are: {', '.join(variables)})",
+                    param="inputs",
+                )
             raise _unknown(f"input {name!r} is not used by the expression", name, variables, "inputs")
         if name in bound:
             raise InputError(f"input {name!r} is given twice; give each variable once", param="inputs")

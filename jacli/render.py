@@ -273,7 +273,7 @@ def json_header(result: Any) -> dict[str, Any]:
         "method": result.method,
         "device": result.device,
         "dtype": result.dtype,
-        "inputs": {name: _json_tensor(t, with_values=False) for name, t in result.inputs.items()},
+        **_json_problem(result),
     }
     if getattr(result, "how", None) is not None:
         header["how"] = result.how
@@ -343,6 +343,25 @@ def _lazy(value: Any) -> bool:
 def to_json(result: Any) -> str:
     """One strict JSON object: NaN and infinities are the strings "nan", "inf", "-inf"."""
     return "".join(json_chunks(result))
+
+
+def _json_problem(result: Any) -> dict[str, Any]:
+    """What the result answers, complete enough to run it again (``jacli vjp --v ones`` reads it
+    from a pipe): each input's spec as the user gave it and its values, the seed, and ``v``
+    (vjp) or the directions ``u`` (jvp, hvp). Values in full: a randn input is reproduced exactly."""
+    given = getattr(result.problem, "given", {})
+    problem: dict[str, Any] = {
+        "seed": getattr(result.problem, "seed", 0),
+        "inputs": {
+            name: {"shape": list(t.shape), "spec": given.get(name), "values": _json_values(t)}
+            for name, t in result.inputs.items()
+        },
+    }
+    if getattr(result, "v", None) is not None:
+        problem["v"] = _json_tensor(result.v)
+    if getattr(result, "directions", None):
+        problem["u"] = {name: _json_tensor(t) for name, t in result.directions.items()}
+    return problem
 
 
 def _json_float(value: float) -> Any:

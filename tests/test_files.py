@@ -162,7 +162,9 @@ def test_stdin_can_be_read_by_one_input_only() -> None:
     "suffix,text,named",
     [
         (".csv", "1,2\n3,x\n", ["line 2: value 2, 1 character long, is not a number"]),
-        (".csv", "a,b\n1,2\n", ["line 1: value 1,"]),
+        # a first line with a number in it is data with a typo, not a header: refused, with the hint
+        (".csv", "a,1\n1,2\n", ["line 1: value 1,", "if that line is a header, remove it"]),
+        (".csv", "a,b\n", ["holds no numbers below its header (line 1)"]),
         (".csv", "1,2,3\n4,5\n", ["line 1 has 3 numbers", "line 2 has 2"]),
         (".txt", "# comment\n1 2 3\n\n4 5 6 7\n", ["line 2 has 3 numbers", "line 4 has 4"]),
         (".csv", "1,,3\n4,,6\n", ["line 1", "empty value"]),  # a missing value, not the row 1,3
@@ -232,12 +234,96 @@ def test_integers_beyond_float64_in_files_are_refused_by_name(tmp_path, suffix, 
         assert "write inf" in message and len(message) < 300  # no dump of the digits
 
 
-def test_integers_that_fit_float64_and_float_overflow_are_unchanged(tmp_path) -> None:
-    # 309 digits just under the largest float64 still read; 1e400 is written as a float, so
-    # it stays infinity as "inf" does
-    (tmp_path / "ok.json").write_text(f"[{10**308}, 1e400]")
-    assert_same(make(f"@{tmp_path / 'ok.json'}"), torch.tensor([1e308, math.inf], dtype=F64))
+def test_integers_that_fit_float64_still_read_and_infinity_is_written_as_such(tmp_path) -> None:
+    # 309 digits just under the largest float64 still read; infinity is read where it is written
+    # as "inf" (a JSON string, or a word in text)
+    (tmp_path / "ok.json").write_text(f'[{10**308}, "inf", "-Infinity"]')
+    assert_same(make(f"@{tmp_path / 'ok.json'}"), torch.tensor([1e308, math.inf, -math.inf], dtype=F64))
+    (tmp_path / "ok.txt").write_text("1.7976931348623157e308 inf\n")
+    assert_same(make(f"@{tmp_path / 'ok.txt'}"), torch.tensor([sys.float_info.max, math.inf], dtype=F64))
     assert "integer" in input_error("1," + NINES[:400])
+
+
+@pytest.mark.parametrize("suffix,text", [(".json", "[1, 1e400]"), (".txt", "1 -2.5e400\n"), (".csv", "1,1E999\n")])
+def test_floats_beyond_float64_in_files_are_refused_by_name(tmp_path, suffix, text) -> None:
+    """float() reads 1e400 as infinity without a word; jacli refuses it, naming the number."""
+    path = tmp_path / f"big{suffix}"
+    path.write_text(text)
+    with pytest.raises(InputError) as caught:
+        make(f"@{path}")
+    number = text.strip("[]\n").split(",")[-1].split()[-1]
+    assert float(number) in (math.inf, -math.inf)  # the reference: Python makes it infinite
+    message = str(caught.value)
+    assert message.startswith(f"x = @{path}") and f"the number {number} is larger than float64" in message
+    assert "overflow" in message and "write inf" in message
+
+
+# -- a header row ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["a,b,c\n1,2,3\n4,5,6\n", "# made by pandas\n\"x0\", \"x1\", \"x2\"\n1,2,3\n4,5,6\n"])
+def test_a_header_row_of_names_is_skipped_with_a_note(tmp_path, text) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text(text)
+    with pytest.warns(UserWarning) as caught:
+        tensor = make(f"@{path}")
+    expected = np.loadtxt(path, delimiter=",", skiprows=text.count("\n") - 2)  # numpy, told to skip it
+    assert_same(tensor, torch.tensor(expected, dtype=F64))
+    [note] = [str(w.message) for w in caught]
+    line = 2 if text.startswith("#") else 1
+    assert note.startswith(f"x = @{path}: skipped line {line}, a header (3 names, not numbers)")
+
+
+def test_only_the_first_row_may_be_a_header(tmp_path) -> None:
+    (tmp_path / "h.csv").write_text("1,2\na,b\n")
+    with pytest.raises(InputError, match=r"line 2: value 1, 1 character long, is not a number$"):
+        make(f"@{tmp_path / 'h.csv'}")
+
+
+# -- jacli's own JSON output as an input ---------------------------------------------------------
+
+
+def _jacli_json(tmp_path, *argv: str, name: str = "g.json"):
+    from helpers import cli
+
+    result = cli(*argv, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    (tmp_path / name).write_text(result.stdout)
+    return tmp_path / name
+
+
+def test_jacli_json_output_with_one_result_is_read_as_that_tensor(tmp_path) -> None:
+    path = _jacli_json(tmp_path, "jacobian", "x**2", "-i", "x=1,2,3")
+    # the reference: the Jacobian of x**2 is diag(2x), worked by hand
+    assert_same(make(f"@{path}"), torch.diag(torch.tensor([2.0, 4.0, 6.0], dtype=F64)))
+    assert_same(make(f"@{path}#x"), torch.diag(torch.tensor([2.0, 4.0, 6.0], dtype=F64)))
+
+
+def test_jacli_json_output_with_several_results_says_how_to_pick_one(tmp_path) -> None:
+    path = _jacli_json(tmp_path, "vjp", "a*b", "-i", "a=1,2", "-i", "b=3,4", "--v", "1,10")
+    with pytest.raises(InputError) as caught:
+        make(f"@{path}")
+    assert str(caught.value) == (
+        f"x = @{path}: is jacli's vjp output and holds 2 results (a, b); pick one by its name after "
+        f"'#', like @{path}#a"
+    )
+    # vᵀJ of a*b: for a it is v*b, for b it is v*a
+    assert_same(make(f"@{path}#a"), torch.tensor([3.0, 40.0], dtype=F64))
+    assert_same(make(f"@{path}#b"), torch.tensor([1.0, 20.0], dtype=F64))
+    with pytest.raises(InputError, match=r"#c: jacli's vjp output has no result 'c'; it holds: a, b$"):
+        make(f"@{path}#c")
+
+
+def test_what_cannot_be_picked_from_a_json_file_is_named(tmp_path) -> None:
+    check = _jacli_json(tmp_path, "check", "x**2", "-i", "1,2", name="c.json")
+    with pytest.raises(InputError, match="is jacli's check report, which holds no tensor"):
+        make(f"@{check}")
+    (tmp_path / "l.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match=r"#x: '#' picks a result of jacli's JSON output, but this file holds a list"):
+        make(f"@{tmp_path / 'l.json'}#x")
+    with pytest.raises(InputError, match="'#' needs the name of a result to pick"):
+        parse_spec("@g.json#")
+    assert parse_spec("@g.json#a,b") == File("@g.json#a,b", "g.json", "a,b")  # a Hessian's pair
 
 
 class Endless:

@@ -564,3 +564,78 @@ def test_comparisons_parse_to_their_nodes_and_chains_to_products(text, nodes_in_
         assert isinstance(tree, sp.Mul)
     assert [type(link).__name__ for link in links] == nodes_in_order
     assert parse(printing.to_text(tree)).tree == tree
+
+
+# -- text written as on paper: refused, with the ASCII form that parses -------------------------
+
+
+@pytest.mark.parametrize(
+    "text, suggestion, reason",
+    [
+        ("x²", "x**2", "powers are written ** or ^"),
+        ("(x+1)³ + y", "(x+1)**3 + y", "powers are written ** or ^"),
+        ("x⁻¹", "x**-1", "powers are written ** or ^"),
+        ("√x", "sqrt(x)", "square roots are written sqrt(x)"),
+        ("√(x + 1)", "sqrt(x + 1)", "square roots are written sqrt(x)"),
+        ("2x", "2*x", "multiplication needs '*'"),
+        ("3x² − 2.5y", "3*x**2 - 2.5*y", "the minus sign is the ASCII '-'"),
+        ("x−1", "x-1", "the minus sign is the ASCII '-'"),
+        ("x – 1", "x - 1", "the minus sign is the ASCII '-'"),
+        ("x × y", "x * y", "multiply with '*'"),
+        ("x ÷ 2", "x / 2", "divide with '/'"),
+    ],
+)
+def test_paper_math_gets_the_ascii_form_as_a_suggestion(text: str, suggestion: str, reason: str) -> None:
+    with pytest.raises(ExpressionError) as info:
+        parse(text)
+    message = str(info.value)
+    assert f"{reason}" in message and f"did you mean {suggestion}?" in message, message
+    # The suggestion is real: it parses to the tree the formula means, written independently.
+    meant = {"x²": x**2, "(x+1)³ + y": (x + 1)**3 + y, "x⁻¹": 1 / x, "√x": sp.sqrt(x), "√(x + 1)": sp.sqrt(x + 1),
+             "2x": 2 * x, "3x² − 2.5y": 3 * x**2 - sp.Rational(5, 2) * y, "x−1": x - 1, "x – 1": x - 1,
+             "x × y": x * y, "x ÷ 2": x / 2}[text]
+    assert sp.simplify(parse(suggestion).tree.doit() - meant) == 0
+
+
+def test_an_exponent_is_not_taken_for_implicit_multiplication() -> None:
+    assert parse("1e5*x").tree.doit() == 100000 * sp.Symbol("x", real=True)
+    with pytest.raises(ExpressionError) as info:
+        parse("x2y+")  # a name with digits in it stays one name; the real error is the end
+    assert "did you mean" not in str(info.value)
+
+
+def test_a_number_before_parentheses_suggests_multiplication() -> None:
+    with pytest.raises(ExpressionError) as info:
+        parse("2(x + 1)")
+    assert "multiplication needs '*': did you mean 2*(x + 1)? (column 1)" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text, written",
+    [
+        ("ln(x)", "log(x)"),
+        ("ln(x + 1)", "log(x + 1)"),
+        ("pow(x, 2)", "x**2"),
+        ("pow(x + 1, y)", "(x + 1)**y"),
+        ("log10(x)", "log(x)/log(10)"),
+        ("arctan(x)", "atan(x)"),
+        ("square(2*x)", "(2*x)**2"),
+    ],
+)
+def test_names_from_other_tools_get_jaclis_form(text: str, written: str) -> None:
+    with pytest.raises(ExpressionError) as info:
+        parse(text)
+    name = text.split("(")[0]
+    assert str(info.value).startswith(f"{name} is not a jacli function; write {written} (column 1)")
+    # The suggestion computes the function the other tool means, written here with SymPy.
+    meant = {"ln(x)": sp.log(x), "ln(x + 1)": sp.log(x + 1), "pow(x, 2)": x**2, "pow(x + 1, y)": (x + 1)**y,
+             "log10(x)": sp.log(x, 10), "arctan(x)": sp.atan(x), "square(2*x)": 4 * x**2}[text]
+    assert sp.simplify(parse(written).tree.doit() - meant) == 0
+
+
+@pytest.mark.parametrize("text", ["√", "√√x", "√sin(x)"])
+def test_no_suggestion_rather_than_a_wrong_one(text: str) -> None:
+    """Where the ASCII form is not clear (what √ applies to), the message suggests nothing."""
+    with pytest.raises(ExpressionError) as info:
+        parse(text)
+    assert "did you mean" not in str(info.value) and "U+221A" in str(info.value)

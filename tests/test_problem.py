@@ -46,6 +46,23 @@ def test_an_unused_input_gets_a_did_you_mean(name: str, close: str) -> None:
     assert caught.value.param == "inputs"
 
 
+@pytest.mark.parametrize("name,value", [("e", "2.718282"), ("pi", "3.141593")])
+def test_an_input_named_like_a_constant_is_told_it_is_a_constant(name: str, value: str) -> None:
+    import math
+
+    assert f"{getattr(math, name):.6f}" == value  # the reference: Python's own constants
+    with pytest.raises(InputError) as caught:
+        prepare(f"x*{name}", {"x": 1.0, name: 2.0})
+    assert str(caught.value) == (
+        f"input {name!r} is not used by the expression: in an expression {name} is the constant "
+        f"{value}..., not a variable. Name the variable something else, such as {name}1 (the "
+        "expression's variables are: x)"
+    )
+    assert caught.value.param == "inputs"
+    with pytest.raises(Exception, match=f"no variables \\({name} is a constant there\\)"):
+        prepare(f"{name}**2", {name: 2.0})
+
+
 def test_missing_and_repeated_inputs() -> None:
     with pytest.raises(InputError, match="no input for y; the expression needs x, y"):
         prepare("x*y", {"x": 1.0})

@@ -25,14 +25,17 @@ MACHINE_DEPENDENT = re.compile(r"over the memory budget of [0-9.]+ [kMGTP]?B")
 WIDTH = "100"
 
 
-def examples(text: str) -> list[tuple[str, str]]:
-    """(command line, expected output) for each `$ jacli` line of each console block."""
+def examples(text: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(command line, expected output, the block's commands before it) for each `$ jacli` line
+    of each console block."""
     found = []
     for block in BLOCK.findall(text):
         parts = re.split(r"^\$ ", block, flags=re.MULTILINE)
+        before: list[str] = []
         for part in parts[1:]:
             command, _, output = part.partition("\n")
-            found.append((command, output))
+            found.append((command, output, tuple(before)))
+            before.append(command)
     return found
 
 
@@ -49,15 +52,23 @@ def normalize(text: str) -> str:
     return MACHINE_DEPENDENT.sub("over the memory budget of <machine>", text)
 
 
-@pytest.mark.parametrize("command,expected", examples(README.read_text(encoding="utf-8")))
-def test_readme_example(command: str, expected: str) -> None:
+@pytest.mark.parametrize("command,expected,before", examples(README.read_text(encoding="utf-8")))
+def test_readme_example(command: str, expected: str, before: tuple[str, ...], tmp_path, monkeypatch) -> None:
+    # Each block starts with no last problem and runs in order: a block may continue a problem.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    for earlier in before:
+        run(earlier)
     assert normalize(run(command)) == normalize(expected)
 
 
 def update() -> None:
+    import os
+    import tempfile
+
     text = README.read_text(encoding="utf-8")
 
     def refresh(block: re.Match) -> str:
+        os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp()  # as the test runs it: no last problem
         body = block.group(1)
         parts = re.split(r"^\$ ", body, flags=re.MULTILINE)
         rebuilt = parts[0]

@@ -30,7 +30,7 @@ from jacli.result import (
 )
 
 F64 = torch.float64
-TOP_LEVEL_KEYS = {"command", "expression", "method", "device", "dtype", "inputs", "output", "result"}
+TOP_LEVEL_KEYS = {"command", "expression", "method", "device", "dtype", "seed", "inputs", "output", "result"}
 
 
 def make_result(
@@ -93,7 +93,10 @@ def test_json_document_shape_and_values() -> None:
     assert document["method"] == "reverse"
     assert document["device"] == "cpu"
     assert document["dtype"] == "float64"
-    assert document["inputs"] == {"r": {"shape": []}, "t": {"shape": []}}
+    # each input's values in full, and its spec where the problem knows it (none here)
+    assert document["inputs"] == {"r": {"shape": [], "spec": None, "values": 2.0},
+                                  "t": {"shape": [], "spec": None, "values": 0.0}}
+    assert document["seed"] == 0
     assert document["output"] == {"shape": [2], "values": [2.0, 0.0]}
     assert document["result"] == {
         "r": {"shape": [2], "values": [1.0, 0.0]},
@@ -1241,9 +1244,13 @@ def expected_json(result: Result) -> str:
     def values(tensor: torch.Tensor):
         return (tensor + 0.0).tolist()  # + 0.0: zeros without a sign
 
+    given = getattr(result.problem, "given", {})
     header = {"command": result.command, "expression": result.expression, "method": result.method,
-              "device": "cpu", "dtype": result.dtype,
-              "inputs": {n: {"shape": list(t.shape)} for n, t in result.inputs.items()}}
+              "device": "cpu", "dtype": result.dtype, "seed": getattr(result.problem, "seed", 0),
+              "inputs": {n: {"shape": list(t.shape), "spec": given.get(n), "values": values(t)}
+                         for n, t in result.inputs.items()}}
+    if getattr(result, "v", None) is not None:
+        header["v"] = {"shape": list(result.v.shape), "values": values(result.v)}
     header["output"] = {"shape": list(result.output.shape), "values": values(result.output)}
     header["result"] = {n: {"shape": list(t.shape), "values": values(t)} for n, t in result.tensors()}
     return json.dumps(header) + "\n"
@@ -1279,7 +1286,8 @@ def test_streamed_json_of_a_sparse_block_and_det_reads_back() -> None:
     document = strict_loads(render.to_json(result))
     entry = document["result"]["x"]
     assert (entry["rows"], entry["cols"], entry["values"]) == ([0, 0, 1], [1, 2, 3], [5.0, 2.0, 3.0])
-    assert document["det"] == 0.0 and list(document)[:6] == ["command", "expression", "method", "device", "dtype", "inputs"]
+    assert document["det"] == 0.0
+    assert list(document)[:7] == ["command", "expression", "method", "device", "dtype", "seed", "inputs"]
 
 
 def test_a_tensor_anywhere_in_the_document_is_streamed(monkeypatch) -> None:

@@ -136,6 +136,35 @@ def test_parse_spec_errors_name_the_parameter(options, start, param) -> None:
 # -- bad specs ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("text,number", [("1e400", "1e400"), ("x=-1E999,2", "-1E999"), ("full:2:1e309", "1e309"),
+                                         ("[[1,2],[3,4e400]]", "4e400"), ("arange:0,1e400", "1e400")])
+def test_numbers_beyond_float64_are_refused_by_name_not_made_infinite(text, number) -> None:
+    assert float(number) in (math.inf, -math.inf)  # the reference: what float() would make of it
+    message = input_error(text) if "=" not in text else _option_error(text)
+    assert f"the number {number} is larger than float64 can hold (about 1.8e308)" in message
+    assert "overflow" in message and "write inf if you mean infinity" in message
+
+
+def _option_error(text: str) -> str:
+    with pytest.raises(InputError) as caught:
+        parse_input_option(text)
+    assert caught.value.param == "inputs"
+    return str(caught.value)
+
+
+def test_the_number_just_under_float64s_largest_is_kept() -> None:
+    import sys
+
+    assert make("1.7976931348623157e308").item() == sys.float_info.max
+    assert make("1e-400").item() == 0.0  # too small is zero, as in numpy: only overflow is refused
+
+
+def test_a_jacli_json_result_key_is_part_of_a_file_spec() -> None:
+    assert parse_spec("@out/g.json#x") == File("@out/g.json#x", "out/g.json", "x")
+    assert parse_spec("@g.JSON#dy") == File("@g.JSON#dy", "g.JSON", "dy")
+    assert "cannot tell the format" in input_error("@g.npy#x")  # only JSON holds named results
+
+
 @pytest.mark.parametrize(
     "text,named",
     [

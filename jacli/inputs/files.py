@@ -6,6 +6,7 @@ stays cheap.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import os
@@ -14,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from jacli.errors import InputError, JacliError, ResourceError
+from jacli.errors import InputError, JacliError, JacliWarning, ResourceError
 from jacli.inputs.spec import MAX_NESTING, File, Nested, Spec, nested_shape, read_float
 from jacli.limits import TEXT_FACTOR, check_budget, default_budget, format_bytes, text_cap
 
@@ -96,7 +97,7 @@ def read_file(spec: File, name: str, budget: int | None = None) -> Any:
         if "pickle" in reason.lower():
             reason = "it holds Python objects (pickled data), which jacli never loads"
         raise InputError(f"{name} = @{path}: not a readable {suffix} file ({reason})") from None
-    return _from_text(text, f"@{path}", name, json_only=suffix == ".json")
+    return _from_text(text, f"@{path}", name, json_only=suffix == ".json", key=spec.key)
 
 
 def check_dense(tensor: Any, where: str, saved: bool = False) -> None:
@@ -162,39 +163,67 @@ def _read_text(handle: Any, budget: int | None, where: str) -> str:
     return text
 
 
-def _from_text(text: str, where: str, name: str, json_only: bool = False) -> Any:
-    """JSON (numbers or nested lists, "nan"/"inf" strings allowed) or rows of numbers."""
+def _from_text(text: str, where: str, name: str, json_only: bool = False, key: str | None = None) -> Any:
+    """JSON (numbers or nested lists, "nan"/"inf" strings allowed; or one tensor of jacli's own
+    JSON result) or rows of numbers."""
     import torch
 
     stripped = text.strip()
-    if json_only or stripped.startswith("["):
+    if json_only or stripped.startswith(("[", "{")):
         try:
-            data = json.loads(stripped, parse_int=lambda digits: _json_int(digits, f"{name} = {where}"))
+            data = json.loads(
+                stripped,
+                parse_int=lambda digits: _json_int(digits, f"{name} = {where}"),
+                parse_float=lambda digits: read_float(digits, f"{name} = {where}"),
+            )
         except (json.JSONDecodeError, RecursionError) as error:
-            if json_only:
+            if json_only or stripped.startswith("{"):
                 raise InputError(f"{name} = {where}: not valid JSON ({error})") from None
         else:
+            if isinstance(data, dict):
+                data = _pick_result(data, key, name, where)
+            elif key is not None:
+                raise InputError(
+                    f"{name} = {where}#{key}: '#' picks a result of jacli's JSON output, but this file "
+                    f"holds {_json_kind(data) if not isinstance(data, list) else 'a list'}; leave out #{key}"
+                )
             values = _json_numbers(data, f"{name} = {where}")
             shape = nested_shape(values, f"{name} = {where}")  # before torch.tensor, which raises ValueError
             return torch.tensor(values, dtype=torch.float64).reshape(shape)
     rows, line_numbers = [], []
+    header: int | None = None
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        row = []
         # Commas with optional spaces, or spaces alone: "1,,3" is a missing value, not "1,3".
-        for column, value in enumerate(re.split(r"\s*,\s*|\s+", line), start=1):
+        values = re.split(r"\s*,\s*|\s+", line)
+        if not rows and header is None and _is_header(values):
+            header = number  # column names, as spreadsheets and pandas write them: skipped, with a note
+            continue
+        row = []
+        for column, value in enumerate(values, start=1):
             try:
                 row.append(read_float(value, f"{name} = {where}: line {number}"))
             except ValueError:
                 # What the file holds is not echoed: it may be anything (a key, a password).
                 what = f"value {column}, {len(value)} character{'s' if len(value) != 1 else ''} long," if value else "an empty value"
-                raise InputError(f"{name} = {where}: line {number}: {what} is not a number") from None
+                hint = (
+                    "; if that line is a header, remove it (jacli skips a first line only when none of "
+                    "its values is a number)" if not rows and header is None else ""
+                )
+                raise InputError(f"{name} = {where}: line {number}: {what} is not a number{hint}") from None
         rows.append(row)
         line_numbers.append(number)
     if not rows:
-        raise InputError(f"{name} = {where}: holds no numbers")
+        what = f"no numbers below its header (line {header})" if header is not None else "no numbers"
+        raise InputError(f"{name} = {where}: holds {what}")
+    if header is not None:
+        warnings.warn(
+            f"{name} = {where}: skipped line {header}, a header ({len(rows[0])} names, not numbers); "
+            "the numbers start on the next line",
+            JacliWarning, stacklevel=2,
+        )
     for row, number in zip(rows, line_numbers):
         if len(row) != len(rows[0]):
             raise InputError(
@@ -206,6 +235,54 @@ def _from_text(text: str, where: str, name: str, json_only: bool = False) -> Any
     if len(rows) == 1:
         return tensor[0] if len(rows[0]) > 1 else tensor[0, 0]
     return tensor[:, 0] if len(rows[0]) == 1 else tensor
+
+
+def _is_header(values: list[str]) -> bool:
+    """A row of names: no value is a number (nor nan or inf), and each starts like a word."""
+    for value in values:
+        try:
+            float(value)
+            return False
+        except ValueError:
+            if not re.match(r"[^\W\d]|\"", value):  # a letter (or a quoted name) first
+                return False
+    return True
+
+
+def _pick_result(document: dict, key: str | None, name: str, where: str) -> Any:
+    """One tensor of jacli's own JSON output: its only result, or the one ``key`` names."""
+    source, where = where, f"{name} = {where}" + (f"#{key}" if key is not None else "")
+    results = document.get("result")
+    if document.get("command") == "check":
+        raise InputError(f"{where}: is jacli's check report, which holds no tensor; give a jacobian, vjp ... result")
+    if not isinstance(results, dict) or "command" not in document:
+        raise InputError(
+            f"{where}: holds {_json_kind(document)} where a number or a list of numbers belongs "
+            "(or jacli's own JSON output, with its \"result\")"
+        )
+    command = document["command"] if isinstance(document["command"], str) else "a"
+    shown = ", ".join(str(k) for k in results) or "none"
+    if key is None and len(results) != 1:
+        first = next(iter(results), "x")
+        how = f"like {source}#{first}" if source.startswith("@") else f"in a file, like @g.json#{first}"
+        raise InputError(
+            f"{where}: is jacli's {command} output and holds {len(results)} results ({shown}); pick one "
+            f"by its name after '#', {how}"
+        )
+    if key is not None and key not in results:
+        close = difflib.get_close_matches(key, [str(k) for k in results], n=1)
+        hint = f"did you mean #{close[0]}? " if close else ""
+        raise InputError(f"{where}: jacli's {command} output has no result {key!r}; {hint}it holds: {shown}")
+    item = results[key if key is not None else next(iter(results))]
+    if not isinstance(item, dict) or "values" not in item:
+        raise InputError(f"{where}: this result holds no tensor of numbers")
+    layout = item.get("layout", "dense")
+    if layout != "dense":
+        raise InputError(
+            f"{where}: this result is stored in the {layout} layout (only some of its entries); "
+            "write it with `layout` dense to read it back as a tensor"
+        )
+    return item["values"]
 
 
 def _json_int(digits: str, where: str) -> int:

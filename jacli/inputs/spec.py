@@ -13,6 +13,7 @@ Grammar (SHAPE is ``5``, ``2x3`` or ``2x3x4``):
     linspace:START,STOP,N
     rand:SHAPE  randn:SHAPE                   reproducible through the seed
     @file.npy @file.pt @file.json @file.csv @file.txt   @- reads the text forms from stdin
+    @g.json#x            the result x of jacli's own JSON output (#x only where it holds several)
 
 Messages name the parameter a spec was given as in backticks (`` `inputs` ``, `` `v` ``); the CLI
 writes each as its flag (``jacli.errors.flagged``).
@@ -75,10 +76,12 @@ class Constructor:
 
 @dataclass(frozen=True)
 class File:
-    """``@path``; ``@-`` is standard input."""
+    """``@path``; ``@-`` is standard input. ``key`` picks one tensor of a jacli JSON result
+    (``@g.json#x``)."""
 
     text: str
     path: str
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,11 @@ def _parse_text(text: str, for_v: bool, where: str) -> Spec:
         path = spec[1:].strip()
         if not path:
             raise InputError(f"{where}: '@' needs a file name, like @x.npy, or @- for stdin")
+        picked = re.fullmatch(r"(.+\.json)#(.*)", path, flags=re.IGNORECASE | re.DOTALL)
+        if picked:  # @g.json#x: the tensor x of a jacli JSON result
+            if not picked.group(2).strip():
+                raise InputError(f"{where}: '#' needs the name of a result to pick, like @g.json#x")
+            return File(spec, picked.group(1), picked.group(2).strip())
         if path != "-" and Path(path).suffix.lower() not in FILE_SUFFIXES:
             raise InputError(
                 f"{where}: cannot tell the format of {path!r}; "
@@ -280,14 +288,16 @@ def read_float(text: str, where: str) -> float:
     """float() of a number's text, refusing integers beyond float64 instead of reading them as inf.
 
     Raises ValueError for text that is not a number (callers word that message), and InputError
-    for an integer such as 10**400 written out: the expression parser and the API refuse those
-    too. 1e400 stays infinity, as "inf" and "nan" are accepted.
+    for a number beyond float64 written out, such as an integer of 400 digits or 1e400: float()
+    would make it infinity silently, and the expression parser refuses those too. Infinity is
+    accepted where it is written as such ("inf", "-Infinity"), as is "nan".
     """
     value = float(text)
-    if math.isinf(value) and re.fullmatch(r"\s*[+-]?[0-9_]+\s*", text):
+    if math.isinf(value) and not re.fullmatch(r"\s*[+-]?inf(inity)?\s*", text, flags=re.IGNORECASE):
+        kind = "integer" if re.fullmatch(r"\s*[+-]?[0-9_]+\s*", text) else "number"
         raise InputError(
-            f"{where}: the integer {_show_digits(text)} is larger than float64 can hold (about "
-            f"{FLOAT64_MAX}); write inf if you mean infinity"
+            f"{where}: the {kind} {_show_digits(text)} is larger than float64 can hold (about "
+            f"{FLOAT64_MAX}), so it would overflow to infinity; write inf if you mean infinity"
         )
     return value
 
