@@ -247,6 +247,32 @@ def _log_softmax_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
     return symbolic_array(x - shift - entrywise(sp.log, symbolic_array(sums)))
 
 
+def _cat_expansion(*parts: Symbolic) -> Symbolic:
+    return symbolic_array(np.concatenate([part.reshape(1) if not part.ndim else part for part in parts]))
+
+
+def _flip_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
+    return symbolic_array(np.flip(x, axis) if x.ndim else x)
+
+
+def _roll_expansion(x: Symbolic, shift: int, axis: int | None = None) -> Symbolic:
+    return symbolic_array(np.roll(x, shift, axis) if x.ndim else x)
+
+
+def _accumulation(operation: Callable[..., Any]) -> Expansion:
+    def expand(x: Symbolic, axis: int | None = None) -> Symbolic:
+        if axis is None or not x.ndim:
+            x = x.reshape(-1) if axis is None else x
+            return symbolic_array(operation(x, axis=0) if x.ndim else x)
+        return symbolic_array(operation(x, axis=axis))
+
+    return expand
+
+
+def _diff_expansion(x: Symbolic, axis: int = -1) -> Symbolic:
+    return symbolic_array(np.diff(x, axis=axis))
+
+
 def _reshape_expansion(x: Symbolic, *shape: int) -> Symbolic:
     return symbolic_array(x.reshape(shape))
 
@@ -362,6 +388,31 @@ def _kink_at_bounds(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
     """clamp: the piece changes where x crosses either bound."""
     x, low, high = operands
     return [sp.Add(x, -low, evaluate=False), sp.Add(x, -high, evaluate=False)]
+
+
+def _cat(*parts: Any) -> Any:
+    return torch.cat([part.reshape(1) if not part.dim() else part for part in parts])
+
+
+def _flip(x: Any, axis: int | None = None) -> Any:
+    if not x.dim():
+        return x
+    return torch.flip(x, tuple(range(x.dim())) if axis is None else (axis,))
+
+
+def _roll(x: Any, shift: int, axis: int | None = None) -> Any:
+    if not x.dim():
+        return x
+    return torch.roll(x, shift) if axis is None else torch.roll(x, shift, axis)
+
+
+def _accumulate(name: str) -> Callable[..., Any]:
+    def accumulate(x: Any, axis: int | None = None) -> Any:
+        if axis is None:
+            return getattr(torch, name)(x.reshape(-1), 0)
+        return getattr(torch, name)(x, axis) if x.dim() else x
+
+    return accumulate
 
 
 def _transpose(x: Any, dim0: int | None = None, dim1: int | None = None) -> Any:
@@ -501,6 +552,43 @@ _TABLE = [
         ),
         nodes.tensor_op("logsumexp"), ints=(0, 1), expand=_logsumexp_expansion, shape=shapes.reduced,
         sparsity=_sparsity("reduction"),
+    ),
+    Function(
+        "cat", "cat(a, b, ...): joined along the first axis (a scalar counts as one element)",
+        _cat, nodes.tensor_op("cat"), tensors=(1, 256), expand=_cat_expansion, shape=shapes.concatenated,
+        sparsity=_sparsity("concatenate"),
+    ),
+    Function(
+        "stack", "stack(a, b, ...): the same as [a, b, ...], broadcast to one shape along a new first axis",
+        lambda *parts: torch.stack(torch.broadcast_tensors(*parts)), None, tensors=(1, 256),
+        elementwise=False, expand=lambda *parts: symbolic_array(np.stack(np.broadcast_arrays(*parts))),
+        shape=lambda *parts: (len(parts),) + shapes.broadcast(parts), sparsity=_sparsity("stack"),
+        build=lambda *parts: nodes.Components(*parts),
+    ),
+    Function(
+        "flip", "flip(x): reversed along every axis; flip(x, axis) along one",
+        _flip, nodes.tensor_op("flip"), ints=(0, 1), expand=_flip_expansion, shape=shapes.flipped,
+        sparsity=_sparsity("flip"),
+    ),
+    Function(
+        "roll", "roll(x, shift): elements moved shift places, wrapping around (flattened); roll(x, shift, axis)",
+        _roll, nodes.tensor_op("roll"), ints=(1, 2), expand=_roll_expansion, shape=shapes.rolled,
+        sparsity=_sparsity("roll"),
+    ),
+    Function(
+        "cumsum", "cumsum(x): running sum of the flattened elements; cumsum(x, axis) along one axis",
+        _accumulate("cumsum"), nodes.tensor_op("cumsum"), ints=(0, 1), expand=_accumulation(np.cumsum),
+        shape=shapes.accumulated, sparsity=_sparsity("prefix"),
+    ),
+    Function(
+        "cumprod", "cumprod(x): running product of the flattened elements; cumprod(x, axis) along one axis",
+        _accumulate("cumprod"), nodes.tensor_op("cumprod"), ints=(0, 1), expand=_accumulation(np.cumprod),
+        shape=shapes.accumulated, sparsity=_sparsity("prefix"),
+    ),
+    Function(
+        "diff", "diff(x): x[1:] - x[:-1] along the last axis; diff(x, axis) along another",
+        lambda x, axis=-1: torch.diff(x, dim=axis), nodes.tensor_op("diff"), ints=(0, 1),
+        expand=_diff_expansion, shape=shapes.differenced, sparsity=_sparsity("difference"),
     ),
     Function(
         "reshape", "reshape(x, 2, 3): the same elements in a new shape (one size may be -1)",

@@ -200,7 +200,7 @@ class round(_Step):
 
     @classmethod
     def _value(cls, x):
-        exact = sp.Rational(x)  # a Float's exact value, so that halves are halves
+        exact = sp.Rational(x if x.is_Number else x.evalf(60))  # exact for Floats, so halves are halves
         return sp.Integer(builtins_round(Fraction(int(exact.p), int(exact.q))))
 
 
@@ -212,7 +212,8 @@ class _Comparison(_Step):
 
     @classmethod
     def _value(cls, a, b):
-        return sp.Integer(1 if cls.test(sp.Float(a - b, 50) if not (a - b).is_Rational else a - b) else 0)
+        difference = a - b
+        return sp.Integer(1 if cls.test(difference if difference.is_Rational else difference.evalf(60)) else 0)
 
     def _sympystr(self, printer):
         a, b = (printer._print(arg) for arg in self.args)
@@ -258,7 +259,7 @@ class where(_RealFunction):
 
     @classmethod
     def _value(cls, c, a, b):
-        return a if c != 0 else b
+        return a if (c if c.is_Rational else c.evalf(60)) != 0 else b
 
     def _eval_rewrite_as_Piecewise(self, c, a, b, **kwargs):
         return sp.Piecewise((a, sp.Ne(c, 0)), (b, True))

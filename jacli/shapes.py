@@ -238,6 +238,42 @@ def matmul(a: Shape, b: Shape) -> Shape:
     return shape
 
 
+def concatenated(*parts: Shape) -> Shape:
+    """cat(a, b, ...): along the first axis, a scalar counting as a vector of one element; the
+    other axes must agree (torch.cat does not broadcast)."""
+    promoted = [part or (1,) for part in parts]
+    rest = {part[1:] for part in promoted}
+    if len(rest) > 1:
+        listed = ", ".join(str(part) for part in parts)
+        raise ValueError(f"cat joins along the first axis and needs the other axes to agree; got shapes {listed}")
+    return (sum(part[0] for part in promoted),) + promoted[0][1:]
+
+
+def flipped(x: Shape, axis: int | None = None) -> Shape:
+    """flip: the operand's shape (``axis`` checked)."""
+    return same(x, axis)
+
+
+def rolled(x: Shape, shift: int, axis: int | None = None) -> Shape:
+    """roll: the operand's shape (``axis`` checked)."""
+    return same(x, axis)
+
+
+def accumulated(x: Shape, axis: int | None = None) -> Shape:
+    """cumsum, cumprod: along ``axis``, the same shape; over everything, the flattened vector."""
+    return (math.prod(x),) if axis is None else same(x, axis)
+
+
+def differenced(x: Shape, axis: int = -1) -> Shape:
+    """diff: one element fewer along ``axis`` (the last by default)."""
+    if not x:
+        raise ValueError("diff needs at least one dimension, got a scalar")
+    position = _axis(x, axis)
+    if x[position] == 0:
+        raise ValueError(f"diff needs at least one element along axis {axis}, got shape {x}")
+    return x[:position] + (x[position] - 1,) + x[position + 1 :]
+
+
 def _index(x: Shape, key: tuple) -> Shape:
     """numpy's basic indexing on a zero-stride array of shape ``x``: no memory, the same rule as torch."""
     import numpy as np

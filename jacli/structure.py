@@ -488,8 +488,93 @@ def stack(context: Context, shape: Shape, operands: Sequence[Operand]) -> Patter
     return context.stack([context.broadcast(operand, shape[1:]) for operand in operands], shape)
 
 
+def concatenate(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
+    """cat: each operand's rows, one block after another (a scalar is one row)."""
+    if all(operand.pattern is None for operand in operands):
+        return None
+    if all(operand.pattern is not None and operand.pattern.is_dense for operand in operands):
+        return context.dense(shape)
+    counts, columns = [], []
+    for operand in operands:
+        rows, pattern = math.prod(operand.shape), operand.pattern
+        if pattern is None:
+            counts.append(np.zeros(rows, dtype=np.int64))
+        elif pattern.is_dense:
+            if rows * context.input_size > context.max_nnz:
+                return context.dense(shape)
+            counts.append(np.full(rows, context.input_size, dtype=np.int64))
+            columns.append(np.tile(np.arange(context.input_size, dtype=np.int64), rows))
+        else:
+            counts.append(np.diff(pattern.indptr))
+            columns.append(pattern.indices)
+    indptr = np.zeros(math.prod(shape) + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(counts), out=indptr[1:])
+    if indptr[-1] > context.max_nnz:
+        return context.dense(shape)
+    indices = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
+    return context.finish(shape, indptr, indices)
+
+
+def flip(context: Context, shape: Shape, operands: Sequence[Operand], *axis: int) -> Pattern | None:
+    """Reversed along every axis, or one: a gather."""
+    (operand,) = operands
+    positions = _positions(operand.shape)
+    moved = np.flip(positions, axis[0] % max(positions.ndim, 1)) if axis and positions.ndim else np.flip(positions)
+    return context.gather(operand, np.ascontiguousarray(moved).reshape(-1), shape)
+
+
+def roll(context: Context, shape: Shape, operands: Sequence[Operand], shift: int, *axis: int) -> Pattern | None:
+    """Rolled (numpy's and torch's rule): a gather."""
+    (operand,) = operands
+    positions = _positions(operand.shape)
+    moved = np.roll(positions, shift, axis[0]) if axis and positions.ndim else np.roll(positions, shift)
+    return context.gather(operand, moved.reshape(-1), shape)
+
+
+def prefix(context: Context, shape: Shape, operands: Sequence[Operand], axis: int | None = None) -> Pattern | None:
+    """cumsum, cumprod: element i of a fibre depends on elements 0..i of it (over everything, the
+    fibre is the flattened operand)."""
+    (operand,) = operands
+    pattern = operand.pattern
+    if pattern is None:
+        return None
+    if pattern.is_dense:
+        return context.dense(shape)
+    positions = _positions(operand.shape)
+    if axis is None or not operand.shape:
+        fibres = positions.reshape(1, -1)
+    else:
+        position = axis % len(operand.shape)
+        fibres = np.moveaxis(positions, position, -1).reshape(-1, operand.shape[position])
+    length = fibres.shape[1]
+    per_row = max(pattern.nnz // max(math.prod(operand.shape), 1), 1)
+    if fibres.shape[0] * length * (length + 1) // 2 * per_row > context.max_nnz:
+        return context.dense(shape)
+    # output element fibres[f, i] collects operand elements fibres[f, j] for every j <= i
+    i, j = np.tril_indices(length)
+    owners, sources = fibres[:, i].reshape(-1), fibres[:, j].reshape(-1)
+    starts, counts = pattern.indptr[sources], np.diff(pattern.indptr)[sources]
+    offsets = np.arange(counts.sum(), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    cols = pattern.indices[np.repeat(starts, counts) + offsets]
+    return context._from_pairs(shape, np.repeat(owners, counts), cols)
+
+
+def difference(context: Context, shape: Shape, operands: Sequence[Operand], axis: int = -1) -> Pattern | None:
+    """diff: element i along the axis depends on elements i and i + 1 of the operand."""
+    (operand,) = operands
+    position = axis % len(operand.shape)
+    length = operand.shape[position]
+    positions = _positions(operand.shape)
+    parts = [
+        context.gather(operand, np.take(positions, np.arange(k, k + length - 1), axis=position).reshape(-1), shape)
+        for k in (0, 1)
+    ]
+    return context.union(parts, shape)
+
+
 __all__ = [
     "Context", "Operand", "Pattern", "patterns",
     # the rules (functions.py names them in each entry's ``sparsity``)
-    "along_axis", "dot", "elementwise", "matmul", "reduction", "reshape", "stack", "transpose",
+    "along_axis", "concatenate", "difference", "dot", "elementwise", "flip", "matmul", "prefix", "reduction",
+    "reshape", "roll", "stack", "transpose",
 ]

@@ -173,6 +173,9 @@ SAFE_OF_BOUNDED = [
     "exp({})", "log(2 + {})", "sqrt(2 + {})", "asin({}/2)", "acos({}/2)", "atanh({}/2)",
     "acosh(2.5 + {})", "asinh({})", "sinh({})", "cosh({})", "({})**2", "({})^3", "relu({})",
     "abs({})", "softplus({})", "tan({}/2)", "log(3 + {}, 2)", "min({}, pi/7)", "max({}, -pi/9)",
+    "log1p({}/2)", "expm1({})", "logsigmoid({})", "cbrt(2 + {})", "gamma(2 + {})", "lgamma(2.5 + {})",
+    "digamma(2 + {})", "hypot({}, 0.5)", "atan2({}, 2)", "clamp({}, -pi/9, pi/7)",
+    "where({0} > pi/9, {0}, -{0})", "({0} < pi/7) * {0}**2", "round(2*{0} + pi/9) + {0}",
 ]
 LEAVES = st.sampled_from([("x", (3,)), ("y", (3,)), ("a", ()), ("0.5", ()), ("pi", ())])
 
@@ -217,7 +220,10 @@ def _tensor(child):
     reductions = st.tuples(
         st.sampled_from(["sum({})", "mean({})", "logsumexp({})", "norm(2 + sin({}))", "prod(sin({}))"]), vector
     ).map(reduce)
-    reshaped = st.tuples(st.sampled_from(["softmax({})", "sum(({})[1:]) * ({})", "[({})[0], ({})[2], 1]"]), vector).map(
+    reshaped = st.tuples(st.sampled_from([
+        "softmax({})", "sum(({})[1:]) * ({})", "[({})[0], ({})[2], 1]", "log_softmax({})", "cumsum({})",
+        "cumprod({})", "flip({})", "roll({}, 1)", "cat(diff({}), sum({}))", "cat(({})[0], ({})[1:])",
+    ]), vector).map(
         lambda args: (args[0].format(args[1][0], args[1][0]), (3,))
     )
     products = st.tuples(vector, vector).map(
