@@ -95,6 +95,7 @@ FLAGS = {
     "dtype": "--dtype", "seed": "--seed", "max_memory": "--max-memory", "rtol": "--rtol",
     "atol": "--atol", "symbolic": "--symbolic", "det": "--det", "output": "--output",
     "format": "--format", "precision": "--precision", "full": "--full", "layout": "--layout",
+    "view": "--view", "plot": "--plot",
 }
 """Each library parameter's flag: how the CLI prints a message that names a parameter."""
 
@@ -136,6 +137,26 @@ WRITE = {
 }
 
 
+class View(str, Enum):
+    heatmap = "heatmap"
+    spy = "spy"
+
+
+PICTURE = {
+    "view": (Optional[View], typer.Option(
+        None, "--view",
+        help="Draw the matrix (rows: output elements, columns: input elements) on stdout instead "
+        "of printing its numbers: heatmap (colours by sign and magnitude; text without a colour "
+        "terminal) or spy (the nonzeros in braille). Large matrices are shrunk to the terminal, "
+        "each cell showing its tile's entry of largest magnitude.",
+    )),
+    "plot": (Optional[Path], typer.Option(
+        None, "--plot", metavar="FILE",
+        help='Also save a picture of the matrix: FILE.png or FILE.svg (needs matplotlib: pip install "jacli[plot]").',
+    )),
+}
+
+
 LEADING = {"inputs"}
 
 
@@ -154,6 +175,8 @@ class _Options:
     output: Optional[Path] = None
     debug: bool = False
     untrusted: bool = False
+    view: Optional[View] = None
+    plot: Optional[Path] = None
 
     def specs(self) -> tuple[list, Optional[int]]:
         """The cheap checks (specs, device name, budget) before torch or SymPy load."""
@@ -165,7 +188,7 @@ class _Options:
         return specs, budget
 
     def out(self) -> "_Out":
-        return _Out(self.output_format, self.precision, self.full, self.output)
+        return _Out(self.output_format, self.precision, self.full, self.output, self.view, self.plot)
 
     def shown_as(self) -> str:
         """Where the result goes (see ``_Out.destination``)."""
@@ -210,7 +233,7 @@ def _expression(example: str, what: str = "The formula") -> Any:
 
 
 @app.command()
-@_options(PROBLEM, PLACE, SHOW, WRITE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE)
 def jacobian(
     expression: str = _expression("[r*cos(t), r*sin(t)]"),
     wrt: List[str] = WRT,
@@ -251,6 +274,8 @@ def jacobian(
       jacli jacobian "[r*cos(t), r*sin(t)]" -i r=2 -i t=0.5 --symbolic --det
 
       jacli jacobian "(x+1)**2" --input eye:1000 --layout diagonal
+
+      jacli jacobian "x[:-2] - 2*x[1:-1] + x[2:]" -i randn:10000 --view spy
     """
 
     def compute() -> Any:
@@ -259,8 +284,10 @@ def jacobian(
         specs, budget = o.specs()
         # NOTE [auto layout]: scripts keep the dense numbers they have always read; a person at a
         # terminal sees the structure; a sparse file format keeps it.
+        # A picture on stdout reads the structure too (a spy plot of a sparse block stays sparse).
         shown = layout
-        if layout is Layout.auto and o.shown_as() not in ("pretty", ".npz", ".pt"):
+        pictured = o.view is not None and o.output is None
+        if layout is Layout.auto and o.shown_as() not in ("pretty", ".npz", ".pt") and not pictured:
             shown = Layout.dense
         return api.compute_jacobian(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
@@ -379,7 +406,7 @@ def grad(
 
 
 @app.command()
-@_options(PROBLEM, PLACE, SHOW, WRITE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE)
 def hessian(
     expression: str = _expression("sum(x**3)", "A formula with one number as output"),
     wrt: List[str] = WRT,
@@ -400,6 +427,8 @@ def hessian(
       jacli hessian "x[0]**2*x[1] + x[1]**3" -i 1,2
 
       jacli hessian "a*b**2" -i a=1 -i b=2 --symbolic
+
+      jacli hessian "logsumexp(x)" -i randn:30 --view heatmap
     """
 
     def compute() -> Any:
@@ -490,6 +519,8 @@ class _Out:
     precision: Optional[int]
     full: bool
     file: Optional[Path]
+    view: Optional["View"] = None
+    plot: Optional[Path] = None
 
     def destination(self) -> str:
         """pretty, plain or json on stdout, or the file's suffix (``.json``, ``.npz`` ...)."""
@@ -521,6 +552,7 @@ def _run(compute: Callable[[], Any], out: _Out, debug: bool) -> Any:
                 raise JacliError(f"--output {out.file} is a folder; give a file name such as {out.file / 'result.json'}")
             render.check_file_suffix(out.file)  # before computing: a typo costs nothing
             _check_format_matches_file(out)
+        _check_pictures(out)
         result = compute()
         _render(result, out)
         return result
@@ -567,12 +599,19 @@ def _render(result: Any, out: _Out) -> None:
     from jacli import render
 
     chosen = out.destination()
+    if out.plot is not None:
+        _plot(result, out.plot)
+    if out.view is not None and out.file is None:
+        _print_view(result, out.view)
+        return
     if out.file is not None:
         _write_atomically(out.file, render.to_chunks(result, chosen, out.precision))
         blocks = getattr(result, "blocks", {})
         diagonal = any(getattr(block, "layout", "") == "diagonal" for block in blocks.values())
         what = " (the diagonal, shaped like the output)" if diagonal and chosen == ".npy" else ""
         _diagnose(f"jacli: wrote {out.file}{what}")
+        if out.view is not None:
+            _print_view(result, out.view)
         return
     try:
         if chosen == "json":
@@ -597,6 +636,48 @@ def _render(result: Any, out: _Out) -> None:
         ) from None
 
 
+def _check_pictures(out: _Out) -> None:
+    """--view replaces the numbers on stdout, so it takes no --format (usage error, exit 2);
+    --plot needs a .png or .svg name and matplotlib. Both checked before any work."""
+    if out.view is not None and out.format is not None:
+        _diagnose(
+            f"Error: --view {out.view.value} draws the matrix on stdout instead of numbers, so it "
+            f"cannot be combined with --format {out.format.value}; leave out --format, or keep the "
+            "numbers in a file with --output FILE"
+        )
+        raise typer.Exit(2)
+    if out.plot is not None:
+        from jacli import views
+
+        if out.plot.is_dir():
+            raise JacliError(f"--plot {out.plot} is a folder; give a file name such as {out.plot / 'jacobian.png'}")
+        views.check_plot(out.plot)
+
+
+def _plot(result: Any, path: Path) -> None:
+    from jacli import views
+
+    _write_atomically(path, [views.plot_bytes(result, views.check_plot(path))], flag="--plot")
+    _diagnose(f"jacli: wrote {path}")
+
+
+def _print_view(result: Any, view: "View") -> None:
+    from rich.console import Console
+
+    from jacli import views
+
+    console = Console()
+    if console.width < 20:  # as for the pretty view: COLUMNS=0 or a tiny pane
+        console = Console(width=80)
+    try:
+        views.print_view(result, view.value, console)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise JacliError(f"cannot write the picture to standard output ({error.strerror or error})") from None
+
+
 def _check_format_matches_file(out: _Out) -> None:
     """--format with --output must agree with the file's name, which decides what is written."""
     from jacli.errors import InputError
@@ -618,9 +699,10 @@ def _check_format_matches_file(out: _Out) -> None:
         )
 
 
-def _write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
+def _write_atomically(path: Path, chunks: Iterable[bytes], flag: str = "--output") -> None:
     """Write to a temporary file beside ``path``, then rename it into place: an error or Ctrl-C
-    never leaves a truncated file, and an existing file is replaced only on success."""
+    never leaves a truncated file, and an existing file is replaced only on success. ``flag``:
+    the option that named the file, for the messages."""
     import tempfile
 
     from jacli.errors import InputError
@@ -638,7 +720,7 @@ def _write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
         # A short name of its own: the file's name plus a prefix could pass the name-length limit.
         handle = tempfile.NamedTemporaryFile(dir=folder, prefix=".jacli-", suffix=".tmp", delete=False)
     except OSError as error:
-        raise InputError(f"--output {path}: cannot write in {folder} ({error.strerror or error})") from None
+        raise InputError(f"{flag} {path}: cannot write in {folder} ({error.strerror or error})") from None
     previous = _on_sigterm_exit()  # SIGTERM while writing: clean up as for Ctrl-C, then exit 143
     try:
         with handle:
@@ -651,7 +733,7 @@ def _write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
     except BaseException as error:
         os.unlink(handle.name)
         if isinstance(error, OSError):
-            raise InputError(f"--output {path}: cannot write it ({error.strerror or error})") from None
+            raise InputError(f"{flag} {path}: cannot write it ({error.strerror or error})") from None
         raise
     finally:
         if previous is not None:
