@@ -176,7 +176,8 @@ class Tiles:
 
     @property
     def signed(self) -> "np.ndarray":
-        """Each tile's entry of largest magnitude, NaN where the tile holds a NaN."""
+        """Each tile's entry of largest magnitude (the positive one of a tie), NaN where the tile
+        holds a NaN."""
         import numpy as np
 
         value = np.where(self.largest >= -self.smallest, self.largest, self.smallest)
