@@ -352,8 +352,10 @@ def heatmap(result: Any, *, width: int = 80, height: int | None = None, color: b
         0 +2+5
           -5 ·
            · ·
-        +5 (0.2, 2]  +4 (0.02, 0.2]  +3 (0.002, 0.02]  +2 (0.0002, 0.002]  +1 (0, 0.0002]
-        -5 [-2, -0.2)  -4 [-0.2, -0.02)  -3 [-0.02, -0.002)  -2 [-0.002, -0.0002)  -1 [-0.0002, 0)
+        +5 (0.2, 2]  +4 (0.02, 0.2]  +3 (0.002, 0.02]  +2 (0.0002, 0.002]
+        +1 (0, 0.0002]
+        -5 [-2, -0.2)  -4 [-0.2, -0.02)  -3 [-0.02, -0.002)  -2 [-0.002, -0.0002)
+        -1 [-0.0002, 0)
          · exactly 0   N nan  +∞ inf  -∞ -inf
     """
     from rich.text import Text
@@ -393,35 +395,36 @@ def heatmap(result: Any, *, width: int = 80, height: int | None = None, color: b
             else:
                 text.append(GLYPHS[int(classes[first, column])])
         out.append(text)
-    out += _legend(top, color)
+    out += _legend(top, color, width)
     return out
 
 
-def _legend(top: float, color: bool) -> list["Text"]:
+def _legend(top: float, color: bool, width: int) -> list["Text"]:
+    """Each class's swatch and values: positives, negatives, then zero, NaN and ±inf, each group
+    from its own line, wrapped at ``width``."""
     from rich.text import Text
 
     if top == 0:
         top = 1.0  # nothing finite and nonzero: the ranges are only a scale
+    groups = [
+        [(level, level_range(level, top)) for level in range(LEVELS, 0, -1)],
+        [(-level, level_range(-level, top)) for level in range(LEVELS, 0, -1)],
+        [(0, "exactly 0"), (LEVELS + 2, "nan"), (LEVELS + 1, "inf"), (-(LEVELS + 1), "-inf")],
+    ]
     lines = []
-    for sign in (1, -1):
+    for group in groups:
         line = Text()
-        for level in range(LEVELS, 0, -1):
+        for cls, words in group:
+            entry = Text()
+            _swatch(entry, cls, color)
+            entry.append(f" {words}")
+            if line and len(line) + 2 + len(entry) > width:
+                lines.append(line)
+                line = Text()
             if line:
                 line.append("  ")
-            _swatch(line, sign * level, color)
-            line.append(f" {level_range(sign * level, top)}")
+            line.append_text(entry)
         lines.append(line)
-    other = Text()
-    for index, (cls, words) in enumerate(((0, "exactly 0"), (LEVELS + 2, "nan"), (LEVELS + 1, "inf"), (-(LEVELS + 1), "-inf"))):
-        if index:
-            other.append("  ")
-        _swatch(other, cls, color)
-        other.append(f" {words}")
-    lines.append(other)
-    if color:
-        lines[0] = Text("positive  ") + lines[0]
-        lines[1] = Text("negative  ") + lines[1]
-        lines[2] = Text("          ") + lines[2]
     return lines
 
 

@@ -226,20 +226,19 @@ def render_colour(result, width: int = 120, height: int | None = None) -> list[s
 
 
 def legend_classes(lines: list[str]) -> dict[str, str]:
-    """Colour → "+", "-", "0", "nan", "inf", "-inf", read from the printed legend."""
+    """Colour → "+", "-", "0", "nan", "inf", "-inf", read from the legend printed below the cells."""
+    last_cell = max(i for i, line in enumerate(lines) if "▀" in line)
     classes = {}
-    for line in lines[-3:]:
+    for line in lines[last_cell + 1:]:
         chars = parse_ansi(line)
         text = "".join(c for c, _, _ in chars)
-        swatches = [(i, fg) for i, (c, fg, _) in enumerate(chars) if c == "█" and (i == 0 or chars[i - 1][0] != "█")]
-        for index, colour in swatches:
-            after = text[index + 2:].split("  ")[0].strip()
-            if text.startswith("positive"):
-                classes[colour] = "+"
-            elif text.startswith("negative"):
-                classes[colour] = "-"
-            else:
-                classes[colour] = {"exactly 0": "0", "nan": "nan", "inf": "inf", "-inf": "-inf"}[after]
+        for index, (char, colour, _) in enumerate(chars):
+            if char != "█" or (index and chars[index - 1][0] == "█"):
+                continue
+            words = text[index + 2:].split("  ")[0].strip()
+            named = {"exactly 0": "0", "nan": "nan", "inf": "inf", "-inf": "-inf"}
+            classes[colour] = named.get(words) or ("-" if words.startswith("[-") else "+" if words.startswith("(") else "?")
+    assert "?" not in classes.values(), classes
     return classes
 
 
@@ -341,7 +340,8 @@ def test_text_heatmap_shows_sign_and_decade(formula, function, inputs) -> None:
         return f"{'+' if value > 0 else '-'}{level}"
 
     assert [row + [" ·"] * (tiles.shape[1] - len(row)) for row in cells] == [[glyph(v) for v in row] for row in tiles]
-    assert f"+5 ({top / 10:.2g}, {top:.2g}]" in lines[-3]
+    assert f"+5 ({top / 10:.2g}, {top:.2g}]" in "\n".join(lines)
+    assert all(len(line) <= 70 for line in lines[1:])
 
 
 def test_the_heatmap_of_a_hessian_is_its_matrix() -> None:
