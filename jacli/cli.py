@@ -669,8 +669,11 @@ def _print_view(result: Any, view: "View") -> None:
     console = Console()
     if console.width < 20:  # as for the pretty view: COLUMNS=0 or a tiny pane
         console = Console(width=80)
-    try:
+    # Captured, then written: rich answers a broken pipe with exit 1 itself; jacli's is exit 0.
+    with console.capture() as picture:
         views.print_view(result, view.value, console)
+    try:
+        sys.stdout.write(picture.get())
         sys.stdout.flush()
     except BrokenPipeError:
         raise

@@ -499,7 +499,7 @@ def spy_lines(result: Any, *, width: int = 80, height: int | None = None) -> lis
 
 def print_view(result: Any, view: str, console: "Console") -> None:
     """Print ``view`` (``heatmap`` or ``spy``) of ``result`` on ``console``: in colour where the
-    console has colour (a terminal, FORCE_COLOR; not NO_COLOR or TERM=dumb), as text elsewhere,
+    console has 256 colours or more (a terminal, FORCE_COLOR; not NO_COLOR or TERM=dumb), as text elsewhere,
     sized to the console's width, and to its height on a terminal."""
     from rich.text import Text
 
@@ -510,7 +510,8 @@ def print_view(result: Any, view: str, console: "Console") -> None:
         for line in spy_lines(result, width=console.width, height=height):
             console.print(Text(line), crop=False, soft_wrap=True)
         return
-    color = console.color_system is not None and not console.no_color and console.is_terminal
+    # Five shades per sign need 256 colours; 16 would merge them, and the text form says more.
+    color = console.color_system in ("256", "truecolor") and not console.no_color and console.is_terminal
     for text in heatmap(result, width=console.width, height=height, color=color):
         text.rstrip()
         console.print(text, crop=False, soft_wrap=True)

@@ -399,13 +399,36 @@ def test_heatmap_is_coloured_only_where_colour_is_wanted() -> None:
 
     def run(**env):
         return cli_runner().invoke(app, ["jacobian", "softmax(x)", "-i", "randn:6", "--view", "heatmap"],
-                                   env={"JACLI_DEBUG": "", "NO_COLOR": None, "FORCE_COLOR": None, **env})
+                                   env={"JACLI_DEBUG": "", "NO_COLOR": None, "FORCE_COLOR": None,
+                                        "COLORTERM": None, "TERM": "xterm", **env})
 
-    coloured = run(FORCE_COLOR="1")
-    assert coloured.exit_code == 0 and "\x1b[38;2;" in coloured.stdout and "▀" in coloured.stdout
-    for env in ({}, {"FORCE_COLOR": "1", "NO_COLOR": "1"}):
+    for env in ({"FORCE_COLOR": "1", "COLORTERM": "truecolor"}, {"FORCE_COLOR": "1", "TERM": "xterm-256color"}):
+        coloured = run(**env)
+        assert coloured.exit_code == 0 and "\x1b[38;" in coloured.stdout and "▀" in coloured.stdout, env
+    for env in ({}, {"COLORTERM": "truecolor"}, {"FORCE_COLOR": "1", "COLORTERM": "truecolor", "NO_COLOR": "1"},
+                {"FORCE_COLOR": "1", "TERM": "dumb"}, {"FORCE_COLOR": "1"}):  # the last: 16 colours
         plain = run(**env)
         assert plain.exit_code == 0 and "\x1b" not in plain.stdout and "▀" not in plain.stdout, env
+
+
+def test_sixteen_colours_get_the_text_form() -> None:
+    """Five shades per sign would merge into one or two of 16 colours: the text form says more."""
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), force_terminal=True, color_system="standard", width=80)
+    views.print_view(compute("softmax(x)", {"x": random(5, 17)}), "heatmap", console)
+    assert "+5" in console.file.getvalue() and "▀" not in console.file.getvalue()
+
+
+def test_a_closed_pipe_ends_the_view_quietly() -> None:
+    """`jacli ... --view spy | true`: the reader is gone before the picture is written (``true``
+    exits at once, jacli computes first); exit 0 and nothing on stderr, as for plain output."""
+    done = subprocess.run(
+        f"{sys.executable} -m jacli jacobian '{STENCIL}' -i randn:50 --view spy | true; exit ${{PIPESTATUS[0]}}",
+        shell=True, capture_output=True, text=True, check=False,
+        executable="/bin/bash", env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
+    )
+    assert done.returncode == 0 and done.stderr == ""
 
 
 def test_view_with_a_format_is_a_usage_error() -> None:
