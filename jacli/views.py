@@ -189,8 +189,9 @@ class Tiles:
         return (self.largest != 0) | (self.smallest != 0) | self.nan
 
 
-BAND_ENTRIES = 1 << 22
-"""A dense block is reduced this many entries at a time, at most (plus one tile's rows)."""
+BAND_ENTRIES = 1 << 20
+"""A dense block is reduced in bands of whole tile rows of about this many entries (at least one
+tile row), so a picture of a dense block needs a few such bands of memory."""
 
 
 def reduce_tiles(matrix: Matrix, k: int) -> Tiles:
@@ -228,16 +229,24 @@ def reduce_tiles(matrix: Matrix, k: int) -> Tiles:
             continue
         dense = piece.values.detach()
         column_cells = (torch.arange(piece.columns) + piece.column) // k
-        band = max(1, BAND_ENTRIES // max(1, piece.columns))
+        rows_at_once = max(1, BAND_ENTRIES // max(1, piece.columns) // k) * k
         start = 0
         while start < piece.rows:
-            # Whole rows of tiles at a time, so that each band's rows share their tile rows' cells.
-            stop = min(piece.rows, start + band)
-            chunk = dense[start:stop].cpu().to(torch.float64)
-            nnz += int(torch.count_nonzero(chunk))
-            row_cells = (torch.arange(start, stop) + piece.row) // k
-            cells = (row_cells[:, None] * grid_columns + column_cells[None, :]).reshape(-1)
-            add(cells, chunk.reshape(-1))
+            # A band of whole tile rows (zero-padded where the piece starts or ends inside one):
+            # reduced over each tile's rows as a (tiles, k, columns) view, then scattered by column.
+            first_tile = (piece.row + start) // k
+            stop = min(piece.rows, first_tile * k + rows_at_once - piece.row)
+            tiles_here = -(-(piece.row + stop) // k) - first_tile
+            band = torch.zeros((tiles_here * k, piece.columns), dtype=torch.float64)
+            offset = piece.row + start - first_tile * k
+            band[offset:offset + stop - start] = dense[start:stop].cpu()
+            nnz += int(torch.count_nonzero(band))
+            is_nan = torch.isnan(band).reshape(tiles_here, k, -1).any(1)
+            band = torch.nan_to_num(band, nan=0.0, posinf=math.inf, neginf=-math.inf).reshape(tiles_here, k, -1)
+            cells = ((torch.arange(tiles_here) + first_tile)[:, None] * grid_columns + column_cells[None, :]).reshape(-1)
+            largest.scatter_reduce_(0, cells, band.amax(1).reshape(-1), "amax")
+            smallest.scatter_reduce_(0, cells, band.amin(1).reshape(-1), "amin")
+            nan.index_fill_(0, cells[is_nan.reshape(-1)], True)
             start = stop
     shape = (grid_rows, grid_columns)
     return Tiles(k, largest.reshape(shape).numpy(), smallest.reshape(shape).numpy(), nan.reshape(shape).numpy(), nnz)

@@ -39,19 +39,23 @@ FORMULAS = [
     ("softmax(x)", lambda x: torch.softmax(x, 0), {"x": random(23, 2)}, "dense"),
     ("relu(x)*x", lambda x: torch.relu(x) * x, {"x": random(37, 3)}, "diagonal"),
     ("x[1:] * y[:-1]", lambda x, y: x[1:] * y[:-1], {"x": random(30, 4), "y": random(30, 5)}, "auto"),
+    # wrt given as y, x: the columns follow the result's wrt, whatever order jacli keeps.
+    ("x[1:] * y[:-1]", lambda y, x: x[1:] * y[:-1], {"y": random(20, 4), "x": random(25, 5)[:20]}, "auto"),
     ("sum(x[:5]) * x", lambda x: x[:5].sum() * x, {"x": random(19, 6)}, "auto"),
 ]
 
 
-def reference(function, inputs: dict) -> np.ndarray:
-    """The classic matrix from torch.func.jacrev: output elements × inputs side by side (or, for
-    a ``function`` that already returns the square matrix of an elementwise formula, that)."""
+def reference(function, inputs: dict, order=None) -> np.ndarray:
+    """The classic matrix from torch.func.jacrev: output elements × the inputs side by side, in
+    ``order`` (default: as ``inputs`` lists them). A ``function`` that calls ``diag`` returns the
+    square matrix of an elementwise formula itself."""
     tensors = tuple(inputs.values())
     if getattr(function, "__name__", "") == "<lambda>" and "diag" in function.__code__.co_names:
         return function(*tensors).numpy()
     blocks = torch.func.jacrev(function, argnums=tuple(range(len(tensors))))(*tensors)
     rows = function(*tensors).numel()
-    return torch.cat([b.reshape(rows, -1) for b in blocks], dim=1).numpy()
+    named = {name: block.reshape(rows, -1) for name, block in zip(inputs, blocks)}
+    return torch.cat([named[name] for name in (order or inputs)], dim=1).numpy()
 
 
 def tiles_of(matrix: np.ndarray, k: int) -> np.ndarray:
@@ -70,7 +74,8 @@ def tiles_of(matrix: np.ndarray, k: int) -> np.ndarray:
 
 
 def compute(formula: str, inputs: dict, layout: str = "auto"):
-    return jacli.compute_jacobian(formula, inputs, layout=layout)
+    """jacli's Jacobian with respect to the inputs in the order ``inputs`` lists them."""
+    return jacli.compute_jacobian(formula, inputs, wrt=list(inputs), layout=layout)
 
 
 # -- spy ----------------------------------------------------------------------------------------
@@ -100,8 +105,8 @@ def decode_spy(lines: list[str]) -> tuple[np.ndarray, int]:
 @pytest.mark.parametrize("formula,function,inputs,layout", FORMULAS, ids=[f[0] for f in FORMULAS])
 @pytest.mark.parametrize("width", [200, 24, 13])
 def test_spy_decodes_to_the_pattern_of_jacrev(formula, function, inputs, layout, width) -> None:
-    expected = reference(function, inputs)
     result = compute(formula, inputs, layout)
+    expected = reference(function, inputs, result.wrt)  # the columns in the result's wrt order
     lines = views.spy_lines(result, width=width)
     assert all(len(line) <= max(width, 60) for line in lines[2:])  # the box fits; titles may not
     dots, k = decode_spy(lines)
@@ -113,6 +118,11 @@ def test_spy_decodes_to_the_pattern_of_jacrev(formula, function, inputs, layout,
     assert (dots[:pattern.shape[0], :pattern.shape[1]] == pattern).all()
     assert dots[pattern.shape[0]:].sum() == 0 and dots[:, pattern.shape[1]:].sum() == 0
     assert f"{rows}×{cols}, {int((expected != 0).sum())} nonzeros" in " ".join(lines[:3])
+    if len(inputs) > 1:
+        sizes = [inputs[name].numel() for name in result.wrt]
+        starts = np.cumsum([0, *sizes])
+        groups = ", ".join(f"{name} {a}–{b - 1}" for name, a, b in zip(result.wrt, starts, starts[1:]))
+        assert f"columns: {groups}" in lines
 
 
 def test_spy_downsampling_keeps_every_nonzero() -> None:
@@ -282,8 +292,9 @@ HEATMAP_CASES = [
 @pytest.mark.parametrize("formula,function,inputs", HEATMAP_CASES, ids=[c[0] for c in HEATMAP_CASES])
 @pytest.mark.parametrize("width", [120, 25])
 def test_colour_heatmap_cells_have_the_sign_of_the_jacobian(formula, function, inputs, width) -> None:
-    expected = reference(function, inputs)
-    lines = render_colour(compute(formula, inputs), width=width)
+    result = compute(formula, inputs)
+    expected = reference(function, inputs, result.wrt)
+    lines = render_colour(result, width=width)
     assert not any("\x1b" in line for line in lines[:1])  # the title is plain text
     grid, k = decode_colour_heatmap(lines, expected.shape[0])
     tiles = tiles_of(expected, k)
@@ -371,7 +382,10 @@ def test_dense_and_sparse_tiles_agree_with_the_loop(rows, cols, k, cells) -> Non
     whole = views.Piece(0, 0, rows, cols, values=torch.tensor(dense))
     halves = (views.Piece(0, 0, rows, cols // 2, values=torch.tensor(dense[:, :cols // 2])),
               views.Piece(0, cols // 2, rows, cols - cols // 2, values=torch.tensor(dense[:, cols // 2:])))
-    for pieces in ((sparse,), (whole,), halves):
+    r = rows // 2  # the pieces of a Hessian start at row offsets, inside a tile or not
+    stacked = (views.Piece(0, 0, r, cols, values=torch.tensor(dense[:r])),
+               views.Piece(r, 0, rows - r, cols, values=torch.tensor(dense[r:])))
+    for pieces in ((sparse,), (whole,), halves, stacked):
         tiles = views.reduce_tiles(views.Matrix(rows, cols, pieces, (), (), "", False), k)
         np.testing.assert_array_equal(tiles.signed, expected)
         np.testing.assert_array_equal(tiles.occupied, (expected != 0) | np.isnan(expected))
