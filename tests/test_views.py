@@ -519,3 +519,17 @@ def test_plot_to_an_unwritable_place_is_an_error(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     done = cli("jacobian", "x**2", "-i", "1,2", "--plot", str(tmp_path / "missing" / "J.png"))
     assert done.exit_code == 1 and done.stderr.startswith("Error: --plot ") and "Traceback" not in done.stderr
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("layout", ["dense", "sparse"])
+def test_pictures_of_a_cuda_result_are_the_cpu_pictures(layout) -> None:
+    """Blocks on the GPU are read a band (or their nonzeros) at a time onto the CPU."""
+    x = random(300, 18)
+    pictures = []
+    for device in ("cpu", "cuda"):
+        result = jacli.compute_jacobian(STENCIL, {"x": x}, device=device, layout=layout)
+        pictures.append((views.spy_lines(result, width=50),
+                         [t.plain for t in views.heatmap(result, width=50, color=False)]))
+    assert pictures[0] == pictures[1]
