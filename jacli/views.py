@@ -318,6 +318,10 @@ def _title(result: Any, matrix: Matrix) -> str:
     return f"{kind} {matrix.what} of {result.expression}"
 
 
+def _nonzeros(count: int) -> str:
+    return f"{count:,} nonzero" + ("" if count == 1 else "s")
+
+
 def _tile_words(k: int, what: str) -> str:
     if k == 1:
         return f"one {what} per entry"
@@ -385,7 +389,7 @@ def heatmap(result: Any, *, width: int = 80, height: int | None = None, color: b
         return [Text(f"{title}: an empty matrix, nothing to draw")]
     tiles = reduce_tiles(matrix, k)
     classes, top = levels(tiles.signed)
-    out.append(Text(f"{title}, {tiles.nnz} nonzeros, {_tile_words(k, 'cell')}"))
+    out.append(Text(f"{title}, {_nonzeros(tiles.nnz)}, {_tile_words(k, 'cell')}"))
     for label, groups in (("rows", matrix.row_groups), ("columns", matrix.column_groups)):
         line = _groups_line(label, groups)
         if line:
@@ -483,7 +487,7 @@ def spy_lines(result: Any, *, width: int = 80, height: int | None = None) -> lis
                         code |= DOTS[dy][dx]
             text.append(chr(BRAILLE + code) if code else " ")
         body.append("".join(text))
-    subtitle = f"{matrix.rows}×{matrix.columns}, {tiles.nnz} nonzeros, {_tile_words(k, 'dot')}"
+    subtitle = f"{matrix.rows}×{matrix.columns}, {_nonzeros(tiles.nnz)}, {_tile_words(k, 'dot')}"
     full = margin + chars + 2
     out = [title.center(max(full, len(title))).rstrip(), subtitle.center(max(full, len(subtitle))).rstrip()]
     for label, groups in (("rows", matrix.row_groups), ("columns", matrix.column_groups)):
@@ -595,7 +599,7 @@ def plot_bytes(result: Any, file_format: str) -> bytes:
             shrunk = f", {k}×{k} tiles, each its entry of largest magnitude"
         axes.set_title(
             f"{result.expression}\n{kind} {matrix.what}: {matrix.rows}×{matrix.columns}, "
-            f"{tiles.nnz} nonzeros{shrunk}", fontsize=10,
+            f"{_nonzeros(tiles.nnz)}{shrunk}", fontsize=10,
         )
         axes.set_xlabel("column: input element")
         axes.set_ylabel("row: output element" if result.command == "jacobian" else "row: input element")

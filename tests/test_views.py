@@ -117,7 +117,7 @@ def test_spy_decodes_to_the_pattern_of_jacrev(formula, function, inputs, layout,
     pattern = (tiles_of(expected, k) != 0).astype(int)
     assert (dots[:pattern.shape[0], :pattern.shape[1]] == pattern).all()
     assert dots[pattern.shape[0]:].sum() == 0 and dots[:, pattern.shape[1]:].sum() == 0
-    assert f"{rows}×{cols}, {int((expected != 0).sum())} nonzeros" in " ".join(lines[:3])
+    assert f"{rows}×{cols}, {int((expected != 0).sum()):,} nonzeros" in " ".join(lines[:3])
     if len(inputs) > 1:
         sizes = [inputs[name].numel() for name in result.wrt]
         starts = np.cumsum([0, *sizes])
