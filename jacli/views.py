@@ -88,7 +88,8 @@ class Matrix:
     """The classic matrix of a Jacobian or a Hessian, as the blocks it is made of.
 
     ``row_groups``/``column_groups``: (input name, first index, last index + 1) of each input's
-    elements; ``what``: ``∂y/∂x`` or ``∂²f/∂x²``, for titles.
+    elements; ``what``: ``∂y/∂x`` or ``∂²f/∂x²``, for titles; ``structured``: a block is kept
+    diagonal or sparse (the file picture is then a spy plot).
     """
 
     rows: int
@@ -131,7 +132,8 @@ def classic_matrix(result: Any) -> Matrix:
             else:
                 pieces.append(Piece(0, start, height, stop - start, coo=block.coo()))
         structured = any(block.layout != "dense" for block in result.blocks.values())
-        out = "y" if "y" not in result.inputs else "f"
+        # The output's name as the pretty view gives it: y, unless an input is called y.
+        out = next(name for name in ("y", "f", "g", "h", "out", "output") if name not in result.inputs)
         wrt = result.wrt[0] if len(result.wrt) == 1 else "(" + ", ".join(result.wrt) + ")"
         rows = ((out, 0, height),)
         return Matrix(height, width, tuple(pieces), rows, columns, f"∂{out}/∂{wrt}", structured)
@@ -381,7 +383,10 @@ def heatmap(result: Any, *, width: int = 80, height: int | None = None, color: b
     if height is None:
         max_rows = max_columns
     else:
-        max_rows = max(1, int((height - 6) / lines_per_cell))
+        # Title, groups, axis, the legend at its longest (numbers like 1.2e-100), the prompt after.
+        groups = sum(len(g) > 1 for g in (matrix.row_groups, matrix.column_groups))
+        reserved = 3 + groups + len(_legend(1.5e-100, color, width))
+        max_rows = max(1, int((height - reserved) / lines_per_cell))
     k = tile_size(matrix.rows, matrix.columns, max_rows, max_columns)
     out: list[Text] = []
     title = f"{_title(result, matrix)}: {matrix.rows}×{matrix.columns}"
@@ -466,7 +471,8 @@ def spy_lines(result: Any, *, width: int = 80, height: int | None = None) -> lis
     matrix = classic_matrix(result)
     margin = len(str(max(matrix.rows - 1, 0))) + 2
     inner = max(1, width - margin - 2)
-    max_lines = inner if height is None else max(1, height - 6)
+    groups = sum(len(g) > 1 for g in (matrix.row_groups, matrix.column_groups))
+    max_lines = inner if height is None else max(1, height - 6 - groups)  # titles, box, axis, prompt
     title = f"Sparsity pattern of {matrix.what}"
     if not matrix.rows or not matrix.columns:
         return [title, f"{matrix.rows}×{matrix.columns}: an empty matrix, nothing to draw"]

@@ -314,8 +314,12 @@ def test_a_tiny_value_and_an_exact_zero_get_different_colours() -> None:
 
 def test_heatmap_fits_the_terminal_height() -> None:
     result = compute("softmax(x)", {"x": random(200, 13)})
+    for width in (60, 200):
+        lines = render_colour(result, width=width, height=30)
+        assert len(lines) < 30  # a line left for the prompt
+        spy = views.spy_lines(result, width=width, height=30)
+        assert len(spy) < 30
     lines = render_colour(result, width=200, height=30)
-    assert len(lines) <= 30
     grid, k = decode_colour_heatmap(lines, 200)
     assert k > 1 and grid == [[sign_class(v) for v in row] for row in tiles_of(reference(lambda x: torch.softmax(x, 0), {"x": random(200, 13)}), k)]
 
