@@ -182,6 +182,7 @@ FLAGS = {
     "atol": "--atol", "symbolic": "--symbolic", "det": "--det", "output": "--output",
     "format": "--format", "precision": "--precision", "full": "--full", "layout": "--layout",
     "matrix": "--matrix",
+    "view": "--view", "plot": "--plot",
 }
 """Each library parameter's flag: how the CLI prints a message that names a parameter."""
 
@@ -280,6 +281,26 @@ def _note(line: str) -> None:
         _diagnose(line)
 
 
+class View(str, Enum):
+    heatmap = "heatmap"
+    spy = "spy"
+
+
+PICTURE = {
+    "view": (Optional[View], typer.Option(
+        None, "--view",
+        help="Draw the matrix (rows: output elements, columns: input elements) on stdout instead "
+        "of printing its numbers: heatmap (colours by sign and magnitude; text without a colour "
+        "terminal) or spy (the nonzeros in braille). Large matrices are shrunk to the terminal, "
+        "each cell showing its tile's entry of largest magnitude.",
+    )),
+    "plot": (Optional[Path], typer.Option(
+        None, "--plot", metavar="FILE",
+        help='Also save a picture of the matrix: FILE.png or FILE.svg (needs matplotlib: pip install "jacli[plot]").',
+    )),
+}
+
+
 LEADING = {"inputs"}
 
 
@@ -302,6 +323,8 @@ class _Options:
     """What the status line says while the command computes."""
     given: Optional[list] = None
     """The input specs of a continued problem (``_continue``), which replace ``inputs``."""
+    view: Optional[View] = None
+    plot: Optional[Path] = None
 
     def specs(self) -> tuple[list, Optional[int]]:
         """The cheap checks (specs, device name, budget) before torch or SymPy load."""
@@ -315,7 +338,7 @@ class _Options:
 
     def out(self) -> "_Out":
         stdout = self.output is not None and str(self.output) == "-"  # -o -: standard output
-        return _Out(self.output_format, self.precision, self.full, None if stdout else self.output)
+        return _Out(self.output_format, self.precision, self.full, None if stdout else self.output, self.view, self.plot)
 
     def shown_as(self) -> str:
         """Where the result goes (see ``_Out.destination``)."""
@@ -516,7 +539,7 @@ def _remember(command: str, values: dict[str, Any], o: _Options) -> None:
 
 
 @app.command(cls=_Command, short_help="The Jacobian of EXPR for each input.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE)
 def jacobian(
     expression: str = _expression("[r*cos(t), r*sin(t)]"),
     wrt: List[str] = WRT,
@@ -555,6 +578,8 @@ def jacobian(
       jacli jacobian "x**2" -i 2,3 --method rows
       jacli jacobian "[r*cos(t), r*sin(t)]" -i r=2 -i t=0.5 --symbolic --det
       jacli jacobian "(x+1)**2" --input eye:1000 --layout diagonal
+
+      jacli jacobian "x[:-2] - 2*x[1:-1] + x[2:]" -i randn:10000 --view spy
     """
 
     def compute() -> Any:
@@ -563,8 +588,10 @@ def jacobian(
         specs, budget = o.specs()
         # NOTE [auto layout]: scripts keep the dense numbers they have always read; a person at a
         # terminal sees the structure; a sparse file format keeps it.
+        # A picture on stdout reads the structure too (a spy plot of a sparse block stays sparse).
         shown = layout
-        if layout is Layout.auto and o.shown_as() not in ("pretty", ".npz", ".pt"):
+        pictured = o.view is not None and o.output is None
+        if layout is Layout.auto and o.shown_as() not in ("pretty", ".npz", ".pt") and not pictured:
             shown = Layout.dense
         return api.compute_jacobian(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
@@ -683,7 +710,7 @@ def grad(
 
 
 @app.command(cls=_Command, short_help="The Hessian of a one-number output.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE)
 def hessian(
     expression: str = _expression("sum(x**3)", "A formula with one number as output"),
     wrt: List[str] = WRT,
@@ -705,6 +732,8 @@ def hessian(
     \b
       jacli hessian "x[0]**2*x[1] + x[1]**3" -i 1,2
       jacli hessian "a*b**2" -i a=1 -i b=2 --symbolic
+
+      jacli hessian "logsumexp(x)" -i randn:30 --view heatmap
     """
 
     def compute() -> Any:
@@ -815,6 +844,8 @@ class _Out:
     precision: Optional[int]
     full: bool
     file: Optional[Path]
+    view: Optional["View"] = None
+    plot: Optional[Path] = None
 
     def destination(self) -> str:
         """pretty, plain, json or csv (on stdout, or a text file's), or a binary file's suffix
@@ -853,6 +884,7 @@ def _run(
                 raise JacliError(f"--output {out.file} is a folder; give a file name such as {out.file / 'result.json'}")
             render.check_file_suffix(out.file)  # before computing: a typo costs nothing
             _check_format_matches_file(out)
+        _check_pictures(out)
         with _no_status() if _reads_terminal(inputs) else Status(doing):
             result = compute()
         _render(result, out)
@@ -912,6 +944,11 @@ def _render(result: Any, out: _Out) -> None:
 
     chosen = out.destination()
     writing = f"jacli: writing {render.number_count(result):,} numbers to {out.file or 'standard output'}…"
+    if out.plot is not None:
+        _plot(result, out.plot)
+    if out.view is not None and out.file is None:
+        _print_view(result, out.view)
+        return
     if out.file is not None:
         with Status(writing):
             _write_atomically(out.file, render.to_chunks(result, chosen, out.precision))
@@ -925,6 +962,8 @@ def _render(result: Any, out: _Out) -> None:
         elif diagonal and chosen == ".npy":
             what = " (the diagonal, shaped like the output)"
         _note(f"jacli: wrote {out.file}{what}")
+        if out.view is not None:
+            _print_view(result, out.view)
         return
     try:
         if chosen in ("json", "plain", "csv"):
@@ -955,6 +994,49 @@ def _stdout_console(**options: Any) -> Any:
     return _console(pipe_safe=True, **options)
 
 
+def _check_pictures(out: _Out) -> None:
+    """--view replaces the numbers on stdout, so it takes no --format (usage error, exit 2);
+    --plot needs a .png or .svg name and matplotlib. Both checked before any work."""
+    if out.view is not None and out.format is not None:
+        _diagnose(
+            f"Error: --view {out.view.value} draws the matrix on stdout instead of numbers, so it "
+            f"cannot be combined with --format {out.format.value}; leave out --format, or keep the "
+            "numbers in a file with --output FILE"
+        )
+        raise typer.Exit(2)
+    if out.plot is not None:
+        from jacli import views
+
+        if out.plot.is_dir():
+            raise JacliError(f"--plot {out.plot} is a folder; give a file name such as {out.plot / 'jacobian.png'}")
+        views.check_plot(out.plot)
+
+
+def _plot(result: Any, path: Path) -> None:
+    from jacli import views
+
+    _write_atomically(path, [views.plot_bytes(result, views.check_plot(path))], flag="--plot")
+    _note(f"jacli: wrote {path}")
+
+
+def _print_view(result: Any, view: "View") -> None:
+    from jacli import views
+
+    console = _console()
+    if console.width < 20:  # as for the pretty view: COLUMNS=0 or a tiny pane
+        console = _console(width=80)
+    # Captured, then written: rich answers a broken pipe with exit 1 itself; jacli's is exit 0.
+    with console.capture() as picture:
+        views.print_view(result, view.value, console)
+    try:
+        sys.stdout.write(picture.get())
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise JacliError(f"cannot write the picture to standard output ({error.strerror or error})") from None
+
+
 def _check_format_matches_file(out: _Out) -> None:
     """--format with --output may pick what a text file holds (.txt: plain or csv); otherwise the
     file's name decides, and a --format that contradicts it is refused."""
@@ -980,9 +1062,10 @@ def _check_format_matches_file(out: _Out) -> None:
         ) from None
 
 
-def _write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
+def _write_atomically(path: Path, chunks: Iterable[bytes], flag: str = "--output") -> None:
     """Write to a temporary file beside ``path``, then rename it into place: an error or Ctrl-C
-    never leaves a truncated file, and an existing file is replaced only on success."""
+    never leaves a truncated file, and an existing file is replaced only on success. ``flag``:
+    the option that named the file, for the messages."""
     import tempfile
 
     from jacli.errors import InputError
@@ -1000,7 +1083,7 @@ def _write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
         # A short name of its own: the file's name plus a prefix could pass the name-length limit.
         handle = tempfile.NamedTemporaryFile(dir=folder, prefix=".jacli-", suffix=".tmp", delete=False)
     except OSError as error:
-        raise InputError(f"--output {path}: cannot write in {folder} ({error.strerror or error})") from None
+        raise InputError(f"{flag} {path}: cannot write in {folder} ({error.strerror or error})") from None
     previous = _on_sigterm_exit()  # SIGTERM while writing: clean up as for Ctrl-C, then exit 143
     try:
         with handle:
@@ -1013,7 +1096,7 @@ def _write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
     except BaseException as error:
         os.unlink(handle.name)
         if isinstance(error, OSError):
-            raise InputError(f"--output {path}: cannot write it ({error.strerror or error})") from None
+            raise InputError(f"{flag} {path}: cannot write it ({error.strerror or error})") from None
         raise
     finally:
         if previous is not None:
