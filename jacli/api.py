@@ -123,8 +123,10 @@ def grad(expr: str, inputs: Mapping[str, InputValue], *, wrt: Sequence[str] | No
 
 
 def hessian(expr: str, inputs: Mapping[str, InputValue], *, wrt: Sequence[str] | None = None,
-            method: str = "auto", device: Any = "cpu", dtype: Any = "float64") -> dict[tuple[str, str], Any]:
-    """The Hessian of a single-element output, one block per pair of inputs, keyed ``(a, b)``.
+            method: str = "auto", device: Any = "cpu", dtype: Any = "float64") -> Mapping[tuple[str, str], Any]:
+    """The Hessian of a single-element output, one block per pair of inputs, keyed ``(a, b)``:
+    a read-only mapping whose blocks are views into one n × n matrix, made when looked up
+    (``compute_hessian(...).values`` is that matrix).
 
     Example:
         >>> hessian("x[0]**2*x[1] + x[1]**3", {"x": [1.0, 2.0]})["x", "x"]
@@ -335,8 +337,8 @@ def compute_hessian(
     untrusted: bool = False,
     symbolic: bool = False,
 ) -> HessianResult:
-    """The Hessian of a single-element output: one block per pair of inputs, keyed ``(a, b)``,
-    shaped ``a.shape + b.shape``.
+    """The Hessian of a single-element output as one n × n matrix (``values``, the ``wrt`` inputs
+    side by side) with its blocks, keyed ``(a, b)`` and shaped ``a.shape + b.shape``, as views.
 
     Args:
         method: ``auto``/``forward`` (forward-over-reverse), ``reverse`` (reverse-over-reverse)
@@ -349,20 +351,46 @@ def compute_hessian(
     chosen = HessianMethod.forward if chosen is HessianMethod.auto else chosen
     exact = _exact(problem, chosen, _exact_hessian) if symbolic or chosen is HessianMethod.symbolic else None
     if chosen is HessianMethod.symbolic:
-        output = _evaluate_output(problem)
+        output = _evaluate_output(problem).reshape(problem.plan.output_shape)
         values = {key: _evaluate_exact(problem, block) for key, block in exact.items()}
+        result = HessianResult(problem, chosen.value, output, blocks=values, symbolic=exact)
     else:
         from jacli.engine import autodiff
 
         with _running(problem):
-            output, blocks = autodiff.hessian(
+            output, matrix = autodiff.hessian_matrix(
                 problem.compiled.function, problem.args, problem.wrt_positions, chosen,
                 chunk_size=problem.plan.hessian_chunk(),
             )
-        names = problem.compiled.variables
-        values = {(names[i], names[j]): block for (i, j), block in blocks.items()}
-    output = output.reshape(problem.plan.output_shape)
-    return HessianResult(problem, chosen.value, _reported(output, values), blocks=values, symbolic=exact)
+        output = output.reshape(problem.plan.output_shape)
+        result = HessianResult(problem, chosen.value, output, values=matrix, symbolic=exact)
+    report_nonfinite(output, "the output", where=True)
+    _report_hessian(result)
+    return result
+
+
+def _report_hessian(result: HessianResult) -> None:
+    """One warning for the whole matrix, naming the first blocks that hold NaN or infinity
+    (a check per block cost more than the Hessian itself for many scalar inputs)."""
+    import torch
+
+    from jacli.problem import _first_places
+    from jacli.result import key_text
+
+    matrix = result.values
+    if torch.isfinite(matrix.sum()):
+        return  # one pass, no mask: any NaN or infinity makes the sum NaN or infinite
+    bad = ~torch.isfinite(matrix)
+    count = int(bad.sum())
+    if not count:
+        return
+    shown = [result.blocks.locate(row, column) for row, column in _first_places(bad, 5)]
+    places = "; ".join(key_text(key) + (f"[{', '.join(map(str, index))}]" if index else "") for key, index in shown)
+    more = f" and {count - len(shown)} more" if count > len(shown) else ""
+    warnings.warn(
+        f"the Hessian holds {count} NaN or infinite number{'s' if count > 1 else ''} at {places}{more}",
+        JacliWarning, stacklevel=3,
+    )
 
 
 def compute_hvp(

@@ -59,7 +59,7 @@ def shape_text(shape: Sequence[int]) -> str:
 
 
 def _numpy(tensor: Any) -> np.ndarray:
-    return tensor.detach().cpu().numpy()
+    return tensor if isinstance(tensor, np.ndarray) else tensor.detach().cpu().numpy()
 
 
 def _is_float32(array: np.ndarray) -> bool:
@@ -155,8 +155,12 @@ def to_json(result: Any) -> str:
         "dtype": result.dtype,
         "inputs": {name: _json_tensor(t, with_values=False) for name, t in result.inputs.items()},
         "output": _json_tensor(result.output),
-        "result": {key_text(key): _json_item(item) for key, item in _items(result)},
     }
+    head = None
+    if result.command == "hessian":  # its blocks are written as text from the one matrix
+        head, document = json.dumps(document, allow_nan=False)[:-1], {}
+    else:
+        document["result"] = {key_text(key): _json_item(item) for key, item in _items(result)}
     if getattr(result, "how", None) is not None:
         document["how"] = result.how
     if getattr(result, "symbolic", None) is not None:
@@ -167,6 +171,9 @@ def to_json(result: Any) -> str:
         document["det"] = _json_values(result.det)
         if result.det_symbolic is not None:
             document["det_symbolic"] = str(result.det_symbolic)
+    if head is not None:
+        tail = ", " + json.dumps(document, allow_nan=False)[1:] if document else "}"
+        return head + ', "result": {' + "".join(_json_hessian(result)) + "}" + tail + "\n"
     return json.dumps(document, allow_nan=False) + "\n"
 
 
@@ -370,6 +377,9 @@ def plain_lines(result: Any, precision: int | None = None) -> Iterator[str]:
         yield _check_plain(result)
         return
     symbolic = getattr(result, "symbolic", None)
+    if result.command == "hessian" and symbolic is None:
+        yield from _plain_hessian(result, precision)
+        return
     for key, item in _items(result):
         if _structured(item):
             yield from _plain_structured(key_text(key), item, precision)
@@ -448,6 +458,69 @@ def _symbolic_lines(result: Any, key: Key) -> list[str]:
     return [str(e) for e in entries.reshape(-1)]
 
 
+# -- the Hessian, read from its one matrix ---------------------------------------------------------
+# k inputs have k² blocks (1,600 scalars: 2.56 million); the writers slice the one n × n matrix
+# (numpy views, no tensor per block) and write a run of scalar blocks from one row of floats.
+
+
+def _hessian_rows(result: Any) -> Iterator[tuple[str, list[str], list[Any]]]:
+    """For each input ``a``, in order: ``(a, names, blocks)``, the blocks ∂²y/∂a∂b for each
+    input ``b`` in ``names``: a float where a and b are scalars, else a numpy view shaped
+    ``a.shape + b.shape``."""
+    matrix = _numpy(result.values)
+    parts = result.blocks.parts
+    names = list(parts)
+    for a, (shape_a, a0, a1) in parts.items():
+        row = matrix[a0].tolist() if not shape_a else None
+        yield a, names, [
+            row[b0] if row is not None and not shape_b else matrix[a0:a1, b0:b1].reshape(shape_a + shape_b)
+            for shape_b, b0, b1 in parts.values()
+        ]
+
+
+def _formatted(values: list[float], precision: int | None, float32: bool) -> list[str]:
+    """``format_number`` of each value; repr directly where that is what it gives (float64)."""
+    if precision is None and not float32:
+        return list(map(repr, values))  # nan, inf, -inf and -0.0 included
+    return [format_number(v, precision, float32) for v in values]
+
+
+def _plain_hessian(result: Any, precision: int | None) -> Iterator[str]:
+    """The Hessian's blocks in plain text, as ``plain_lines`` writes any result; a row of scalar
+    blocks is formatted at once and written as one piece."""
+    float32 = str(result.values.dtype) == "torch.float32"
+    for a, names, blocks in _hessian_rows(result):
+        if all(isinstance(block, float) for block in blocks):
+            texts = _formatted(blocks, precision, float32)
+            yield "".join(f"# {a},{b} scalar\n{text}\n" for b, text in zip(names, texts))
+            continue
+        for b, block in zip(names, blocks):
+            if isinstance(block, float):
+                yield f"# {a},{b} scalar\n{format_number(block, precision, float32)}\n"
+            else:
+                yield f"# {a},{b} {shape_text(block.shape)}\n"
+                yield from _plain_pieces(_plain_matrix(block), precision)
+
+
+def _json_hessian(result: Any) -> Iterator[str]:
+    """The members of a Hessian's JSON ``result`` object as text, a row of blocks per piece:
+    ``"a,b": {"shape": [...], "values": ...}``, what ``_json_tensor`` gives each block."""
+    float32 = str(result.values.dtype) == "torch.float32"
+    escaped = {name: json.dumps(name)[1:-1] for name in result.blocks.parts}
+    for index, (a, names, blocks) in enumerate(_hessian_rows(result)):
+        texts = []
+        scalars = [block for block in blocks if isinstance(block, float)]
+        numbers = iter(_formatted(scalars, None, float32))
+        for b, block in zip(names, blocks):
+            if isinstance(block, float):
+                value = next(numbers)
+                value = f'"{value}"' if "n" in value else value  # only nan, inf and -inf hold an n
+                texts.append(f'"{escaped[a]},{escaped[b]}": {{"shape": [], "values": {value}}}')
+            else:
+                texts.append(f'"{escaped[a]},{escaped[b]}": ' + json.dumps(_json_tensor(block), allow_nan=False))
+        yield (", " if index else "") + ", ".join(texts)
+
+
 CHECK_VERDICTS = {
     "agree": "all agree",
     "mismatch": "MISMATCH: some method differs beyond tolerance",
@@ -490,15 +563,18 @@ def print_pretty(result: Any, console: Console, precision: int | None = None, fu
     if getattr(result, "symbolic", None) is not None:
         parts += [None, _Lines(_symbolic_view(result), keep_width=True)]
     parts.append(None)
-    items = list(_items(result))
-    structured = any(_structured(item) for _, item in items)
+    structured = result.command == "jacobian" and any(_structured(block) for block in result.blocks.values())
     if result.command in ("jacobian", "hessian") and not structured and all(t.dim() == 0 for t in result.inputs.values()):
-        parts += _classic_matrix(result, digits, width)
+        parts += _classic_matrix(result, digits, width, full)
     else:
         words = VOCABULARY[result.command]
+        items = _hessian_shown(result, full) if result.command == "hessian" else _items(result)
         for index, (key, item) in enumerate(items):
             if index:
                 parts.append(None)
+            if isinstance(item, _Hidden):
+                parts.append(Text(f"… {item.count:,} more blocks (--full shows all)", style="dim"))
+                continue
             parts.append(words.title(result, key, item))
             if _structured(item):
                 parts += _structured_view(result, key, item, digits, full, width)
@@ -745,15 +821,48 @@ def _ranges_text(indices: Sequence[int | None]) -> str:
     return ", ".join(runs)
 
 
-def _classic_matrix(result: Any, digits: int, width: int) -> list[RenderableType]:
+class _Hidden:
+    """Blocks left out of a summary: ``count`` of them."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+
+def _hessian_shown(result: Any, full: bool) -> Iterator[tuple[Key, Any]]:
+    """The Hessian's blocks for the pretty view: all, or ``ROW_EDGE`` at each end and a
+    ``_Hidden`` between (k inputs have k² blocks; only the shown ones are made)."""
+    names = list(result.blocks.parts)
+    for position in _edges(len(names) ** 2, ROW_EDGE, full):
+        if position is None:
+            yield None, _Hidden(len(names) ** 2 - 2 * ROW_EDGE)
+            continue
+        key = (names[position // len(names)], names[position % len(names)])
+        yield key, result.blocks[key]
+
+
+def _classic_matrix(result: Any, digits: int, width: int, full: bool = False) -> list[RenderableType]:
     """All inputs scalar: the m×n Jacobian (or n×n Hessian) matrix, one labelled column per
-    variable (split into blocks of columns when there are more than fit)."""
+    variable (split into blocks of columns when there are more than fit). A Hessian summary
+    shows ``ROW_EDGE`` rows and ``COLUMN_EDGE`` columns at each end (``--full`` shows all)."""
     y = _output_symbol(result)
     if result.command == "hessian":
-        names = list(result.inputs)
-        title = f"Hessian: ∂²{y}/∂(" + ", ".join(names) + ")²"
-        rows = [(f"∂/∂{a}", [float(_numpy(result.blocks[a, b])) for b in names]) for a in names]
+        names = list(result.blocks.parts)
+        n = len(names)
+        title = f"Hessian: ∂²{y}/∂(" + ", ".join(_edge_names(names, COLUMN_EDGE, full)) + ")²"
+        matrix = _numpy(result.values)
+        shown, row_indices = _edges(n, COLUMN_EDGE, full), _edges(n, ROW_EDGE, full)
+        rows = [
+            ("⋮", [None] * len(shown)) if i is None
+            else (f"∂/∂{names[i]}", [None if j is None else float(matrix[i, j]) for j in shown])
+            for i in row_indices
+        ]
+        rows_shown, columns_shown = (sum(i is not None for i in indices) for indices in (row_indices, shown))
+        note = None if rows_shown == columns_shown == n else (
+            f"showing {rows_shown:,} of {n:,} rows and {columns_shown:,} of {n:,} columns (--full shows all)")
+        sticky = [k for k, j in enumerate(shown) if j is None]
+        names = ["…" if j is None else names[j] for j in shown]
     else:
+        note, sticky = None, []
         names = list(result.blocks)
         title = f"Jacobian: ∂{y}/∂(" + ", ".join(names) + ")"
         output_shape = tuple(result.output.shape)
@@ -762,12 +871,12 @@ def _classic_matrix(result: Any, digits: int, width: int) -> list[RenderableType
             (f"{y}[{_index_label(index)}]" if output_shape else y, [float(arrays[n][flat]) for n in names])
             for flat, index in enumerate(itertools.product(*(range(n) for n in output_shape)))
         ]
-    headers = [f"∂/∂{name}" for name in names]
-    cells = [[_cell(v, digits) for v in values] for _, values in rows]
+    headers = ["…" if name == "…" and result.command == "hessian" else f"∂/∂{name}" for name in names]
+    cells = [[Text("⋮" if label == "⋮" else "…") if v is None else _cell(v, digits) for v in values] for label, values in rows]
     label_width = max(cell_len(label) for label, _ in rows)
     widths = [max([cell_len(h)] + [c.cell_len for c in column]) for h, column in zip(headers, zip(*cells))]
     parts: list[RenderableType] = []
-    for block in _column_blocks(label_width, widths, width, boxed=True):
+    for block in _column_blocks(label_width, widths, width, boxed=True, sticky=sticky):
         table = Table(title=Text(title) if not parts else None, title_justify="left")
         table.add_column("", style="bold", no_wrap=True)
         for j in block:
@@ -775,7 +884,14 @@ def _classic_matrix(result: Any, digits: int, width: int) -> list[RenderableType
         for (label, _), row in zip(rows, cells):
             table.add_row(Text(label), *(row[j] for j in block))
         parts.append(_Lines(table, keep_width=True))
+    if note:
+        parts.append(Text(note, style="dim"))
     return parts
+
+
+def _edge_names(names: Sequence[str], edge: int, full: bool) -> list[str]:
+    """``names``, or ``edge`` of them at each end around a "…"."""
+    return ["…" if i is None else names[i] for i in _edges(len(names), edge, full)]
 
 
 SPARSE_ENTRIES = 2 * ROW_EDGE
