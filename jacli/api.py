@@ -775,7 +775,7 @@ def _determinant(problem: Problem, values: dict[str, Any], exact: dict[str, Any]
             from jacli.engine.exact import deadline
 
             try:
-                with deadline():
+                with deadline(UNTRUSTED_SECONDS if problem.untrusted else None):
                     exact_det = sp.simplify(sp.Matrix(columns.tolist()).det())
             except ResourceError as error:  # the numbers stand; the exact form is only shown
                 warnings.warn(f"the exact determinant is skipped: {str(error).split(' (')[0]}", JacliWarning, stacklevel=3)

@@ -407,3 +407,25 @@ def test_untrusted_mode_holds_the_budget_and_the_exact_deadline(monkeypatch):
     monkeypatch.setattr("jacli.api.UNTRUSTED_SECONDS", 0.3)
     with pytest.raises(jacli.ResourceError, match="longer than its limit of 0.3 s"):
         jacli.compute_grad("sum(x@x@x@x@x@x)", {"x": "randn:5x5"}, method="symbolic", untrusted=True)
+
+
+def test_untrusted_mode_gives_every_sympy_step_its_short_deadline(monkeypatch):
+    """The exact Jacobian and the exact determinant (--symbolic --det) both run under
+    UNTRUSTED_SECONDS, not the default 20 s; recorded at the call, so nothing has to time out."""
+    from jacli.engine import exact
+    from jacli.problem import UNTRUSTED_SECONDS
+
+    given: list[float | None] = []
+    real = exact.deadline
+
+    def recording(seconds=None):
+        given.append(seconds)
+        return real(seconds)
+
+    monkeypatch.setattr(exact, "deadline", recording)
+    result = jacli.compute_jacobian("[r*cos(t), r*sin(t)]", {"r": 2.0, "t": 0.5}, symbolic=True, det=True, untrusted=True)
+    assert str(result.det_symbolic) == "r" and float(result.det) == pytest.approx(2.0)
+    assert given == [UNTRUSTED_SECONDS, UNTRUSTED_SECONDS]
+    given.clear()
+    jacli.compute_jacobian("[r*cos(t), r*sin(t)]", {"r": 2.0, "t": 0.5}, symbolic=True, det=True)
+    assert given == [None, None]  # the default, exact.SECONDS
