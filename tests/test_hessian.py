@@ -174,3 +174,19 @@ def test_many_scalar_inputs_stay_within_the_budget() -> None:
     assert len(lines) == 2 * 800**2
     assert lines[2 * 799 : 2 * 800] == ["# x0,x799 scalar", "2.0"]  # d²(Σx)²/dx_i dx_j = 2
     assert set(lines[1::2]) == {"2.0"}
+
+
+def test_pretty_summarizes_many_blocks_and_full_shows_all() -> None:
+    # five vector inputs: 25 blocks, 8 shown at each end, each one made only when shown
+    inputs = {f"v{i}": [0.5 + i, -1.0] for i in range(5)}
+    result = jacli.compute_hessian("sum(" + " + ".join(f"v{i}" for i in range(5)) + ")**2", inputs)
+
+    def shown(full: bool) -> str:
+        console = Console(file=io.StringIO(), width=200, color_system=None)
+        render.print_pretty(result, console, full=full)
+        return console.file.getvalue()
+
+    summary, everything = shown(False), shown(True)
+    assert "… 9 more blocks (--full shows all)" in summary and "more blocks" not in everything
+    titles = [line.split()[0] for line in everything.splitlines() if line.startswith("∂²")]
+    assert len(titles) == 25 and sum(line.startswith("∂²") for line in summary.splitlines()) == 16
