@@ -95,6 +95,8 @@ class Plan:
         cost = max(1, per_direction) * self.itemsize
         if directions * cost <= free:
             return None
+        # In chunks, the chunks' results are concatenated at the end: the result is held twice.
+        free -= result * self.itemsize
         return max(1, free // cost)
 
     def reverse_chunk(self) -> int | None:
