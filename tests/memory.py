@@ -15,7 +15,8 @@ import tempfile
 import threading
 from dataclasses import dataclass
 
-MB = 1 << 20
+MB = 10**6
+"""jacli's megabyte (`--max-memory 100MB` is 10⁸ bytes)."""
 
 
 @dataclass
