@@ -133,8 +133,9 @@ def grad(expr: str, inputs: Mapping[str, InputValue], *, wrt: Sequence[str] | No
 
 def hessian(expr: str, inputs: Mapping[str, InputValue], *, wrt: Sequence[str] | None = None,
             method: str = "auto", device: Any = "cpu", dtype: Any = "float64", matrix: bool = False) -> Any:
-    """The Hessian of a single-element output, one block per pair of inputs, keyed ``(a, b)``;
-    with ``matrix``, one n×n tensor, the ``wrt`` inputs side by side as rows and as columns.
+    """The Hessian of a single-element output, one block per pair of inputs, keyed ``(a, b)``:
+    a read-only mapping whose blocks are views into one n × n matrix, made when looked up; with
+    ``matrix``, that n×n tensor itself, the ``wrt`` inputs side by side as rows and as columns.
 
     Example:
         >>> hessian("x[0]**2*x[1] + x[1]**3", {"x": [1.0, 2.0]})["x", "x"]
@@ -353,8 +354,8 @@ def compute_hessian(
     symbolic: bool = False,
     matrix: bool | None = None,
 ) -> HessianResult:
-    """The Hessian of a single-element output: one block per pair of inputs, keyed ``(a, b)``,
-    shaped ``a.shape + b.shape``.
+    """The Hessian of a single-element output as one n × n matrix (``values``, the ``wrt`` inputs
+    side by side) with its blocks, keyed ``(a, b)`` and shaped ``a.shape + b.shape``, as views.
 
     Args:
         method: ``auto``/``forward`` (forward-over-reverse), ``reverse`` (reverse-over-reverse)
@@ -368,25 +369,51 @@ def compute_hessian(
     problem.require_scalar("hessian")
     chosen = HessianMethod.forward if chosen is HessianMethod.auto else chosen
     exact = _exact(problem, chosen, _exact_hessian) if symbolic or chosen is HessianMethod.symbolic else None
+    as_matrix = _as_matrix(problem.plan, matrix)
+    order = _wrt_order(wrt, problem.wrt)
     if chosen is HessianMethod.symbolic:
-        output = _evaluate_output(problem)
+        output = _evaluate_output(problem).reshape(problem.plan.output_shape)
         values = {key: _evaluate_exact(problem, block) for key, block in exact.items()}
+        result = HessianResult(problem, chosen.value, output, blocks=values, symbolic=_readable(exact),
+                               as_matrix=as_matrix, order=order)
     else:
         from jacli.engine import autodiff
 
         with _running(problem):
-            output, blocks = autodiff.hessian(
+            output, hessian = autodiff.hessian_matrix(
                 problem.compiled.function, problem.args, problem.wrt_positions, chosen,
                 chunk_size=problem.plan.hessian_chunk(),
             )
-        names = problem.compiled.variables
-        values = {(names[i], names[j]): block for (i, j), block in blocks.items()}
-    output = output.reshape(problem.plan.output_shape)
-    as_matrix = _as_matrix(problem.plan, matrix)
-    order = _wrt_order(wrt, problem.wrt)
-    values = {(a, b): values[a, b] for a in order for b in order}
-    return HessianResult(problem, chosen.value, _reported(output, values), blocks=values, symbolic=_readable(exact),
-                         as_matrix=as_matrix)
+        output = output.reshape(problem.plan.output_shape)
+        result = HessianResult(problem, chosen.value, output, values=hessian, symbolic=_readable(exact),
+                               as_matrix=as_matrix, order=order)
+    report_nonfinite(output, "the output", where=True)
+    _report_hessian(result)
+    return result
+
+
+def _report_hessian(result: HessianResult) -> None:
+    """One warning for the whole matrix, naming the first blocks that hold NaN or infinity
+    (a check per block cost more than the Hessian itself for many scalar inputs)."""
+    import torch
+
+    from jacli.problem import _first_places
+    from jacli.result import key_text
+
+    matrix = result.values
+    if torch.isfinite(matrix.sum()):
+        return  # one pass, no mask: any NaN or infinity makes the sum NaN or infinite
+    bad = ~torch.isfinite(matrix)
+    count = int(bad.sum())
+    if not count:
+        return
+    shown = [result.blocks.locate(row, column) for row, column in _first_places(bad, 5)]
+    places = "; ".join(key_text(key) + (f"[{', '.join(map(str, index))}]" if index else "") for key, index in shown)
+    more = f" and {count - len(shown)} more" if count > len(shown) else ""
+    warnings.warn(
+        f"the Hessian holds {count} NaN or infinite number{'s' if count > 1 else ''} at {places}{more}",
+        JacliWarning, stacklevel=3,
+    )
 
 
 def compute_hvp(
@@ -795,7 +822,7 @@ def _determinant(problem: Problem, matrix: Any, exact: dict[str, Any] | None, or
             from jacli.engine.exact import deadline
 
             try:
-                with deadline():
+                with deadline(UNTRUSTED_SECONDS if problem.untrusted else None):
                     exact_det = sp.simplify(sp.Matrix(columns.tolist()).det())
             except ResourceError as error:  # the numbers stand; the exact form is only shown
                 warnings.warn(f"the exact determinant is skipped: {str(error).split(' (')[0]}", JacliWarning, stacklevel=3)

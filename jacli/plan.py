@@ -95,6 +95,8 @@ class Plan:
         cost = max(1, per_direction) * self.itemsize
         if directions * cost <= free:
             return None
+        # In chunks, the chunks' results are concatenated at the end: the result is held twice.
+        free -= result * self.itemsize
         return max(1, free // cost)
 
     def reverse_chunk(self) -> int | None:
@@ -103,9 +105,11 @@ class Plan:
         return self._chunk(m, m + WORKING_SET_FACTOR * self.intermediates + self.wrt_elements, m * self.wrt_elements)
 
     def forward_chunk(self) -> int | None:
-        """jacfwd's chunk: one basis vector per input element."""
+        """jacfwd's chunk: one basis vector per input element, and the inputs' tangent made from
+        it (grad "sum(x)" at n = 20,000 peaked 0.18 GB above its floor under a 100 MB budget
+        when only the basis vector was counted)."""
         n = self.wrt_elements
-        return self._chunk(n, n + WORKING_SET_FACTOR * self.intermediates + self.output_elements, self.output_elements * n)
+        return self._chunk(n, 2 * n + WORKING_SET_FACTOR * self.intermediates + self.output_elements, self.output_elements * n)
 
     def hessian_chunk(self) -> int | None:
         """The outer derivative of a Hessian: one direction per input element, through the gradient."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from rich.cells import cell_len
@@ -66,7 +66,7 @@ def shape_text(shape: Sequence[int]) -> str:
 
 
 def _numpy(tensor: Any) -> np.ndarray:
-    return tensor.detach().cpu().numpy()
+    return tensor if isinstance(tensor, np.ndarray) else tensor.detach().cpu().numpy()
 
 
 def _is_float32(array: np.ndarray) -> bool:
@@ -232,6 +232,18 @@ def _json_item(item: Any) -> dict[str, Any]:
     }
 
 
+class _Raw(_Numbers):
+    """JSON text made elsewhere, in pieces, between ``start`` and ``end``."""
+
+    def __init__(self, pieces: Callable[[], Iterator[str]], start: str = "", end: str = "") -> None:
+        self.make, self.start, self.end = pieces, start, end
+
+    def pieces(self) -> Iterator[str]:
+        yield self.start
+        yield from self.make()
+        yield self.end
+
+
 class _MatrixRows(_Numbers):
     """A dense classic matrix's rows, streamed a slice at a time from its blocks (the matrix is
     never assembled): a JSON list of rows."""
@@ -293,7 +305,9 @@ def json_document(result: Any) -> dict[str, Any]:
     document = {
         **json_header(result),
         "output": _json_tensor(result.output),
-        "result": {key_text(key): _json_item(item) for key, item in _items(result)},
+        # a Hessian's k² blocks are written a row of blocks at a time from its one matrix
+        "result": _Raw(lambda: _json_hessian(result), "{", "}") if result.command == "hessian" and result.symbolic is None
+        else {key_text(key): _json_item(item) for key, item in _items(result)},
     }
     if _matrix_on(result):
         document["matrix"] = _json_matrix(result)
@@ -754,6 +768,9 @@ def plain_lines(result: Any, precision: int | None = None) -> Iterator[str]:
         if symbolic is not None:
             for line in _symbolic_matrix_lines(result):
                 yield f"# exact: {line}\n"
+    elif result.command == "hessian" and symbolic is None:
+        yield from _plain_hessian(result, precision)
+        return
     for key, item in [] if _matrix_on(result) else _items(result):
         if _structured(item):
             yield from _plain_structured(key_text(key), item, precision)
@@ -873,6 +890,70 @@ def _symbolic_lines(result: Any, key: Key) -> list[str]:
     return [str(e) for e in entries.reshape(-1)]
 
 
+# -- the Hessian, read from its one matrix ---------------------------------------------------------
+# k inputs have k² blocks (1,600 scalars: 2.56 million); the writers slice the one n × n matrix
+# (numpy views, no tensor per block) and write a run of scalar blocks from one row of floats.
+
+
+def _hessian_rows(result: Any) -> Iterator[tuple[str, list[str], list[Any]]]:
+    """For each input ``a``, in order: ``(a, names, blocks)``, the blocks ∂²y/∂a∂b for each
+    input ``b`` in ``names``: a float where a and b are scalars, else a numpy view shaped
+    ``a.shape + b.shape``."""
+    matrix = _numpy(result.values)
+    parts = result.blocks.parts
+    names = list(parts)
+    for a, (shape_a, a0, a1) in parts.items():
+        row = matrix[a0].tolist() if not shape_a else None
+        yield a, names, [
+            row[b0] if row is not None and not shape_b else matrix[a0:a1, b0:b1].reshape(shape_a + shape_b)
+            for shape_b, b0, b1 in parts.values()
+        ]
+
+
+def _formatted(values: list[float], precision: int | None, float32: bool) -> list[str]:
+    """``format_number`` of each value; repr directly where that is what it gives (float64)."""
+    values = [v + 0.0 for v in values]  # no -0.0: zeros are written without a sign
+    if precision is None and not float32:
+        return list(map(repr, values))  # nan, inf and -inf included
+    return [format_number(v, precision, float32) for v in values]
+
+
+def _plain_hessian(result: Any, precision: int | None) -> Iterator[str]:
+    """The Hessian's blocks in plain text, as ``plain_lines`` writes any result; a row of scalar
+    blocks is formatted at once and written as one piece."""
+    float32 = str(result.values.dtype) == "torch.float32"
+    for a, names, blocks in _hessian_rows(result):
+        if all(isinstance(block, float) for block in blocks):
+            texts = _formatted(blocks, precision, float32)
+            yield "".join(f"# {a},{b} scalar\n{text}\n" for b, text in zip(names, texts))
+            continue
+        for b, block in zip(names, blocks):
+            if isinstance(block, float):
+                yield f"# {a},{b} scalar\n{format_number(block, precision, float32)}\n"
+            else:
+                yield f"# {a},{b} {shape_text(block.shape)}\n"
+                yield from _plain_pieces(_plain_matrix(block), precision)
+
+
+def _json_hessian(result: Any) -> Iterator[str]:
+    """The members of a Hessian's JSON ``result`` object as text, a row of blocks per piece:
+    ``"a,b": {"shape": [...], "values": ...}``, what ``_json_tensor`` gives each block."""
+    float32 = str(result.values.dtype) == "torch.float32"
+    escaped = {name: json.dumps(name)[1:-1] for name in result.blocks.parts}
+    for index, (a, names, blocks) in enumerate(_hessian_rows(result)):
+        texts = []
+        scalars = [block for block in blocks if isinstance(block, float)]
+        numbers = iter(_formatted(scalars, None, float32))
+        for b, block in zip(names, blocks):
+            if isinstance(block, float):
+                value = next(numbers)
+                value = f'"{value}"' if "n" in value else value  # only nan, inf and -inf hold an n
+                texts.append(f'"{escaped[a]},{escaped[b]}": {{"shape": [], "values": {value}}}')
+            else:
+                texts.append(f'"{escaped[a]},{escaped[b]}": ' + "".join(_json_pieces(_json_tensor(block))))
+        yield (", " if index else "") + ", ".join(texts)
+
+
 CHECK_VERDICTS = {
     "agree": "all agree",
     "mismatch": "MISMATCH: some method differs beyond tolerance",
@@ -915,8 +996,8 @@ def print_pretty(result: Any, console: Console, precision: int | None = None, fu
     if getattr(result, "symbolic", None) is not None:
         parts += [None, _Lines(_symbolic_view(result), keep_width=True)]
     parts.append(None)
-    items = list(_items(result))
-    structured = any(_structured(item) for _, item in items)
+    # a Hessian's blocks are views made on demand: only a Jacobian's can be structured
+    structured = result.command == "jacobian" and any(_structured(block) for block in result.blocks.values())
     scalars = all(t.dim() == 0 for t in result.inputs.values())
     if result.command in ("jacobian", "hessian") and not structured and (scalars or _matrix_on(result)):
         parts += _classic_matrix(result, digits, width, full)
@@ -924,9 +1005,13 @@ def print_pretty(result: Any, console: Console, precision: int | None = None, fu
         parts += _sparse_matrix_view(result, digits, full)
     else:
         words = VOCABULARY[result.command]
+        items = _hessian_shown(result, full) if result.command == "hessian" else _items(result)
         for index, (key, item) in enumerate(items):
             if index:
                 parts.append(None)
+            if isinstance(item, _Hidden):
+                parts.append(Text(f"… {item.count:,} more blocks (--full shows all)", style="dim"))
+                continue
             parts.append(words.title(result, key, item))
             if _structured(item):
                 parts += _structured_view(result, key, item, digits, full, width)
@@ -1228,6 +1313,25 @@ def _ranges_text(indices: Sequence[int | None]) -> str:
     return ", ".join(runs)
 
 
+class _Hidden:
+    """Blocks left out of a summary: ``count`` of them."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+
+def _hessian_shown(result: Any, full: bool) -> Iterator[tuple[Key, Any]]:
+    """The Hessian's blocks for the pretty view: all, or ``ROW_EDGE`` at each end and a
+    ``_Hidden`` between (k inputs have k² blocks; only the shown ones are made)."""
+    names = list(result.blocks.parts)
+    for position in _edges(len(names) ** 2, ROW_EDGE, full):
+        if position is None:
+            yield None, _Hidden(len(names) ** 2 - 2 * ROW_EDGE)
+            continue
+        key = (names[position // len(names)], names[position % len(names)])
+        yield key, result.blocks[key]
+
+
 def _classic_matrix(result: Any, digits: int, width: int, full: bool = False) -> list[RenderableType]:
     """The classic m×n Jacobian (or n×n Hessian) matrix (``result.matrix()``), one labelled row
     per output element and one labelled column per input element (split into blocks of columns
@@ -1235,12 +1339,15 @@ def _classic_matrix(result: Any, digits: int, width: int, full: bool = False) ->
     summarized by index, with a line that says which labels the rows and columns run through."""
     y = _output_symbol(result)
     matrix = result.matrix()
-    names = ", ".join(name for name, _ in matrix.columns.parts)
+    names = ", ".join(_edge_names([name for name, _ in matrix.columns.parts], COLUMN_EDGE, full))
     hessian = result.command == "hessian"
     title = f"Hessian: ∂²{y}/∂({names})²" if hessian else f"Jacobian: ∂{y}/∂({names})"
     m, n = matrix.shape
     scalars = all(not shape for _, shape in matrix.columns.parts)
-    if not full and not scalars and (m > 2 * ROW_EDGE + 1 or n > 2 * COLUMN_EDGE + 1):
+    big = m > 2 * ROW_EDGE + 1 or n > 2 * COLUMN_EDGE + 1
+    # a Jacobian of scalars keeps every labelled column (split into blocks); a Hessian of many
+    # scalars (n² entries) and any non-scalar matrix are summarized by index
+    if not full and big and (not scalars or (hessian and n > 2 * COLUMN_EDGE + 1)):
         return [
             Text(f"{title}  {m}x{n}: rows {matrix.rows.summary()}; columns {matrix.columns.summary()}"),
             *_matrix_tables(_numpy(matrix.to_dense()), digits, full, width),
@@ -1378,6 +1485,11 @@ class _Grid:
 
 def _plain(cell: Text | str) -> str:
     return cell if isinstance(cell, str) else cell.plain
+
+
+def _edge_names(names: Sequence[str], edge: int, full: bool) -> list[str]:
+    """``names``, or ``edge`` of them at each end around a "…"."""
+    return ["…" if i is None else names[i] for i in _edges(len(names), edge, full)]
 
 
 SPARSE_ENTRIES = 2 * ROW_EDGE

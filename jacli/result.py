@@ -8,7 +8,8 @@ and the method that ran. Then each kind holds its own numbers, keyed by what the
 * ``VJPResult.grads``, ``GradResult.grads``, ``HVPResult.grads``: input name → tensor shaped
   like the input;
 * ``JVPResult.value``: one tensor shaped like the output;
-* ``HessianResult.blocks``: ``(a, b)`` → tensor shaped ``a.shape + b.shape``.
+* ``HessianResult.blocks``: ``(a, b)`` → tensor shaped ``a.shape + b.shape``, views into the one
+  n × n matrix ``HessianResult.values`` (the ``wrt`` inputs side by side).
 
 ``JacobianResult.matrix()`` and ``HessianResult.matrix()`` give the same numbers as the classic
 matrix (``Matrix``): one row per output element, one column per input element, the ``wrt``
@@ -33,10 +34,11 @@ Example:
 from __future__ import annotations
 
 import bisect
+import collections.abc
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Sequence
 
 if TYPE_CHECKING:
     import torch
@@ -301,10 +303,17 @@ class Labels(Sequence[str]):
             for index in itertools.product(*(range(n) for n in shape)):
                 yield f"{name}[{','.join(map(str, index))}]"
 
-    def summary(self) -> str:
-        """Each part as its name (a scalar), its only element, or its first and last labels."""
+    def summary(self, most: int = 8) -> str:
+        """Each part as its name (a scalar), its only element, or its first and last labels; of
+        more than ``most`` parts, the first and last few around "…" (1,600 scalar inputs)."""
+        parts = list(self.parts)
+        if len(parts) > most:
+            parts = parts[: most // 2] + [("…", None)] + parts[-(most // 2 - 1):]
         texts = []
-        for name, shape in self.parts:
+        for name, shape in parts:
+            if shape is None:
+                texts.append(f"… {len(self.parts) - most + 1:,} more …")
+                continue
             size = math.prod(shape)
             if size == 0:
                 texts.append(f"{name} (empty)")
@@ -548,15 +557,102 @@ class JVPResult(Result):
         yield None, self.value
 
 
+class HessianBlocks(collections.abc.Mapping):
+    """A Hessian's blocks, ``(a, b)`` → ∂²y/∂a∂b shaped ``a.shape + b.shape``, each made on
+    demand as a view into the one n × n matrix (k inputs have k² blocks: 1,600 scalars would be
+    2.56 million tensors held at once).
+
+    Example:
+        >>> import torch
+        >>> blocks = HessianBlocks(torch.tensor([[0.0, 4.0], [4.0, 2.0]]), [("a", ()), ("b", ())])
+        >>> list(blocks), blocks["a", "b"].item()
+        ([('a', 'a'), ('a', 'b'), ('b', 'a'), ('b', 'b')], 4.0)
+    """
+
+    def __init__(self, matrix: "torch.Tensor", parts: Sequence[tuple[str, Sequence[int]]]) -> None:
+        self.matrix = matrix
+        self.parts: dict[str, tuple[tuple[int, ...], int, int]] = {}
+        """name → (shape, first row, row after the last) of its rows and columns in ``matrix``."""
+        start = 0
+        for name, shape in parts:
+            size = math.prod(shape)
+            self.parts[name] = (tuple(shape), start, start + size)
+            start += size
+
+    def __getitem__(self, key: tuple[str, str]) -> "torch.Tensor":
+        try:
+            a, b = key
+            (shape_a, a0, a1), (shape_b, b0, b1) = self.parts[a], self.parts[b]
+        except (KeyError, TypeError, ValueError):
+            raise KeyError(key) from None
+        return self.matrix[a0:a1, b0:b1].reshape(shape_a + shape_b)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return ((a, b) for a in self.parts for b in self.parts)
+
+    def __len__(self) -> int:
+        return len(self.parts) ** 2
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and len(key) == 2 and key[0] in self.parts and key[1] in self.parts
+
+    def locate(self, row: int, column: int) -> tuple[tuple[str, str], tuple[int, ...]]:
+        """The block and the index within it of the matrix entry at ``(row, column)``."""
+        index: list[int] = []
+        names = []
+        for flat in (row, column):
+            for name, (shape, start, stop) in self.parts.items():
+                if start <= flat < stop:
+                    names.append(name)
+                    index += _unravel_int(flat - start, shape)
+                    break
+        return (names[0], names[1]), tuple(index)
+
+
+def _unravel_int(flat: int, shape: tuple[int, ...]) -> list[int]:
+    """A flat C-order index as one index per axis of ``shape`` (none for a scalar)."""
+    index = []
+    for n in reversed(shape):
+        flat, i = divmod(flat, n)
+        index.append(i)
+    return index[::-1]
+
+
 @dataclass
 class HessianResult(Result):
-    """The Hessian of a single-element output: ``(a, b)`` → block shaped ``a.shape + b.shape``."""
+    """The Hessian of a single-element output, held as one n × n matrix.
+
+    Attributes:
+        values: the matrix: the ``wrt`` inputs flattened (C order) and side by side, as rows and
+            as columns: ∂²y/∂a.flat[i]∂b.flat[j] is at (offset(a) + i, offset(b) + j).
+        blocks: ``(a, b)`` → block shaped ``a.shape + b.shape``, views into ``values`` made on
+            demand (``HessianBlocks``). Given as a dict instead (the exact method builds its
+            blocks one by one), the matrix is assembled from it.
+    """
 
     command: ClassVar[str] = "hessian"
 
-    blocks: dict[tuple[str, str], "torch.Tensor"] = field(default_factory=dict)
+    blocks: Mapping[tuple[str, str], "torch.Tensor"] = field(default_factory=dict)
     symbolic: dict[tuple[str, str], Any] | None = field(default=None, repr=False)
     as_matrix: bool = False
+    values: "torch.Tensor | None" = field(default=None, repr=False)
+    order: Sequence[str] | None = field(default=None, repr=False)
+    """The inputs' order as rows and columns (``wrt`` as the user gave it); default ``wrt``."""
+
+    def __post_init__(self) -> None:
+        import torch
+
+        names = tuple(self.order or self.wrt)
+        parts = [(name, tuple(self.inputs[name].shape)) for name in names]
+        sizes = {name: math.prod(shape) for name, shape in parts}
+        if self.values is None:
+            rows = [torch.cat([self.blocks[a, b].reshape(sizes[a], sizes[b]) for b in names], dim=1) for a in names]
+            self.values = torch.cat(rows) if rows else self.output.new_zeros((0, 0))
+        elif names != tuple(self.wrt):  # the engine's matrix is in wrt's order: move its segments
+            starts = dict(zip(self.wrt, itertools.accumulate((sizes[n] for n in self.wrt), initial=0)))
+            index = torch.cat([torch.arange(starts[n], starts[n] + sizes[n]) for n in names]).to(self.values.device)
+            self.values = self.values[index][:, index]
+        self.blocks = HessianBlocks(self.values, parts)
 
     def tensors(self) -> Iterator[tuple[Key, "torch.Tensor"]]:
         yield from self.blocks.items()
@@ -564,14 +660,9 @@ class HessianResult(Result):
     def matrix(self) -> Matrix:
         """The n×n Hessian matrix: rows and columns are the ``wrt`` inputs' elements side by
         side, ``∂²y/∂a.flat[i]∂b.flat[j]`` at row ``offset(a) + i``, column ``offset(b) + j``."""
-        import torch
-
-        names = list(dict.fromkeys(a for a, _ in self.blocks))
-        sizes = {name: self.inputs[name].numel() for name in names}
-        rows = [torch.cat([self.blocks[a, b].reshape(sizes[a], sizes[b]) for b in names], dim=1) for a in names]
-        dense = torch.cat(rows, dim=0) if rows else torch.zeros((0, 0), dtype=self.output.dtype)
+        names = tuple(self.order or self.wrt)
         labels = Labels([(name, tuple(self.inputs[name].shape)) for name in names])
-        return Matrix(labels, labels, ((JacobianBlock("hessian", dense), (len(labels),)),))
+        return Matrix(labels, labels, ((JacobianBlock("hessian", self.values), (len(labels),)),))
 
 
 @dataclass

@@ -18,7 +18,7 @@ import sys
 
 import pytest
 import torch
-from hypothesis import assume, given, note
+from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 from helpers import cli_runner
 
@@ -318,3 +318,39 @@ def _near_a_kink(text, inputs, within=1e-4):
         bool((torch.as_tensor(argument(problem.args)).abs() < within).any())
         for _, argument in verify._kinked_arguments(problem)
     )
+
+
+# -- peak memory --------------------------------------------------------------------------------
+# Random small problems, run as a user runs them (a fresh process), must peak within the budget
+# they were given plus what importing torch alone costs, measured in this session. jacli's own
+# imports (SymPy, rich, torch.func's) are about 100 MB beyond torch's and count against the
+# budget, so the budgets drawn start above that. Each example is a process start (seconds), so
+# there are few of them.
+
+MEMORY_COMMANDS = ["jacobian", "grad", "hessian", "vjp", "jvp", "check"]
+MEMORY_BUDGETS = [160, 256, 512]
+
+
+@settings(max_examples=3 if settings.default.max_examples <= 200 else 30)
+@given(EXPRESSIONS, st.sampled_from(MEMORY_COMMANDS), st.sampled_from(MEMORY_BUDGETS),
+       st.sampled_from(["plain", "json", "pretty"]), st.integers(0, 2**31), COORDINATE)
+def test_peak_memory_of_small_problems_stays_within_the_budget(expression, command, budget, fmt, seed, a):
+    from memory import MB, jacli as measured_jacli, torch_baseline
+
+    text, shape = expression
+    used = parse(text).variables
+    assume(used)
+    if command in ("grad", "hessian") and shape:
+        text = f"sum({text})"  # these need one output number
+    argv = [command, text, "--max-memory", f"{budget}MB", "--seed", str(seed)]
+    for name in used:
+        argv += ["-i", f"{name}=randn:3" if name in ("x", "y") else f"{name}={a!r}"]
+    if command in ("vjp", "jvp"):
+        argv += ["--v", "ones" if command == "vjp" else f"{used[0]}=ones"]
+    if command != "check":
+        argv += ["-f", fmt]
+    note(f"jacli {' '.join(argv)}")
+    run = measured_jacli(*argv)
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.returncode == 0 or (run.returncode == 1 and command == "check"), run.stderr
+    assert run.peak <= torch_baseline() + budget * MB, (run.peak / MB, torch_baseline() / MB, budget)

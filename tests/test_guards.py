@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import select
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from fractions import Fraction
 
+import numpy as np
 import pytest
 import torch
 from helpers import cli_runner
@@ -408,3 +410,159 @@ def test_untrusted_mode_holds_the_budget_and_the_exact_deadline(monkeypatch):
     monkeypatch.setattr("jacli.api.UNTRUSTED_SECONDS", 0.3)
     with pytest.raises(jacli.ResourceError, match="longer than its limit of 0.3 s"):
         jacli.compute_grad("sum(x@x@x@x@x@x)", {"x": "randn:5x5"}, method="symbolic", untrusted=True)
+
+
+def test_untrusted_mode_gives_every_sympy_step_its_short_deadline(monkeypatch):
+    """The exact Jacobian and the exact determinant (--symbolic --det) both run under
+    UNTRUSTED_SECONDS, not the default 20 s; recorded at the call, so nothing has to time out."""
+    from jacli.engine import exact
+    from jacli.problem import UNTRUSTED_SECONDS
+
+    given: list[float | None] = []
+    real = exact.deadline
+
+    def recording(seconds=None):
+        given.append(seconds)
+        return real(seconds)
+
+    monkeypatch.setattr(exact, "deadline", recording)
+    result = jacli.compute_jacobian("[r*cos(t), r*sin(t)]", {"r": 2.0, "t": 0.5}, symbolic=True, det=True, untrusted=True)
+    assert str(result.det_symbolic) == "r" and float(result.det) == pytest.approx(2.0)
+    assert given == [UNTRUSTED_SECONDS, UNTRUSTED_SECONDS]
+    given.clear()
+    jacli.compute_jacobian("[r*cos(t), r*sin(t)]", {"r": 2.0, "t": 0.5}, symbolic=True, det=True)
+    assert given == [None, None]  # the default, exact.SECONDS
+
+
+# -- the reliability review's commands (issue #10), each run as the user runs it ------------------
+# Peak memory is measured from outside the process (tests/memory.py). What the budget bounds is
+# what grows with the problem: each command may peak at most its budget above the same command
+# on a tiny input (the interpreter, torch, SymPy and torch.func's imports), measured here too.
+
+_FLOORS: dict[str, int] = {}
+
+
+def _floor(kind: str) -> int:
+    """Peak RSS of a tiny problem of this kind, measured once per session."""
+    from memory import jacli as measured
+
+    tiny = {
+        "grad": ["grad", "sum(x)", "-i", "randn:2", "--method", "forward"],
+        "check": ["check", "sum(x)", "-i", "randn:2"],
+        "jacobian": ["jacobian", "x*2", "-i", "randn:2", "-f", "plain"],
+        "pretty": ["jacobian", "x*2", "-i", "ones:2x1x1", "-f", "pretty"],
+    }[kind]
+    if kind not in _FLOORS:
+        run = measured(*tiny)
+        assert run.returncode == 0, run.stderr
+        _FLOORS[kind] = run.peak
+    return _FLOORS[kind]
+
+
+def _outer_sum_jacobian(x: torch.Tensor) -> torch.Tensor:
+    """∂/∂x of sum(x_col * x_row, 0), i.e. y_j = x_j Σx: J = Σx·I + x_j, by hand."""
+    return x.sum() * torch.eye(len(x), dtype=x.dtype) + x.reshape(-1, 1)
+
+
+ISSUE_COMMANDS = {
+    # issue item 3: the vectorized passes were not budgeted (3.43 GB, 12.8 GB, 3.47 GB, 3.70 GB)
+    "grad-forward-20000": ("grad", 100, ["grad", "sum(x)", "-i", "randn:20000", "--method", "forward"]),
+    "grad-forward-40000": ("grad", 100, ["grad", "sum(x)", "-i", "randn:40000", "--method", "forward"]),
+    "check-20000": ("check", 100, ["check", "sum(x)", "-i", "randn:20000", "-f", "plain"]),
+    "outer-product-600": ("jacobian", 100, ["jacobian", "sum(reshape(x,-1,1)*reshape(x,1,-1), 0)", "-i", "randn:600", "-f", "plain"]),
+    # item 5: a shape error found only after a 3.44 GB allocation
+    "shape-error-20000": ("jacobian", 100, ["jacobian", "[reshape(x,-1,1)*reshape(x,1,-1), y]", "-i", "x=randn:20000", "-i", "y=1,2"]),
+    # item 7: the NaN report listed every bad index (1.85 GB); the pretty summary listed 12.25
+    # million leading indices (1.48 GB)
+    "nan-report-3000": ("jacobian", 200, ["jacobian", "x*sqrt(-1)", "-i", "ones:3000", "-f", "plain", "--method", "reverse"]),
+    "pretty-3500x1x1": ("pretty", 300, ["jacobian", "x", "-i", "ones:3500x1x1", "-f", "pretty", "--layout", "dense"]),
+}
+
+
+@pytest.mark.parametrize("case", list(ISSUE_COMMANDS))
+def test_the_reviews_commands_peak_within_their_budget(case):
+    from memory import MB, jacli as measured
+
+    kind, budget, argv = ISSUE_COMMANDS[case]
+    run = measured(*argv, "--max-memory", f"{budget}MB")
+    assert "Traceback" not in run.stderr
+    assert run.peak <= _floor(kind) + budget * MB, (case, run.peak / MB, _floor(kind) / MB)
+    text = run.stdout.decode()
+    if case.startswith("grad"):
+        n = int(argv[3].split(":")[1])
+        assert run.returncode == 0 and text.split() == ["#", "x", str(n)] + ["1.0"] * n  # ∂Σx/∂x = 1
+    elif case == "check-20000":
+        assert run.returncode == 0 and text.rstrip().endswith("# all agree")
+    elif case == "outer-product-600":
+        x = jacli.prepare("x", {"x": "randn:600"}).inputs["x"]  # the same seeded input, made here
+        numbers = np.loadtxt(io.StringIO(text), comments="#")
+        np.testing.assert_allclose(numbers, _outer_sum_jacobian(x).numpy(), rtol=1e-12, atol=1e-12)
+    elif case == "shape-error-20000":
+        assert run.returncode == 1 and text == "" and len(run.stderr.splitlines()) == 1
+        assert run.stderr.startswith("Error:") and "shapes (20000, 20000) and (2,) do not broadcast" in run.stderr
+    elif case == "nan-report-3000":  # one warning, its count that of the NaN written, 5 places named
+        count = text.count("nan")
+        warnings_ = [line for line in run.stderr.splitlines() if "result for x" in line]
+        assert run.returncode == 0 and count >= 3000 and len(warnings_) == 1
+        assert f"holds {count} NaN or infinite numbers at [0, 0], " in warnings_[0]
+        assert warnings_[0].endswith(f"and {count - 5} more")
+    else:  # the pretty summary: 4 + 4 of the 12,250,000 leading index blocks, each one number
+        assert run.returncode == 0 and "… 12249992 more blocks (--full shows all)" in text
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        # issue item 6: each ran for minutes or without end inside the size limits
+        (["hessian", "prod(x)", "-i", "randn:100", "--method", "symbolic"], "took longer than its limit of 0.5 s"),
+        (["grad", "sum(x@x@x@x@x@x)", "-i", "randn:5x5", "--method", "symbolic"], "took longer than its limit of 0.5 s"),
+    ],
+)
+def test_the_reviews_symbolic_commands_are_refused_at_the_deadline(monkeypatch, argv, expected):
+    from jacli.engine import exact
+
+    monkeypatch.setattr(exact, "SECONDS", 0.5)
+    result = cli(*argv)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("Error: ") and expected in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def _product_of_scalars(k: int) -> list[str]:
+    argv = ["*".join(f"x{i}" for i in range(k))]
+    for i in range(k):
+        argv += ["-i", f"x{i}=1.01"]
+    return argv
+
+
+@pytest.mark.parametrize(
+    "argv,note",
+    [
+        # the exact Jacobian or, past it, the determinant's simplify gives up: either is one note
+        (["jacobian", "softmax(x)", "-i", "randn:6", "--symbolic", "--det"], "took longer than its limit of 0.5 s"),
+        (["jacobian", *_product_of_scalars(400), "--symbolic"], "--symbolic skipped: the symbolic method took longer"),
+        (["check", "sum(x@x@x@x@x@x)", "-i", "randn:5x5"], None),
+    ],
+    ids=["softmax-det", "product-of-400", "check"],
+)
+def test_the_reviews_symbolic_displays_are_skipped_with_a_note(monkeypatch, argv, note):
+    """--symbolic, --det's exact form and check's reference give up at the deadline and keep the
+    numbers, which are checked against torch here."""
+    from jacli.engine import exact
+
+    monkeypatch.setattr(exact, "SECONDS", 0.5)
+    result = cli(*argv, "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    if note is None:  # check: the symbolic reference is skipped, reverse mode takes its place
+        assert document["reference"] == "reverse" and document["ok"]
+        assert any(m["method"] == "symbolic" and m["skipped"] and "took longer" in m["note"] for m in document["methods"])
+        return
+    assert note in result.stderr and "skipped" in result.stderr and len(result.stderr.splitlines()) == 1
+    if argv[1] == "softmax(x)":
+        x = jacli.prepare("x", {"x": "randn:6"}).inputs["x"]
+        expected = torch.autograd.functional.jacobian(lambda t: torch.softmax(t, 0), x)
+        np.testing.assert_allclose(document["result"]["x"]["values"], expected.numpy(), rtol=1e-12, atol=1e-15)
+        assert document["det"] == pytest.approx(float(torch.linalg.det(expected)), abs=1e-15)
+        assert "det_symbolic" not in document
+    else:  # ∂/∂x_i of Π x_j = Π_{j≠i} x_j = 1.01**399
+        assert all(block["values"] == pytest.approx(1.01**399, rel=1e-12) for block in document["result"].values())

@@ -37,10 +37,12 @@ def test_chunking_only_when_the_vectorized_pass_would_not_fit() -> None:
     held = (1024 * 1024 + 1024 + 1024 + 2 * 1024) * 8  # inputs, output, intermediates
     result = 1024 * 1024 * 8
     per_vector = (1024 + WORKING_SET_FACTOR * 2 * 1024 + 1024) * 8
-    budget = held + result + 100 * per_vector + 5
+    budget = held + 2 * result + 100 * per_vector + 5  # chunked, the result is held twice (concatenated)
     tight = _plan("tanh(A @ x)", shapes, wrt=["x"], budget=budget)
     assert tight.reverse_chunk() == 100
-    assert tight.forward_chunk() == 100
+    # a forward direction also carries the input's tangent beside its basis vector: 1024 more
+    forward_vector = (2 * 1024 + WORKING_SET_FACTOR * 2 * 1024 + 1024) * 8
+    assert tight.forward_chunk() == (100 * per_vector + 5) // forward_vector == 88
 
 
 def test_a_result_that_does_not_fit_is_refused_with_its_size() -> None:

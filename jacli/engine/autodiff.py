@@ -238,6 +238,58 @@ def grad(
 # (it is what torch.func.hessian and jax.hessian do); reverse-over-reverse (jacrev(jacrev(f)))
 # gives the same numbers and is offered for comparison. torch.func.jacfwd has no chunk_size, so
 # a Hessian too large to vectorize at once runs reverse-over-reverse in chunks.
+#
+# NOTE [packing the inputs]: torch.func differentiates a tuple of inputs argument by argument,
+# with a nested result per pair: for k scalar inputs that is k² small tensors and the
+# bookkeeping of k vmapped passes (1,600 scalars: 74 s and 3.5 GB for a 20 MB Hessian). One
+# vector of all the ``wrt`` elements makes it one n × n matrix, chunked by the budget like any
+# other, whatever the number of inputs; blocks are views into it.
+
+
+def hessian_matrix(
+    f: Function,
+    args: Sequence[torch.Tensor],
+    wrt: Sequence[int],
+    method: HessianMethod | str,
+    *,
+    chunk_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The output and the Hessian of a single-element output as one n × n matrix.
+
+    The ``wrt`` inputs are flattened (C order) and laid side by side: rows and columns
+    ``offset(a) .. offset(a) + a.numel()`` belong to input ``a``, in ``wrt`` order.
+
+    Args:
+        method: ``forward`` (forward-over-reverse) or ``reverse`` (reverse-over-reverse).
+        chunk_size: how many directions the outer derivative pushes at once (None: all).
+
+    Example:
+        >>> f = lambda a, b: a * b**2
+        >>> one = torch.tensor(1.0, dtype=torch.float64)
+        >>> hessian_matrix(f, (one, 2 * one), (0, 1), "forward")[1].tolist()
+        [[0.0, 4.0], [4.0, 2.0]]
+    """
+    method = HessianMethod.parse(method)
+    wrt = tuple(wrt)
+    sizes = [args[i].numel() for i in wrt]
+    shapes = [tuple(args[i].shape) for i in wrt]
+    packed = torch.cat([args[i].reshape(-1) for i in wrt]) if len(wrt) > 1 else args[wrt[0]].reshape(-1)
+
+    def of_packed(vector: torch.Tensor) -> torch.Tensor:
+        full = list(args)
+        pieces = torch.split(vector, sizes) if len(wrt) > 1 else (vector,)
+        for i, piece, shape in zip(wrt, pieces, shapes):
+            full[i] = piece.reshape(shape)
+        return f(*full).reshape(())
+
+    gradient = torch.func.jacrev(_with_output(of_packed), has_aux=True)
+    if method is HessianMethod.forward and chunk_size is None:
+        outer = torch.func.jacfwd(gradient, has_aux=True)
+    else:
+        outer = torch.func.jacrev(gradient, has_aux=True, chunk_size=chunk_size)
+    with _quiet():
+        matrix, output = outer(packed)
+    return output, matrix
 
 
 def hessian(
@@ -248,57 +300,19 @@ def hessian(
     *,
     chunk_size: int | None = None,
 ) -> tuple[torch.Tensor, dict[tuple[int, int], torch.Tensor]]:
-    """The output and the Hessian blocks of a single-element output, keyed by (i, j) positions.
-
-    Args:
-        method: ``forward`` (forward-over-reverse) or ``reverse`` (reverse-over-reverse).
-        chunk_size: how many directions the outer derivative pushes at once (None: all).
+    """The output and the Hessian blocks of a single-element output, keyed by (i, j) positions:
+    ``hessian_matrix`` cut into views, for a handful of inputs (use the matrix for many).
 
     Returns:
         ``(output, {(i, j): tensor of shape args[i].shape + args[j].shape})``.
     """
-    method = HessianMethod.parse(method)
     wrt = tuple(wrt)
-    if len(wrt) > 1:
-        return _hessian_packed(f, args, wrt, method, chunk_size)
-    gradient = torch.func.jacrev(_with_output(_scalar(f)), argnums=wrt, has_aux=True)
-    if method is HessianMethod.forward and chunk_size is None:
-        outer = torch.func.jacfwd(gradient, argnums=wrt, has_aux=True)
-    else:
-        outer = torch.func.jacrev(gradient, argnums=wrt, has_aux=True, chunk_size=chunk_size)
-    with _quiet():
-        nested, output = outer(*args)
-    return output, {(i, j): nested[a][b] for a, i in enumerate(wrt) for b, j in enumerate(wrt)}
-
-
-def _hessian_packed(
-    f: Function, args: Sequence[torch.Tensor], wrt: tuple[int, ...], method: HessianMethod, chunk_size: int | None
-) -> tuple[torch.Tensor, dict[tuple[int, int], torch.Tensor]]:
-    """Several inputs packed into one vector, one Hessian of it, then cut into the blocks.
-
-    # NOTE [packing the inputs]: torch.func differentiates a tuple of inputs argument by
-    # argument, with a nested result per pair: for k scalar inputs that is k² small tensors and
-    # the bookkeeping of k vmapped passes (1,600 scalars: 74 s and 3.5 GB for a 20 MB Hessian).
-    # One vector of all their elements makes it one n × n Hessian, chunked by the budget like
-    # any other, whatever the number of inputs.
-    """
+    output, matrix = hessian_matrix(f, args, wrt, method, chunk_size=chunk_size)
     sizes = [args[i].numel() for i in wrt]
-    shapes = [tuple(args[i].shape) for i in wrt]
-    packed = torch.cat([args[i].reshape(-1) for i in wrt])
-
-    def of_packed(vector: torch.Tensor) -> torch.Tensor:
-        full = list(args)
-        for i, piece, shape in zip(wrt, torch.split(vector, sizes), shapes):
-            full[i] = piece.reshape(shape)
-        return f(*full)
-
-    output, blocks = hessian(of_packed, (packed,), (0,), method, chunk_size=chunk_size)
-    matrix = blocks[0, 0]
-    rows = torch.split(matrix, sizes, dim=0)
     found = {}
-    for a, (i, row) in enumerate(zip(wrt, rows)):
-        for b, (j, block) in enumerate(zip(wrt, torch.split(row, sizes, dim=1))):
-            found[(i, j)] = block.reshape(shapes[a] + shapes[b])
+    for i, row in zip(wrt, torch.split(matrix, sizes, dim=0)):
+        for j, block in zip(wrt, torch.split(row, sizes, dim=1)):
+            found[(i, j)] = block.reshape(args[i].shape + args[j].shape)
     return output, found
 
 
