@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, Layout, VJPMethod
 from jacli.errors import JacliWarning, ResourceError, ShapeError
-from jacli.problem import UNTRUSTED_SECONDS, InputValue, Inputs, Problem, prepare, report_nonfinite
+from jacli.problem import UNTRUSTED_SECONDS, InputValue, Inputs, Problem, all_finite, prepare, report_nonfinite
 from jacli.result import (
     Block,
     DiagonalBlock,
@@ -508,40 +508,56 @@ def _auto_method(problem: Problem, shapes: dict[str, _Structure] | None) -> Jaco
 
 
 def _compressed(problem: Problem, shapes: dict[str, _Structure] | None, target: Layout) -> tuple[Any, dict[str, Any], str]:
-    """One VJP for a diagonal block, one JVP or VJP per colour for a sparse one."""
+    """One VJP for all the diagonal blocks together, one JVP or VJP per colour for a sparse one."""
     from jacli.engine import compressed
 
     shapes = shapes if shapes is not None else _structures(problem.plan)
     f, args = problem.compiled.function, problem.args
-    output, blocks, said = None, {}, []
+    output_shape = tuple(problem.plan.output_shape)
+    several = len(shapes) > 1
+    output, found, said = None, {}, []
+    diagonal = [(name, position) for name, position in zip(problem.wrt, problem.wrt_positions) if shapes[name].diagonal]
+    if diagonal:
+        # 1ᵀJ is each diagonal block's diagonal, for every input at once: one forward pass and
+        # one backward pass, however many inputs are diagonal.
+        with _running(problem):
+            output, diagonals = compressed.jacobian_diagonals(f, args, [position for _, position in diagonal])
+        for (name, _), values in zip(diagonal, diagonals):
+            found[name] = DiagonalBlock(name, values, output_shape, problem.shapes[name])
+        names = [name for name, _ in diagonal]
+        said.append("1 VJP" + (f" for {_listed(names)}" if several else ""))
     for name, position in zip(problem.wrt, problem.wrt_positions):
         s = shapes[name]
-        input_shape, output_shape = problem.shapes[name], tuple(problem.plan.output_shape)
+        if s.diagonal:
+            continue
+        mode = s.mode or ("forward" if s.pattern.input_size <= s.pattern.output_size else "reverse")
+        coloring = s.coloring or (compressed.color_columns(s.pattern) if mode == "forward" else compressed.color_rows(s.pattern))
         with _running(problem):
-            if s.diagonal:
-                output, diagonal = compressed.jacobian_diagonal(f, args, position)
-                block: Block = DiagonalBlock(name, diagonal, output_shape, input_shape)
-                said.append("1 VJP" + (f" for {name}" if len(shapes) > 1 else ""))
-            else:
-                mode = s.mode or ("forward" if s.pattern.input_size <= s.pattern.output_size else "reverse")
-                coloring = s.coloring or (compressed.color_columns(s.pattern) if mode == "forward" else compressed.color_rows(s.pattern))
-                output, values = compressed.jacobian_compressed(
-                    f, args, position, s.pattern, mode, coloring=coloring,
-                    chunk_size=problem.plan.compressed_chunk(coloring[1], mode),
-                )
-                rows, cols, values = compressed.to_coo(s.pattern, values)
-                block = SparseBlock(name, rows, cols, values, output_shape, input_shape, colors=coloring[1])
-                kind = "JVP" if mode == "forward" else "VJP"
-                said.append(f"{coloring[1]} colour{'s' if coloring[1] != 1 else ''}, {coloring[1]} {kind}"
-                            f"{'s' if coloring[1] != 1 else ''}" + (f" for {name}" if len(shapes) > 1 else ""))
+            output, values = compressed.jacobian_compressed(
+                f, args, position, s.pattern, mode, coloring=coloring,
+                chunk_size=problem.plan.compressed_chunk(coloring[1], mode),
+            )
+        rows, cols, values = compressed.to_coo(s.pattern, values)
+        found[name] = SparseBlock(name, rows, cols, values, output_shape, problem.shapes[name], colors=coloring[1])
+        kind = "JVP" if mode == "forward" else "VJP"
+        said.append(f"{coloring[1]} colour{'s' if coloring[1] != 1 else ''}, {coloring[1]} {kind}"
+                    f"{'s' if coloring[1] != 1 else ''}" + (f" for {name}" if several else ""))
+    blocks = {}
+    for name in problem.wrt:
+        block = found[name]
         if target is Layout.dense:
             block = JacobianBlock(name, block.to_dense())
         elif target is Layout.sparse and isinstance(block, DiagonalBlock):
             rows = cols = _arange_like(block)
-            block = SparseBlock(name, rows, cols, block.diagonal.reshape(-1), output_shape, input_shape, colors=1)
+            block = SparseBlock(name, rows, cols, block.diagonal.reshape(-1), output_shape, problem.shapes[name], colors=1)
         blocks[name] = block
     kind = "diagonal" if all(s.diagonal for s in shapes.values()) else "sparse"
     return output, blocks, f"{kind}: {'; '.join(said)}"
+
+
+def _listed(names: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _arange_like(block: Any) -> Any:
@@ -673,6 +689,8 @@ def _reported(output: Any, values: Mapping[Any, Any]) -> Any:
     """Warn about NaN or infinite numbers in the output and the results (the CLI shows them)."""
     from jacli.result import key_text
 
+    if all_finite([output, *values.values()]):  # one fused scan; the report only when it fails
+        return output
     report_nonfinite(output, "the output", where=True)
     for key, value in values.items():
         report_nonfinite(value, f"the result for {key_text(key)}", where=True)

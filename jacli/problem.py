@@ -227,7 +227,7 @@ def prepare(
     budget = max_memory if max_memory is not None else cpu_budget or _default_budget(torch_device)
     problem = Problem(compiled, {}, wrt_names, torch_device, torch_dtype, budget, seed=seed, untrusted=untrusted)
     problem.given = {name: spec_text(bound[name], bound[name]) for name in compiled.variables}
-    labels = {name: specs.label(name, problem.given[name]) for name in compiled.variables}
+    labels = _Labels(problem.given)
 
     def plan_for(shapes: dict[str, tuple[int, ...]]) -> Any:
         return make_plan(
@@ -250,6 +250,18 @@ def prepare(
             f"({', '.join(f'{n} {tuple(t.shape)}' for n, t in problem.inputs.items())})."
         )
     return problem
+
+
+class _Labels(dict):
+    """How messages name each input (``x = ones:3``), made only when a message names one."""
+
+    def __init__(self, given: Mapping[str, str]):
+        super().__init__()
+        self.given = given
+
+    def __missing__(self, name: str) -> str:
+        self[name] = label = specs.label(name, self.given[name])
+        return label
 
 
 def is_untrusted_environment() -> bool:
@@ -299,7 +311,7 @@ def _make_inputs(problem: Problem, bound: Mapping[str, Any]) -> None:
                 f"input {specs.label(name, problem.given[name])} has no numbers (shape {tuple(tensor.shape)}); "
                 "give at least one", param="inputs",
             )
-        report_nonfinite(tensor, f"input {name}")
+    report_all_nonfinite([(tensor, f"input {name}") for name, tensor in problem.inputs.items()])
 
 
 def _known_shape(value: Any) -> tuple[int, ...] | None:
@@ -468,12 +480,36 @@ def describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def report_nonfinite(tensor: Any, what: str, where: bool = False) -> None:
+def all_finite(tensors: Sequence[Any]) -> bool:
+    """Whether every number of every tensor is finite, from one scan of each (their sums).
+
+    A NaN or an infinity makes its tensor's sum, and so the total, NaN or infinite; a total
+    that overflows although every number is finite only costs the detailed look that follows.
+    """
+    import torch
+
+    sums = [t.sum() for t in tensors if t.is_floating_point()]  # integers are always finite
+    if not sums:
+        return True
+    if all(s.device.type == "cpu" for s in sums):
+        return math.isfinite(sum(s.item() for s in sums))
+    return bool(torch.isfinite(torch.stack([s.to(sums[0].dtype) for s in sums]).sum()))  # one device sync
+
+
+def report_all_nonfinite(tensors: Sequence[tuple[Any, str]], where: bool = False) -> None:
+    """``report_nonfinite`` for each ``(tensor, what)``, after one fused scan finds something."""
+    if all_finite([tensor for tensor, _ in tensors]):
+        return
+    for tensor, what in tensors:
+        report_nonfinite(tensor, what, where=where, stacklevel=4)
+
+
+def report_nonfinite(tensor: Any, what: str, where: bool = False, stacklevel: int = 3) -> None:
     """NaN or infinite numbers are accepted, with a warning (the CLI prints it on stderr) that
     says how many and, with ``where``, at which indices."""
     import torch
 
-    if tensor.is_floating_point() and torch.isfinite(tensor.sum()):
+    if tensor.is_floating_point() and all_finite([tensor]):
         return  # any NaN or infinity makes the sum NaN or infinite; no tensor-sized mask needed
     bad = ~torch.isfinite(tensor)
     count = int(bad.sum())
@@ -486,7 +522,7 @@ def report_nonfinite(tensor: Any, what: str, where: bool = False) -> None:
         places += f" and {count - 5} more" if count > 5 else ""
     warnings.warn(
         f"{what} holds {count} NaN or infinite number{'s' if count > 1 else ''}{places}",
-        JacliWarning, stacklevel=3,
+        JacliWarning, stacklevel=stacklevel,
     )
 
 

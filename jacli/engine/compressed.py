@@ -366,17 +366,40 @@ def jacobian_diagonal(f: Function, args: Sequence[torch.Tensor], wrt_position: i
         >>> jacobian_diagonal(lambda x, s: s * x**2, (x, torch.tensor(3.0, dtype=torch.float64)), 0)
         (tensor([ 3., 12.], dtype=torch.float64), tensor([ 6., 12.], dtype=torch.float64))
     """
-    x = args[wrt_position].detach().requires_grad_(True)
-    y = _of_one(f, args, wrt_position)(x)
-    if y.shape != x.shape:
-        raise ValueError(
-            f"jacobian_diagonal: the output has shape {tuple(y.shape)} but input {wrt_position} has "
-            f"{tuple(x.shape)}; a diagonal Jacobian needs them equal (use jacobian_compressed)"
-        )
-    if not y.requires_grad:  # the output does not depend on x at all
-        return y.detach(), torch.zeros_like(x).detach()
-    (diagonal,) = torch.autograd.grad(y, x, torch.ones_like(y), allow_unused=True)
-    return y.detach(), (diagonal if diagonal is not None else torch.zeros_like(x)).detach()
+    output, (diagonal,) = jacobian_diagonals(f, args, (wrt_position,))
+    return output, diagonal
+
+
+def jacobian_diagonals(
+    f: Function, args: Sequence[torch.Tensor], wrt_positions: Sequence[int]
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """``jacobian_diagonal`` for several inputs at once: one forward and one backward pass.
+
+    Each ``args[i]`` for i in ``wrt_positions`` must have a diagonal Jacobian (output element k
+    depends on element k of that input alone); 1ᵀJ_i is then its diagonal, and one backward
+    pass with ones gives every 1ᵀJ_i together.
+
+    Example:
+        >>> a, b = torch.tensor([1.0, 2.0], dtype=torch.float64), torch.tensor([3.0, 4.0], dtype=torch.float64)
+        >>> jacobian_diagonals(lambda a, b: a * torch.sin(b), (a, b), (0, 1))[1][0].tolist() == torch.sin(b).tolist()
+        True
+    """
+    positions = tuple(wrt_positions)
+    leaves = [a.detach().requires_grad_(True) if i in positions else a for i, a in enumerate(args)]
+    targets = [leaves[i] for i in positions]
+    y = f(*leaves)
+    for i, x in zip(positions, targets):
+        if y.shape != x.shape:
+            raise ValueError(
+                f"jacobian_diagonal: the output has shape {tuple(y.shape)} but input {i} has "
+                f"{tuple(x.shape)}; a diagonal Jacobian needs them equal (use jacobian_compressed)"
+            )
+    if not y.requires_grad:  # the output depends on none of them
+        return y.detach(), tuple(torch.zeros_like(x).detach() for x in targets)
+    grads = torch.autograd.grad(y, targets, torch.ones_like(y), allow_unused=True)
+    return y.detach(), tuple(
+        (g if g is not None else torch.zeros_like(x)).detach() for g, x in zip(grads, targets)
+    )
 
 
 def to_coo(pattern: Pattern, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
