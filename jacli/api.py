@@ -588,7 +588,7 @@ def _resolve(
     if structured is None:
         raise ShapeError(
             "`method` structured covers vectors and scalars, arithmetic, elementwise functions "
-            "of one argument and a constant matrix times a vector; this formula holds more. "
+            "of one argument, softmax of a vector and a constant matrix times a vector; this formula holds more. "
             "Use `method` auto", param="method",
         )
     return chosen, structured

@@ -27,6 +27,10 @@ COVERED = [
     ("-x*y + s*x - x/s", {"x": (4,), "y": (4,), "s": ()}),
     ("sqrt(x) * e**x - 2 - x", {"x": (4,)}),
     ("A @ (A @ x) * x", {"A": (3, 3), "x": (3,)}),
+    ("softmax(x)", {"x": (6,)}),  # diag(s) - s sᵀ, from a diagonal J_u
+    ("softmax(x, 0) * y", {"x": (5,), "y": (5,)}),
+    ("softmax(A @ x - x**2)", {"A": (4, 4), "x": (4,)}),  # from a dense J_u
+    ("log(softmax(3*s*x) + 1)", {"x": (4,), "s": ()}),
     ("x[0]", {"x": (3,)}),  # not covered (indexing): must fall back, returning None
 ]
 
@@ -47,7 +51,8 @@ def test_structured_equals_jacrev(text, shapes, seed) -> None:
 @pytest.mark.parametrize(
     "text, shapes, wrt",
     [("x[0]", {"x": (3,)}, "x"), ("sum(x)", {"x": (3,)}, "x"), ("A @ x", {"A": (2, 2), "x": (2,)}, "A"),
-     ("x @ A", {"A": (3, 3), "x": (3,)}, "x"), ("max(x, y)", {"x": (2,), "y": (2,)}, "x")],
+     ("x @ A", {"A": (3, 3), "x": (3,)}, "x"), ("max(x, y)", {"x": (2,), "y": (2,)}, "x"),
+     ("softmax(x[0] * x)", {"x": (3,)}, "x"), ("softmax(A @ x)", {"A": (2, 2), "x": (2,)}, "A")],
 )
 def test_what_is_not_covered_falls_back(text, shapes, wrt) -> None:
     assert accumulate(compile_expression(text).tree, _inputs(shapes), wrt) is None
