@@ -204,11 +204,16 @@ def compute_jacobian(
         blocks = {name: JacobianBlock(name, value) for name, value in values.items()}
         how = "each intermediate's Jacobian kept as zero, diagonal or dense through the chain rule"
     elif chosen is JacobianMethod.compressed:
-        output, blocks, how = _compressed(problem, shapes, target)
+        output, blocks, how = _compressed(problem, shapes)
+        # The numbers computed are the stored ones; a dense copy only adds zeros, so the NaN/Inf
+        # scan reads the compact blocks (n numbers for a diagonal, not n²).
+        _reported(output, {name: _stored(block) for name, block in blocks.items()})
+        blocks = {name: _in_layout(problem, block, target) for name, block in blocks.items()}
     else:
         output, values, how = _dense(problem, chosen, exact, progress)
         blocks = {name: _laid_out(problem, name, value, shapes, target) for name, value in values.items()}
-    _reported(output, {name: _stored(block) for name, block in blocks.items()})
+    if chosen is not JacobianMethod.compressed:
+        _reported(output, {name: _stored(block) for name, block in blocks.items()})
     result = JacobianResult(problem, chosen.value, output, blocks=blocks, how=how)
     if exact is not None:
         from jacli.engine.exact import is_elementwise, scalar_derivative
@@ -507,7 +512,7 @@ def _auto_method(problem: Problem, shapes: dict[str, _Structure] | None) -> Jaco
     return JacobianMethod(dense)
 
 
-def _compressed(problem: Problem, shapes: dict[str, _Structure] | None, target: Layout) -> tuple[Any, dict[str, Any], str]:
+def _compressed(problem: Problem, shapes: dict[str, _Structure] | None) -> tuple[Any, dict[str, Any], str]:
     """One VJP for all the diagonal blocks together, one JVP or VJP per colour for a sparse one."""
     from jacli.engine import compressed
 
@@ -542,17 +547,19 @@ def _compressed(problem: Problem, shapes: dict[str, _Structure] | None, target: 
         kind = "JVP" if mode == "forward" else "VJP"
         said.append(f"{coloring[1]} colour{'s' if coloring[1] != 1 else ''}, {coloring[1]} {kind}"
                     f"{'s' if coloring[1] != 1 else ''}" + (f" for {name}" if several else ""))
-    blocks = {}
-    for name in problem.wrt:
-        block = found[name]
-        if target is Layout.dense:
-            block = JacobianBlock(name, block.to_dense())
-        elif target is Layout.sparse and isinstance(block, DiagonalBlock):
-            rows = cols = _arange_like(block)
-            block = SparseBlock(name, rows, cols, block.diagonal.reshape(-1), output_shape, problem.shapes[name], colors=1)
-        blocks[name] = block
     kind = "diagonal" if all(s.diagonal for s in shapes.values()) else "sparse"
-    return output, blocks, f"{kind}: {'; '.join(said)}"
+    return output, {name: found[name] for name in problem.wrt}, f"{kind}: {'; '.join(said)}"
+
+
+def _in_layout(problem: Problem, block: Block, target: Layout) -> Block:
+    """A compressed block (diagonal or sparse) in the layout asked for."""
+    if target is Layout.dense:
+        return JacobianBlock(block.input, block.to_dense())
+    if target is Layout.sparse and isinstance(block, DiagonalBlock):
+        rows = cols = _arange_like(block)
+        return SparseBlock(block.input, rows, cols, block.diagonal.reshape(-1), block.output_shape, block.input_shape,
+                           colors=1)
+    return block
 
 
 def _listed(names: Sequence[str]) -> str:

@@ -321,6 +321,11 @@ def jacobian_compressed(
         return output, output.new_zeros(len(indices))
     color_of = torch.as_tensor(colors, device=x.device)
 
+    if mode == "forward" and count == 1:
+        output, compressed = _jvp_by_double_backward(g, x, _seeds(colors, count, x.shape, x)[0])
+        _check_output("jacobian_compressed", output, pattern)
+        return output, compressed.reshape(-1)[rows]  # one colour: J[r, c] = (J·1)[r]
+
     if mode == "forward":
 
         def push(seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -345,6 +350,28 @@ def jacobian_compressed(
         compressed = torch.func.vmap(pull, chunk_size=chunk_size)(_seeds(colors, count, output.shape, output))
     values = compressed.reshape(count, -1)[color_of[rows], cols]  # J[r, c] = (seed_color(r)ᵀJ)[c]
     return output, values
+
+
+def _jvp_by_double_backward(g: Function, x: torch.Tensor, tangent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``g(x)`` and J·u from two backward passes: u = ∂(vᵀJ·u)/∂v at any v.
+
+    # NOTE [one JVP by double backward]: vᵀJ is linear in v, so differentiating it with respect
+    # to v in the direction of u gives J·u (torch.autograd.functional.jvp's way). For a single
+    # seed it is 2-8x faster than torch.func.jvp on torch 2.13, whose forward mode runs `x + 1`,
+    # `x * 2` and broadcasting products through Python reference decompositions (0.4-0.5 ms a
+    # call at any size); with several seeds the vmapped forward pass is as fast or faster, so
+    # it is used there.
+    """
+    leaf = x.detach().requires_grad_(True)
+    y = g(leaf)
+    if not y.requires_grad:
+        return y.detach(), torch.zeros_like(y).detach()
+    v = torch.zeros_like(y, requires_grad=True)
+    (pulled,) = torch.autograd.grad(y, leaf, v, create_graph=True, allow_unused=True)
+    if pulled is None or not pulled.requires_grad:  # J is zero
+        return y.detach(), torch.zeros_like(y).detach()
+    (pushed,) = torch.autograd.grad(pulled, v, tangent, allow_unused=True)
+    return y.detach(), (pushed if pushed is not None else torch.zeros_like(y)).detach()
 
 
 def jacobian_diagonal(f: Function, args: Sequence[torch.Tensor], wrt_position: int) -> tuple[torch.Tensor, torch.Tensor]:
