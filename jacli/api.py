@@ -190,9 +190,7 @@ def compute_jacobian(
 
     def decide(plan: Any) -> None:
         """From shapes alone, before any input is made: the structure, the layout, their sizes."""
-        wanted = chosen in (JacobianMethod.auto, JacobianMethod.compressed) or chosen_layout is not Layout.dense
-        decided["shapes"] = _structures(plan) if wanted else None
-        decided["target"] = _target_layout(plan, chosen_layout, decided["shapes"])
+        decided["shapes"], decided["target"] = _decided(plan, chosen, chosen_layout)
 
     problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted,
                       result=decide)
@@ -465,6 +463,25 @@ def _cached_structures(text: str, shapes: tuple, wrt: tuple[str, ...]) -> tuple[
     found = patterns(tree, input_shapes, wrt)
     output_shape = infer(tree, input_shapes).output
     return tuple((name, _Structure(found[name], output_shape == input_shapes[name])) for name in wrt)
+
+
+_DECIDED: dict[tuple, tuple] = {}
+
+
+def _decided(plan: Any, method: JacobianMethod, layout: Layout) -> tuple[dict[str, _Structure] | None, Layout]:
+    """The structures and the target layout (checked against the budget) for a plan: a pure
+    function of it, remembered for the plans ``make_plan`` remembers (the same object again)."""
+    key = (id(plan), method, layout)
+    found = _DECIDED.get(key)
+    if found is not None and found[0] is plan:
+        return found[1], found[2]
+    wanted = method in (JacobianMethod.auto, JacobianMethod.compressed) or layout is not Layout.dense
+    shapes = _structures(plan) if wanted else None
+    target = _target_layout(plan, layout, shapes)
+    if len(_DECIDED) >= 256:
+        _DECIDED.clear()
+    _DECIDED[key] = (plan, shapes, target)  # holding the plan keeps its id from being reused
+    return shapes, target
 
 
 def _target_layout(plan: Any, layout: Layout, shapes: dict[str, _Structure] | None) -> Layout:

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -55,19 +56,19 @@ class Plan:
     intermediates: int
     tree: Any = field(default=None, repr=False, compare=False)
 
-    @property
+    @functools.cached_property
     def output_elements(self) -> int:
         return math.prod(self.output_shape)
 
-    @property
+    @functools.cached_property
     def wrt_elements(self) -> int:
         return sum(math.prod(self.input_shapes[name]) for name in self.wrt)
 
-    @property
+    @functools.cached_property
     def input_elements(self) -> int:
         return sum(math.prod(shape) for shape in self.input_shapes.values())
 
-    @property
+    @functools.cached_property
     def held(self) -> int:
         """Bytes held through any computation: the inputs, the output, the forward pass's results."""
         return (self.input_elements + self.output_elements + self.intermediates) * self.itemsize

@@ -559,14 +559,19 @@ def all_finite(tensors: Sequence[Any]) -> bool:
     A NaN or an infinity makes its tensor's sum, and so the total, NaN or infinite; a total
     that overflows although every number is finite only costs the detailed look that follows.
     """
-    import torch
+    total, elsewhere = 0.0, []
+    for t in tensors:
+        if not t.is_floating_point():
+            continue  # integers are always finite
+        if t.device.type == "cpu":
+            total += t.sum().item()
+        else:
+            elsewhere.append(t.sum().double())
+    if elsewhere:  # one device sync for all of them
+        import torch
 
-    sums = [t.sum() for t in tensors if t.is_floating_point()]  # integers are always finite
-    if not sums:
-        return True
-    if all(s.device.type == "cpu" for s in sums):
-        return math.isfinite(sum(s.item() for s in sums))
-    return bool(torch.isfinite(torch.stack([s.to(sums[0].dtype) for s in sums]).sum()))  # one device sync
+        total += torch.stack(elsewhere).sum().item()
+    return math.isfinite(total)
 
 
 def report_all_nonfinite(tensors: Sequence[tuple[Any, str]], where: bool = False) -> None:
