@@ -492,6 +492,8 @@ def spec_text(spec: Any, value: Any) -> str:
     text = getattr(spec, "text", None)
     if text is not None:
         return text
+    if math.prod(getattr(value, "shape", ())) > 12:  # a large tensor or array: its description
+        return describe(value)
     try:
         import torch
 
