@@ -423,10 +423,10 @@ def jacobian_diagonals(
             )
     if not y.requires_grad:  # the output depends on none of them
         return y.detach(), tuple(torch.zeros_like(x).detach() for x in targets)
-    grads = torch.autograd.grad(y, targets, torch.ones_like(y), allow_unused=True)
-    return y.detach(), tuple(
-        (g if g is not None else torch.zeros_like(x)).detach() for g, x in zip(grads, targets)
-    )
+    grads = torch.autograd.grad(y, targets, torch.ones_like(y), allow_unused=True)  # no graph: nothing to detach
+    if all(g is not None for g in grads):
+        return y.detach(), grads
+    return y.detach(), tuple(g if g is not None else torch.zeros_like(x).detach() for g, x in zip(grads, targets))
 
 
 def to_coo(pattern: Pattern, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
