@@ -436,6 +436,11 @@ def show(case: Case, rows: list[Row]) -> None:
         peak = f"{r.peak / 2**20:>9.1f}" if r.peak is not None else f"{'n/a':>9}"
         print(f"{case.name:<24} {r.method:<46} {r.seconds * 1e3:>10.3f} {r.best * 1e3:>9.3f} {r.runs:>4} {ratio} {peak} "
               f"{r.result / 2**20:>9.2f} {r.ok:>4}  {r.how}")
+    floor = next((r for r in rows if r.method.startswith("hand-written VJP") and r.seconds), None)
+    diagonal = next((r for r in rows if r.method == 'jacli layout="diagonal"' and r.seconds), None)
+    if floor is not None and diagonal is not None:
+        print(f"{case.name:<24} # diagonal layout / hand-written VJP: {diagonal.seconds / floor.seconds:.2f}x by median, "
+              f"{diagonal.best / floor.best:.2f}x by fastest call")
     sys.stdout.flush()
 
 
