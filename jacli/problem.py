@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -264,8 +265,9 @@ def prepare(
 # input is a tensor (nothing to read, no spec to size), a problem that passed those checks once
 # is remembered by them, and the next call only makes the inputs again (``materialize``: dense,
 # real, non-empty, within the budget) and scans them for NaN/Inf, exactly as the first call did.
-# A refusal is never remembered (it raises before ``_remember``), untrusted mode always takes the
-# long way, and a budget that changed (the default one follows the memory available) misses.
+# A refusal is never remembered (it raises before ``_remember``), untrusted mode and devices other
+# than the CPU always take the long way, and a budget that changed (the default one follows the
+# memory available) misses.
 _PREPARED: dict[tuple, tuple] = {}
 
 
@@ -280,7 +282,10 @@ def _again_key(expr: Any, inputs: Any, wrt: Any, device: Any, dtype: Any, max_me
         return None
     if not (type(max_memory) is int or max_memory is None) or not isinstance(result, (str, type(None))) and not callable(result):
         return None
-    if not isinstance(device, (str, torch.device)) or not isinstance(dtype, (str, torch.dtype)):
+    # The CPU only: "auto", "cuda" and "mps" are resolved against what the machine offers now.
+    if not (device == "cpu" or isinstance(device, torch.device) and device.type == "cpu" and device.index is None):
+        return None
+    if not isinstance(dtype, (str, torch.dtype)):
         return None
     shapes = []
     for name, value in inputs.items():
@@ -299,7 +304,7 @@ def _remember(expr: Any, inputs: Any, wrt: Any, device: Any, dtype: Any, max_mem
     if len(_PREPARED) >= 256:
         _PREPARED.clear()
     names = dict(zip(inputs, (_identifier(name) for name in inputs)))
-    _PREPARED[key] = (problem.compiled, problem.wrt, problem.device, problem.dtype, problem.budget, problem.plan, names)
+    _PREPARED[key] = (problem.wrt, problem.device, problem.dtype, problem.budget, problem.plan, names)
 
 
 def _prepared_again(expr: Any, inputs: Any, wrt: Any, device: Any, dtype: Any, seed: int, max_memory: Any,
@@ -311,10 +316,13 @@ def _prepared_again(expr: Any, inputs: Any, wrt: Any, device: Any, dtype: Any, s
     remembered = _PREPARED.get(key) if key is not None else None
     if remembered is None or is_untrusted_environment():
         return None
-    compiled, wrt_names, torch_device, torch_dtype, budget, plan, names = remembered
+    wrt_names, torch_device, torch_dtype, budget, plan, names = remembered
     if max_memory is None:
         if _default_budget(torch_device) != budget:
             return None
+    # Looked up again (its own cache answers), never kept here: whatever compile_expression
+    # gives now (a test may wrap it) is what runs, as on the long way.
+    compiled = sys.modules["jacli.compile"].compile_expression(expr)
     problem = Problem(compiled, {}, wrt_names, torch_device, torch_dtype, budget, seed=seed)
     bound = {names[name]: value for name, value in inputs.items()}
     problem.given = {name: spec_text(bound[name], bound[name]) for name in compiled.variables}
@@ -492,7 +500,8 @@ def spec_text(spec: Any, value: Any) -> str:
     text = getattr(spec, "text", None)
     if text is not None:
         return text
-    if math.prod(getattr(value, "shape", ())) > 12:  # a large tensor or array: its description
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple) and math.prod(shape) > 12:  # a large tensor or array: its description
         return describe(value)
     try:
         import torch
