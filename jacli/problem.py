@@ -538,6 +538,8 @@ def materialize(value: Any, name: str, problem: Problem, output_shape: tuple[int
         if tensor.is_complex() or tensor.dtype == torch.bool or tensor.numel() == 0:
             raise InputError(f"input {name}: jacli needs a non-empty tensor of real numbers, not {describe(value)}")
         check_budget(tensor.numel() * tensor.element_size(), budget, f"input {name}", "Use a smaller input.")
+        if tensor.dtype is problem.dtype and tensor.device == problem.device:
+            return tensor.detach()  # what .to() would give, without parsing its arguments
         return tensor.detach().to(dtype=problem.dtype, device=problem.device)
     return specs.materialize(
         value, name=name, dtype=problem.dtype, device=problem.device, seed=problem.seed,

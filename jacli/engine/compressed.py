@@ -412,8 +412,11 @@ def jacobian_diagonals(
         True
     """
     positions = tuple(wrt_positions)
-    leaves = [a.detach().requires_grad_(True) if i in positions else a for i, a in enumerate(args)]
-    targets = [leaves[i] for i in positions]
+    if len(args) == 1 and positions == (0,):  # the common case, without the bookkeeping
+        leaves = targets = [args[0].detach().requires_grad_(True)]
+    else:
+        leaves = [a.detach().requires_grad_(True) if i in positions else a for i, a in enumerate(args)]
+        targets = [leaves[i] for i in positions]
     y = f(*leaves)
     for i, x in zip(positions, targets):
         if y.shape != x.shape:
