@@ -518,8 +518,22 @@ def _target_layout(plan: Any, layout: Layout, shapes: dict[str, _Structure] | No
 
 
 def _auto_method(problem: Problem, shapes: dict[str, _Structure] | None) -> JacobianMethod:
-    """Compressed when every block has structure and that needs fewer passes than dense."""
+    """Compressed when every block has structure and that needs fewer passes than dense
+    (a pure function of the plan and its structures: remembered with them)."""
     plan = problem.plan
+    key = (id(plan), "auto", shapes is None)
+    found = _DECIDED.get(key)
+    if found is not None and found[0] is plan:
+        return found[1]
+    method = _auto_method_of(plan, shapes)
+    if len(_DECIDED) >= 256:
+        _DECIDED.clear()
+    _DECIDED[key] = (plan, method)
+    return method
+
+
+def _auto_method_of(plan: Any, shapes: dict[str, _Structure] | None) -> JacobianMethod:
+    """``_auto_method``, worked out."""
     dense = plan.jacobian_method()
     if shapes is not None and all(s.structured for s in shapes.values()):
         dense_passes = min(plan.output_elements, plan.wrt_elements)
