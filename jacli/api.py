@@ -465,6 +465,8 @@ def _cached_structures(text: str, shapes: tuple, wrt: tuple[str, ...]) -> tuple[
 
 
 _DECIDED: dict[tuple, tuple] = {}
+_DECIDED_KEPT = 64
+"""As many as ``_cached_structures`` keeps: the structures hold patterns, O(nnz) each."""
 
 
 def _decided(plan: Any, method: JacobianMethod, layout: Layout) -> tuple[dict[str, _Structure] | None, Layout]:
@@ -477,7 +479,7 @@ def _decided(plan: Any, method: JacobianMethod, layout: Layout) -> tuple[dict[st
     wanted = method in (JacobianMethod.auto, JacobianMethod.compressed) or layout is not Layout.dense
     shapes = _structures(plan) if wanted else None
     target = _target_layout(plan, layout, shapes)
-    if len(_DECIDED) >= 256:
+    if len(_DECIDED) >= _DECIDED_KEPT:
         _DECIDED.clear()
     _DECIDED[key] = (plan, shapes, target)  # holding the plan keeps its id from being reused
     return shapes, target
@@ -526,7 +528,7 @@ def _auto_method(problem: Problem, shapes: dict[str, _Structure] | None) -> Jaco
     if found is not None and found[0] is plan:
         return found[1]
     method = _auto_method_of(plan, shapes)
-    if len(_DECIDED) >= 256:
+    if len(_DECIDED) >= _DECIDED_KEPT:
         _DECIDED.clear()
     _DECIDED[key] = (plan, method)
     return method
@@ -612,8 +614,8 @@ def _resolve(
     formula is covered is known by walking it, and the walk is the computation."""
     if chosen is JacobianMethod.auto:
         chosen = _auto_method(problem, shapes)
-        if chosen is JacobianMethod.compressed or target is not Layout.dense:
-            return chosen, None
+        if chosen is JacobianMethod.compressed or target is not Layout.dense or not problem.plan.fits_structured_accumulation():
+            return chosen, None  # (jacrev and jacfwd split their work by the budget; it cannot)
         structured = _structured(problem)
         return (JacobianMethod.structured, structured) if structured is not None else (chosen, None)
     if chosen is not JacobianMethod.structured:
@@ -623,6 +625,7 @@ def _resolve(
             f"`method` structured builds a dense Jacobian; ask for `layout` dense, or `method` compressed "
             f"for the {target.value} layout", param="method",
         )
+    problem.plan.check_structured_accumulation()
     structured = _structured(problem)
     if structured is None:
         raise ShapeError(

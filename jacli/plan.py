@@ -28,6 +28,9 @@ from jacli.limits import check_budget, format_bytes
 from jacli.shapes import Shape, infer
 
 
+STRUCTURED_FORMS = 3
+"""Jacobian-sized dense tensors structured accumulation may hold at once (see ``Plan``)."""
+
 WORKING_SET_FACTOR = 3
 """Elements a vectorized pass holds per basis vector, per element of intermediate results."""
 
@@ -159,6 +162,25 @@ class Plan:
             f"the {layout} Jacobian of {_shorten(self.text)} ({stored:,} stored numbers, with the "
             "inputs and output)",
             "Use smaller inputs, or raise `max_memory`.",
+        )
+
+    def _structured_accumulation_bytes(self) -> int:
+        """Structured accumulation holds the result and up to two more Jacobian-sized dense forms
+        (an intermediate's and its product with the next step's), each output × input elements."""
+        return STRUCTURED_FORMS * self.output_elements * self.wrt_elements * self.itemsize + self.held
+
+    def fits_structured_accumulation(self) -> bool:
+        return self._structured_accumulation_bytes() <= self.budget
+
+    def check_structured_accumulation(self) -> None:
+        """Refuse structured accumulation whose dense intermediate Jacobians would not fit."""
+        if self.fits_structured_accumulation():
+            return
+        check_budget(
+            self._structured_accumulation_bytes(), self.budget,
+            f"structured accumulation for {_shorten(self.text)} ({STRUCTURED_FORMS} Jacobian-sized forms "
+            f"of {self.output_elements * self.wrt_elements:,} numbers, with the inputs and output)",
+            "Use `method` reverse or forward, which split their work to fit, or raise `max_memory`.",
         )
 
     def compressed_chunk(self, colors: int, mode: str) -> int | None:

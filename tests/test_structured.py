@@ -67,3 +67,18 @@ def test_auto_uses_it_for_a_constant_matrix_and_says_so() -> None:
     # asked for where it does not apply, it says what it covers
     with pytest.raises(api.ShapeError, match="`method` structured covers"):
         api.compute_jacobian("sum(x)*x", {"x": [1.0, 2.0]}, method="structured")
+
+
+def test_a_budget_too_small_for_its_dense_forms_falls_back_or_refuses() -> None:
+    # softmax at n = 300: the Jacobian is 720 kB; structured accumulation may hold 3 such forms
+    # (2.16 MB), jacrev splits its passes to fit a 1.5 MB budget
+    x = _inputs({"x": (300,)})["x"]
+    reference = torch.func.jacrev(lambda x: torch.softmax(x, 0))(x)
+    roomy = api.compute_jacobian("softmax(x)", {"x": x}, layout="dense")
+    assert roomy.method == "structured"
+    tight = api.compute_jacobian("softmax(x)", {"x": x}, layout="dense", max_memory=1_500_000)
+    assert tight.method == "reverse" and "at a time (the memory budget)" in tight.how
+    for result in (roomy, tight):
+        torch.testing.assert_close(result.blocks["x"].to_dense(), reference, rtol=1e-13, atol=1e-15)
+    with pytest.raises(api.ResourceError, match=r"structured accumulation for softmax\(x\).*2\.2 MB.*`method` reverse"):
+        api.compute_jacobian("softmax(x)", {"x": x}, layout="dense", max_memory=1_500_000, method="structured")
