@@ -27,6 +27,10 @@ Columns:
   result MB   the bytes of the tensors the call returns (for jacli: the stored blocks).
   how         jacli's ``result.how``; for a peer, its passes.
 
+After each elementwise case a line gives the diagonal layout over the hand-written VJP: from the
+rows' medians and fastest calls, and from --interleaved-rounds calls of each taking turns (at
+0.1-0.5 ms a call, a few calls one after the other measure the machine's load as much as the code).
+
 A peer (and jacli's reverse/forward, which run the same transforms) is skipped, with the reason,
 when its estimate exceeds --max-call-seconds or the memory there is: the loops are timed on 1 and
 33 rows (the difference gives the cost of a row) and extrapolated; the vmapped transforms are
@@ -193,6 +197,7 @@ class Row:
     ok: str = "-"
     peer: bool = False
     skipped: str = ""
+    interleaved: tuple[float, float, int] = (0.0, 1.0, 0)
 
 
 def measure(fn: Callable[[], Any], device: str, repeats: int, row_seconds: float) -> tuple[float, float, int, int | None, Any]:
@@ -422,7 +427,26 @@ def run_case(case: Case, options: Any, budget: Budget, jax: Any) -> list[Row]:
     if case.floor:
         add(Row("hand-written VJP with ones (floor)", how="1 backward pass: the diagonal only"),
             lambda: one_vjp(f, args[0]), compare=False)
+        rows[-1].interleaved = interleaved(
+            lambda: compute_jacobian(case.expr, case.inputs, wrt=list(case.wrt), device=device, layout="diagonal"),
+            lambda: one_vjp(f, args[0]), device, options.interleaved_rounds,
+        )
     return rows
+
+
+def interleaved(a: Callable[[], Any], b: Callable[[], Any], device: str, rounds: int) -> tuple[float, float, int]:
+    """(median of a, median of b, rounds) from ``rounds`` calls of each, taking turns: a load that
+    comes and goes weighs on both alike, where the rows above time one after the other."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(3):
+        a(), b()
+    for _ in range(rounds):
+        for fn, kept in zip((a, b), times):
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            kept.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1]), rounds
 
 
 def show(case: Case, rows: list[Row]) -> None:
@@ -436,6 +460,13 @@ def show(case: Case, rows: list[Row]) -> None:
         peak = f"{r.peak / 2**20:>9.1f}" if r.peak is not None else f"{'n/a':>9}"
         print(f"{case.name:<24} {r.method:<46} {r.seconds * 1e3:>10.3f} {r.best * 1e3:>9.3f} {r.runs:>4} {ratio} {peak} "
               f"{r.result / 2**20:>9.2f} {r.ok:>4}  {r.how}")
+    floor = next((r for r in rows if r.method.startswith("hand-written VJP") and r.seconds), None)
+    diagonal = next((r for r in rows if r.method == 'jacli layout="diagonal"' and r.seconds), None)
+    if floor is not None and diagonal is not None:
+        jacli, vjp, rounds = floor.interleaved
+        print(f"{case.name:<24} # diagonal layout / hand-written VJP: {diagonal.seconds / floor.seconds:.2f}x by median, "
+              f"{diagonal.best / floor.best:.2f}x by fastest call; taking turns, {rounds} rounds: {jacli * 1e3:.3f} / "
+              f"{vjp * 1e3:.3f} ms = {jacli / vjp:.2f}x")
     sys.stdout.flush()
 
 
@@ -447,6 +478,8 @@ def main() -> None:
     parser.add_argument("--case", action="append", default=[], help="only the cases whose name contains this (repeatable)")
     parser.add_argument("--repeats", type=int, help="timed calls per row (default 7, --quick 3)")
     parser.add_argument("--row-seconds", type=float, help="timed calls per row stop after this (default 10, --quick 3)")
+    parser.add_argument("--interleaved-rounds", type=int, default=300,
+                        help="rounds of the diagonal layout and the hand-written VJP taking turns (default 300)")
     parser.add_argument("--max-call-seconds", type=float, help="skip what is estimated to take longer per call "
                         "(default 20, --quick 2)")
     options = parser.parse_args()

@@ -13,14 +13,13 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import warnings
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, Layout, VJPMethod
 from jacli.errors import JacliWarning, ResourceError, ShapeError
-from jacli.problem import UNTRUSTED_SECONDS, InputValue, Inputs, Problem, prepare, report_nonfinite
+from jacli.problem import UNTRUSTED_SECONDS, InputValue, Inputs, Problem, all_finite, prepare, report_nonfinite
 from jacli.result import (
     Block,
     DiagonalBlock,
@@ -206,9 +205,7 @@ def compute_jacobian(
 
     def decide(plan: Any) -> None:
         """From shapes alone, before any input is made: the structure, the layout, their sizes."""
-        wanted = chosen in (JacobianMethod.auto, JacobianMethod.compressed) or chosen_layout is not Layout.dense
-        decided["shapes"] = _structures(plan) if wanted else None
-        decided["target"] = _target_layout(plan, chosen_layout, decided["shapes"], matrix=_as_matrix(plan, matrix))
+        decided["shapes"], decided["target"] = _decided(plan, chosen, chosen_layout, _as_matrix(plan, matrix))
 
     problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted,
                       result=decide)
@@ -220,11 +217,16 @@ def compute_jacobian(
         blocks = {name: JacobianBlock(name, value) for name, value in values.items()}
         how = "each intermediate's Jacobian kept as zero, diagonal or dense through the chain rule"
     elif chosen is JacobianMethod.compressed:
-        output, blocks, how = _compressed(problem, shapes, target)
+        output, blocks, how = _compressed(problem, shapes)
+        # The numbers computed are the stored ones; a dense copy only adds zeros, so the NaN/Inf
+        # scan reads the compact blocks (n numbers for a diagonal, not n²).
+        _reported(output, {name: _stored(block) for name, block in blocks.items()})
+        blocks = {name: _in_layout(problem, block, target) for name, block in blocks.items()}
     else:
         output, values, how = _dense(problem, chosen, exact, progress)
         blocks = {name: _laid_out(problem, name, value, shapes, target) for name, value in values.items()}
-    _reported(output, {name: _stored(block) for name, block in blocks.items()})
+    if chosen is not JacobianMethod.compressed:  # compressed blocks were scanned before being made dense
+        _reported(output, {name: _stored(block) for name, block in blocks.items()})
     as_matrix = _as_matrix(problem.plan, matrix)
     order = _wrt_order(wrt, problem.wrt)
     blocks = {name: blocks[name] for name in order}
@@ -513,6 +515,29 @@ def _cached_structures(text: str, shapes: tuple, wrt: tuple[str, ...]) -> tuple[
     return tuple((name, _Structure(found[name], output_shape == input_shapes[name])) for name in wrt)
 
 
+_DECIDED: dict[tuple, tuple] = {}
+_DECIDED_KEPT = 64
+"""As many as ``_cached_structures`` keeps: the structures hold patterns, O(nnz) each."""
+
+
+def _decided(
+    plan: Any, method: JacobianMethod, layout: Layout, matrix: bool = False
+) -> tuple[dict[str, _Structure] | None, Layout]:
+    """The structures and the target layout (checked against the budget) for a plan: a pure
+    function of it, remembered for the plans ``make_plan`` remembers (the same object again)."""
+    key = (id(plan), method, layout, matrix)
+    found = _DECIDED.get(key)
+    if found is not None and found[0] is plan:
+        return found[1], found[2]
+    wanted = method in (JacobianMethod.auto, JacobianMethod.compressed) or layout is not Layout.dense
+    shapes = _structures(plan) if wanted else None
+    target = _target_layout(plan, layout, shapes, matrix=matrix)
+    if len(_DECIDED) >= _DECIDED_KEPT:
+        _DECIDED.clear()
+    _DECIDED[key] = (plan, shapes, target)  # holding the plan keeps its id from being reused
+    return shapes, target
+
+
 def _target_layout(plan: Any, layout: Layout, shapes: dict[str, _Structure] | None, matrix: bool = False) -> Layout:
     """The layout the blocks will have, checked against the budget (auto: the formula's structure);
     with ``matrix``, also the classic matrix as one tensor beside the blocks."""
@@ -549,8 +574,22 @@ def _target_layout(plan: Any, layout: Layout, shapes: dict[str, _Structure] | No
 
 
 def _auto_method(problem: Problem, shapes: dict[str, _Structure] | None) -> JacobianMethod:
-    """Compressed when every block has structure and that needs fewer passes than dense."""
+    """Compressed when every block has structure and that needs fewer passes than dense
+    (a pure function of the plan and its structures: remembered with them)."""
     plan = problem.plan
+    key = (id(plan), "auto", shapes is None)
+    found = _DECIDED.get(key)
+    if found is not None and found[0] is plan:
+        return found[1]
+    method = _auto_method_of(plan, shapes)
+    if len(_DECIDED) >= _DECIDED_KEPT:
+        _DECIDED.clear()
+    _DECIDED[key] = (plan, method)
+    return method
+
+
+def _auto_method_of(plan: Any, shapes: dict[str, _Structure] | None) -> JacobianMethod:
+    """``_auto_method``, worked out."""
     dense = plan.jacobian_method()
     if shapes is not None and all(s.structured for s in shapes.values()):
         dense_passes = min(plan.output_elements, plan.wrt_elements)
@@ -559,41 +598,61 @@ def _auto_method(problem: Problem, shapes: dict[str, _Structure] | None) -> Jaco
     return JacobianMethod(dense)
 
 
-def _compressed(problem: Problem, shapes: dict[str, _Structure] | None, target: Layout) -> tuple[Any, dict[str, Any], str]:
-    """One VJP for a diagonal block, one JVP or VJP per colour for a sparse one."""
+def _compressed(problem: Problem, shapes: dict[str, _Structure] | None) -> tuple[Any, dict[str, Any], str]:
+    """One VJP for all the diagonal blocks together, one JVP or VJP per colour for a sparse one."""
     from jacli.engine import compressed
 
     shapes = shapes if shapes is not None else _structures(problem.plan)
-    f, args = problem.compiled.function, problem.args
-    output, blocks, said = None, {}, []
-    for name, position in zip(problem.wrt, problem.wrt_positions):
-        s = shapes[name]
-        input_shape, output_shape = problem.shapes[name], tuple(problem.plan.output_shape)
+    f, args, input_shapes = problem.compiled.function, problem.args, problem.shapes
+    output_shape = tuple(problem.plan.output_shape)
+    several = len(shapes) > 1
+    output, found, said = None, {}, []
+    wrt = list(zip(problem.wrt, problem.wrt_positions))
+    diagonal = [(name, position) for name, position in wrt if shapes[name].diagonal]
+    if diagonal:
+        # 1ᵀJ is each diagonal block's diagonal, for every input at once: one forward pass and
+        # one backward pass, however many inputs are diagonal.
         with _running(problem):
-            if s.diagonal:
-                output, diagonal = compressed.jacobian_diagonal(f, args, position)
-                block: Block = DiagonalBlock(name, diagonal, output_shape, input_shape)
-                said.append("1 VJP" + (f" for {name}" if len(shapes) > 1 else ""))
-            else:
-                mode = s.mode or ("forward" if s.pattern.input_size <= s.pattern.output_size else "reverse")
-                coloring = s.coloring or (compressed.color_columns(s.pattern) if mode == "forward" else compressed.color_rows(s.pattern))
-                output, values = compressed.jacobian_compressed(
-                    f, args, position, s.pattern, mode, coloring=coloring,
-                    chunk_size=problem.plan.compressed_chunk(coloring[1], mode),
-                )
-                rows, cols, values = compressed.to_coo(s.pattern, values)
-                block = SparseBlock(name, rows, cols, values, output_shape, input_shape, colors=coloring[1])
-                kind = "JVP" if mode == "forward" else "VJP"
-                said.append(f"{coloring[1]} colour{'s' if coloring[1] != 1 else ''}, {coloring[1]} {kind}"
-                            f"{'s' if coloring[1] != 1 else ''}" + (f" for {name}" if len(shapes) > 1 else ""))
-        if target is Layout.dense:
-            block = JacobianBlock(name, block.to_dense())
-        elif target is Layout.sparse and isinstance(block, DiagonalBlock):
-            rows = cols = _arange_like(block)
-            block = SparseBlock(name, rows, cols, block.diagonal.reshape(-1), output_shape, input_shape, colors=1)
-        blocks[name] = block
+            output, diagonals = compressed.jacobian_diagonals(f, args, [position for _, position in diagonal])
+        for (name, _), values in zip(diagonal, diagonals):
+            found[name] = DiagonalBlock(name, values, output_shape, input_shapes[name])
+        said.append("1 VJP" + (f" for {_listed([name for name, _ in diagonal])}" if several else ""))
+        if len(diagonal) == len(wrt):
+            return output, found, f"diagonal: {said[0]}"
+    for name, position in wrt:
+        s = shapes[name]
+        if s.diagonal:
+            continue
+        mode = s.mode or ("forward" if s.pattern.input_size <= s.pattern.output_size else "reverse")
+        coloring = s.coloring or (compressed.color_columns(s.pattern) if mode == "forward" else compressed.color_rows(s.pattern))
+        with _running(problem):
+            output, values = compressed.jacobian_compressed(
+                f, args, position, s.pattern, mode, coloring=coloring,
+                chunk_size=problem.plan.compressed_chunk(coloring[1], mode),
+            )
+        rows, cols, values = compressed.to_coo(s.pattern, values)
+        found[name] = SparseBlock(name, rows, cols, values, output_shape, input_shapes[name], colors=coloring[1])
+        kind = "JVP" if mode == "forward" else "VJP"
+        said.append(f"{coloring[1]} colour{'s' if coloring[1] != 1 else ''}, {coloring[1]} {kind}"
+                    f"{'s' if coloring[1] != 1 else ''}" + (f" for {name}" if several else ""))
     kind = "diagonal" if all(s.diagonal for s in shapes.values()) else "sparse"
-    return output, blocks, f"{kind}: {'; '.join(said)}"
+    return output, {name: found[name] for name in problem.wrt}, f"{kind}: {'; '.join(said)}"
+
+
+def _in_layout(problem: Problem, block: Block, target: Layout) -> Block:
+    """A compressed block (diagonal or sparse) in the layout asked for."""
+    if target is Layout.dense:
+        return JacobianBlock(block.input, block.to_dense())
+    if target is Layout.sparse and isinstance(block, DiagonalBlock):
+        rows = cols = _arange_like(block)
+        return SparseBlock(block.input, rows, cols, block.diagonal.reshape(-1), block.output_shape, block.input_shape,
+                           colors=1)
+    return block
+
+
+def _listed(names: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _arange_like(block: Any) -> Any:
@@ -609,8 +668,8 @@ def _resolve(
     formula is covered is known by walking it, and the walk is the computation."""
     if chosen is JacobianMethod.auto:
         chosen = _auto_method(problem, shapes)
-        if chosen is JacobianMethod.compressed or target is not Layout.dense:
-            return chosen, None
+        if chosen is JacobianMethod.compressed or target is not Layout.dense or not problem.plan.fits_structured_accumulation():
+            return chosen, None  # (jacrev and jacfwd split their work by the budget; it cannot)
         structured = _structured(problem)
         return (JacobianMethod.structured, structured) if structured is not None else (chosen, None)
     if chosen is not JacobianMethod.structured:
@@ -620,11 +679,12 @@ def _resolve(
             f"`method` structured builds a dense Jacobian; ask for `layout` dense, or `method` compressed "
             f"for the {target.value} layout", param="method",
         )
+    problem.plan.check_structured_accumulation()
     structured = _structured(problem)
     if structured is None:
         raise ShapeError(
             "`method` structured covers vectors and scalars, arithmetic, elementwise functions "
-            "of one argument and a constant matrix times a vector; this formula holds more. "
+            "of one argument, softmax of a vector and a constant matrix times a vector; this formula holds more. "
             "Use `method` auto", param="method",
         )
     return chosen, structured
@@ -677,19 +737,31 @@ def _stored(block: Any) -> Any:
     return block.to_dense()
 
 
-@contextlib.contextmanager
-def _running(problem: Problem) -> Iterator[None]:
+class _running:
     """Torch running out of memory despite the plan (another process took it, or an estimate
-    fell short) is a ``ResourceError`` that says what ran, not a traceback."""
-    try:
-        yield
-    except RuntimeError as error:
+    fell short) is a ``ResourceError`` that says what ran, not a traceback.
+
+    (A class, not ``contextlib.contextmanager``: entering it costs a tenth as much, and it is
+    entered on every call.)
+    """
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> bool:
+        if not isinstance(error, RuntimeError):
+            return False
         text = str(error)
         if "allocate" not in text and "out of memory" not in text.lower():
-            raise
+            return False
         first = text.strip().splitlines()[0]
         raise ResourceError(
-            f"evaluating {problem.expression} ran out of memory ({first}). Use smaller inputs, a "
+            f"evaluating {self.problem.expression} ran out of memory ({first}). Use smaller inputs, a "
             "smaller max_memory so that the work is split, or an expression whose intermediate "
             "results are smaller.", param="max_memory",
         ) from None
@@ -723,6 +795,8 @@ def _all_indices(rows: int, cols: int, device: Any) -> tuple[Any, Any]:
 
 def _reported(output: Any, values: Mapping[Any, Any]) -> Any:
     """Warn about NaN or infinite numbers in the output and the results (the CLI shows them)."""
+    if all_finite([output, *values.values()]):  # one fused scan; the report only when it fails
+        return output
     from jacli.result import key_text
 
     report_nonfinite(output, "the output", where=True)

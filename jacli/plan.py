@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -26,6 +27,9 @@ from jacli.errors import ResourceError
 from jacli.limits import check_budget, format_bytes
 from jacli.shapes import Shape, infer
 
+
+STRUCTURED_FORMS = 3
+"""Jacobian-sized dense tensors structured accumulation may hold at once (see ``Plan``)."""
 
 WORKING_SET_FACTOR = 3
 """Elements a vectorized pass holds per basis vector, per element of intermediate results."""
@@ -55,19 +59,19 @@ class Plan:
     intermediates: int
     tree: Any = field(default=None, repr=False, compare=False)
 
-    @property
+    @functools.cached_property
     def output_elements(self) -> int:
         return math.prod(self.output_shape)
 
-    @property
+    @functools.cached_property
     def wrt_elements(self) -> int:
         return sum(math.prod(self.input_shapes[name]) for name in self.wrt)
 
-    @property
+    @functools.cached_property
     def input_elements(self) -> int:
         return sum(math.prod(shape) for shape in self.input_shapes.values())
 
-    @property
+    @functools.cached_property
     def held(self) -> int:
         """Bytes held through any computation: the inputs, the output, the forward pass's results."""
         return (self.input_elements + self.output_elements + self.intermediates) * self.itemsize
@@ -134,6 +138,8 @@ class Plan:
         outputs, ins = self.output_elements, self.wrt_elements
         numbers = outputs * ins
         copies = self.matrix_copies(matrix)
+        if copies * numbers * self.itemsize + self.held <= self.budget:
+            return  # it fits: no message to make
         shapes = " + ".join(f"{name} {tuple(self.input_shapes[name])}" for name in self.wrt)
         advice = (
             "Use vjp with `v` for one combination of its rows, pick fewer inputs with `wrt`, "
@@ -163,11 +169,32 @@ class Plan:
 
     def check_structured(self, layout: str, stored: int) -> None:
         """Refuse a diagonal or sparse Jacobian that would not fit beside the inputs and output."""
+        if self.structured_bytes(layout, stored) + self.held <= self.budget:
+            return
         check_budget(
             self.structured_bytes(layout, stored) + self.held, self.budget,
             f"the {layout} Jacobian of {_shorten(self.text)} ({stored:,} stored numbers, with the "
             "inputs and output)",
             "Use smaller inputs, or raise `max_memory`.",
+        )
+
+    def _structured_accumulation_bytes(self) -> int:
+        """Structured accumulation holds the result and up to two more Jacobian-sized dense forms
+        (an intermediate's and its product with the next step's), each output × input elements."""
+        return STRUCTURED_FORMS * self.output_elements * self.wrt_elements * self.itemsize + self.held
+
+    def fits_structured_accumulation(self) -> bool:
+        return self._structured_accumulation_bytes() <= self.budget
+
+    def check_structured_accumulation(self) -> None:
+        """Refuse structured accumulation whose dense intermediate Jacobians would not fit."""
+        if self.fits_structured_accumulation():
+            return
+        check_budget(
+            self._structured_accumulation_bytes(), self.budget,
+            f"structured accumulation for {_shorten(self.text)} ({STRUCTURED_FORMS} Jacobian-sized forms "
+            f"of {self.output_elements * self.wrt_elements:,} numbers, with the inputs and output)",
+            "Use `method` reverse or forward, which split their work to fit, or raise `max_memory`.",
         )
 
     def compressed_chunk(self, colors: int, mode: str) -> int | None:
@@ -217,21 +244,48 @@ def make_plan(
         ShapeError: the shapes do not fit the expression.
         ResourceError: the inputs, the evaluation or the result would exceed ``budget``.
     """
-    labels = labels or {name: name for name in shapes}
-    check_inputs_together([(labels[name], math.prod(shape) * itemsize) for name, shape in shapes.items()], budget)
+    key = (text, tuple((name, tuple(shape)) for name, shape in shapes.items()), tuple(wrt), budget, itemsize,
+           result if isinstance(result, str) else None)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _checked_plan(tree, text, shapes, wrt, budget, itemsize, labels, result if isinstance(result, str) else None)
+        if len(_PLANS) >= 256:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    if callable(result):
+        result(plan)
+    return plan
+
+
+# NOTE [plans are remembered]
+# Every check in ``_checked_plan`` is a pure function of the expression, the shapes, ``wrt``, the
+# budget, the item size and the result checked, so a plan that passed them once passes them
+# again: a loop over points (or a benchmark) sizes each problem once. A refusal is never
+# remembered (it raises before the plan is stored), and a different budget (the default one
+# follows the memory available) is a different key, so nothing that would now be refused passes.
+_PLANS: dict[tuple, Plan] = {}
+
+
+def _checked_plan(
+    tree: sp.Basic, text: str, shapes: Mapping[str, Shape], wrt: Sequence[str], budget: int, itemsize: int,
+    labels: Mapping[str, str] | None, result: str | None,
+) -> Plan:
+    """``make_plan``'s sizes and checks, without the cache."""
+    named = labels if labels is not None else {name: name for name in shapes}
+    check_inputs_together([(name, math.prod(shape) * itemsize) for name, shape in shapes.items()], budget,
+                          named=named.__getitem__)
     sizes = _inferred(text, tuple((name, tuple(shape)) for name, shape in shapes.items()), tree)
     plan = Plan(text, budget, itemsize, dict(shapes), tuple(wrt), sizes.output, sizes.intermediates, tree)
-    check_budget(
-        (plan.input_elements + plan.intermediates) * itemsize, budget,
-        f"evaluating {_shorten(text)} (its intermediate results, with the inputs)",
-        "Use smaller inputs, or raise `max_memory`.",
-    )
+    needed = (plan.input_elements + plan.intermediates) * itemsize
+    if needed > budget:  # the message (which shortens the text) is only made for a refusal
+        check_budget(
+            needed, budget, f"evaluating {_shorten(text)} (its intermediate results, with the inputs)",
+            "Use smaller inputs, or raise `max_memory`.",
+        )
     if result == "jacobian":
-        plan.check_jacobian(labels)
+        plan.check_jacobian(named)
     elif result == "hessian":
         plan.check_hessian()
-    elif callable(result):
-        result(plan)
     return plan
 
 
@@ -249,12 +303,17 @@ def _inferred(text: str, shapes: tuple, tree: sp.Basic) -> Any:
     return _INFERRED[key]
 
 
-def check_inputs_together(sizes: list[tuple[str, int]], budget: int) -> None:
-    """Several inputs may each fit the budget and still exceed it together."""
-    if len(sizes) > 1:
+def check_inputs_together(sizes: list[tuple[Any, int]], budget: int, named: Callable[[Any], str] = str) -> None:
+    """Several inputs may each fit the budget and still exceed it together.
+
+    Args:
+        sizes: ``(input, bytes)`` for each input.
+        named: how a message names an input (called only for a refusal).
+    """
+    if len(sizes) > 1 and sum(size for _, size in sizes) > budget:
         check_budget(
             sum(size for _, size in sizes), budget,
-            "the inputs together (" + ", ".join(what for what, _ in sizes) + ")",
+            "the inputs together (" + ", ".join(named(what) for what, _ in sizes) + ")",
             "Use smaller inputs, or raise `max_memory`.",
         )
 

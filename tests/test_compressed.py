@@ -332,6 +332,40 @@ def test_diagonal_refuses_a_shape_change() -> None:
         jacobian_diagonal(lambda x, s: x * s, (inputs(3), inputs(2, 1)), 0)
 
 
+def test_several_diagonals_from_one_backward_pass() -> None:
+    f = compile_expression("a*sin(b) + c**2*b").function
+    a, b, c = inputs(7), inputs(7, seed=2), inputs(7, seed=3)
+    output, diagonals = compressed.jacobian_diagonals(f, (a, b, c), (0, 1, 2))
+    references = torch.func.jacrev(f, argnums=(0, 1, 2))(a, b, c)
+    torch.testing.assert_close(output, f(a, b, c), rtol=0, atol=0)
+    for diagonal, reference in zip(diagonals, references):
+        torch.testing.assert_close(diagonal, reference.diagonal(), rtol=RTOL, atol=ATOL)
+    # an input the output does not depend on has a zero diagonal
+    _, (unused,) = compressed.jacobian_diagonals(lambda x, y: y * 2, (a, b), (0,))
+    assert unused.tolist() == [0.0] * 7
+
+
+@pytest.mark.parametrize(
+    "text, shapes",
+    [("reshape(x, -1, 1) * w", {"x": (4,), "w": (4, 3)}),  # tall: each row holds one column
+     ("[x[0], x[2], 1] * 3 + 1", {"x": (3,)}),
+     ("sin(x) * w + 1", {"x": (2, 3), "w": (3,)})],
+)
+def test_one_colour_by_double_backward_equals_jacfwd(text, shapes) -> None:
+    from jacli.structure import patterns
+
+    compiled = compile_expression(text)
+    args = tuple(inputs(*shapes[name], seed=i) for i, name in enumerate(compiled.variables))
+    position = compiled.variables.index("x")
+    pattern = patterns(compiled.tree, shapes, ["x"])["x"]
+    coloring = color_columns(pattern)
+    assert coloring[1] == 1
+    output, values = jacobian_compressed(compiled.function, args, position, pattern, "forward", coloring=coloring)
+    reference = torch.func.jacfwd(compiled.function, argnums=position)(*args)
+    torch.testing.assert_close(output, compiled.function(*args), rtol=0, atol=0)
+    torch.testing.assert_close(to_dense(pattern, values), reference, rtol=RTOL, atol=ATOL)
+
+
 def test_coo_and_dense_agree() -> None:
     pattern, x = stencil_pattern(5, 6), inputs(5, 6)
     _, values = jacobian_compressed(stencil, (x,), 0, pattern, "forward")

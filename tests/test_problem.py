@@ -223,3 +223,57 @@ def test_direction_errors() -> None:
         problem.directions([("a", "1,1"), ("a", "1,1")], "jvp")
     with pytest.raises(ShapeError, match=r"but input a has shape \(2,\)"):
         problem.directions({"a": "1,2,3"}, "jvp")
+
+
+# -- prepared again: the same names and shapes skip the checks already passed, never a guard ----
+
+
+def test_a_problem_prepared_again_has_the_new_numbers() -> None:
+    first = prepare("x*y", {"x": torch.tensor([1.0, 2.0]), "y": torch.tensor(3.0)}, wrt=["x"])
+    again = prepare("x*y", {"x": torch.tensor([5.0, 7.0], dtype=F32), "y": torch.tensor(0.5)}, wrt=["x"])
+    assert again is not first and again.plan is first.plan  # sized once
+    assert again.inputs["x"].dtype == F64 and again.inputs["x"].tolist() == [5.0, 7.0]
+    assert again.args[1].item() == 0.5 and again.given == {"x": "5.0,7.0", "y": "0.5"}
+    assert again.wrt == ("x",) and first.inputs["x"].tolist() == [1.0, 2.0]
+
+
+def test_a_problem_prepared_again_still_warns_about_nan_and_inf() -> None:
+    from jacli.api import compute_jacobian
+    from jacli.errors import JacliWarning
+
+    compute_jacobian("sqrt(x)", {"x": torch.tensor([1.0, 4.0], dtype=F64)})  # remembered: all finite
+    with pytest.warns(JacliWarning) as caught:
+        result = compute_jacobian("sqrt(x)", {"x": torch.tensor([float("nan"), -1.0], dtype=F64)})
+    messages = [str(w.message) for w in caught]
+    assert "input x holds 1 NaN or infinite number" in messages
+    assert "the output holds 2 NaN or infinite numbers at [0], [1]" in messages
+    assert any(m.startswith("the result for x holds 2 NaN") for m in messages), messages
+    assert torch.isnan(result.output).all()
+
+
+def test_a_problem_prepared_again_is_refused_when_the_budget_shrinks(monkeypatch) -> None:
+    from jacli import problem as problem_module
+    from jacli.errors import ResourceError
+
+    x = torch.ones(1000, dtype=F64)
+    prepare("x*2", {"x": x}, result="jacobian")  # 8 MB: fits the default budget
+    prepare("x*2", {"x": x}, result="jacobian")
+    with pytest.raises(ResourceError, match="over the memory budget of 1.0 MB"):
+        prepare("x*2", {"x": x}, result="jacobian", max_memory=10**6)
+    monkeypatch.setattr(problem_module, "default_budget", lambda: 10**6)  # less memory available now
+    with pytest.raises(ResourceError, match="over the memory budget of 1.0 MB"):
+        prepare("x*2", {"x": x}, result="jacobian")
+
+
+def test_a_refusal_is_never_remembered() -> None:
+    from jacli.errors import ResourceError
+
+    x = torch.ones(1000, dtype=F64)
+    for _ in range(2):
+        with pytest.raises(ResourceError):
+            prepare("x*2", {"x": x}, result="jacobian", max_memory=10**6)
+    prepare("x*2", {"x": torch.ones(3, dtype=F64)})  # remembered; each input is still checked
+    with pytest.raises(InputError, match="real numbers"):
+        prepare("x*2", {"x": torch.ones(3, dtype=torch.complex128)})
+    with pytest.raises(InputError, match="sparse"):
+        prepare("x*2", {"x": torch.ones(3, dtype=F64).to_sparse()})

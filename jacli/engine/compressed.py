@@ -321,6 +321,11 @@ def jacobian_compressed(
         return output, output.new_zeros(len(indices))
     color_of = torch.as_tensor(colors, device=x.device)
 
+    if mode == "forward" and count == 1:
+        output, compressed = _jvp_by_double_backward(g, x, _seeds(colors, count, x.shape, x)[0])
+        _check_output("jacobian_compressed", output, pattern)
+        return output, compressed.reshape(-1)[rows]  # one colour: J[r, c] = (J·1)[r]
+
     if mode == "forward":
 
         def push(seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -347,6 +352,28 @@ def jacobian_compressed(
     return output, values
 
 
+def _jvp_by_double_backward(g: Function, x: torch.Tensor, tangent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``g(x)`` and J·u from two backward passes: u = ∂(vᵀJ·u)/∂v at any v.
+
+    # NOTE [one JVP by double backward]: vᵀJ is linear in v, so differentiating it with respect
+    # to v in the direction of u gives J·u (torch.autograd.functional.jvp's way). For a single
+    # seed it is 2-8x faster than torch.func.jvp on torch 2.13, whose forward mode runs `x + 1`,
+    # `x * 2` and broadcasting products through Python reference decompositions (0.4-0.5 ms a
+    # call at any size); with several seeds the vmapped forward pass is as fast or faster, so
+    # it is used there.
+    """
+    leaf = x.detach().requires_grad_(True)
+    y = g(leaf)
+    if not y.requires_grad:
+        return y.detach(), torch.zeros_like(y).detach()
+    v = torch.zeros_like(y, requires_grad=True)
+    (pulled,) = torch.autograd.grad(y, leaf, v, create_graph=True, allow_unused=True)
+    if pulled is None or not pulled.requires_grad:  # J is zero
+        return y.detach(), torch.zeros_like(y).detach()
+    (pushed,) = torch.autograd.grad(pulled, v, tangent, allow_unused=True)
+    return y.detach(), (pushed if pushed is not None else torch.zeros_like(y)).detach()
+
+
 def jacobian_diagonal(f: Function, args: Sequence[torch.Tensor], wrt_position: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The output and the diagonal of an elementwise function's Jacobian, from one VJP.
 
@@ -366,17 +393,43 @@ def jacobian_diagonal(f: Function, args: Sequence[torch.Tensor], wrt_position: i
         >>> jacobian_diagonal(lambda x, s: s * x**2, (x, torch.tensor(3.0, dtype=torch.float64)), 0)
         (tensor([ 3., 12.], dtype=torch.float64), tensor([ 6., 12.], dtype=torch.float64))
     """
-    x = args[wrt_position].detach().requires_grad_(True)
-    y = _of_one(f, args, wrt_position)(x)
-    if y.shape != x.shape:
-        raise ValueError(
-            f"jacobian_diagonal: the output has shape {tuple(y.shape)} but input {wrt_position} has "
-            f"{tuple(x.shape)}; a diagonal Jacobian needs them equal (use jacobian_compressed)"
-        )
-    if not y.requires_grad:  # the output does not depend on x at all
-        return y.detach(), torch.zeros_like(x).detach()
-    (diagonal,) = torch.autograd.grad(y, x, torch.ones_like(y), allow_unused=True)
-    return y.detach(), (diagonal if diagonal is not None else torch.zeros_like(x)).detach()
+    output, (diagonal,) = jacobian_diagonals(f, args, (wrt_position,))
+    return output, diagonal
+
+
+def jacobian_diagonals(
+    f: Function, args: Sequence[torch.Tensor], wrt_positions: Sequence[int]
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """``jacobian_diagonal`` for several inputs at once: one forward and one backward pass.
+
+    Each ``args[i]`` for i in ``wrt_positions`` must have a diagonal Jacobian (output element k
+    depends on element k of that input alone); 1ᵀJ_i is then its diagonal, and one backward
+    pass with ones gives every 1ᵀJ_i together.
+
+    Example:
+        >>> a, b = torch.tensor([1.0, 2.0], dtype=torch.float64), torch.tensor([3.0, 4.0], dtype=torch.float64)
+        >>> jacobian_diagonals(lambda a, b: a * torch.sin(b), (a, b), (0, 1))[1][0].tolist() == torch.sin(b).tolist()
+        True
+    """
+    positions = tuple(wrt_positions)
+    if len(args) == 1 and positions == (0,):  # the common case, without the bookkeeping
+        leaves = targets = [args[0].detach().requires_grad_(True)]
+    else:
+        leaves = [a.detach().requires_grad_(True) if i in positions else a for i, a in enumerate(args)]
+        targets = [leaves[i] for i in positions]
+    y = f(*leaves)
+    for i, x in zip(positions, targets):
+        if y.shape != x.shape:
+            raise ValueError(
+                f"jacobian_diagonal: the output has shape {tuple(y.shape)} but input {i} has "
+                f"{tuple(x.shape)}; a diagonal Jacobian needs them equal (use jacobian_compressed)"
+            )
+    if not y.requires_grad:  # the output depends on none of them
+        return y.detach(), tuple(torch.zeros_like(x).detach() for x in targets)
+    grads = torch.autograd.grad(y, targets, torch.ones_like(y), allow_unused=True)  # no graph: nothing to detach
+    if all(g is not None for g in grads):
+        return y.detach(), grads
+    return y.detach(), tuple(g if g is not None else torch.zeros_like(x).detach() for g, x in zip(grads, targets))
 
 
 def to_coo(pattern: Pattern, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -32,8 +32,9 @@ class Method(str, Enum):
         """The member called ``name``; an ``InputError`` (param ``method``, or ``layout``) for anything else."""
         if isinstance(name, cls):
             return name
-        if isinstance(name, str) and name in cls.__members__:
-            return cls[name]
+        member = cls._member_map_.get(name) if isinstance(name, str) else None  # (what cls[name] reads)
+        if member is not None:
+            return member
         names = list(cls.__members__)
         close = difflib.get_close_matches(str(name), names, n=1) if isinstance(name, str) else []
         hint = f"; did you mean {close[0]}?" if close else ";"

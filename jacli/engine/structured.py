@@ -12,8 +12,8 @@ A · diag(1) = A (a scaled copy), then diag(tanh'(Ax)) · A, a row-scaled A: n²
 where jacrev pushes n basis vectors back through the whole formula. Elementwise derivatives
 come from one JVP of the function with a tangent of ones, so no derivative is written twice.
 
-Only formulas made of vectors and scalars, arithmetic, elementwise functions of one argument
-and a constant matrix times a vector are covered: ``accumulate`` returns None for anything else,
+Only formulas made of vectors and scalars, arithmetic, elementwise functions of one argument,
+softmax of a vector (J = diag(s) - s sᵀ) and a constant matrix times a vector are covered: ``accumulate`` returns None for anything else,
 and the caller falls back to torch.func.
 
 Example:
@@ -129,10 +129,32 @@ class _Walker:
         if isinstance(tree, nodes.MatMul):
             return self.matmul(tree)
         entry = BY_NODE.get(tree.func)
+        if entry is not None and entry.name == "softmax":
+            return self.softmax(tree, entry)
         if entry is None or not entry.elementwise or len(tree.args) != 1:
             raise _Unsupported
         value, form = self.node(tree.args[0])
         return self.elementwise(entry.torch, value, form)
+
+    def softmax(self, tree: sp.Basic, entry: Any) -> tuple[Any, tuple[str, Any]]:
+        """s = softmax(u) of a vector, and (diag(s) - s sᵀ) · J_u: n² products, not n passes."""
+        operands, integers = entry.split(tree.args)
+        if len(operands) != 1 or [int(i) for i in integers] not in ([], [0]):
+            raise _Unsupported
+        value, form = self.node(operands[0])
+        if not isinstance(value, torch.Tensor) or value.dim() != 1:
+            raise _Unsupported
+        s = entry.torch(value, *[int(i) for i in integers])
+        kind, jac = form
+        if kind == "zero":
+            return s, form
+        if kind == "diag":  # (diag(s) - s sᵀ) diag(d) = diag(s d) - s (s d)ᵀ
+            weighted = s * jac
+            dense = torch.outer(s, -weighted)
+            dense.diagonal().add_(weighted)
+            return s, ("dense", dense)
+        rows = self.dense_rows(form, s.numel())  # (diag(s) - s sᵀ) M = s ⊙ (M - sᵀM), row-wise
+        return s, ("dense", s.reshape(-1, 1) * (rows - (s @ rows).reshape(1, -1)))
 
     def elementwise(self, fn: Any, value: Any, form: tuple[str, Any]) -> tuple[Any, tuple[str, Any]]:
         """f(u) and diag(f'(u)) · J_u, f' from one JVP with a tangent of ones."""
