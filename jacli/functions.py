@@ -273,6 +273,59 @@ def _diff_expansion(x: Symbolic, axis: int = -1) -> Symbolic:
     return symbolic_array(np.diff(x, axis=axis))
 
 
+def _per_matrix(x: Symbolic, fn: Callable[[sp.Matrix], Any]) -> Symbolic:
+    """``fn`` on each square matrix of a stack (the last two axes), as SymPy matrices."""
+    batch = x.shape[:-2]
+    results = [fn(sp.Matrix(x[index].tolist())) for index in np.ndindex(*batch)]
+    if results and isinstance(results[0], sp.MatrixBase):
+        return symbolic_array(np.array([np.array(r.tolist(), dtype=object) for r in results], dtype=object).reshape(x.shape))
+    out = np.empty(batch, dtype=object)
+    for index, value in zip(np.ndindex(*batch), results):
+        out[index] = value
+    return symbolic_array(out)
+
+
+def _det_expansion(x: Symbolic) -> Symbolic:
+    return _per_matrix(x, lambda m: m.det(method="berkowitz"))
+
+
+def _logdet_expansion(x: Symbolic) -> Symbolic:
+    return entrywise(sp.log, _det_expansion(x))
+
+
+def _inv_expansion(x: Symbolic) -> Symbolic:
+    return _per_matrix(x, lambda m: m.inv(method="LU"))
+
+
+def _solve_expansion(a: Symbolic, b: Symbolic) -> Symbolic:
+    solution = sp.Matrix(a.tolist()).LUsolve(sp.Matrix(b.reshape(b.shape[0], -1).tolist()))
+    return symbolic_array(np.array(solution.tolist(), dtype=object).reshape(b.shape))
+
+
+def _trace_expansion(x: Symbolic) -> Symbolic:
+    return symbolic_array(sp.Add(*np.diagonal(x)) if min(x.shape) else sp.S.Zero)
+
+
+def _diag_expansion(x: Symbolic) -> Symbolic:
+    if x.ndim == 1:
+        out = np.full((len(x), len(x)), sp.S.Zero, dtype=object)
+        out[np.arange(len(x)), np.arange(len(x))] = x
+        return symbolic_array(out)
+    return symbolic_array(np.diagonal(x).copy())
+
+
+def _outer_expansion(a: Symbolic, b: Symbolic) -> Symbolic:
+    return symbolic_array(np.multiply.outer(a, b))
+
+
+def _triangle_expansion(keep: Callable[..., Any]) -> Expansion:
+    def expand(x: Symbolic, diagonal: int = 0) -> Symbolic:
+        mask = np.broadcast_to(keep(np.ones(x.shape[-2:], dtype=bool), diagonal), x.shape)
+        return symbolic_array(np.where(mask, x, sp.S.Zero))
+
+    return expand
+
+
 def _reshape_expansion(x: Symbolic, *shape: int) -> Symbolic:
     return symbolic_array(x.reshape(shape))
 
@@ -589,6 +642,50 @@ _TABLE = [
         "diff", "diff(x): x[1:] - x[:-1] along the last axis; diff(x, axis) along another",
         lambda x, axis=-1: torch.diff(x, dim=axis), nodes.tensor_op("diff"), ints=(0, 1),
         expand=_diff_expansion, shape=shapes.differenced, sparsity=_sparsity("difference"),
+    ),
+    Function(
+        "det", "determinant of a square matrix (or of each matrix of a stack)",
+        lambda x: torch.linalg.det(x), nodes.tensor_op("det"), expand=_det_expansion, shape=shapes.determinant,
+        sparsity=_sparsity("per_matrix"),
+    ),
+    Function(
+        "logdet", "log(det(A)): NaN where det(A) < 0, as torch.logdet",
+        lambda x: torch.logdet(x), nodes.tensor_op("logdet"), expand=_logdet_expansion, shape=shapes.determinant,
+        sparsity=_sparsity("per_matrix"),
+    ),
+    Function(
+        "inv", "inverse of a square matrix (or of each matrix of a stack)",
+        lambda x: torch.linalg.inv(x), nodes.tensor_op("inv"), expand=_inv_expansion, shape=shapes.inverse,
+        sparsity=_sparsity("per_matrix"),
+    ),
+    Function(
+        "solve", "solve(A, b): x with A @ x = b, for a square A and a vector or matrix b",
+        lambda a, b: torch.linalg.solve(a, b), nodes.tensor_op("solve"), tensors=(2, 2),
+        expand=_solve_expansion, shape=shapes.solved, sparsity=_sparsity("solve"),
+    ),
+    Function(
+        "trace", "sum of a matrix's diagonal", lambda x: torch.trace(x), nodes.tensor_op("trace"),
+        expand=_trace_expansion, shape=shapes.traced, sparsity=_sparsity("trace"),
+    ),
+    Function(
+        "diag", "diag(v): the diagonal matrix of a vector; diag(A): the diagonal of a matrix",
+        lambda x: torch.diag(x), nodes.tensor_op("diag"), expand=_diag_expansion, shape=shapes.diagonal,
+        sparsity=_sparsity("diag"),
+    ),
+    Function(
+        "outer", "outer(a, b): the matrix a[i] * b[j] of two vectors", lambda a, b: torch.outer(a, b),
+        nodes.tensor_op("outer"), tensors=(2, 2), expand=_outer_expansion, shape=shapes.outer,
+        sparsity=_sparsity("outer"),
+    ),
+    Function(
+        "tril", "tril(A): the lower triangle, zeros above; tril(A, k) from the k-th diagonal",
+        lambda x, k=0: torch.tril(x, k), nodes.tensor_op("tril"), ints=(0, 1),
+        expand=_triangle_expansion(np.tril), shape=shapes.triangle, sparsity=_sparsity("lower"),
+    ),
+    Function(
+        "triu", "triu(A): the upper triangle, zeros below; triu(A, k) from the k-th diagonal",
+        lambda x, k=0: torch.triu(x, k), nodes.tensor_op("triu"), ints=(0, 1),
+        expand=_triangle_expansion(np.triu), shape=shapes.triangle, sparsity=_sparsity("upper"),
     ),
     Function(
         "reshape", "reshape(x, 2, 3): the same elements in a new shape (one size may be -1)",

@@ -274,6 +274,62 @@ def differenced(x: Shape, axis: int = -1) -> Shape:
     return x[:position] + (x[position] - 1,) + x[position + 1 :]
 
 
+def _square(x: Shape, name: str) -> int:
+    if len(x) < 2 or x[-1] != x[-2]:
+        raise ValueError(f"{name} needs a square matrix (or a stack of them, shape (..., n, n)), got shape {x}")
+    return x[-1]
+
+
+def determinant(x: Shape) -> Shape:
+    """det, logdet: one number per square matrix."""
+    _square(x, "det")
+    return x[:-2]
+
+
+def inverse(x: Shape) -> Shape:
+    """inv: the same shape, square."""
+    _square(x, "inv")
+    return x
+
+
+def solved(a: Shape, b: Shape) -> Shape:
+    """solve(A, b): A square (n, n); b a vector (n,) or a matrix (n, k)."""
+    n = _square(a, "solve")
+    if len(a) != 2 or len(b) not in (1, 2) or b[0] != n:
+        raise ValueError(f"solve(A, b) needs A of shape (n, n) and b of shape (n,) or (n, k), got {a} and {b}")
+    return b
+
+
+def traced(x: Shape) -> Shape:
+    """trace: the sum of a matrix's diagonal."""
+    if len(x) != 2:
+        raise ValueError(f"trace needs a matrix, got shape {x}")
+    return ()
+
+
+def diagonal(x: Shape) -> Shape:
+    """diag: a vector becomes the diagonal matrix, a matrix gives its diagonal."""
+    if len(x) == 1:
+        return (x[0], x[0])
+    if len(x) == 2:
+        return (min(x),)
+    raise ValueError(f"diag needs a vector or a matrix, got shape {x}")
+
+
+def outer(a: Shape, b: Shape) -> Shape:
+    """outer(a, b): vectors of lengths m and n give an m x n matrix."""
+    if len(a) != 1 or len(b) != 1:
+        raise ValueError(f"outer needs two vectors, got shapes {a} and {b}")
+    return (a[0], b[0])
+
+
+def triangle(x: Shape, diagonal: int = 0) -> Shape:
+    """tril, triu: the same shape, at least a matrix."""
+    if len(x) < 2:
+        raise ValueError(f"tril and triu need a matrix (or a stack of them), got shape {x}")
+    return x
+
+
 def _index(x: Shape, key: tuple) -> Shape:
     """numpy's basic indexing on a zero-stride array of shape ``x``: no memory, the same rule as torch."""
     import numpy as np

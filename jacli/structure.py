@@ -572,9 +572,105 @@ def difference(context: Context, shape: Shape, operands: Sequence[Operand], axis
     return context.union(parts, shape)
 
 
+def _masked_gather(context: Context, operand: Operand, taken: np.ndarray, shape: Shape) -> Pattern | None:
+    """Output element k is operand element ``taken[k]``, or a constant (no dependence) where
+    ``taken[k]`` is -1 (the zeros of diag(x), tril, triu)."""
+    pattern = operand.pattern
+    if pattern is None:
+        return None
+    kept = taken >= 0
+    if pattern.is_dense:
+        if kept.all():
+            return context.dense(shape)
+        rows = np.repeat(np.flatnonzero(kept), context.input_size)
+        cols = np.tile(np.arange(context.input_size, dtype=np.int64), int(kept.sum()))
+        return context._from_pairs(shape, rows, cols)
+    safe = np.where(kept, taken, 0)
+    starts = pattern.indptr[safe]
+    counts = np.where(kept, pattern.indptr[safe + 1] - starts, 0)
+    indptr = np.zeros(len(taken) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    source = np.arange(indptr[-1], dtype=np.int64) + np.repeat(starts - indptr[:-1], counts)
+    return context.finish(shape, indptr, pattern.indices[source])
+
+
+def per_matrix(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
+    """det, logdet, inv: each output element depends on every element of its own square matrix
+    (the last two axes), none of the other matrices of a stack."""
+    (operand,) = operands
+    batch = operand.shape[:-2]
+    owner = np.broadcast_to(_positions(batch)[..., None, None], operand.shape).reshape(-1)
+    matrices = Operand(batch, context.collect(operand, owner, batch))
+    size = math.prod(shape) // max(math.prod(batch), 1)
+    taken = np.repeat(_positions(batch).reshape(-1), size)
+    return context.gather(matrices, taken, shape)
+
+
+def solve(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
+    """solve(A, b): every element of A, and the same column of b (all of a vector b)."""
+    a, b = operands
+    size = math.prod(shape)
+    whole_a = context.gather(Operand((), reduction(context, (), [a])), np.zeros(size, dtype=np.int64), shape)
+    if len(b.shape) == 1:
+        column_of_b = context.gather(Operand((), reduction(context, (), [b])), np.zeros(size, dtype=np.int64), shape)
+    else:
+        columns = Operand(b.shape[1:], reduction(context, b.shape[1:], [b], 0))
+        column_of_b = context.gather(columns, np.tile(np.arange(b.shape[1], dtype=np.int64), b.shape[0]), shape)
+    return context.union([whole_a, column_of_b], shape)
+
+
+def trace(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
+    """The sum of the diagonal: the diagonal's elements, collected."""
+    (operand,) = operands
+    n = min(operand.shape)
+    diagonal = Operand((n,), context.gather(operand, np.diagonal(_positions(operand.shape)).copy(), (n,)))
+    return context.collect(diagonal, np.zeros(n, dtype=np.int64), ())
+
+
+def diag(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
+    """A vector onto a matrix's diagonal (zeros elsewhere), or a matrix's diagonal: gathers."""
+    (operand,) = operands
+    if len(operand.shape) == 1:
+        n = operand.shape[0]
+        taken = np.full((n, n), -1, dtype=np.int64)
+        taken[np.arange(n), np.arange(n)] = np.arange(n)
+        return _masked_gather(context, operand, taken.reshape(-1), shape)
+    return context.gather(operand, np.diagonal(_positions(operand.shape)).copy(), shape)
+
+
+def outer(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
+    """outer(a, b)[i, j] = a[i] * b[j]: a's column and b's row, broadcast and united."""
+    a, b = operands
+    m, n = shape
+    left = context.gather(a, np.repeat(np.arange(m, dtype=np.int64), n), shape)
+    right = context.gather(b, np.tile(np.arange(n, dtype=np.int64), m), shape)
+    return context.union([left, right], shape)
+
+
+def _triangle(context: Context, shape: Shape, operand: Operand, keep: np.ndarray) -> Pattern | None:
+    positions = _positions(operand.shape)
+    taken = np.where(np.broadcast_to(keep, operand.shape), positions, -1)
+    return _masked_gather(context, operand, taken.reshape(-1), shape)
+
+
+def lower(context: Context, shape: Shape, operands: Sequence[Operand], diagonal: int = 0) -> Pattern | None:
+    """tril: the elements on and below the ``diagonal``-th diagonal; zeros above."""
+    (operand,) = operands
+    m, n = operand.shape[-2:]
+    return _triangle(context, shape, operand, np.tril(np.ones((m, n), dtype=bool), diagonal))
+
+
+def upper(context: Context, shape: Shape, operands: Sequence[Operand], diagonal: int = 0) -> Pattern | None:
+    """triu: the elements on and above the ``diagonal``-th diagonal; zeros below."""
+    (operand,) = operands
+    m, n = operand.shape[-2:]
+    return _triangle(context, shape, operand, np.triu(np.ones((m, n), dtype=bool), diagonal))
+
+
 __all__ = [
     "Context", "Operand", "Pattern", "patterns",
     # the rules (functions.py names them in each entry's ``sparsity``)
-    "along_axis", "concatenate", "difference", "dot", "elementwise", "flip", "matmul", "prefix", "reduction",
+    "along_axis", "concatenate", "diag", "difference", "dot", "lower", "outer", "per_matrix",
+    "solve", "trace", "upper", "elementwise", "flip", "matmul", "prefix", "reduction",
     "reshape", "roll", "stack", "transpose",
 ]

@@ -291,6 +291,7 @@ M2312 = rng.uniform(-1, 1, (2, 3, 1, 2))
 V4A, V4B = rng.uniform(-1, 1, 4), rng.uniform(-1, 1, 4)
 M34 = rng.uniform(-1, 1, (3, 4))
 V3 = rng.uniform(-1, 1, 3)
+M33 = rng.uniform(-1, 1, (3, 3)) + 2 * np.eye(3)  # well conditioned
 
 
 def _softmax(a: np.ndarray, axis: int | None) -> np.ndarray:
@@ -337,6 +338,19 @@ TENSOR_CASES = [
     ("cumprod(x)", [M23], lambda x: np.cumprod(x)),
     ("cumprod(x, 0)", [M23], lambda x: np.cumprod(x, 0)),
     ("diff(x)", [M23], lambda x: np.diff(x)),
+    ("det(x)", [M33], lambda x: np.linalg.det(x)),
+    ("logdet(x @ transpose(x) + 1)", [M33], lambda x: np.log(np.linalg.det(x @ x.T + 1))),
+    ("inv(x)", [M33], lambda x: np.linalg.inv(x)),
+    ("solve(x, y)", [M33, V3], lambda x, y: np.linalg.solve(x, y)),
+    ("trace(x)", [M23], lambda x: np.trace(x)),
+    ("diag(x)", [V3], lambda x: np.diag(x)),
+    ("diag(x)", [M23], lambda x: np.diag(x)),
+    ("outer(x, y)", [V4A, V3], lambda x, y: np.outer(x, y)),
+    ("tril(x)", [M34], lambda x: np.tril(x)),
+    ("triu(x, 1)", [M34], lambda x: np.triu(x, 1)),
+    ("tril(x, -1)", [M34], lambda x: np.tril(x, -1)),
+    ("triu(x)", [M33], lambda x: np.triu(x)),
+    ("solve(x, y)", [M33, M34], lambda x, y: np.linalg.solve(x, y)),
     ("diff(x, 0)", [M234], lambda x: np.diff(x, axis=0)),
     ("log_softmax(x, 1)", [M23], lambda x: np.log(_softmax(x, 1))),
     ("logsumexp(x, 0)", [M23], lambda x: _logsumexp(x, 0)),
@@ -479,6 +493,15 @@ CALLS = {
     "cumsum": [([(2, 3)], []), ([(2, 3)], [1])],
     "cumprod": [([(2, 3)], []), ([(2, 3)], [0])],
     "diff": [([(2, 3)], []), ([(2, 3)], [0])],
+    "det": [([(3, 3)], []), ([(2, 2, 2)], [])],
+    "logdet": [([(3, 3)], [])],
+    "inv": [([(3, 3)], []), ([(2, 2, 2)], [])],
+    "solve": [([(3, 3), (3,)], []), ([(2, 2), (2, 3)], [])],
+    "trace": [([(3, 3)], []), ([(2, 3)], [])],
+    "diag": [([(3,)], []), ([(2, 3)], [])],
+    "outer": [([(3,), (2,)], [])],
+    "tril": [([(3, 3)], []), ([(2, 3, 4)], [1])],
+    "triu": [([(3, 3)], []), ([(3, 4)], [-1])],
     "held_max": [([(2, 3)], []), ([(2, 3), (2, 3), ()], [])],
 }
 
@@ -555,6 +578,8 @@ def test_the_expansion_agrees_with_the_torch_side_on_random_inputs(entry: Functi
         values = [_random(entry, shape, seed=10 * case + k) for k, shape in enumerate(shapes)]
         if entry.name == "heaviside" and len(shapes) == 2:
             values[1] = np.array(0.0)  # the value at zero: H0 is 0 or 1/2 in jacli's derivatives
+        if entry.name == "logdet":  # a positive determinant: A Aᵀ + I
+            values[0] = values[0] @ values[0].T + np.eye(len(values[0]))
         if entry.name == "polygamma":
             values[0] = np.array(float(case + 1))  # the order: trigamma, then tetragamma
         names = [f"v{k}" for k in range(len(shapes))]

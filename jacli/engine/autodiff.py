@@ -136,7 +136,7 @@ def _jacobian_rows(
     rows = y.numel()
     flat_blocks = [block.view(rows, -1) for block in blocks]
     for k in range(rows):
-        one_hot = torch.zeros_like(y)
+        one_hot = y.new_zeros(y.shape)  # contiguous, whatever y's strides (inv's are column-major)
         one_hot.view(-1)[k] = 1
         grads = torch.autograd.grad(
             y, targets, grad_outputs=one_hot, retain_graph=k < rows - 1, allow_unused=True
