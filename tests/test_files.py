@@ -14,6 +14,7 @@ import torch
 from input_helpers import F64, assert_same, input_error, make
 
 from jacli.errors import InputError, ResourceError
+from jacli.inputs import files
 from jacli.inputs import (
     File,
     check_single_stdin,
@@ -478,3 +479,16 @@ def test_a_files_contents_are_never_echoed(tmp_path) -> None:
         with pytest.raises(InputError) as caught:
             make(f"@{path}")
         assert "hunter2" not in str(caught.value) and "secret" in str(caught.value)
+
+
+def test_a_legacy_pt_file_over_the_budget_is_refused_before_it_is_read(tmp_path) -> None:
+    # A legacy (non-zip) .pt file cannot be memory-mapped, so torch.load would read all of it:
+    # its size is checked against the budget first. A zip file is mapped and checked by elements.
+    legacy, mapped = tmp_path / "legacy.pt", tmp_path / "mapped.pt"
+    torch.save(torch.arange(200_000, dtype=torch.float64), legacy, _use_new_zipfile_serialization=False)
+    torch.save(torch.arange(200_000, dtype=torch.float64), mapped)
+    with pytest.raises(ResourceError, match="legacy .pt file, read whole"):
+        files.read_file(File(f"@{legacy}", str(legacy)), "x", budget=1_000_000)
+    with pytest.raises(ResourceError, match="200,000 elements"):
+        files.read_file(File(f"@{mapped}", str(mapped)), "x", budget=1_000_000)
+    assert torch.equal(files.read_file(File(f"@{legacy}", str(legacy)), "x", budget=10**9), torch.arange(200_000, dtype=torch.float64))

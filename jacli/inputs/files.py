@@ -72,7 +72,13 @@ def read_file(spec: File, name: str, budget: int | None = None) -> Any:
         if suffix == ".pt":
             with warnings.catch_warnings():  # torch's notes on pickle protocols are not for users
                 warnings.simplefilter("ignore")
-                loaded = torch.load(path, map_location="cpu", weights_only=True)
+                try:  # mapped, not read: a tensor over the budget is refused before its data is read
+                    loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                except RuntimeError:  # a legacy (not zip) file cannot be mapped: its size must fit
+                    if budget is not None:
+                        check_budget(os.path.getsize(path), budget, f"{name} = @{path} (a legacy .pt file, read whole)",
+                                     "Use a smaller file, save it again with torch.save, or raise `max_memory`.")
+                    loaded = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(loaded, torch.Tensor) or loaded.is_complex():
                 raise InputError(f"{name} = @{path}: does not hold one real tensor")
             check_dense(loaded, f"{name} = @{path}", saved=True)
