@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import json
 import os
 import re
 import sys
@@ -814,15 +815,41 @@ def check(
 
 
 @app.command(cls=_Command, short_help="The functions a formula may call.")
-def functions() -> None:
+def functions(
+    output_format: Optional[str] = typer.Option(
+        None, "--format", "-f", metavar="FORMAT",
+        help="plain (default: one per line) or json (each function's arguments, whether it is "
+        "elementwise and whether it has kinks, and the constants).",
+    ),
+) -> None:
     """The functions a formula may call, one per line, and the constants.
 
     \b
     Example:
       jacli functions
+      jacli functions -f json
     """
     from jacli.functions import CONSTANTS, FUNCTIONS
 
+    wanted = (output_format or "plain").strip().lower()
+    if wanted not in ("plain", "json"):
+        _diagnose(f"Error: --format {output_format!r} is not one of its choices; choose plain or json")
+        raise typer.Exit(2)
+    if wanted == "json":
+        document = {
+            "functions": [
+                {
+                    "name": entry.name, "summary": entry.summary,
+                    "operands": {"min": entry.tensors[0], "max": entry.tensors[1]},
+                    "integers": list(entry.ints), "elementwise": entry.elementwise,
+                    "kinks": entry.kinks is not None, "sparsity": entry.sparsity.__name__,
+                }
+                for entry in FUNCTIONS.values()
+            ],
+            "constants": {name: float(value) for name, value in CONSTANTS.items()},
+        }
+        sys.stdout.write(json.dumps(document) + "\n")
+        return
     rows = [(entry.name, entry.summary) for entry in FUNCTIONS.values()]
     rows += [(name, f"the constant {float(value):.6g}...") for name, value in CONSTANTS.items()]
     width = max(len(name) for name, _ in rows)

@@ -623,6 +623,22 @@ def test_functions_lists_what_the_parser_knows() -> None:
         assert run("grad", f"sum({name}(x))", "-i", "0.5").exit_code == 0, name
 
 
+def test_functions_as_json_for_scripts() -> None:
+    result = run("functions", "-f", "json")
+    assert result.exit_code == 0 and result.stderr == ""
+    document = json.loads(result.stdout)
+    entries = {entry["name"]: entry for entry in document["functions"]}
+    listed = [line.split()[0] for line in run("functions").stdout.splitlines()]
+    assert list(entries) + list(document["constants"]) == listed
+    assert document["constants"] == {"pi": math.pi, "e": math.e}
+    # facts known by hand: sin is smooth and elementwise; abs has a kink; softmax couples its axis;
+    # clamp takes three operands; sum takes an optional axis
+    assert entries["sin"]["elementwise"] and not entries["sin"]["kinks"]
+    assert entries["abs"]["kinks"] and not entries["softmax"]["elementwise"]
+    assert entries["clamp"]["operands"] == {"min": 3, "max": 3} and entries["sum"]["integers"] == [0, 1]
+    assert run("functions", "-f", "xml").exit_code == 2
+
+
 # -- colour and noise (clig.dev) ------------------------------------------------------------------
 
 
