@@ -125,7 +125,7 @@ def _main(
       0    success (check: all methods agree)
       1    an error in what was asked
       2    a usage error (an unknown option...)
-      3    check: the methods disagree
+      3    check: the methods disagree, or the point cannot be confirmed
       130  interrupted
     """
 
@@ -989,9 +989,11 @@ def _render(result: Any, out: _Out) -> None:
         elif diagonal and chosen == ".npy":
             what = " (the diagonal, shaped like the output)"
         _note(f"jacli: wrote {out.file}{what}")
+        _det_left_out(result, chosen)
         if out.view is not None:
             _print_view(result, out.view)
         return
+    _det_left_out(result, chosen)
     try:
         if chosen in ("json", "plain", "csv"):
             pieces = {"json": lambda: render.json_chunks(result), "csv": lambda: render.csv_lines(result, out.precision),
@@ -1013,6 +1015,12 @@ def _render(result: Any, out: _Out) -> None:
             f"cannot write the result to standard output ({error.strerror or error}); "
             "free some space, or write it with --output FILE"
         ) from None
+
+
+def _det_left_out(result: Any, chosen: str) -> None:
+    """A CSV table has no place for det J: say so, as the .npy note does."""
+    if chosen == "csv" and getattr(result, "det", None) is not None:
+        _note("jacli: det J is not in the CSV table (one matrix); write .json, .npz or .pt for it, or use -f plain")
 
 
 def _stdout_console(**options: Any) -> Any:

@@ -164,7 +164,9 @@ def check_budget(needed: int, budget: int, what: str, advice: str) -> None:
         advice: what the user can do instead.
     """
     if needed > budget:
+        need, have = format_bytes(needed), format_bytes(budget)
+        if need == have:  # "100.0 MB, over the budget of 100.0 MB": say it to the byte
+            need, have = f"{needed:,} bytes", f"{budget:,} bytes"
         raise ResourceError(
-            f"{what} would need {format_bytes(needed)}, over the memory budget of "
-            f"{format_bytes(budget)}. {advice}", param="max_memory",
+            f"{what} would need {need}, over the memory budget of {have}. {advice}", param="max_memory",
         )

@@ -262,9 +262,21 @@ def _syntax_error(text: str, source: str, columns: list[int], error: SyntaxError
     else:
         original = columns[min(index + error.offset - 1, len(columns) - 1)]
     return ExpressionError(
-        f"cannot parse the expression: {reason}{_ascii_hint(text)} ({_location(text, original)})"
-        + _caret(text, original)
+        f"cannot parse the expression: {reason}{_ascii_hint(text)}{_keyword_hint(text)} "
+        f"({_location(text, original)})" + _caret(text, original)
     )
+
+
+def _keyword_hint(text: str) -> str:
+    """Python's reserved words (``as``, ``in``, ``lambda`` ...) cannot be variable names."""
+    import keyword
+
+    words = [w for w in dict.fromkeys(re.findall(r"[A-Za-z_]\w*", text)) if keyword.iskeyword(w)]
+    if not words:
+        return ""
+    listed = ", ".join(repr(w) for w in words[:3])
+    return (f"; {listed} {'is a reserved word' if len(words) == 1 else 'are reserved words'} of the "
+            f"expression syntax and cannot name a variable: rename it (e.g. {words[0]}1)")
 
 
 # NOTE [ASCII suggestions]

@@ -203,16 +203,14 @@ class Plan:
         return self._chunk(colors, seed + made + WORKING_SET_FACTOR * self.intermediates, 0)
 
     def check_hessian(self, matrix: bool = False) -> None:
-        """Refuse a Hessian that would not fit beside the inputs and the output (and, with
-        ``matrix``, its n×n matrix assembled from several inputs' blocks)."""
+        """Refuse a Hessian that would not fit beside the inputs and the output. It is one n×n
+        matrix whatever ``matrix`` says: its blocks are views into it."""
         if self.output_elements != 1:
             return  # the command refuses a non-scalar output with its own message
         n = self.wrt_elements
-        copies = self.matrix_copies(matrix)
         check_budget(
-            copies * n * n * self.itemsize + self.held, self.budget,
-            f"the Hessian ({n:,} × {n:,} numbers{', twice: as blocks and as one matrix' if copies == 2 else ''}, "
-            "with the inputs and output)",
+            n * n * self.itemsize + self.held, self.budget,
+            f"the Hessian ({n:,} × {n:,} numbers, with the inputs and output)",
             "Use hvp for Hessian-vector products without building it, or pick fewer inputs with `wrt`.",
         )
 

@@ -713,9 +713,8 @@ def csv_lines(result: Any, precision: int | None = None) -> Iterator[str]:
             from jacli.errors import InputError
 
             raise InputError(
-                f"`output` csv holds a dense table, but this Jacobian is {_layouts(result)} ({matrix.nnz} of "
-                f"{math.prod(matrix.shape)} entries stored); write .npz or .pt, or ask for `layout` dense",
-                param="output",
+                f"CSV holds a dense table, but this Jacobian is {_layouts(result)} ({matrix.nnz} of "
+                f"{math.prod(matrix.shape)} entries stored); write it as .npz or .pt, or ask for `layout` dense",
             )
         yield row(list(matrix.columns))
         for rows in _matrix_rows(matrix):

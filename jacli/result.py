@@ -303,6 +303,9 @@ class Labels(Sequence[str]):
             for index in itertools.product(*(range(n) for n in shape)):
                 yield f"{name}[{','.join(map(str, index))}]"
 
+    def __repr__(self) -> str:
+        return f"Labels({len(self):,}: {self.summary()})"
+
     def summary(self, most: int = 8) -> str:
         """Each part as its name (a scalar), its only element, or its first and last labels; of
         more than ``most`` parts, the first and last few around "…" (1,600 scalar inputs)."""

@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 import sympy as sp
 
 from jacli.errors import InputError, JacliError
-from jacli.result import DEFAULT_ATOL, DEFAULT_RTOL, CheckReport, MethodCheck
+from jacli.result import DEFAULT_ATOL, DEFAULT_RTOL, CheckReport, MethodCheck, output_symbol
 
 
 FD = "finite differences"
@@ -118,6 +118,7 @@ def check(
     fd_blocks, fd_errors = finite.finite_differences(f, args, positions)
     results[FD] = fd_blocks
 
+    symbol = output_symbol(problem.inputs)  # y, unless an input is called y
     if reference is not None:
         report.reference, reference_blocks = "given reference", list(reference(f, args, positions))
     elif results["symbolic"] is not None:
@@ -126,7 +127,7 @@ def check(
         report.reference, reference_blocks = "reverse", results["reverse"]
     report.singular = [
         f"the reference ({report.reference}) is {place}"
-        for place in _nonfinite(reference_blocks, names)
+        for place in _nonfinite(reference_blocks, names, symbol)
     ]
     kinked = _kinked_arguments(problem)
     report.kinks = kinks(problem, kinked)
@@ -138,11 +139,11 @@ def check(
             report.methods.append(MethodCheck(method, note=f"skipped: {notes[method]}", skipped=True))
             continue
         slack = fd_errors if method == FD else None
-        entry = compare(method, blocks, reference_blocks, rtol, atol, slack, names=names)
+        entry = compare(method, blocks, reference_blocks, rtol, atol, slack, names=names, symbol=symbol)
         if method == FD and not entry.ok and kinked:
             crossing = crossings(problem, kinked)
             if crossing:
-                entry = compare(method, blocks, reference_blocks, rtol, atol, slack, crossing, names)
+                entry = compare(method, blocks, reference_blocks, rtol, atol, slack, crossing, names, symbol)
         report.methods.append(entry)
     return report
 
@@ -186,6 +187,7 @@ def compare(
     slack: Sequence[Any] | None = None,
     crossing: Mapping[int, tuple[tuple[int, ...], Mapping[int, list[str]]]] | None = None,
     names: Sequence[str] | None = None,
+    symbol: str = "y",
 ) -> MethodCheck:
     """Largest differences, and gradcheck's rule entry by entry.
 
@@ -194,6 +196,7 @@ def compare(
         crossing: ``{block: (input shape, {flat input element: [kinks its step crosses]})}``
             (see ``crossings``): differences in those columns are excused.
         names: the input of each block, for messages (``dy/dx[1, 0]``).
+        symbol: the output's name in those messages (``f`` where an input is called ``y``).
     """
     import torch
 
@@ -234,7 +237,7 @@ def compare(
             max_abs = max(max_abs, float(diff[both].max()))
             max_rel = max(max_rel, float(rel[both].max()))
     entry = MethodCheck(method, max_abs if max_abs >= 0 else math.nan, max_rel if max_rel >= 0 else math.nan)
-    entry.nonfinite = _nonfinite(blocks, names)
+    entry.nonfinite = _nonfinite(blocks, names, symbol)
     entry.excused = list(excused)
     entry.ok = failed == 0 and not entry.nonfinite and unreferenced == 0
     parts = []
@@ -279,7 +282,7 @@ def _element(name: str, k: int, shape: tuple[int, ...]) -> str:
     return name + _index([int(i) for i in np.unravel_index(k, shape)] if shape else [])
 
 
-def _nonfinite(blocks: Sequence[Any], names: Sequence[str]) -> list[str]:
+def _nonfinite(blocks: Sequence[Any], names: Sequence[str], symbol: str = "y") -> list[str]:
     """Where the blocks are NaN or infinite: ``"nan at dy/dx[1, 0], dy/dx[2, 0]"``, per kind."""
     import torch
 
@@ -288,7 +291,7 @@ def _nonfinite(blocks: Sequence[Any], names: Sequence[str]) -> list[str]:
         block = torch.as_tensor(block).detach().to(torch.float64).cpu()
         for kind, mask in (("nan", torch.isnan(block)), ("inf", block == math.inf), ("-inf", block == -math.inf)):
             for index in mask.nonzero().tolist():
-                places.setdefault(kind, []).append(f"dy/d{name}{_index(index)}")
+                places.setdefault(kind, []).append(f"d{symbol}/d{name}{_index(index)}")
     return [f"{kind} at {_listed(where)}" for kind, where in places.items()]
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 from jacli.errors import InputError, JacliError
+from jacli.result import output_symbol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -102,8 +103,10 @@ class Matrix:
 
 
 def _groups(result: Any) -> tuple[tuple[str, int, int], ...]:
+    """Each input's columns, in the classic matrix's order (``wrt`` as the user gave it)."""
+    names = list(result.blocks.parts) if result.command == "hessian" else list(result.blocks)
     groups, start = [], 0
-    for name in result.wrt:
+    for name in names:
         size = result.inputs[name].numel()
         groups.append((name, start, start + size))
         start += size
@@ -132,9 +135,9 @@ def classic_matrix(result: Any) -> Matrix:
             else:
                 pieces.append(Piece(0, start, height, stop - start, coo=block.coo()))
         structured = any(block.layout != "dense" for block in result.blocks.values())
-        # The output's name as the pretty view gives it: y, unless an input is called y.
-        out = next(name for name in ("y", "f", "g", "h", "out", "output") if name not in result.inputs)
-        wrt = result.wrt[0] if len(result.wrt) == 1 else "(" + ", ".join(result.wrt) + ")"
+        out = output_symbol(result.inputs)  # as the pretty view names it: y, unless an input is called y
+        names = [name for name, _, _ in columns]
+        wrt = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
         rows = ((out, 0, height),)
         return Matrix(height, width, tuple(pieces), rows, columns, f"∂{out}/∂{wrt}", structured)
     if result.command == "hessian":
@@ -143,8 +146,9 @@ def classic_matrix(result: Any) -> Matrix:
                   values=result.blocks[(a, b)].reshape(a_stop - a_start, b_stop - b_start))
             for a, a_start, a_stop in columns for b, b_start, b_stop in columns
         ]
-        wrt = result.wrt[0] if len(result.wrt) == 1 else "(" + ", ".join(result.wrt) + ")"
-        return Matrix(width, width, tuple(pieces), columns, columns, f"∂²f/∂{wrt}²", False)
+        names = [name for name, _, _ in columns]
+        wrt = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+        return Matrix(width, width, tuple(pieces), columns, columns, f"∂²{output_symbol(result.inputs)}/∂{wrt}²", False)
     raise InputError(
         f"`view` and `plot` draw a Jacobian or a Hessian, not the result of {result.command}; "
         "ask for the jacobian or the hessian instead", param="view",

@@ -1101,3 +1101,14 @@ def test_a_format_that_contradicts_the_file_name_is_refused_before_work(tmp_path
     assert_user_error(run(*POLAR, "-f", "plain", "-o", str(tmp_path / "j.csv")),
                       "--format plain does not match", "a .csv file is written as csv")
     assert not work and not (tmp_path / "j.csv").exists()
+
+
+def test_csv_says_where_det_and_structured_jacobians_go() -> None:
+    # det J = r for polar coordinates; the CSV table is the matrix alone, and stderr says where det is
+    result = run("jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=2", "-i", "t=0.5", "--det", "-f", "csv")
+    assert result.exit_code == 0 and "det J is not in the CSV table" in result.stderr
+    assert len(result.stdout.strip().splitlines()) == 3  # the header and two rows, no det
+    refused = run("jacobian", "x**2", "-i", "1,2", "--layout", "diagonal", "-f", "csv")
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert refused.stderr.startswith("Error: CSV holds a dense table, but this Jacobian is diagonal (2 of 4")
+    assert "--output" not in refused.stderr and "--layout dense" in refused.stderr

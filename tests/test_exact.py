@@ -104,3 +104,24 @@ def test_check_confirms_softmax_at_large_inputs_instead_of_calling_it_singular()
     result = cli("check", "softmax(x)", "-i", "1000,1001.5,998,1000.7")
     assert result.exit_code == 0, result.stdout
     assert "singular" not in result.stdout and "all agree" in result.stdout
+
+
+def test_the_deadline_comes_again_when_its_first_alarm_is_swallowed():
+    # Python ignores an exception raised inside a gc callback, so the first alarm can be lost
+    # while SymPy runs on; the alarm repeats until one lands. Here the first one is swallowed.
+    import time
+
+    from jacli.engine import exact
+
+    swallowed = 0
+    give_up = time.monotonic() + 10  # a safety net only: the repeated alarm ends the loop
+    with pytest.raises(ResourceError, match="longer than its limit of 0.1 s"):
+        with exact.deadline(0.1):
+            while time.monotonic() < give_up:
+                try:
+                    sum(range(1000))
+                except exact._Expired:
+                    swallowed += 1
+                    if swallowed > 1:
+                        raise
+    assert swallowed == 2

@@ -639,3 +639,10 @@ def test_no_suggestion_rather_than_a_wrong_one(text: str) -> None:
     with pytest.raises(ExpressionError) as info:
         parse(text)
     assert "did you mean" not in str(info.value) and "U+221A" in str(info.value)
+
+
+def test_a_reserved_word_as_a_name_says_so() -> None:
+    with pytest.raises(ExpressionError) as info:
+        parse("as*2 + x")
+    assert "'as' is a reserved word of the expression syntax and cannot name a variable: rename it (e.g. as1)" in str(info.value)
+    assert parse("as1*2 + x").variables == ("as1", "x")  # the suggested name parses

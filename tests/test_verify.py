@@ -178,3 +178,10 @@ def test_check_plain_carries_the_notes():
                       usecols=(1, 2), converters=None).shape == (6, 2)  # reverse, forward, rows, compressed, structured, fd
 
 
+
+
+def test_check_names_the_output_f_when_an_input_is_called_y():
+    # atan2's derivative at the origin is 0/0: NaN in both entries, which check names as df/d...
+    result = cli("check", "atan2(y, x)", "-i", "y=0", "-i", "x=0")
+    assert result.exit_code == 3
+    assert "nan at df/dy, df/dx" in result.stdout and "dy/dy" not in result.stdout

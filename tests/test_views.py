@@ -108,7 +108,7 @@ def decode_spy(lines: list[str]) -> tuple[np.ndarray, int]:
 @pytest.mark.parametrize("width", [200, 24, 13])
 def test_spy_decodes_to_the_pattern_of_jacrev(formula, function, inputs, layout, width) -> None:
     result = compute(formula, inputs, layout)
-    expected = reference(function, inputs, result.wrt)  # the columns in the result's wrt order
+    expected = reference(function, inputs, list(result.blocks))  # the columns in the matrix's order (wrt as given)
     lines = views.spy_lines(result, width=width)
     assert all(len(line) <= max(width, 60) for line in lines[2:])  # the box fits; titles may not
     dots, k = decode_spy(lines)
@@ -121,9 +121,9 @@ def test_spy_decodes_to_the_pattern_of_jacrev(formula, function, inputs, layout,
     assert dots[pattern.shape[0]:].sum() == 0 and dots[:, pattern.shape[1]:].sum() == 0
     assert f"{rows}×{cols}, {int((expected != 0).sum()):,} nonzeros" in " ".join(lines[:3])
     if len(inputs) > 1:
-        sizes = [inputs[name].numel() for name in result.wrt]
+        sizes = [inputs[name].numel() for name in result.blocks]
         starts = np.cumsum([0, *sizes])
-        groups = ", ".join(f"{name} {a}–{b - 1}" for name, a, b in zip(result.wrt, starts, starts[1:]))
+        groups = ", ".join(f"{name} {a}–{b - 1}" for name, a, b in zip(list(result.blocks), starts, starts[1:]))
         assert f"columns: {groups}" in lines
 
 
@@ -285,7 +285,7 @@ HEATMAP_CASES = [
 @pytest.mark.parametrize("width", [120, 25])
 def test_colour_heatmap_cells_have_the_sign_of_the_jacobian(formula, function, inputs, width) -> None:
     result = compute(formula, inputs)
-    expected = reference(function, inputs, result.wrt)
+    expected = reference(function, inputs, list(result.blocks))
     lines = render_colour(result, width=width)
     assert not any("\x1b" in line for line in lines[:1])  # the title is plain text
     grid, k = decode_colour_heatmap(lines, expected.shape[0])
@@ -529,3 +529,11 @@ def test_pictures_of_a_cuda_result_are_the_cpu_pictures(layout) -> None:
         pictures.append((views.spy_lines(result, width=50),
                          [t.plain for t in views.heatmap(result, width=50, color=False)]))
     assert pictures[0] == pictures[1]
+
+
+def test_titles_name_the_output_as_the_pretty_view_does_and_follow_the_wrt_order() -> None:
+    hessian = jacli.compute_hessian("a*b**2", {"a": 1.0, "b": 2.0})
+    assert "∂²y/∂(a, b)²" in " ".join(views.spy_lines(hessian, width=40)[:2])
+    named_y = jacli.compute_jacobian("x*y", {"x": [1.0, 2.0], "y": [3.0, 4.0]}, wrt=["y", "x"])
+    title = " ".join(views.spy_lines(named_y, width=40)[:3])
+    assert "∂f/∂(y, x)" in title and "columns: y 0–1, x 2–3" in " ".join(views.spy_lines(named_y, width=40))

@@ -73,20 +73,27 @@ def deadline(seconds: float | None = None) -> Iterator[None]:
         yield
         return
 
+    finished = False
+
     def expired(signum: int, frame: Any) -> None:
-        raise _Expired
+        if not finished:
+            raise _Expired
 
     previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    # The alarm repeats every 50 ms once due: Python ignores an exception raised inside a gc
+    # callback ("Exception ignored in ..."), and SymPy would then run on; the next alarm lands.
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
     try:
         yield
     except _Expired:
+        finished = True
         raise ResourceError(
             f"the symbolic method took longer than its limit of {seconds:g} s (SymPy works entry by "
             "entry, and some formulas grow without bound). Use `method` reverse or forward",
             param="method",
         ) from None
     finally:
+        finished = True
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
