@@ -979,7 +979,8 @@ def _render(result: Any, out: _Out) -> None:
     if out.file is not None:
         with Status(writing):
             _write_atomically(out.file, render.to_chunks(result, chosen, out.precision))
-        blocks = getattr(result, "blocks", {})
+        # a Hessian's blocks are views made on demand, and never diagonal blocks: not looked at
+        blocks = result.blocks if getattr(result, "command", "") == "jacobian" else {}
         diagonal = any(getattr(block, "layout", "") == "diagonal" for block in blocks.values())
         what = ""
         if chosen == ".npy" and getattr(result, "as_matrix", False):

@@ -93,6 +93,8 @@ def number_count(result: Any) -> int:
     block stores, not its dense size); 0 for a check report."""
     if isinstance(result, CheckReport):
         return 0
+    if result.command == "hessian":
+        return result.values.numel()  # one matrix: its k² blocks are views, never made for a count
     count = 0
     for _, item in _items(result):
         count += item.nnz if _structured(item) else item.numel()

@@ -1058,7 +1058,7 @@ def test_csv_of_a_sparse_jacobian_says_what_to_write_instead() -> None:
 
     result = sparse_result()
     result.as_matrix = True
-    with pytest.raises(InputError, match=r"sparse .*write \.npz or \.pt, or ask for `layout` dense"):
+    with pytest.raises(InputError, match=r"sparse .*write it as \.npz or \.pt, or ask for `layout` dense"):
         render.to_csv(result)
 
 
