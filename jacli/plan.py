@@ -83,7 +83,7 @@ class Plan:
         """
         return "forward" if self.wrt_elements < self.output_elements else "reverse"
 
-    def _chunk(self, directions: int, per_direction: int, result: int) -> int | None:
+    def _chunk(self, directions: int, per_direction: int, result: int, concatenated: bool = True) -> int | None:
         """How many of ``directions`` basis vectors fit at once beside the result; None: all.
 
         Each vector costs ``per_direction`` elements while it is pushed through (its basis
@@ -99,8 +99,10 @@ class Plan:
         cost = max(1, per_direction) * self.itemsize
         if directions * cost <= free:
             return None
-        # In chunks, the chunks' results are concatenated at the end: the result is held twice.
-        free -= result * self.itemsize
+        # In chunks, torch.func concatenates the chunks' results at the end: the result is held
+        # twice (the Hessian's rows are written into one matrix instead: ``concatenated`` False).
+        if concatenated:
+            free -= result * self.itemsize
         return max(1, free // cost)
 
     def reverse_chunk(self) -> int | None:
@@ -118,7 +120,7 @@ class Plan:
     def hessian_chunk(self) -> int | None:
         """The outer derivative of a Hessian: one direction per input element, through the gradient."""
         n = self.wrt_elements
-        return self._chunk(n, 2 * n + 2 * WORKING_SET_FACTOR * self.intermediates, n * n)
+        return self._chunk(n, 2 * n + 2 * WORKING_SET_FACTOR * self.intermediates, n * n, concatenated=False)
 
     def matrix_copies(self, matrix: bool) -> int:
         """Dense copies of the Jacobian held at once: a second one while the classic matrix of

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -283,12 +283,31 @@ def hessian_matrix(
         return f(*full).reshape(())
 
     gradient = torch.func.jacrev(_with_output(of_packed), has_aux=True)
-    if method is HessianMethod.forward and chunk_size is None:
+    if chunk_size is not None and chunk_size < packed.numel():
+        return _hessian_in_chunks(gradient, packed, chunk_size)
+    if method is HessianMethod.forward:
         outer = torch.func.jacfwd(gradient, has_aux=True)
     else:
-        outer = torch.func.jacrev(gradient, has_aux=True, chunk_size=chunk_size)
+        outer = torch.func.jacrev(gradient, has_aux=True)
     with _quiet():
         matrix, output = outer(packed)
+    return output, matrix
+
+
+def _hessian_in_chunks(gradient: Any, packed: torch.Tensor, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Hessian's rows, ``chunk_size`` at a time, each a vmapped VJP of the gradient, written
+    into one matrix: ``jacrev(chunk_size=...)`` concatenates its chunks at the end, which holds
+    the Hessian twice (and made the plan's chunks so small that 2,500 scalar inputs took minutes)."""
+    n = packed.numel()
+    with _quiet():
+        _, pullback, output = torch.func.vjp(gradient, packed, has_aux=True)
+        matrix = packed.new_empty((n, n))
+        for start in range(0, n, chunk_size):
+            stop = min(n, start + chunk_size)
+            basis = packed.new_zeros((stop - start, n))
+            basis[torch.arange(stop - start), torch.arange(start, stop)] = 1
+            (rows,) = torch.func.vmap(pullback)(basis)
+            matrix[start:stop] = rows  # H is symmetric: row k is the VJP with the k-th basis vector
     return output, matrix
 
 
