@@ -271,7 +271,8 @@ def _keyword_hint(text: str) -> str:
     """Python's reserved words (``as``, ``in``, ``lambda`` ...) cannot be variable names."""
     import keyword
 
-    words = [w for w in dict.fromkeys(re.findall(r"[A-Za-z_]\w*", text)) if keyword.iskeyword(w)]
+    # whole names only: the "is" of "0is" is part of a number's text, not a name
+    words = [w for w in dict.fromkeys(re.findall(r"(?<![\w.])[A-Za-z_]\w*", text)) if keyword.iskeyword(w)]
     if not words:
         return ""
     listed = ", ".join(repr(w) for w in words[:3])

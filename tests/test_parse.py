@@ -646,3 +646,9 @@ def test_a_reserved_word_as_a_name_says_so() -> None:
         parse("as*2 + x")
     assert "'as' is a reserved word of the expression syntax and cannot name a variable: rename it (e.g. as1)" in str(info.value)
     assert parse("as1*2 + x").variables == ("as1", "x")  # the suggested name parses
+
+
+def test_a_keyword_inside_a_number_is_not_called_a_name() -> None:
+    with pytest.raises(ExpressionError) as info:
+        parse("0is + x")
+    assert "reserved word" not in str(info.value)
