@@ -299,14 +299,28 @@ class Context:
         return Pattern(tuple(shape), self.input_shape, indptr, indices)
 
     def gather(self, operand: Operand, taken: np.ndarray, shape: Shape) -> Pattern | None:
-        """Output element k is operand element ``taken[k]``: the operand's rows, copied."""
+        """Output element k is operand element ``taken[k]``: the operand's rows, copied. Where
+        ``taken[k]`` is -1, element k is a constant and depends on nothing (the zeros of diag(x),
+        tril, triu)."""
         pattern = operand.pattern
         if pattern is None:
             return None
+        kept = taken >= 0
+        masked = not bool(kept.all())
         if pattern.is_dense:
-            return self.dense(shape)
+            if not masked:
+                return self.dense(shape)
+            if int(kept.sum()) * self.input_size > self.max_nnz:
+                return self.dense(shape)
+            rows = np.repeat(np.flatnonzero(kept), self.input_size)
+            cols = np.tile(np.arange(self.input_size, dtype=np.int64), int(kept.sum()))
+            return self._from_pairs(shape, rows, cols)
+        if masked:
+            taken = np.where(kept, taken, 0)
         starts = pattern.indptr[taken]
         counts = pattern.indptr[taken + 1] - starts
+        if masked:
+            counts = np.where(kept, counts, 0)
         indptr = np.zeros(len(taken) + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         if indptr[-1] > self.max_nnz:
@@ -359,22 +373,25 @@ class Context:
             return self.dense(shape)
         return self._from_pairs(shape, owner[pattern.rows()], pattern.indices)
 
-    def stack(self, parts: Sequence[Pattern | None], shape: Shape) -> Pattern | None:
-        """The parts' rows one after another (each part a block of ``shape[1:]``)."""
+    def stack(self, parts: Sequence[Pattern | None], shape: Shape, rows: Sequence[int] | None = None) -> Pattern | None:
+        """The parts' rows one after another: each part a block of ``shape[1:]`` (a list literal),
+        or of ``rows[i]`` rows (cat, whose parts differ in length)."""
         if all(part is None for part in parts):
             return None
-        block = math.prod(shape[1:])
-        if block * self.input_size and sum(p.nnz for p in parts if p is not None) > self.max_nnz:
-            return self.dense(shape)
+        sizes = rows if rows is not None else [math.prod(shape[1:])] * len(parts)
         if all(part is not None and part.is_dense for part in parts):
             return self.dense(shape)
+        spelled = sum(size * self.input_size if part.is_dense else part.nnz
+                      for part, size in zip(parts, sizes) if part is not None)
+        if spelled > self.max_nnz:
+            return self.dense(shape)
         counts, columns = [], []
-        for part in parts:
+        for part, size in zip(parts, sizes):
             if part is None:
-                counts.append(np.zeros(block, dtype=np.int64))
+                counts.append(np.zeros(size, dtype=np.int64))
             elif part.is_dense:  # spelled out: the parts together stay under max_nnz
-                counts.append(np.full(block, self.input_size, dtype=np.int64))
-                columns.append(np.tile(np.arange(self.input_size, dtype=np.int64), block))
+                counts.append(np.full(size, self.input_size, dtype=np.int64))
+                columns.append(np.tile(np.arange(self.input_size, dtype=np.int64), size))
             else:
                 counts.append(np.diff(part.indptr))
                 columns.append(part.indices)
@@ -490,29 +507,7 @@ def stack(context: Context, shape: Shape, operands: Sequence[Operand]) -> Patter
 
 def concatenate(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
     """cat: each operand's rows, one block after another (a scalar is one row)."""
-    if all(operand.pattern is None for operand in operands):
-        return None
-    if all(operand.pattern is not None and operand.pattern.is_dense for operand in operands):
-        return context.dense(shape)
-    counts, columns = [], []
-    for operand in operands:
-        rows, pattern = math.prod(operand.shape), operand.pattern
-        if pattern is None:
-            counts.append(np.zeros(rows, dtype=np.int64))
-        elif pattern.is_dense:
-            if rows * context.input_size > context.max_nnz:
-                return context.dense(shape)
-            counts.append(np.full(rows, context.input_size, dtype=np.int64))
-            columns.append(np.tile(np.arange(context.input_size, dtype=np.int64), rows))
-        else:
-            counts.append(np.diff(pattern.indptr))
-            columns.append(pattern.indices)
-    indptr = np.zeros(math.prod(shape) + 1, dtype=np.int64)
-    np.cumsum(np.concatenate(counts), out=indptr[1:])
-    if indptr[-1] > context.max_nnz:
-        return context.dense(shape)
-    indices = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
-    return context.finish(shape, indptr, indices)
+    return context.stack([o.pattern for o in operands], shape, rows=[math.prod(o.shape) for o in operands])
 
 
 def flip(context: Context, shape: Shape, operands: Sequence[Operand], *axis: int) -> Pattern | None:
@@ -572,28 +567,6 @@ def difference(context: Context, shape: Shape, operands: Sequence[Operand], axis
     return context.union(parts, shape)
 
 
-def _masked_gather(context: Context, operand: Operand, taken: np.ndarray, shape: Shape) -> Pattern | None:
-    """Output element k is operand element ``taken[k]``, or a constant (no dependence) where
-    ``taken[k]`` is -1 (the zeros of diag(x), tril, triu)."""
-    pattern = operand.pattern
-    if pattern is None:
-        return None
-    kept = taken >= 0
-    if pattern.is_dense:
-        if kept.all():
-            return context.dense(shape)
-        rows = np.repeat(np.flatnonzero(kept), context.input_size)
-        cols = np.tile(np.arange(context.input_size, dtype=np.int64), int(kept.sum()))
-        return context._from_pairs(shape, rows, cols)
-    safe = np.where(kept, taken, 0)
-    starts = pattern.indptr[safe]
-    counts = np.where(kept, pattern.indptr[safe + 1] - starts, 0)
-    indptr = np.zeros(len(taken) + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    source = np.arange(indptr[-1], dtype=np.int64) + np.repeat(starts - indptr[:-1], counts)
-    return context.finish(shape, indptr, pattern.indices[source])
-
-
 def per_matrix(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
     """det, logdet, inv: each output element depends on every element of its own square matrix
     (the last two axes), none of the other matrices of a stack."""
@@ -634,7 +607,7 @@ def diag(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern
         n = operand.shape[0]
         taken = np.full((n, n), -1, dtype=np.int64)
         taken[np.arange(n), np.arange(n)] = np.arange(n)
-        return _masked_gather(context, operand, taken.reshape(-1), shape)
+        return context.gather(operand, taken.reshape(-1), shape)
     return context.gather(operand, np.diagonal(_positions(operand.shape)).copy(), shape)
 
 
@@ -650,7 +623,7 @@ def outer(context: Context, shape: Shape, operands: Sequence[Operand]) -> Patter
 def _triangle(context: Context, shape: Shape, operand: Operand, keep: np.ndarray) -> Pattern | None:
     positions = _positions(operand.shape)
     taken = np.where(np.broadcast_to(keep, operand.shape), positions, -1)
-    return _masked_gather(context, operand, taken.reshape(-1), shape)
+    return context.gather(operand, taken.reshape(-1), shape)
 
 
 def lower(context: Context, shape: Shape, operands: Sequence[Operand], diagonal: int = 0) -> Pattern | None:
