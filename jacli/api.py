@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import time
 import warnings
 from typing import Any, Callable, Mapping, Sequence
 
@@ -745,15 +746,17 @@ class _running:
     entered on every call.)
     """
 
-    __slots__ = ("problem",)
+    __slots__ = ("problem", "start")
 
     def __init__(self, problem: Problem):
         self.problem = problem
 
     def __enter__(self) -> None:
+        self.start = time.perf_counter()  # the engine's time, which --explain reports
         return None
 
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> bool:
+        self.problem.seconds += time.perf_counter() - self.start
         if not isinstance(error, RuntimeError):
             return False
         text = str(error)

@@ -183,7 +183,7 @@ FLAGS = {
     "atol": "--atol", "symbolic": "--symbolic", "det": "--det", "output": "--output",
     "format": "--format", "precision": "--precision", "full": "--full", "layout": "--layout",
     "matrix": "--matrix",
-    "view": "--view", "plot": "--plot",
+    "view": "--view", "plot": "--plot", "explain": "--explain", "trace": "--trace",
 }
 """Each library parameter's flag: how the CLI prints a message that names a parameter."""
 
@@ -302,6 +302,24 @@ PICTURE = {
 }
 
 
+TEACH = {
+    "explain": (bool, typer.Option(
+        False, "--explain",
+        help="After the result, explain it with this run's numbers: the exact partial derivatives "
+        "(small problems), the shape rule, the structure, what the product is (with the einsum that "
+        "gives it from the full J, checked), and the cost. Plain text when piped; with -f json, an "
+        '"explanation" object inside the result.',
+    )),
+    "trace": (bool, typer.Option(
+        False, "--trace",
+        help="After the result, the evaluation trace: each sub-expression's value, tangent (forward "
+        "mode: along --v for jvp and hvp, else a one-hot on the first input element) and adjoint "
+        "(reverse mode: from --v for vjp, else 1 or a one-hot on y's first element). At most 60 "
+        'numbers per column; with -f json, a "trace" object inside the result.',
+    )),
+}
+"""--explain and --trace (jacli.explain, jacli.trace): what a result means, from this run."""
+
 LEADING = {"inputs"}
 
 
@@ -326,6 +344,8 @@ class _Options:
     """The input specs of a continued problem (``_continue``), which replace ``inputs``."""
     view: Optional[View] = None
     plot: Optional[Path] = None
+    explain: bool = False
+    trace: bool = False
 
     def specs(self) -> tuple[list, Optional[int]]:
         """The cheap checks (specs, device name, budget) before torch or SymPy load."""
@@ -347,7 +367,7 @@ class _Options:
 
     def run(self, compute: Callable[[], Any]) -> Any:
         """Compute and show the result, with jacli's errors as Error lines."""
-        return _run(compute, self.out(), self.debug, self.doing, self.inputs)
+        return _run(compute, self.out(), self.debug, self.doing, self.inputs, teach=(self.explain, self.trace))
 
 
 def _options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -540,7 +560,7 @@ def _remember(command: str, values: dict[str, Any], o: _Options) -> None:
 
 
 @app.command(cls=_Command, short_help="The Jacobian of EXPR for each input.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE, TEACH)
 def jacobian(
     expression: str = _expression("[r*cos(t), r*sin(t)]"),
     wrt: List[str] = WRT,
@@ -604,7 +624,7 @@ def jacobian(
 
 
 @app.command(cls=_Command, short_help="vᵀJ: what y.backward(v) leaves in x.grad.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, TEACH)
 def vjp(
     expression: str = _expression("3*a + 2*b**2"),
     v: str = typer.Option(
@@ -646,7 +666,7 @@ def vjp(
 
 
 @app.command(cls=_Command, short_help="J·v, the Jacobian-vector product.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, TEACH)
 def jvp(
     expression: str = _expression("[r*cos(t), r*sin(t)]"),
     v: List[str] = V_DIRECTION,
@@ -677,7 +697,7 @@ def jvp(
 
 
 @app.command(cls=_Command, short_help="The gradient of a one-number output.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, TEACH)
 def grad(
     expression: str = _expression("x**2 + 3*x + 1", "A formula with one number as output"),
     wrt: List[str] = WRT,
@@ -711,7 +731,7 @@ def grad(
 
 
 @app.command(cls=_Command, short_help="The Hessian of a one-number output.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE, TEACH)
 def hessian(
     expression: str = _expression("sum(x**3)", "A formula with one number as output"),
     wrt: List[str] = WRT,
@@ -750,7 +770,7 @@ def hessian(
 
 
 @app.command(cls=_Command, short_help="H·v, the Hessian-vector product.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, TEACH)
 def hvp(
     expression: str = _expression("sum(x**3)", "A formula with one number as output"),
     v: List[str] = V_DIRECTION,
@@ -891,7 +911,8 @@ class _Out:
 
 
 def _run(
-    compute: Callable[[], Any], out: _Out, debug: bool, doing: str = "jacli: computing…", inputs: Iterable[str] = ()
+    compute: Callable[[], Any], out: _Out, debug: bool, doing: str = "jacli: computing…", inputs: Iterable[str] = (),
+    teach: tuple[bool, bool] = (False, False),
 ) -> Any:
     """Compute, render, and turn library errors into ``Error:`` lines with exit code 1."""
     debug = debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
@@ -912,9 +933,11 @@ def _run(
             render.check_file_suffix(out.file)  # before computing: a typo costs nothing
             _check_format_matches_file(out)
         _check_pictures(out)
+        _check_teaching(out, teach)
         with _no_status() if _reads_terminal(inputs) else Status(doing):
             result = compute()
-        _render(result, out)
+            taught = _teaching(result, teach)
+        _render(result, out, taught)
         return result
     except JacliError as error:
         if debug:
@@ -966,15 +989,48 @@ def _diagnose(line: str) -> None:
     sys.stderr.flush()
 
 
-def _render(result: Any, out: _Out) -> None:
+def _check_teaching(out: _Out, teach: tuple[bool, bool]) -> None:
+    """--explain and --trace add text to stdout: a CSV table has no place for it (usage error)."""
+    if any(teach) and out.format is Format.csv and out.file is None:
+        wanted = " and ".join(flag for flag, on in zip(("--explain", "--trace"), teach) if on)
+        _diagnose(f"Error: {wanted} cannot go into a CSV table; use --format json (it comes as its own key) "
+                  "or plain, or write the CSV with --output FILE")
+        raise typer.Exit(2)
+
+
+def _teaching(result: Any, teach: tuple[bool, bool]) -> dict:
+    if not any(teach):
+        return {}
+    from jacli.explain import teach as taught
+
+    return taught(result, explain=teach[0], trace=teach[1])
+
+
+def _json_teaching(taught: dict) -> dict:
+    from jacli import render_explain
+
+    return render_explain.as_json(taught) if taught else {}
+
+
+def _teach(taught: dict, out: _Out, chosen: str) -> None:
+    """Write the explanation and the trace after the result, on stdout (the result may be in a file)."""
+    if taught:
+        from jacli import render_explain
+
+        render_explain.write(taught, chosen, sys.stdout, _stdout_console, out.precision)
+
+
+def _render(result: Any, out: _Out, taught: Optional[dict] = None) -> None:
     from jacli import render
 
+    taught = taught or {}
     chosen = out.destination()
     writing = f"jacli: writing {render.number_count(result):,} numbers to {out.file or 'standard output'}…"
     if out.plot is not None:
         _plot(result, out.plot)
     if out.view is not None and out.file is None:
         _print_view(result, out.view)
+        _teach(taught, out, "pretty" if sys.stdout.isatty() else "plain")
         return
     if out.file is not None:
         with Status(writing):
@@ -993,11 +1049,13 @@ def _render(result: Any, out: _Out) -> None:
         _det_left_out(result, chosen)
         if out.view is not None:
             _print_view(result, out.view)
+        _teach(taught, out, out.format.value if out.format is not None and out.format is not Format.csv else "")
         return
     _det_left_out(result, chosen)
     try:
         if chosen in ("json", "plain", "csv"):
-            pieces = {"json": lambda: render.json_chunks(result), "csv": lambda: render.csv_lines(result, out.precision),
+            pieces = {"json": lambda: render.json_chunks(result, extra=_json_teaching(taught)),
+                      "csv": lambda: render.csv_lines(result, out.precision),
                       "plain": lambda: render.plain_lines(result, out.precision)}[chosen]()
             # on a terminal the numbers themselves show progress; a pipe or file shows none
             with _no_status() if sys.stdout.isatty() else Status(writing):
@@ -1008,6 +1066,8 @@ def _render(result: Any, out: _Out) -> None:
             if console.width < 20:  # COLUMNS=0 or a tiny pane: rich would print nothing at all
                 console = _stdout_console(width=80)
             render.print_pretty(result, console, out.precision, out.full)
+        if chosen != "json":
+            _teach(taught, out, chosen)
         sys.stdout.flush()
     except BrokenPipeError:
         raise

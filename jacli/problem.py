@@ -51,6 +51,8 @@ class Problem:
         plan: the sizes, checked against the budget (``jacli.plan.Plan``).
         seed: the seed of ``rand``/``randn`` specs.
         given: name → how the user wrote each input (for messages and suggested commands).
+        seconds: the time the engine's passes on this problem took, measured (what ``explain``
+            reports as the cost).
     """
 
     compiled: Any
@@ -63,6 +65,7 @@ class Problem:
     seed: int = 0
     given: dict[str, str] = field(default_factory=dict)
     untrusted: bool = False
+    seconds: float = 0.0
 
     @property
     def expression(self) -> str:

@@ -316,12 +316,13 @@ def json_document(result: Any) -> dict[str, Any]:
     return document
 
 
-def json_chunks(result: Any) -> Iterator[str]:
-    """``to_json`` in pieces: the header at once, then the numbers as they are formatted."""
+def json_chunks(result: Any, extra: dict[str, Any] | None = None) -> Iterator[str]:
+    """``to_json`` in pieces: the header at once, then the numbers as they are formatted;
+    ``extra`` keys (``--explain``'s explanation) come after the result's own."""
     if isinstance(result, CheckReport):
         yield json.dumps(_check_document(result), allow_nan=False) + "\n"
         return
-    yield from _json_pieces(json_document(result))
+    yield from _json_pieces({**json_document(result), **(extra or {})})
     yield "\n"
 
 
