@@ -22,6 +22,8 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(r"```console\n(.*?)```", re.DOTALL)
 # Parts of the output that depend on the machine: compared up to this point only.
 MACHINE_DEPENDENT = re.compile(r"over the memory budget of [0-9.]+ [kMGTP]?B")
+MEASURED = re.compile(r"\(measured [0-9.]+ (?:µs|ms|s)\)")
+"""--explain's measured time, compared up to its unit."""
 WIDTH = "100"
 
 
@@ -49,7 +51,7 @@ def run(command: str) -> str:
 
 
 def normalize(text: str) -> str:
-    return MACHINE_DEPENDENT.sub("over the memory budget of <machine>", text)
+    return MEASURED.sub("(measured <time>)", MACHINE_DEPENDENT.sub("over the memory budget of <machine>", text))
 
 
 @pytest.mark.parametrize("command,expected,before", examples(README.read_text(encoding="utf-8")))
