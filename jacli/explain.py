@@ -357,10 +357,22 @@ def _full_jacobian(problem: Any, names: Sequence[str], mode: str) -> dict[str, A
 
 
 def _max_difference(a: Any, b: Any) -> float:
+    """max |a − b| over the entries finite in both; NaN when one is finite where the other is not
+    (entries infinite or NaN in both, alike, agree: a kink or a pole seen by both methods)."""
     import torch
 
-    difference = (a - b).abs()
-    return float(difference.max()) if difference.numel() else 0.0 if bool(torch.isfinite(difference).all()) else math.nan
+    a, b = torch.broadcast_tensors(a.to(b.dtype), b)
+    finite = torch.isfinite(a) & torch.isfinite(b)
+    alike = ~torch.isfinite(a) & ~torch.isfinite(b) & ((a == b) | (torch.isnan(a) & torch.isnan(b)))
+    if not bool((finite | alike).all()):
+        return math.nan
+    return float((a - b)[finite].abs().max()) if bool(finite.any()) else 0.0
+
+
+def _difference_text(difference: float) -> str:
+    if math.isnan(difference):
+        return "not comparable (one holds NaN or infinity where the other is finite)"
+    return _number(difference)
 
 
 def _product(result: Any) -> Section:
@@ -390,7 +402,7 @@ def _product_vjp(result: Any) -> Section:
             for name in problem.wrt
         )
         lines.append(f"checked here: J computed in full by forward mode (jacfwd), contracted with v by that einsum: "
-                     f"max |difference| from the VJP = {_number(difference)}")
+                     f"max |difference| from the VJP = {_difference_text(difference)}")
     else:
         lines.append(why)
     lines += [
@@ -444,7 +456,7 @@ def _product_jvp(result: Any) -> Section:
         )
         difference = _max_difference(total.reshape(result.value.shape), result.value)
         lines.append(f"checked here: J computed in full by reverse mode (jacrev), contracted with u by that einsum: "
-                     f"max |difference| from the JVP = {_number(difference)}")
+                     f"max |difference| from the JVP = {_difference_text(difference)}")
     else:
         lines.append(why)
     lines += [
@@ -475,7 +487,7 @@ def _product_grad(result: Any) -> Section:
         jacobians = _full_jacobian(problem, problem.wrt, other)
         difference = max(_max_difference(jacobians[n].reshape(result.grads[n].shape), result.grads[n]) for n in problem.wrt)
         lines.append(f"checked here: J by {other} mode ({'jacfwd' if other == 'forward' else 'jacrev'}): max |difference| "
-                     f"from the gradient = {_number(difference)}")
+                     f"from the gradient = {_difference_text(difference)}")
     else:
         lines.append(why)
     return Section("product", "Why a gradient needs one output number", lines,
@@ -499,7 +511,7 @@ def _product_jacobian(result: Any) -> Section:
         jacobians = _full_jacobian(problem, problem.wrt, other)
         difference = max(_max_difference(jacobians[n], result.blocks[n].to_dense()) for n in problem.wrt)
         lines.append(f"checked here: J by {other} mode ({'jacfwd' if other == 'forward' else 'jacrev'}): max |difference| "
-                     f"from this result = {_number(difference)}")
+                     f"from this result = {_difference_text(difference)}")
     else:
         lines.append(why)
     return Section("product", "Rows and columns of J", lines,
@@ -514,7 +526,10 @@ def _product_hessian(result: Any) -> Section:
     lines = [
         "H[i, j] = ∂²y/∂x[i]∂x[j]: the Jacobian of the gradient (the gradient is one row; H stacks how "
         "each of its entries changes)",
-        "forward over reverse: one JVP of the reverse-mode gradient per input element (jacfwd(jacrev(f)))",
+        {"forward": "forward over reverse: one JVP of the reverse-mode gradient per input element (jacfwd(jacrev(f)))",
+         "reverse": "reverse over reverse: one VJP of the reverse-mode gradient per input element (jacrev(jacrev(f)))",
+         "symbolic": "symbolic: SymPy differentiates the formula twice, entry by entry; torch evaluates the entries",
+         }.get(result.method, result.method),
     ]
     symmetry = float((matrix - matrix.T).abs().max()) if matrix.numel() else 0.0
     if bool(torch.isfinite(matrix).all()):
@@ -541,7 +556,7 @@ def _product_hvp(result: Any) -> Section:
         product = full @ u
         mine = torch.cat([result.grads[name].reshape(-1) for name in problem.wrt])
         difference = _max_difference(product, mine)
-        lines.append(f"checked here: H computed in full, times u: max |difference| from the HVP = {_number(difference)}")
+        lines.append(f"checked here: H computed in full, times u: max |difference| from the HVP = {_difference_text(difference)}")
     else:
         lines.append(why)
     del names

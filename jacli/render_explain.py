@@ -57,22 +57,33 @@ def explanation_lines(explanation: Any) -> Iterator[str]:
 
 
 def explanation_json(explanation: Any) -> dict[str, Any]:
-    return explanation.to_dict()
+    """``Explanation.to_dict``, strict JSON: a NaN or infinite figure as "nan", "inf", "-inf"."""
+    import math
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+        return value
+
+    return clean(explanation.to_dict())
 
 
 def print_explanation(explanation: Any, console: Any) -> None:
     """A rich panel: each section's title in bold, its lines below."""
+    from rich.console import Group
+    from rich.padding import Padding
     from rich.panel import Panel
     from rich.text import Text
 
-    body = Text()
-    for index, section in enumerate(explanation.sections):
-        if index:
-            body.append("\n")
-        body.append(section.title, style="bold")
-        for line in section.lines:
-            body.append("\n  " + line)
-    console.print(Panel(body, title=Text(f"explanation: {explanation.command}", style="bold"), title_align="left",
+    parts: list[Any] = []
+    for section in explanation.sections:
+        parts.append(Text(section.title, style="bold"))
+        parts += [Padding(Text(line), (0, 0, 0, 2)) for line in section.lines]  # wrapped lines keep the indent
+    console.print(Panel(Group(*parts), title=Text(f"explanation: {explanation.command}", style="bold"), title_align="left",
                         expand=False))
 
 
@@ -84,7 +95,7 @@ HEADERS = ("node", "expression", "computed as", "value", "tangent", "adjoint")
 def _rows(trace: Any, digits: int) -> list[tuple[str, ...]]:
     rows = []
     for node in trace.nodes:
-        local = node.local if node.children else "input"
+        local = "input" if node.is_input else node.local
         label = node.label + (" = y" if node is trace.nodes[-1] else "")
         rows.append((label, node.text, local, _inline(node.value, digits), _inline(node.tangent, digits),
                      _inline(node.adjoint, digits)))

@@ -51,6 +51,7 @@ class TraceNode:
         local: the same node in terms of its children's labels (``v1**2``); for an input, its name.
         children: the labels of the nodes it is computed from.
         value, tangent, adjoint: tensors shaped like the node's value.
+        is_input: whether the node is an input (the others are computed).
     """
 
     label: str
@@ -60,6 +61,7 @@ class TraceNode:
     value: Any
     tangent: Any
     adjoint: Any
+    is_input: bool = False
 
 
 @dataclass
@@ -155,7 +157,7 @@ def trace(problem: Any, direction: Mapping[str, Any] | None = None, seed: Any = 
         else:
             text, local, children = rows[i - len(variables)]
         found.append(TraceNode(label, text, local, children, evaluated.values[i], evaluated.tangents[i],
-                               evaluated.adjoints[i]))
+                               evaluated.adjoints[i], is_input=i < len(variables)))
     return Trace(problem.expression, found, dict(direction), direction_text, seed, seed_text)
 
 

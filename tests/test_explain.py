@@ -18,6 +18,7 @@ import torch
 from helpers import cli
 
 from jacli import api
+from jacli.errors import JacliWarning
 from jacli.explain import MAX_CHECK_ENTRIES, einsum_jvp, einsum_vjp, explain
 
 TOLERANCE = 1e-12
@@ -227,3 +228,23 @@ def test_with_an_output_file_the_explanation_comes_on_stdout(tmp_path) -> None:
     assert result.exit_code == 0, result.stderr
     assert json.loads(target.read_text())["result"]["x,x"]["values"] == [[6.0, 0.0], [0.0, 12.0]]
     assert json.loads(result.stdout)["explanation"]["shape"]["hessian"] == {"x,x": [2, 2]}
+
+
+def test_a_result_with_infinity_still_gives_one_strict_json_document() -> None:
+    """sqrt at 0: the VJP is inf there and forward mode gives NaN (inf·0) off the diagonal: the
+    check says it cannot compare, and the JSON stays strict."""
+    result = cli("vjp", "sqrt(x)", "-i", "0,1", "--v", "ones", "--explain", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    def refuse(token: str):
+        raise AssertionError(f"{token} in the JSON")
+
+    document = json.loads(result.stdout, parse_constant=refuse)  # Python's json would take NaN
+    assert document["explanation"]["product"]["max_difference"] == "nan"
+    assert any("not comparable" in line for line in document["explanation"]["product"]["text"])
+
+
+def test_a_pole_both_modes_see_agrees() -> None:
+    with pytest.warns(JacliWarning, match="NaN or infinite"):
+        result = api.compute_grad("sqrt(x)", {"x": 0.0})
+    assert result.grads["x"].item() == float("inf")
+    assert explain(result).section("product").data["max_difference"] == 0.0  # inf in both: alike

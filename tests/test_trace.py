@@ -140,3 +140,11 @@ def test_the_cli_trace_in_json_and_plain() -> None:
     plain = cli("grad", "(x+1)**2", "-i", "2", "--trace")
     assert plain.exit_code == 0 and "\x1b" not in plain.stdout
     assert "v2 = y  (x + 1)**2  v1**2        9      6        1" in plain.stdout
+
+
+def test_a_constant_node_has_no_tangent_and_is_not_an_input() -> None:
+    t = trace(prepare("x + pi/2", {"x": [1.0, 2.0]}))
+    constant = t.nodes[1]
+    assert constant.text == "pi/2" and not constant.is_input and constant.children == ()
+    assert float(constant.value) == pytest.approx(torch.pi / 2, abs=TOLERANCE) and float(constant.tangent) == 0.0
+    assert [n.is_input for n in t.nodes] == [True, False, False]
