@@ -595,8 +595,11 @@ def _cost(result: Any) -> Section:
     seconds = result.problem.seconds
     how = _passes(result)
     timed = result.method != "symbolic" and seconds > 0
-    line = f"method {result.method}: {how}" + (f" (measured {_duration(seconds)})" if timed else "")
-    return Section("cost", "Cost", [line], {"method": result.method, "passes": how, "seconds": seconds if timed else None})
+    lines = [f"method {result.method}: {how}" + (f" (measured {_duration(seconds)})" if timed else "")]
+    if timed:
+        lines.append("timed once, in this run: a process's first torch.func or forward-mode call also pays "
+                     "torch's one-time set-up")
+    return Section("cost", "Cost", lines, {"method": result.method, "passes": how, "seconds": seconds if timed else None})
 
 
 def _duration(seconds: float) -> str:
