@@ -34,6 +34,9 @@ MAX_SYMBOLIC_ENTRIES = 16
 SYMBOLIC_SECONDS = 2.0
 """SymPy's deadline for the exact entries an explanation shows (they are an aside: past it, left out)."""
 
+MAX_SHOWN_ENTRIES = 36
+"""The full Jacobian of a vjp or jvp is shown, row by row, when it has at most this many entries."""
+
 MAX_CHECK_ENTRIES = 4_000_000
 """The full Jacobian of the einsum check is computed for at most this many entries (32 MB in float64)."""
 
@@ -401,6 +404,7 @@ def _product_vjp(result: Any) -> Section:
                             result.grads[name])
             for name in problem.wrt
         )
+        lines += _shown_jacobians(problem, jacobians)
         lines.append(f"checked here: J computed in full by forward mode (jacfwd), contracted with v by that einsum: "
                      f"max |difference| from the VJP = {_difference_text(difference)}")
     else:
@@ -418,6 +422,19 @@ def _product_vjp(result: Any) -> Section:
     data = {"einsum": einsums[problem.wrt[0]] if len(einsums) == 1 else einsums, "max_difference": difference,
             "checked_with": "forward" if ok else None, "skipped": None if ok else why}
     return Section("product", "What vᵀJ is", lines, data)
+
+
+def _shown_jacobians(problem: Any, jacobians: dict[str, Any]) -> list[str]:
+    """Each full J as its classic matrix, a row per output element, when it is small enough to read."""
+    if sum(j.numel() for j in jacobians.values()) > MAX_SHOWN_ENTRIES:
+        return []
+    lines = []
+    rows = problem.plan.output_elements
+    for name, jacobian in jacobians.items():
+        columns = max(1, math.prod(problem.shapes[name]))
+        lines.append(f"J for {name}, as a {rows}×{columns} matrix (a row per element of y, a column per element of {name}):")
+        lines += [f"  {_tensor_text(row, most=columns)}" for row in jacobian.reshape(rows, columns)]
+    return lines
 
 
 def _which_v(v: Any) -> str:
@@ -455,6 +472,7 @@ def _product_jvp(result: Any) -> Section:
             for name in names
         )
         difference = _max_difference(total.reshape(result.value.shape), result.value)
+        lines += _shown_jacobians(problem, jacobians)
         lines.append(f"checked here: J computed in full by reverse mode (jacrev), contracted with u by that einsum: "
                      f"max |difference| from the JVP = {_difference_text(difference)}")
     else:

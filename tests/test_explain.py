@@ -248,3 +248,15 @@ def test_a_pole_both_modes_see_agrees() -> None:
         result = api.compute_grad("sqrt(x)", {"x": 0.0})
     assert result.grads["x"].item() == float("inf")
     assert explain(result).section("product").data["max_difference"] == 0.0  # inf in both: alike
+
+
+def test_a_small_vjp_shows_its_full_jacobian_row_by_row() -> None:
+    """(x+1)**2 at eye(2): J is diagonal with 2(x+1) = 4, 2, 2, 4 on it (by hand)."""
+    result = api.compute_vjp("(x+1)**2", {"x": "eye:2"}, "ones")
+    lines = explain(result).section("product").lines
+    start = lines.index("J for x, as a 4×4 matrix (a row per element of y, a column per element of x):")
+    assert lines[start + 1:start + 5] == ["  [4, 0, 0, 0]", "  [0, 2, 0, 0]", "  [0, 0, 2, 0]", "  [0, 0, 0, 4]"]
+    big = api.compute_vjp("(x+1)**2", {"x": "eye:3"}, "ones")  # 81 entries: not shown, still checked
+    product = explain(big).section("product")
+    assert not any(line.startswith("J for x, as a") for line in product.lines)
+    assert product.data["max_difference"] <= TOLERANCE
