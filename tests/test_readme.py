@@ -23,7 +23,7 @@ BLOCK = re.compile(r"```console\n(.*?)```", re.DOTALL)
 # Parts of the output that depend on the machine: compared up to this point only.
 MACHINE_DEPENDENT = re.compile(r"over the memory budget of [0-9.]+ [kMGTP]?B")
 MEASURED = re.compile(r"\(measured [0-9.]+ (?:µs|ms|s)\)")
-"""--explain's measured time, compared up to its unit."""
+"""--explain's measured time, which differs from run to run: not compared."""
 WIDTH = "100"
 
 
