@@ -302,6 +302,16 @@ PICTURE = {
 }
 
 
+CODE = {
+    "show_code": (bool, typer.Option(
+        False, "--show-code",
+        help="Print a standalone PyTorch script that computes the same numbers (the inputs, the "
+        "formula as torch code, the method's call, a print) instead of the result. "
+        "Save it with > repro.py.",
+    )),
+}
+"""--show-code (jacli.showcode): the commands that compute one result take it."""
+
 LEADING = {"inputs"}
 
 
@@ -326,6 +336,7 @@ class _Options:
     """The input specs of a continued problem (``_continue``), which replace ``inputs``."""
     view: Optional[View] = None
     plot: Optional[Path] = None
+    show_code: bool = False
 
     def specs(self) -> tuple[list, Optional[int]]:
         """The cheap checks (specs, device name, budget) before torch or SymPy load."""
@@ -339,7 +350,8 @@ class _Options:
 
     def out(self) -> "_Out":
         stdout = self.output is not None and str(self.output) == "-"  # -o -: standard output
-        return _Out(self.output_format, self.precision, self.full, None if stdout else self.output, self.view, self.plot)
+        return _Out(self.output_format, self.precision, self.full, None if stdout else self.output, self.view, self.plot,
+                    self.show_code)
 
     def shown_as(self) -> str:
         """Where the result goes (see ``_Out.destination``)."""
@@ -540,7 +552,7 @@ def _remember(command: str, values: dict[str, Any], o: _Options) -> None:
 
 
 @app.command(cls=_Command, short_help="The Jacobian of EXPR for each input.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE, CODE)
 def jacobian(
     expression: str = _expression("[r*cos(t), r*sin(t)]"),
     wrt: List[str] = WRT,
@@ -604,7 +616,7 @@ def jacobian(
 
 
 @app.command(cls=_Command, short_help="vᵀJ: what y.backward(v) leaves in x.grad.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, CODE)
 def vjp(
     expression: str = _expression("3*a + 2*b**2"),
     v: str = typer.Option(
@@ -646,7 +658,7 @@ def vjp(
 
 
 @app.command(cls=_Command, short_help="J·v, the Jacobian-vector product.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, CODE)
 def jvp(
     expression: str = _expression("[r*cos(t), r*sin(t)]"),
     v: List[str] = V_DIRECTION,
@@ -677,7 +689,7 @@ def jvp(
 
 
 @app.command(cls=_Command, short_help="The gradient of a one-number output.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, CODE)
 def grad(
     expression: str = _expression("x**2 + 3*x + 1", "A formula with one number as output"),
     wrt: List[str] = WRT,
@@ -711,7 +723,7 @@ def grad(
 
 
 @app.command(cls=_Command, short_help="The Hessian of a one-number output.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE, CODE)
 def hessian(
     expression: str = _expression("sum(x**3)", "A formula with one number as output"),
     wrt: List[str] = WRT,
@@ -750,7 +762,7 @@ def hessian(
 
 
 @app.command(cls=_Command, short_help="H·v, the Hessian-vector product.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, CODE)
 def hvp(
     expression: str = _expression("sum(x**3)", "A formula with one number as output"),
     v: List[str] = V_DIRECTION,
@@ -873,6 +885,7 @@ class _Out:
     file: Optional[Path]
     view: Optional["View"] = None
     plot: Optional[Path] = None
+    code: bool = False
 
     def destination(self) -> str:
         """pretty, plain, json or csv (on stdout, or a text file's), or a binary file's suffix
@@ -969,6 +982,12 @@ def _diagnose(line: str) -> None:
 def _render(result: Any, out: _Out) -> None:
     from jacli import render
 
+    if out.code:
+        from jacli import showcode
+
+        sys.stdout.write(showcode.script(result))
+        sys.stdout.flush()
+        return
     chosen = out.destination()
     writing = f"jacli: writing {render.number_count(result):,} numbers to {out.file or 'standard output'}…"
     if out.plot is not None:
@@ -1033,6 +1052,13 @@ def _stdout_console(**options: Any) -> Any:
 def _check_pictures(out: _Out) -> None:
     """--view replaces the numbers on stdout, so it takes no --format (usage error, exit 2);
     --plot needs a .png or .svg name and matplotlib. Both checked before any work."""
+    if out.code:
+        given = [flag for flag, value in (("--format", out.format), ("--output", out.file), ("--view", out.view),
+                                          ("--plot", out.plot)) if value is not None]
+        if given:
+            _diagnose(f"Error: --show-code prints a script on stdout instead of the result, so it cannot be "
+                      f"combined with {given[0]}; leave out {given[0]}, and save the script with > repro.py")
+            raise typer.Exit(2)
     if out.view is not None and out.format is not None:
         _diagnose(
             f"Error: --view {out.view.value} draws the matrix on stdout instead of numbers, so it "
