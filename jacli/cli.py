@@ -184,6 +184,7 @@ FLAGS = {
     "format": "--format", "precision": "--precision", "full": "--full", "layout": "--layout",
     "matrix": "--matrix",
     "view": "--view", "plot": "--plot",
+    "show_code": "--show-code", "repeat": "--repeat", "zero_grad_after": "--zero-grad-after", "answer": "--answer",
 }
 """Each library parameter's flag: how the CLI prints a message that names a parameter."""
 
@@ -629,6 +630,14 @@ def vjp(
         VJPMethod.auto, "--method", "-m", case_sensitive=False,
         help="grad (torch.autograd.grad), backward (y.backward(v), then read x.grad), or auto (grad).",
     ),
+    repeat: Optional[int] = typer.Option(
+        None, "--repeat", min=1, metavar="N",
+        help="Call y.backward(v) N times on one graph and show x.grad after each call: it accumulates "
+        "(--method backward; JSON: a list of results).",
+    ),
+    zero_grad_after: Optional[int] = typer.Option(
+        None, "--zero-grad-after", min=1, metavar="K", help="With --repeat: x.grad.zero_() after every K calls.",
+    ),
     *,
     o: _Options,
 ) -> None:
@@ -642,6 +651,7 @@ def vjp(
     \b
       jacli vjp "3*a + 2*b**2 + log(c)" -i a=1,2,3 -i b=3,4,5 -i c=6,7,8 --v 0.1,1,0.0001
       jacli vjp "relu(x)" -i arange:-8,8,0.1 --v ones --format json
+      jacli vjp "(x+1)**2" -i eye:5 --v ones --method backward --repeat 3 --zero-grad-after 2
     """
 
     def compute() -> Any:
@@ -649,6 +659,14 @@ def vjp(
 
         specs, budget = o.specs()
         v_spec = spec_module.parse_spec(spec_module.unnamed_v(v), for_v=True)
+        if repeat is not None or zero_grad_after is not None:
+            from jacli.accumulate import compute_accumulation
+
+            return compute_accumulation(
+                expression, specs, v_spec, repeat=repeat if repeat is not None else _needs_repeat(),
+                zero_grad_after=zero_grad_after, wrt=wrt, method=method.value, device=o.device,
+                dtype=o.dtype.value, seed=o.seed, max_memory=budget, untrusted=o.untrusted,
+            )
         return api.compute_vjp(
             expression, specs, v_spec, wrt=wrt, method=method.value, device=o.device,
             dtype=o.dtype.value, seed=o.seed, max_memory=budget, untrusted=o.untrusted,
@@ -868,6 +886,25 @@ def functions(
     sys.stdout.write("".join(f"{name:<{width}}  {summary}\n" for name, summary in rows))
 
 
+def _needs_repeat() -> int:
+    raise JacliError("--zero-grad-after zeroes x.grad between repeated calls; give --repeat N too, "
+                     "e.g. --repeat 3 --zero-grad-after 2")
+
+
+def _teaching_view(result: Any, out: _Out) -> None:
+    """A teaching result (jacli.accumulate, jacli.graph, jacli.answer) formats itself."""
+    if out.file is not None:
+        raise JacliError(f"--output {out.file}: this view is written to standard output only; "
+                         f"redirect it instead (> {out.file})")
+    chosen = out.destination()
+    if chosen == "pretty":
+        console = _stdout_console()
+        result.print_pretty(console if console.width >= 20 else _stdout_console(width=80), out.precision)
+    else:
+        sys.stdout.write(result.text(chosen, out.precision))
+    sys.stdout.flush()
+
+
 def _directions(texts: List[str]) -> list:
     """--v values of jvp and hvp: [NAME=]SPEC each."""
     from jacli import inputs as spec_module
@@ -987,6 +1024,9 @@ def _render(result: Any, out: _Out) -> None:
 
         sys.stdout.write(showcode.script(result))
         sys.stdout.flush()
+        return
+    if hasattr(result, "print_pretty") and hasattr(result, "text"):
+        _teaching_view(result, out)
         return
     chosen = out.destination()
     writing = f"jacli: writing {render.number_count(result):,} numbers to {out.file or 'standard output'}…"

@@ -354,6 +354,9 @@ def _stand_in(command: str, method: str) -> tuple[str, str]:
 def script(result: Any, method_note: str = "") -> str:
     """The whole script for a jacli result (``jacobian``, ``vjp``, ``jvp``, ``grad``,
     ``hessian`` or ``hvp``): inputs, ``f``, the method's call, a print."""
+    accumulated = getattr(result, "calls", None)  # --repeat (jacli.accumulate): the loop of backward calls
+    if accumulated is not None:
+        return _accumulation_script(result)
     problem = result.problem
     variables = problem.variables
     names = script_names(variables)
@@ -382,11 +385,41 @@ def script(result: Any, method_note: str = "") -> str:
         header.append(f"{names[name]} = {input_code(name, problem.inputs[name], given, problem.seed)}"
                       + (f"  # {_comment(given)}" if given else ""))
     lines = header + ["", "", expression_code(problem.expression, names), "", ""]
-    lines += [f"# {_SAYS[(command, method)]}"] + ([f"# ({why})"] if why else [])
+    lines += _method_comment(command, method, why)
     lines += _method_lines(result, command, method, names, wrt, positions, arguments, argnums)
     lines += ["", 'print("y =", y)']
     lines += [f"print({_label(command, key)!r}, result[{key!r}])" for key in _keys(result)]
     return "\n".join(lines) + "\n"
+
+
+def _method_comment(command: str, method: str, why: str) -> list[str]:
+    return [f"# {_SAYS[(command, method)]}"] + ([f"# ({why})"] if why else [])
+
+
+def _accumulation_script(result: Any) -> str:
+    """The script of ``--repeat``: one graph, ``y.backward(v, retain_graph=True)`` in a loop,
+    ``x.grad`` printed after each call and zeroed every ``zero_grad_after`` calls."""
+    first = result.calls[0]
+    lines = script(first).splitlines()
+    cut = lines.index("y.backward(v)")
+    names = script_names(first.problem.variables)
+    wrt = [names[n] for n in first.problem.wrt]
+    repeat, every = len(result.calls), result.zero_grad_after
+    loop = [
+        "result = {}",
+        f"for call in range(1, {repeat + 1}):",
+        f"    y.backward(v, retain_graph=call < {repeat})  # keep the graph for the next call",
+        f"    result[call] = {{{', '.join(f'{n!r}: {w}.grad.clone()' for n, w in zip(first.problem.wrt, wrt))}}}",
+        *[f'    print(f"call {{call}}: {w}.grad =", {w}.grad)' for w in wrt],
+    ]
+    if every:
+        loop += [f"    if call % {every} == 0 and call < {repeat}:"]
+        loop += [f"        {w}.grad.zero_()  # as optimizer.zero_grad() does" for w in wrt]
+    header = lines[:cut]
+    header[0] = _comment(first.problem.command_line("vjp", f"--method backward --repeat {repeat}"
+                                                         + (f" --zero-grad-after {every}" if every else "")))
+    header[0] = "# " + header[0]
+    return "\n".join(header + loop + ["y = y.detach()"]) + "\n"
 
 
 def _keys(result: Any) -> list[str]:

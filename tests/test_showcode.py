@@ -213,3 +213,20 @@ def test_a_big_literal_is_refused_with_advice() -> None:
 
     with pytest.raises(ResourceError, match=r"`show_code` writes input x as a literal .* randn:20001"):
         script(result)
+
+
+def test_the_repeat_script_accumulates_as_jacli_showed(tmp_path) -> None:
+    argv = ["(x+1)**2", "-i", "eye:5", "--v", "ones", "--repeat", "3", "--zero-grad-after", "2"]
+    (text,) = _scripts([("vjp", argv)])
+    path = tmp_path / "repeat.py"
+    path.write_text(text, encoding="utf-8")
+    driver = ("import json, runpy, sys, contextlib, io\n"
+              "with contextlib.redirect_stdout(io.StringIO()):\n"
+              "    names = runpy.run_path(sys.argv[1])\n"
+              "print(json.dumps({k: v['x'].tolist() for k, v in names['result'].items()}))\n")
+    done = subprocess.run([sys.executable, "-c", driver, str(path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    run = cli_runner().invoke(app, ["vjp", *argv, "-f", "json"], env={"JACLI_NO_HISTORY": "1"})
+    shown = [entry["result"]["x"]["values"] for entry in json.loads(run.stdout)]
+    assert [got[str(k)] for k in (1, 2, 3)] == shown
