@@ -844,6 +844,49 @@ def check(
         raise typer.Exit(EXIT_NOT_CONFIRMED)
 
 
+class GraphFormat(str, Enum):
+    pretty = "pretty"
+    plain = "plain"
+    json = "json"
+    dot = "dot"
+
+
+@app.command(cls=_Command, short_help="The autograd graph torch builds for EXPR.", epilog=SPECS)
+@_options(PROBLEM, PLACE)
+def graph(
+    expression: str = _expression("(x+1)**2"),
+    wrt: List[str] = WRT,
+    output_format: Optional[GraphFormat] = typer.Option(
+        None, "--format", "-f", case_sensitive=False,
+        help="pretty (a tree, default on a terminal), plain (the same tree as text, default otherwise), "
+        "json (nodes with their next_functions) or dot (Graphviz: dot -Tsvg).",
+    ),
+    *,
+    o: _Options,
+) -> None:
+    """The autograd graph of EXPR: each grad_fn (PowBackward0, AddBackward0, ...) beside the
+    sub-expression it computes, down to the leaves (AccumulateGrad, which fills x.grad) and the
+    constants, where no gradient flows. Inputs left out of --wrt are held constant.
+
+    Examples:
+
+    \b
+      jacli graph "(x+1)**2" -i eye:2
+      jacli graph "sin(x)*sin(x) + y" -i x=1 -i y=2 --wrt x
+      jacli graph "(x+1)**2" -i eye:2 -f dot | dot -Tsvg > graph.svg
+    """
+
+    def compute() -> Any:
+        from jacli.graph import compute_graph
+
+        specs, budget = o.specs()
+        return compute_graph(expression, specs, wrt=wrt, device=o.device, dtype=o.dtype.value, seed=o.seed,
+                             max_memory=budget, untrusted=o.untrusted,
+                             output_format=output_format.value if output_format is not None else None)
+
+    o.run(compute)
+
+
 @app.command(cls=_Command, short_help="The functions a formula may call.")
 def functions(
     output_format: Optional[str] = typer.Option(
@@ -896,7 +939,7 @@ def _teaching_view(result: Any, out: _Out) -> None:
     if out.file is not None:
         raise JacliError(f"--output {out.file}: this view is written to standard output only; "
                          f"redirect it instead (> {out.file})")
-    chosen = out.destination()
+    chosen = getattr(result, "format", None) or out.destination()
     if chosen == "pretty":
         console = _stdout_console()
         result.print_pretty(console if console.width >= 20 else _stdout_console(width=80), out.precision)
