@@ -39,7 +39,8 @@ from jacli.status import Status, progress_delay
 EXIT_USER_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_CONFIRMED = 3
-"""``check``: the methods disagree, or nothing can confirm them; CI tells it from a typo (1)."""
+"""``check``: the methods disagree, or nothing can confirm them; CI tells it from a typo (1).
+``jacobian --answer``: the learner's Jacobian disagrees with jacli's, the same verdict."""
 
 
 class _Group(TyperGroup):
@@ -125,7 +126,8 @@ def _main(
       0    success (check: all methods agree)
       1    an error in what was asked
       2    a usage error (an unknown option...)
-      3    check: the methods disagree, or the point cannot be confirmed
+      3    check: the methods disagree, or the point cannot be confirmed;
+           jacobian --answer: an entry of your Jacobian is wrong
       130  interrupted
     """
 
@@ -579,6 +581,12 @@ def jacobian(
         "files, dense in plain, json and other files (what scripts read).",
     ),
     matrix: bool = MATRIX,
+    answer: Optional[str] = typer.Option(
+        None, "--answer", metavar="JACOBIAN",
+        help="Check your own Jacobian instead of printing jacli's: numbers ([[4, 1]]), a file (@J.npy) "
+        "or formulas in the inputs' names ([2*x*y, x**2]), as the classic matrix. Says which entries "
+        "are wrong (right: within 0.5%, or 1e-6 near 0); exit 0 when all are right, 3 when one is wrong.",
+    ),
     *,
     o: _Options,
 ) -> None:
@@ -592,6 +600,7 @@ def jacobian(
       jacli jacobian "x**2" -i 2,3 --method rows
       jacli jacobian "[r*cos(t), r*sin(t)]" -i r=2 -i t=0.5 --symbolic --det
       jacli jacobian "(x+1)**2" --input eye:1000 --layout diagonal
+      jacli jacobian "x**2*y" -i x=1 -i y=2 --answer "[2*x*y, x**2]"
 
       jacli jacobian "x[:-2] - 2*x[1:-1] + x[2:]" -i randn:10000 --view spy
     """
@@ -607,13 +616,20 @@ def jacobian(
         pictured = o.view is not None and o.output is None
         if layout is Layout.auto and o.shown_as() not in ("pretty", ".npz", ".pt") and not pictured:
             shown = Layout.dense
-        return api.compute_jacobian(
+        result = api.compute_jacobian(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
             seed=o.seed, max_memory=budget, untrusted=o.untrusted, progress=_RowProgress(), symbolic=symbolic, det=det,
-            layout=shown.value, matrix=matrix or None,
+            layout=Layout.dense.value if answer is not None else shown.value, matrix=matrix or None,
         )
+        if answer is None:
+            return result
+        from jacli.answer import check_answer
 
-    o.run(compute)
+        return check_answer(result, answer)
+
+    report = o.run(compute)
+    if answer is not None and report is not None and not getattr(report, "ok", True):
+        raise typer.Exit(EXIT_NOT_CONFIRMED)
 
 
 @app.command(cls=_Command, short_help="vᵀJ: what y.backward(v) leaves in x.grad.", epilog=SPECS)

@@ -354,6 +354,7 @@ def _stand_in(command: str, method: str) -> tuple[str, str]:
 def script(result: Any, method_note: str = "") -> str:
     """The whole script for a jacli result (``jacobian``, ``vjp``, ``jvp``, ``grad``,
     ``hessian`` or ``hvp``): inputs, ``f``, the method's call, a print."""
+    result = getattr(result, "result", result)  # --answer's report: the script of the Jacobian it checked
     accumulated = getattr(result, "calls", None)  # --repeat (jacli.accumulate): the loop of backward calls
     if accumulated is not None:
         return _accumulation_script(result)
