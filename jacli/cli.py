@@ -889,7 +889,7 @@ def graph(
     \b
       jacli graph "(x+1)**2" -i eye:2
       jacli graph "sin(x)*sin(x) + y" -i x=1 -i y=2 --wrt x
-      jacli graph "(x+1)**2" -i eye:2 -f dot | dot -Tsvg > graph.svg
+      jacli graph "(x+1)**2" -i eye:2 -f dot
     """
 
     def compute() -> Any:

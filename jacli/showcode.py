@@ -371,7 +371,7 @@ def script(result: Any, method_note: str = "") -> str:
     device = str(problem.device)
 
     header = [
-        f"# {_comment(problem.command_line(command, f'--method {result.method}'))}",
+        f"# {_comment(problem.command_line(command, f'--method {result.method}' + _v_option(result)))}",
         "# A standalone PyTorch script written by jacli --show-code: it computes the same numbers.",
         "import math",
         "",
@@ -391,6 +391,18 @@ def script(result: Any, method_note: str = "") -> str:
     lines += ["", 'print("y =", y)']
     lines += [f"print({_label(command, key)!r}, result[{key!r}])" for key in _keys(result)]
     return "\n".join(lines) + "\n"
+
+
+def _v_option(result: Any) -> str:
+    """``--v ...`` for the header's command line: ``ones`` or ``zeros`` when v is, else ``...``."""
+    import torch
+
+    given = [(None, result.v)] if getattr(result, "v", None) is not None else list(getattr(result, "directions", {}).items())
+    options = []
+    for name, tensor in given:
+        text = ("ones" if bool(torch.all(tensor == 1)) else "zeros" if bool(torch.all(tensor == 0)) else "...")
+        options.append(f" --v {name + '=' if name and len(result.problem.variables) > 1 else ''}{text}")
+    return "".join(options)
 
 
 def _method_comment(command: str, method: str, why: str) -> list[str]:
@@ -417,7 +429,7 @@ def _accumulation_script(result: Any) -> str:
         loop += [f"    if call % {every} == 0 and call < {repeat}:"]
         loop += [f"        {w}.grad.zero_()  # as optimizer.zero_grad() does" for w in wrt]
     header = lines[:cut]
-    header[0] = _comment(first.problem.command_line("vjp", f"--method backward --repeat {repeat}"
+    header[0] = _comment(first.problem.command_line("vjp", f"--method backward{_v_option(first)} --repeat {repeat}"
                                                          + (f" --zero-grad-after {every}" if every else "")))
     header[0] = "# " + header[0]
     return "\n".join(header + loop + ["y = y.detach()"]) + "\n"
