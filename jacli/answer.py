@@ -15,7 +15,7 @@ Example:
     >>> from jacli.api import compute_jacobian
     >>> report = check_answer(compute_jacobian("x**2*y", {"x": 1.0, "y": 2.0}), "[[4, 2]]")
     >>> report.ok, [(w.column_label, w.yours, w.correct) for w in report.wrong]
-    (False, [('x', 2.0, 1.0)])
+    (False, [('y', 2.0, 1.0)])
 """
 
 from __future__ import annotations
