@@ -38,8 +38,10 @@ from jacli.functions import BY_NODE
 LITERAL_LIMIT = 10_000
 """The most numbers an input written out as a literal may have (a file's, a Python tensor's)."""
 
-SCRIPT_NAMES = {"torch", "math", "f", "y", "v", "dtype", "device", "result", "name", "value", "k", "g",
-                "one_hot", "leaves", "grads", "blocks", "hessian", "scalar", "tangents"}
+SCRIPT_NAMES = {"torch", "math", "f", "y", "v", "dtype", "device", "result", "value", "values", "k", "g", "d",
+                "diagonals",
+                "call", "block", "one_hot", "leaves", "grads", "blocks", "hessian", "scalar", "tangents",
+                "args", "range", "zip", "tuple", "reversed", "int", "print"}
 """Names the script uses itself: an input called one of these is renamed (``torch`` → ``torch_``)."""
 
 _ATOM, _POWER, _UNARY, _PRODUCT, _SUM = 100, 90, 80, 70, 60
@@ -322,7 +324,7 @@ def _like(tensor: Any, like: str, what: str) -> str:
         return f"torch.ones_like({like})"
     if tensor.numel() and bool(torch.all(tensor == 0)):
         return f"torch.zeros_like({like})"
-    return _literal(tensor.reshape(tensor.shape), what)
+    return _literal(tensor, what)
 
 
 # -- the script --------------------------------------------------------------------------------
@@ -331,6 +333,8 @@ _SAYS = {
     ("jacobian", "reverse"): "reverse mode: torch.func.jacrev, one VJP per output element (vmapped)",
     ("jacobian", "forward"): "forward mode: torch.func.jacfwd, one JVP per input element (vmapped)",
     ("jacobian", "rows"): "the row loop: one torch.autograd.grad per output element, v = the k-th one-hot",
+    ("jacobian", "diagonal"): "the formula is elementwise, so J is diagonal: one VJP with v = ones gives that "
+                              "diagonal (1ᵀJ), and the matrix is zero elsewhere",
     ("vjp", "grad"): "torch.autograd.grad(y, inputs, grad_outputs=v): vᵀJ, without touching .grad",
     ("vjp", "backward"): "y.backward(v), then read x.grad (it adds to whatever .grad held)",
     ("jvp", "forward"): "forward mode: torch.func.jvp pushes the direction through f once",
@@ -342,8 +346,10 @@ _SAYS = {
 }
 
 
-def _stand_in(command: str, method: str) -> tuple[str, str]:
+def _stand_in(command: str, method: str, how: str | None = None) -> tuple[str, str]:
     """The method the script runs for jacli's ``method`` and, when they differ, why."""
+    if command == "jacobian" and method == "compressed" and (how or "").startswith("diagonal"):
+        return "diagonal", ""
     if (command, method) in _SAYS:
         return method, ""
     plain = {"jacobian": "reverse", "grad": "reverse", "hessian": "forward"}[command]
@@ -362,7 +368,7 @@ def script(result: Any, method_note: str = "") -> str:
     variables = problem.variables
     names = script_names(variables)
     command = result.command
-    method, why = _stand_in(command, result.method)
+    method, why = _stand_in(command, result.method, getattr(result, "how", None))
     wrt = [names[n] for n in problem.wrt]
     positions = tuple(variables.index(n) for n in problem.wrt)
     arguments = ", ".join(names[v] for v in variables)
@@ -389,7 +395,7 @@ def script(result: Any, method_note: str = "") -> str:
     lines += _method_comment(command, method, why)
     lines += _method_lines(result, command, method, names, wrt, positions, arguments, argnums)
     lines += ["", 'print("y =", y)']
-    lines += [f"print({_label(command, key)!r}, result[{key!r}])" for key in _keys(result)]
+    lines += [f"print({_label(command, key, names)!r}, result[{key!r}])" for key in _keys(result)]
     return "\n".join(lines) + "\n"
 
 
@@ -446,16 +452,16 @@ def _keys(result: Any) -> list[str]:
     return list(result.wrt)
 
 
-def _label(command: str, key: str) -> str:
-    """What the print says a result is."""
+def _label(command: str, key: str, names: dict[str, str]) -> str:
+    """What the print says a result is, in the script's names."""
     if command == "jacobian":
-        return f"dy/d{key} ="
+        return f"dy/d{names[key]} ="
     if command in ("vjp", "grad"):
-        return f"{key}.grad ="
+        return f"{names[key]}.grad ="
     if command == "hessian":
         a, b = key.split(",")
-        return f"d2y/d{a}d{b} ="
-    return "J·v =" if command == "jvp" else f"H·v for {key} ="
+        return f"d2y/d{names[a]}d{names[b]} ="
+    return "J·v =" if command == "jvp" else f"H·v for {names[key]} ="
 
 
 def _method_lines(result: Any, command: str, method: str, names: dict[str, str], wrt: list[str],
@@ -469,6 +475,13 @@ def _method_lines(result: Any, command: str, method: str, names: dict[str, str],
             transform = "jacrev" if method == "reverse" else "jacfwd"
             lines += [f"y = f({arguments})",
                       f"blocks = torch.func.{transform}(f, argnums={argnums})({arguments})"]
+            lines += _collect(keys, lambda key: f"blocks[{problem.wrt.index(key)}]")
+        elif method == "diagonal":
+            lines += [f"{name}.requires_grad_(True)" for name in wrt]
+            lines += [f"y = f({arguments})",
+                      f"diagonals = torch.autograd.grad(y, ({', '.join(wrt)},), grad_outputs=torch.ones_like(y))",
+                      "blocks = [torch.diag(d.reshape(-1)).reshape(y.shape + d.shape) for d in diagonals]",
+                      "y = y.detach()"]
             lines += _collect(keys, lambda key: f"blocks[{problem.wrt.index(key)}]")
         else:  # rows
             lines += [f"leaves = [{', '.join(names[v] + '.detach().requires_grad_(' + str(v in problem.wrt) + ')' for v in problem.variables)}]",

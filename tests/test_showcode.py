@@ -144,10 +144,11 @@ def test_a_random_input_is_made_with_jaclis_generator_and_seed(tmp_path) -> None
 
 
 def test_inputs_named_like_the_scripts_own_names_are_renamed(tmp_path) -> None:
-    texts = _scripts([("grad", ["torch*y + f", "-i", "torch=2", "-i", "y=3", "-i", "f=1"])])
+    texts = _scripts([("grad", ["torch*y + f*range", "-i", "torch=2", "-i", "y=3", "-i", "f=1", "-i", "range=5"])])
     (got,) = _run_scripts(texts, tmp_path)
-    assert "torch_ = " in texts[0] and "y_ = " in texts[0] and "f_ = " in texts[0]
-    assert got["result"] == {"torch": 3.0, "y": 2.0, "f": 1.0}  # d/d torch = y, d/dy = torch, d/df = 1
+    assert all(f"{name}_ = " in texts[0] for name in ("torch", "y", "f", "range"))
+    # d/d torch = y, d/dy = torch, d/df = range, d/d range = f
+    assert got["result"] == {"torch": 3.0, "y": 2.0, "f": 5.0, "range": 1.0}
 
 
 def test_shared_sub_expressions_are_computed_once() -> None:
