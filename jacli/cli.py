@@ -180,13 +180,13 @@ V_DIRECTION = typer.Option(
 )
 
 FLAGS = {
+    "show_code": "--show-code", "repeat": "--repeat", "zero_grad_after": "--zero-grad-after", "answer": "--answer",
     "inputs": "--input", "wrt": "--wrt", "v": "--v", "method": "--method", "device": "--device",
     "dtype": "--dtype", "seed": "--seed", "max_memory": "--max-memory", "rtol": "--rtol",
     "atol": "--atol", "symbolic": "--symbolic", "det": "--det", "output": "--output",
     "format": "--format", "precision": "--precision", "full": "--full", "layout": "--layout",
     "matrix": "--matrix",
     "view": "--view", "plot": "--plot",
-    "show_code": "--show-code", "repeat": "--repeat", "zero_grad_after": "--zero-grad-after", "answer": "--answer",
 }
 """Each library parameter's flag: how the CLI prints a message that names a parameter."""
 
@@ -207,6 +207,12 @@ SHOW = {
         help="Significant digits shown (default: 6 in pretty; every digit in plain and json).",
     )),
     "full": (bool, typer.Option(False, "--full", help="Show every entry of large tensors in the pretty view.")),
+    "show_code": (bool, typer.Option(
+        False, "--show-code",
+        help="Print a standalone PyTorch script that computes the same numbers (the inputs, the "
+        "formula as torch code, the method's call, a print) instead of the result. "
+        "Save it with > repro.py.",
+    )),
 }
 WRITE = {
     "output_format": (Optional[Format], typer.Option(
@@ -305,16 +311,6 @@ PICTURE = {
 }
 
 
-CODE = {
-    "show_code": (bool, typer.Option(
-        False, "--show-code",
-        help="Print a standalone PyTorch script that computes the same numbers (the inputs, the "
-        "formula as torch code, the method's call, a print) instead of the result. "
-        "Save it with > repro.py.",
-    )),
-}
-"""--show-code (jacli.showcode): the commands that compute one result take it."""
-
 LEADING = {"inputs"}
 
 
@@ -333,13 +329,13 @@ class _Options:
     output: Optional[Path] = None
     debug: bool = False
     untrusted: bool = False
+    show_code: bool = False
     doing: str = "jacli: computing…"
     """What the status line says while the command computes."""
     given: Optional[list] = None
     """The input specs of a continued problem (``_continue``), which replace ``inputs``."""
     view: Optional[View] = None
     plot: Optional[Path] = None
-    show_code: bool = False
 
     def specs(self) -> tuple[list, Optional[int]]:
         """The cheap checks (specs, device name, budget) before torch or SymPy load."""
@@ -555,7 +551,7 @@ def _remember(command: str, values: dict[str, Any], o: _Options) -> None:
 
 
 @app.command(cls=_Command, short_help="The Jacobian of EXPR for each input.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE, CODE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE)
 def jacobian(
     expression: str = _expression("[r*cos(t), r*sin(t)]"),
     wrt: List[str] = WRT,
@@ -633,7 +629,7 @@ def jacobian(
 
 
 @app.command(cls=_Command, short_help="vᵀJ: what y.backward(v) leaves in x.grad.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE, CODE)
+@_options(PROBLEM, PLACE, SHOW, WRITE)
 def vjp(
     expression: str = _expression("3*a + 2*b**2"),
     v: str = typer.Option(
@@ -692,7 +688,7 @@ def vjp(
 
 
 @app.command(cls=_Command, short_help="J·v, the Jacobian-vector product.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE, CODE)
+@_options(PROBLEM, PLACE, SHOW, WRITE)
 def jvp(
     expression: str = _expression("[r*cos(t), r*sin(t)]"),
     v: List[str] = V_DIRECTION,
@@ -723,7 +719,7 @@ def jvp(
 
 
 @app.command(cls=_Command, short_help="The gradient of a one-number output.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE, CODE)
+@_options(PROBLEM, PLACE, SHOW, WRITE)
 def grad(
     expression: str = _expression("x**2 + 3*x + 1", "A formula with one number as output"),
     wrt: List[str] = WRT,
@@ -757,7 +753,7 @@ def grad(
 
 
 @app.command(cls=_Command, short_help="The Hessian of a one-number output.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE, CODE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE)
 def hessian(
     expression: str = _expression("sum(x**3)", "A formula with one number as output"),
     wrt: List[str] = WRT,
@@ -796,7 +792,7 @@ def hessian(
 
 
 @app.command(cls=_Command, short_help="H·v, the Hessian-vector product.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE, CODE)
+@_options(PROBLEM, PLACE, SHOW, WRITE)
 def hvp(
     expression: str = _expression("sum(x**3)", "A formula with one number as output"),
     v: List[str] = V_DIRECTION,
