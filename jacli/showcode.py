@@ -357,7 +357,7 @@ def _stand_in(command: str, method: str, how: str | None = None) -> tuple[str, s
                    f"{plain} mode, which gives the same numbers up to rounding")
 
 
-def script(result: Any, method_note: str = "") -> str:
+def script(result: Any) -> str:
     """The whole script for a jacli result (``jacobian``, ``vjp``, ``jvp``, ``grad``,
     ``hessian`` or ``hvp``): inputs, ``f``, the method's call, a print."""
     result = getattr(result, "result", result)  # --answer's report: the script of the Jacobian it checked
