@@ -39,7 +39,8 @@ from jacli.status import Status, progress_delay
 EXIT_USER_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_CONFIRMED = 3
-"""``check``: the methods disagree, or nothing can confirm them; CI tells it from a typo (1)."""
+"""``check``: the methods disagree, or nothing can confirm them; CI tells it from a typo (1).
+``jacobian --answer``: the learner's Jacobian disagrees with jacli's, the same verdict."""
 
 
 class _Group(TyperGroup):
@@ -125,7 +126,8 @@ def _main(
       0    success (check: all methods agree)
       1    an error in what was asked
       2    a usage error (an unknown option...)
-      3    check: the methods disagree, or the point cannot be confirmed
+      3    check: the methods disagree, or the point cannot be confirmed;
+           jacobian --answer: an entry of your Jacobian is wrong
       130  interrupted
     """
 
@@ -178,6 +180,7 @@ V_DIRECTION = typer.Option(
 )
 
 FLAGS = {
+    "show_code": "--show-code", "repeat": "--repeat", "zero_grad_after": "--zero-grad-after", "answer": "--answer",
     "inputs": "--input", "wrt": "--wrt", "v": "--v", "method": "--method", "device": "--device",
     "dtype": "--dtype", "seed": "--seed", "max_memory": "--max-memory", "rtol": "--rtol",
     "atol": "--atol", "symbolic": "--symbolic", "det": "--det", "output": "--output",
@@ -204,6 +207,12 @@ SHOW = {
         help="Significant digits shown (default: 6 in pretty; every digit in plain and json).",
     )),
     "full": (bool, typer.Option(False, "--full", help="Show every entry of large tensors in the pretty view.")),
+    "show_code": (bool, typer.Option(
+        False, "--show-code",
+        help="Print a standalone PyTorch script that computes the same numbers (the inputs, the "
+        "formula as torch code, the method's call, a print) instead of the result. "
+        "Save it with > repro.py.",
+    )),
 }
 WRITE = {
     "output_format": (Optional[Format], typer.Option(
@@ -338,6 +347,7 @@ class _Options:
     output: Optional[Path] = None
     debug: bool = False
     untrusted: bool = False
+    show_code: bool = False
     doing: str = "jacli: computing…"
     """What the status line says while the command computes."""
     given: Optional[list] = None
@@ -359,7 +369,8 @@ class _Options:
 
     def out(self) -> "_Out":
         stdout = self.output is not None and str(self.output) == "-"  # -o -: standard output
-        return _Out(self.output_format, self.precision, self.full, None if stdout else self.output, self.view, self.plot)
+        return _Out(self.output_format, self.precision, self.full, None if stdout else self.output, self.view, self.plot,
+                    self.show_code)
 
     def shown_as(self) -> str:
         """Where the result goes (see ``_Out.destination``)."""
@@ -586,6 +597,12 @@ def jacobian(
         "files, dense in plain, json and other files (what scripts read).",
     ),
     matrix: bool = MATRIX,
+    answer: Optional[str] = typer.Option(
+        None, "--answer", metavar="JACOBIAN",
+        help="Check your own Jacobian instead of printing jacli's: numbers ([[4, 1]]), a file (@J.npy) "
+        "or formulas in the inputs' names ([2*x*y, x**2]), as the classic matrix. Says which entries "
+        "are wrong (right: within 0.5%, or 1e-6 near 0); exit 0 when all are right, 3 when one is wrong.",
+    ),
     *,
     o: _Options,
 ) -> None:
@@ -599,6 +616,7 @@ def jacobian(
       jacli jacobian "x**2" -i 2,3 --method rows
       jacli jacobian "[r*cos(t), r*sin(t)]" -i r=2 -i t=0.5 --symbolic --det
       jacli jacobian "(x+1)**2" --input eye:1000 --layout diagonal
+      jacli jacobian "x**2*y" -i x=1 -i y=2 --answer "[2*x*y, x**2]"
 
       jacli jacobian "x[:-2] - 2*x[1:-1] + x[2:]" -i randn:10000 --view spy
     """
@@ -614,13 +632,21 @@ def jacobian(
         pictured = o.view is not None and o.output is None
         if layout is Layout.auto and o.shown_as() not in ("pretty", ".npz", ".pt") and not pictured:
             shown = Layout.dense
-        return api.compute_jacobian(
+        result = api.compute_jacobian(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
             seed=o.seed, max_memory=budget, untrusted=o.untrusted, progress=_RowProgress(), symbolic=symbolic, det=det,
-            layout=shown.value, matrix=matrix or None,
+            layout=Layout.dense.value if answer is not None else shown.value, matrix=matrix or None,
         )
+        if answer is None:
+            return result
+        from jacli.answer import check_answer
 
-    o.run(compute)
+        return check_answer(result, answer)
+
+    _explained_alone(o, answer=answer is not None)
+    report = o.run(compute)
+    if answer is not None and report is not None and not getattr(report, "ok", True):
+        raise typer.Exit(EXIT_NOT_CONFIRMED)
 
 
 @app.command(cls=_Command, short_help="vᵀJ: what y.backward(v) leaves in x.grad.", epilog=SPECS)
@@ -637,6 +663,14 @@ def vjp(
         VJPMethod.auto, "--method", "-m", case_sensitive=False,
         help="grad (torch.autograd.grad), backward (y.backward(v), then read x.grad), or auto (grad).",
     ),
+    repeat: Optional[int] = typer.Option(
+        None, "--repeat", min=1, metavar="N",
+        help="Call y.backward(v) N times on one graph and show x.grad after each call: it accumulates "
+        "(--method backward; JSON: a list of results).",
+    ),
+    zero_grad_after: Optional[int] = typer.Option(
+        None, "--zero-grad-after", min=1, metavar="K", help="With --repeat: x.grad.zero_() after every K calls.",
+    ),
     *,
     o: _Options,
 ) -> None:
@@ -650,6 +684,7 @@ def vjp(
     \b
       jacli vjp "3*a + 2*b**2 + log(c)" -i a=1,2,3 -i b=3,4,5 -i c=6,7,8 --v 0.1,1,0.0001
       jacli vjp "relu(x)" -i arange:-8,8,0.1 --v ones --format json
+      jacli vjp "(x+1)**2" -i eye:5 --v ones --method backward --repeat 3 --zero-grad-after 2
     """
 
     def compute() -> Any:
@@ -657,11 +692,20 @@ def vjp(
 
         specs, budget = o.specs()
         v_spec = spec_module.parse_spec(spec_module.unnamed_v(v), for_v=True)
+        if repeat is not None or zero_grad_after is not None:
+            from jacli.accumulate import compute_accumulation
+
+            return compute_accumulation(
+                expression, specs, v_spec, repeat=repeat if repeat is not None else _needs_repeat(),
+                zero_grad_after=zero_grad_after, wrt=wrt, method=method.value, device=o.device,
+                dtype=o.dtype.value, seed=o.seed, max_memory=budget, untrusted=o.untrusted,
+            )
         return api.compute_vjp(
             expression, specs, v_spec, wrt=wrt, method=method.value, device=o.device,
             dtype=o.dtype.value, seed=o.seed, max_memory=budget, untrusted=o.untrusted,
         )
 
+    _explained_alone(o, repeat=repeat is not None, zero_grad_after=zero_grad_after is not None)
     o.run(compute)
 
 
@@ -834,6 +878,49 @@ def check(
         raise typer.Exit(EXIT_NOT_CONFIRMED)
 
 
+class GraphFormat(str, Enum):
+    pretty = "pretty"
+    plain = "plain"
+    json = "json"
+    dot = "dot"
+
+
+@app.command(cls=_Command, short_help="The autograd graph torch builds for EXPR.", epilog=SPECS)
+@_options(PROBLEM, PLACE)
+def graph(
+    expression: str = _expression("(x+1)**2"),
+    wrt: List[str] = WRT,
+    output_format: Optional[GraphFormat] = typer.Option(
+        None, "--format", "-f", case_sensitive=False,
+        help="pretty (a tree, default on a terminal), plain (the same tree as text, default otherwise), "
+        "json (nodes with their next_functions) or dot (Graphviz: dot -Tsvg).",
+    ),
+    *,
+    o: _Options,
+) -> None:
+    """The autograd graph of EXPR: each grad_fn (PowBackward0, AddBackward0, ...) beside the
+    sub-expression it computes, down to the leaves (AccumulateGrad, which fills x.grad) and the
+    constants, where no gradient flows. Inputs left out of --wrt are held constant.
+
+    Examples:
+
+    \b
+      jacli graph "(x+1)**2" -i eye:2
+      jacli graph "sin(x)*sin(x) + y" -i x=1 -i y=2 --wrt x
+      jacli graph "(x+1)**2" -i eye:2 -f dot
+    """
+
+    def compute() -> Any:
+        from jacli.graph import compute_graph
+
+        specs, budget = o.specs()
+        return compute_graph(expression, specs, wrt=wrt, device=o.device, dtype=o.dtype.value, seed=o.seed,
+                             max_memory=budget, untrusted=o.untrusted,
+                             output_format=output_format.value if output_format is not None else None)
+
+    o.run(compute)
+
+
 @app.command(cls=_Command, short_help="The functions a formula may call.")
 def functions(
     output_format: Optional[str] = typer.Option(
@@ -876,6 +963,25 @@ def functions(
     sys.stdout.write("".join(f"{name:<{width}}  {summary}\n" for name, summary in rows))
 
 
+def _needs_repeat() -> int:
+    raise JacliError("--zero-grad-after zeroes x.grad between repeated calls; give --repeat N too, "
+                     "e.g. --repeat 3 --zero-grad-after 2")
+
+
+def _teaching_view(result: Any, out: _Out) -> None:
+    """A teaching result (jacli.accumulate, jacli.graph, jacli.answer) formats itself."""
+    if out.file is not None:
+        raise JacliError(f"--output {out.file}: this view is written to standard output only; "
+                         f"redirect it instead (> {out.file})")
+    chosen = getattr(result, "format", None) or out.destination()
+    if chosen == "pretty":
+        console = _stdout_console()
+        result.print_pretty(console if console.width >= 20 else _stdout_console(width=80), out.precision)
+    else:
+        sys.stdout.write(result.text(chosen, out.precision))
+    sys.stdout.flush()
+
+
 def _directions(texts: List[str]) -> list:
     """--v values of jvp and hvp: [NAME=]SPEC each."""
     from jacli import inputs as spec_module
@@ -893,6 +999,7 @@ class _Out:
     file: Optional[Path]
     view: Optional["View"] = None
     plot: Optional[Path] = None
+    code: bool = False
 
     def destination(self) -> str:
         """pretty, plain, json or csv (on stdout, or a text file's), or a binary file's suffix
@@ -991,10 +1098,26 @@ def _diagnose(line: str) -> None:
 
 def _check_teaching(out: _Out, teach: tuple[bool, bool]) -> None:
     """--explain and --trace add text to stdout: a CSV table has no place for it (usage error)."""
+    if any(teach) and out.code:
+        wanted = " and ".join(flag for flag, on in zip(("--explain", "--trace"), teach) if on)
+        _diagnose(f"Error: {wanted} explains jacli's own result, which --show-code replaces with a script; "
+                  f"run them as two commands, one with {wanted} and one with --show-code")
+        raise typer.Exit(2)
     if any(teach) and out.format is Format.csv and out.file is None:
         wanted = " and ".join(flag for flag, on in zip(("--explain", "--trace"), teach) if on)
         _diagnose(f"Error: {wanted} cannot go into a CSV table; use --format json (it comes as its own key) "
                   "or plain, or write the CSV with --output FILE")
+        raise typer.Exit(2)
+
+
+def _explained_alone(o: "_Options", **others: bool) -> None:
+    """--explain and --trace explain jacli's own result: --answer, --repeat and --show-code replace
+    that result with another view, so they do not go together (usage error)."""
+    clashing = [FLAGS[name] for name, on in others.items() if on]
+    if (o.explain or o.trace) and clashing:
+        wanted = " and ".join(flag for flag, on in zip(("--explain", "--trace"), (o.explain, o.trace)) if on)
+        _diagnose(f"Error: {wanted} explains jacli's own result, which {clashing[0]} replaces; "
+                  f"run them as two commands, one with {wanted} and one with {clashing[0]}")
         raise typer.Exit(2)
 
 
@@ -1024,6 +1147,15 @@ def _render(result: Any, out: _Out, taught: Optional[dict] = None) -> None:
     from jacli import render
 
     taught = taught or {}
+    if out.code:
+        from jacli import showcode
+
+        sys.stdout.write(showcode.script(result))
+        sys.stdout.flush()
+        return
+    if hasattr(result, "print_pretty") and hasattr(result, "text"):
+        _teaching_view(result, out)
+        return
     chosen = out.destination()
     writing = f"jacli: writing {render.number_count(result):,} numbers to {out.file or 'standard output'}…"
     if out.plot is not None:
@@ -1093,6 +1225,13 @@ def _stdout_console(**options: Any) -> Any:
 def _check_pictures(out: _Out) -> None:
     """--view replaces the numbers on stdout, so it takes no --format (usage error, exit 2);
     --plot needs a .png or .svg name and matplotlib. Both checked before any work."""
+    if out.code:
+        given = [flag for flag, value in (("--format", out.format), ("--output", out.file), ("--view", out.view),
+                                          ("--plot", out.plot)) if value is not None]
+        if given:
+            _diagnose(f"Error: --show-code prints a script on stdout instead of the result, so it cannot be "
+                      f"combined with {given[0]}; leave out {given[0]}, and save the script with > repro.py")
+            raise typer.Exit(2)
     if out.view is not None and out.format is not None:
         _diagnose(
             f"Error: --view {out.view.value} draws the matrix on stdout instead of numbers, so it "

@@ -101,7 +101,7 @@ def _measuring(text: str) -> Callable[..., tuple[torch.Tensor, int]]:
     parsed = parse(text)
     sizes: list[int] = []
 
-    def observe(value: Any) -> None:
+    def observe(value: Any, *where: Any) -> None:
         if isinstance(value, torch.Tensor):
             sizes.append(value.numel() * value.element_size())
 
@@ -113,6 +113,18 @@ def _measuring(text: str) -> Callable[..., tuple[torch.Tensor, int]]:
         return output, sum(sizes)
 
     return run
+
+
+def evaluate_nodes(text: str, *tensors: torch.Tensor) -> tuple[torch.Tensor, list[tuple[Any, sp.Basic, int | None]]]:
+    """Evaluate ``text`` as the compiled function does, and list every value it computes with
+    the subtree it belongs to: ``(value, tree, terms)``, where ``terms`` counts the operands a sum
+    or product has combined so far (its partial results: ``a + b`` on the way to ``a + b + c``),
+    None for a whole node. What ``jacli graph`` reads to name each ``grad_fn``."""
+    parsed = parse(text)
+    seen: list[tuple[Any, sp.Basic, int | None]] = []
+    node = _Compiler(_positional(parsed.variables), guard=True,
+                     observe=lambda value, tree, terms=None: seen.append((value, tree, terms))).compile(parsed.tree)
+    return _as_tensor(node(tuple(tensors)), tuple(tensors)), seen
 
 
 def compile_tree(tree: sp.Basic, read_symbol: Callable[[sp.Symbol], Node]) -> Node:
@@ -245,8 +257,14 @@ class _Compiler:
         if observe is not None:
 
             def observed(args: tuple, memo: dict) -> Any:
-                value = fn(*(_as_tensor(c(args, memo), args) for c in compiled))
-                observe(value)
+                values = [_as_tensor(c(args, memo), args) for c in compiled]
+                try:
+                    value = fn(*values)
+                except (RuntimeError, IndexError, ValueError, TypeError) as error:
+                    if not self.guard:
+                        raise
+                    raise _shape_error(tree, values, error) from None
+                observe(value, tree)
                 return value
 
             return observed
@@ -278,19 +296,21 @@ class _Compiler:
 
         def run(args: tuple, memo: dict) -> Any:
             a = first(args, memo)
-            for op, node in steps:
+            for terms, (op, node) in enumerate(steps, start=2):
                 b = node(args, memo)
                 if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
                     a = _as_tensor(a, args)
                 if not guard:
                     a = op(a, b)
                     if observe is not None:
-                        observe(a)
+                        observe(a, tree, terms if terms <= len(steps) else None)
                     continue
                 try:
                     a = op(a, b)
                 except (RuntimeError, IndexError, ValueError, TypeError) as error:
                     raise _shape_error(tree, [a, b], error) from None
+                if observe is not None:
+                    observe(a, tree, terms if terms <= len(steps) else None)
             return a
 
         return run
@@ -300,8 +320,8 @@ class _Compiler:
         negated = nodes.negated(first)
         start = self.node(first if negated is None else negated)
         if negated is not None:
-            inner = start
-            start = lambda args, memo: -inner(args, memo)
+            inner, observe = start, self.observe
+            start = lambda args, memo: _negate(inner(args, memo), first, observe)
         steps = []
         for term in rest:
             negated = nodes.negated(term)
@@ -314,8 +334,8 @@ class _Compiler:
     def _mul(self, tree: sp.Mul) -> _Step:
         negated = nodes.negated(tree)
         if negated is not None:
-            inner = self.node(negated)
-            return lambda args, memo: -inner(args, memo)
+            inner, observe = self.node(negated), self.observe
+            return lambda args, memo: _negate(inner(args, memo), tree, observe)
         first, *rest = tree.args
         steps = []
         for factor in rest:
@@ -342,6 +362,14 @@ class _Compiler:
         return self._binary(tree, self.node(base), self.node(exponent), torch.pow)
 
 
+def _negate(value: Any, tree: sp.Basic, observe: Callable[..., None] | None) -> Any:
+    """``-value``, seen by ``observe`` as ``tree`` (the negation the user wrote)."""
+    negative = -value
+    if observe is not None:
+        observe(negative, tree)
+    return negative
+
+
 def _stack(*components: torch.Tensor) -> torch.Tensor:
     """Components broadcast to one shape, stacked along a new first axis."""
     return torch.stack(torch.broadcast_tensors(*components))
@@ -364,4 +392,4 @@ def _shape_error(tree: sp.Basic, values: list[Any], error: Exception) -> ShapeEr
     )
 
 
-__all__ = ["Compiled", "compile_expression", "compile_tree", "measure"]
+__all__ = ["Compiled", "compile_expression", "compile_tree", "evaluate_nodes", "measure"]

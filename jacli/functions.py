@@ -88,6 +88,10 @@ class Function:
             reads it to find the Jacobian's pattern before anything runs). Elementwise entries
             get the broadcasting rule; every other entry must name its rule.
         build: makes the SymPy node from SymPy arguments; default ``node(*args, evaluate=False)``.
+        code: the torch side as Python text, for the script ``show_code`` writes: a template
+            formatted with the operands' code then the integers (``"torch.hypot({0}, {1})"``),
+            or a function of them that returns the text. An operand the template uses twice is
+            given as a name; one followed by ``.`` (a method) is parenthesized where needed.
     """
 
     name: str
@@ -102,6 +106,7 @@ class Function:
     shape: Callable[..., tuple[int, ...]] | None = None
     sparsity: Sparsity | None = None
     build: Callable[..., sp.Basic] | None = None
+    code: str | Callable[..., str] | None = None
 
     def __post_init__(self) -> None:
         low, high = self.tensors
@@ -371,9 +376,16 @@ def _kink_at_ties(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
 
 
 def _elementwise(
-    name: str, summary: str, node: type, torch_fn: Callable[..., Any], kinks: Kinks | None = None
+    name: str, summary: str, node: type, torch_fn: Callable[..., Any], kinks: Kinks | None = None,
+    code: str | None = None,
 ) -> Function:
-    return Function(name, summary, torch_fn, node, elementwise=True, kinks=kinks)
+    """An elementwise function of one tensor; its code is ``torch.<name>(x)`` unless given."""
+    return Function(name, summary, torch_fn, node, elementwise=True, kinks=kinks, code=code or f"torch.{name}({{0}})")
+
+
+def _axis_code(whole: str, along: str) -> Callable[..., str]:
+    """The code of a function with an optional axis: ``whole`` without it, ``along`` with it."""
+    return lambda x, axis=None: whole.format(x) if axis is None else along.format(x, axis)
 
 
 def _log(x: sp.Basic, base: sp.Basic | None = None) -> sp.Basic:
@@ -493,41 +505,47 @@ _TABLE = [
         # The parser builds log(x, b) as log(x)/log(b), so trees hold one-argument logs only;
         # the torch side takes the base anyway, to be the same function as the SymPy side.
         lambda x, base=None: torch.log(x) if base is None else torch.log(x) / torch.log(base),
-        sp.log, tensors=(1, 2), elementwise=True, build=_log,
+        sp.log, tensors=(1, 2), elementwise=True, build=_log, code="torch.log({0})",
     ),
     Function(
-        "sqrt", "square root", lambda x: torch.sqrt(x), None, elementwise=True,
+        "sqrt", "square root", lambda x: torch.sqrt(x), None, elementwise=True, code="torch.sqrt({0})",
         build=lambda x: sp.Pow(x, sp.S.Half, evaluate=False),
     ),
     _elementwise("abs", "absolute value", sp.Abs, lambda x: torch.abs(x), _kink_at_zero),
     _elementwise("sign", "-1, 0 or 1", sp.sign, lambda x: torch.sign(x), _kink_at_zero),
-    _elementwise("erf", "error function", sp.erf, lambda x: torch.special.erf(x)),
+    _elementwise("erf", "error function", sp.erf, lambda x: torch.special.erf(x),
+                 code="torch.special.erf({0})"),
     _elementwise("relu", "max(x, 0)", nodes.relu, lambda x: torch.relu(x), _kink_at_zero),
     _elementwise("sigmoid", "1 / (1 + exp(-x))", nodes.sigmoid, lambda x: torch.sigmoid(x)),
     _elementwise(
         "softplus", "log(1 + exp(x))", nodes.softplus,
-        lambda x: torch.nn.functional.softplus(x),
+        lambda x: torch.nn.functional.softplus(x), code="torch.nn.functional.softplus({0})",
     ),
     _elementwise("log1p", "log(1 + x), accurate for small x", nodes.log1p, lambda x: torch.log1p(x)),
     _elementwise("expm1", "exp(x) - 1, accurate for small x", nodes.expm1, lambda x: torch.expm1(x)),
     _elementwise(
         "logsigmoid", "log(sigmoid(x)), stable for large |x|", nodes.logsigmoid,
-        lambda x: torch.nn.functional.logsigmoid(x),
+        lambda x: torch.nn.functional.logsigmoid(x), code="torch.nn.functional.logsigmoid({0})",
     ),
-    _elementwise("cbrt", "real cube root (negative for negative x)", nodes.cbrt, _cbrt),
-    _elementwise("gamma", "the gamma function Γ(x)", sp.gamma, _gamma),
+    _elementwise("cbrt", "real cube root (negative for negative x)", nodes.cbrt, _cbrt,
+                 code="(torch.sign({0}) * torch.abs({0}).pow(1 / 3))"),
+    _elementwise("gamma", "the gamma function Γ(x)", sp.gamma, _gamma, code=(
+        "torch.where({0} > 0, torch.exp(torch.lgamma(torch.where({0} > 0, {0}, torch.ones_like({0})))), "
+        "math.pi / (torch.sin(math.pi * torch.where({0} > 0, torch.full_like({0}, 0.5), {0}))"
+        " * torch.exp(torch.lgamma(1 - torch.where({0} > 0, torch.full_like({0}, 0.5), {0})))))")),
     _elementwise("lgamma", "log|Γ(x)|", nodes.lgamma, lambda x: torch.lgamma(x)),
     Function(
         "digamma", "d/dx lgamma(x)", lambda x: torch.special.digamma(x), None, elementwise=True,
+        code="torch.special.digamma({0})",
         build=lambda x: sp.polygamma(0, x, evaluate=False),
     ),
     Function(
         "hypot", "sqrt(a**2 + b**2) without overflow", lambda a, b: torch.hypot(a, b), nodes.hypot,
-        tensors=(2, 2), elementwise=True,
+        tensors=(2, 2), elementwise=True, code="torch.hypot({0}, {1})",
     ),
     Function(
         "atan2", "atan2(y, x): the angle of the point (x, y), in (-pi, pi]", lambda y, x: torch.atan2(y, x),
-        sp.atan2, tensors=(2, 2), elementwise=True, kinks=_kink_at_zero,
+        sp.atan2, tensors=(2, 2), elementwise=True, kinks=_kink_at_zero, code="torch.atan2({0}, {1})",
     ),
     _elementwise("floor", "the largest integer <= x (derivative 0, as torch)", nodes.floor,
                  lambda x: torch.floor(x), _kink_at_integers),
@@ -538,38 +556,38 @@ _TABLE = [
     Function(
         "clamp", "clamp(x, low, high): x limited to [low, high]; derivative 1 on the closed interval, as torch",
         lambda x, low, high: torch.clamp(x, low, high), nodes.clamp, tensors=(3, 3), elementwise=True,
-        kinks=_kink_at_bounds,
+        kinks=_kink_at_bounds, code="torch.clamp({0}, {1}, {2})",
     ),
     Function(
         "where", "where(c, a, b): a where c is not 0, else b (c is often a comparison: x > 0)",
         lambda c, a, b: torch.where(c != 0, a, b), nodes.where, tensors=(3, 3), elementwise=True,
-        kinks=_kink_at_zero,
+        kinks=_kink_at_zero, code="torch.where({0} != 0, {1}, {2})",
     ),
     Function(
         "min", "elementwise minimum of two tensors", lambda a, b: torch.minimum(a, b), sp.Min,
-        tensors=(2, 2), elementwise=True, kinks=_kink_at_ties,
+        tensors=(2, 2), elementwise=True, kinks=_kink_at_ties, code="torch.minimum({0}, {1})",
     ),
     Function(
         "max", "elementwise maximum of two tensors", lambda a, b: torch.maximum(a, b), sp.Max,
-        tensors=(2, 2), elementwise=True, kinks=_kink_at_ties,
+        tensors=(2, 2), elementwise=True, kinks=_kink_at_ties, code="torch.maximum({0}, {1})",
     ),
     Function(
         "sum", "sum of all elements; sum(x, axis) along one axis",
         _over_all_or_axis(lambda x: x.sum(), lambda x, axis: x.sum(axis)),
         nodes.tensor_op("sum"), ints=(0, 1), expand=_sum_expansion, shape=shapes.reduced,
-        sparsity=_sparsity("reduction"),
+        sparsity=_sparsity("reduction"), code=_axis_code("torch.sum({})", "torch.sum({}, {})"),
     ),
     Function(
         "mean", "mean of all elements; mean(x, axis) along one axis",
         _over_all_or_axis(lambda x: x.mean(), lambda x, axis: x.mean(axis)),
         nodes.tensor_op("mean"), ints=(0, 1), expand=_mean_expansion, shape=shapes.reduced,
-        sparsity=_sparsity("reduction"),
+        sparsity=_sparsity("reduction"), code=_axis_code("torch.mean({})", "torch.mean({}, {})"),
     ),
     Function(
         "prod", "product of all elements; prod(x, axis) along one axis",
         _over_all_or_axis(lambda x: x.prod(), lambda x, axis: x.prod(axis)),
         nodes.tensor_op("prod"), ints=(0, 1), expand=_prod_expansion, shape=shapes.reduced,
-        sparsity=_sparsity("reduction"),
+        sparsity=_sparsity("reduction"), code=_axis_code("torch.prod({})", "torch.prod({}, {})"),
     ),
     Function(
         "norm", "Euclidean norm of all elements; norm(x, axis) along one axis",
@@ -578,17 +596,19 @@ _TABLE = [
         ),
         nodes.tensor_op("norm"), ints=(0, 1), expand=_norm_expansion, shape=shapes.reduced,
         sparsity=_sparsity("reduction"),
+        code=_axis_code("torch.linalg.vector_norm({})", "torch.linalg.vector_norm({}, dim={})"),
     ),
     Function(
         "dot", "inner product of two vectors of the same length",
         lambda a, b: torch.dot(a, b), nodes.tensor_op("dot"), tensors=(2, 2),
-        expand=_dot_expansion, shape=shapes.dot, sparsity=_sparsity("dot"),
+        expand=_dot_expansion, shape=shapes.dot, sparsity=_sparsity("dot"), code="torch.dot({0}, {1})",
     ),
     Function(
         "softmax", "exp(x) / sum(exp(x)) over all elements; softmax(x, axis) along one axis",
         _over_all_or_axis(_softmax_all, lambda x, axis: torch.softmax(x, axis)),
         nodes.tensor_op("softmax"), ints=(0, 1), expand=_softmax_expansion, shape=shapes.same,
         sparsity=_sparsity("along_axis"),
+        code=_axis_code("torch.softmax({0}.reshape(-1), 0).reshape({0}.shape)", "torch.softmax({0}, {1})"),
     ),
     Function(
         "log_softmax", "x - logsumexp(x), stable; log_softmax(x, axis) along one axis",
@@ -597,6 +617,7 @@ _TABLE = [
         ),
         nodes.tensor_op("log_softmax"), ints=(0, 1), expand=_log_softmax_expansion, shape=shapes.same,
         sparsity=_sparsity("along_axis"),
+        code=_axis_code("torch.log_softmax({0}.reshape(-1), 0).reshape({0}.shape)", "torch.log_softmax({0}, {1})"),
     ),
     Function(
         "logsumexp", "log(sum(exp(x))) over all elements; logsumexp(x, axis) along one axis",
@@ -605,11 +626,13 @@ _TABLE = [
         ),
         nodes.tensor_op("logsumexp"), ints=(0, 1), expand=_logsumexp_expansion, shape=shapes.reduced,
         sparsity=_sparsity("reduction"),
+        code=_axis_code("torch.logsumexp({0}.reshape(-1), 0)", "torch.logsumexp({0}, {1})"),
     ),
     Function(
         "cat", "cat(a, b, ...): joined along the first axis (a scalar counts as one element)",
         _cat, nodes.tensor_op("cat"), tensors=(1, 256), expand=_cat_expansion, shape=shapes.concatenated,
         sparsity=_sparsity("concatenate"),
+        code=lambda *parts: "torch.cat([" + ", ".join(f"torch.atleast_1d({p})" for p in parts) + "])",
     ),
     Function(
         "stack", "stack(a, b, ...): the same as [a, b, ...], broadcast to one shape along a new first axis",
@@ -617,91 +640,103 @@ _TABLE = [
         elementwise=False, expand=lambda *parts: symbolic_array(np.stack(np.broadcast_arrays(*parts))),
         shape=lambda *parts: (len(parts),) + shapes.broadcast(parts), sparsity=_sparsity("stack"),
         build=lambda *parts: nodes.Components(*parts),
+        code=lambda *parts: f"torch.stack(torch.broadcast_tensors({', '.join(parts)}))",
     ),
     Function(
         "flip", "flip(x): reversed along every axis; flip(x, axis) along one",
         _flip, nodes.tensor_op("flip"), ints=(0, 1), expand=_flip_expansion, shape=shapes.flipped,
         sparsity=_sparsity("flip"),
+        code=_axis_code("torch.flip({0}, tuple(range({0}.dim())))", "torch.flip({0}, ({1},))"),
     ),
     Function(
         "roll", "roll(x, shift): elements moved shift places, wrapping around (flattened); roll(x, shift, axis)",
         _roll, nodes.tensor_op("roll"), ints=(1, 2), expand=_roll_expansion, shape=shapes.rolled,
         sparsity=_sparsity("roll"),
+        code=lambda x, shift, axis=None: f"torch.roll({x}, {shift})" if axis is None else f"torch.roll({x}, {shift}, {axis})",
     ),
     Function(
         "cumsum", "cumsum(x): running sum of the flattened elements; cumsum(x, axis) along one axis",
         _accumulate("cumsum"), nodes.tensor_op("cumsum"), ints=(0, 1), expand=_accumulation(np.cumsum),
         shape=shapes.accumulated, sparsity=_sparsity("prefix"),
+        code=_axis_code("torch.cumsum({0}.reshape(-1), 0)", "torch.cumsum({0}, {1})"),
     ),
     Function(
         "cumprod", "cumprod(x): running product of the flattened elements; cumprod(x, axis) along one axis",
         _accumulate("cumprod"), nodes.tensor_op("cumprod"), ints=(0, 1), expand=_accumulation(np.cumprod),
         shape=shapes.accumulated, sparsity=_sparsity("prefix"),
+        code=_axis_code("torch.cumprod({0}.reshape(-1), 0)", "torch.cumprod({0}, {1})"),
     ),
     Function(
         "diff", "diff(x): x[1:] - x[:-1] along the last axis; diff(x, axis) along another",
         lambda x, axis=-1: torch.diff(x, dim=axis), nodes.tensor_op("diff"), ints=(0, 1),
         expand=_diff_expansion, shape=shapes.differenced, sparsity=_sparsity("difference"),
+        code=_axis_code("torch.diff({}, dim=-1)", "torch.diff({}, dim={})"),
     ),
     Function(
         "det", "determinant of a square matrix (or of each matrix of a stack)",
         lambda x: torch.linalg.det(x), nodes.tensor_op("det"), expand=_det_expansion, shape=shapes.determinant,
-        sparsity=_sparsity("per_matrix"),
+        sparsity=_sparsity("per_matrix"), code="torch.linalg.det({0})",
     ),
     Function(
         "logdet", "log(det(A)): NaN where det(A) < 0, as torch.logdet",
         lambda x: torch.logdet(x), nodes.tensor_op("logdet"), expand=_logdet_expansion, shape=shapes.determinant,
-        sparsity=_sparsity("per_matrix"),
+        sparsity=_sparsity("per_matrix"), code="torch.logdet({0})",
     ),
     Function(
         "inv", "inverse of a square matrix (or of each matrix of a stack)",
         lambda x: torch.linalg.inv(x), nodes.tensor_op("inv"), expand=_inv_expansion, shape=shapes.inverse,
-        sparsity=_sparsity("per_matrix"),
+        sparsity=_sparsity("per_matrix"), code="torch.linalg.inv({0})",
     ),
     Function(
         "solve", "solve(A, b): x with A @ x = b, for a square A and a vector or matrix b",
         lambda a, b: torch.linalg.solve(a, b), nodes.tensor_op("solve"), tensors=(2, 2),
         expand=_solve_expansion, shape=shapes.solved, sparsity=_sparsity("solve"),
+        code="torch.linalg.solve({0}, {1})",
     ),
     Function(
         "trace", "sum of a matrix's diagonal", lambda x: torch.trace(x), nodes.tensor_op("trace"),
-        expand=_trace_expansion, shape=shapes.traced, sparsity=_sparsity("trace"),
+        expand=_trace_expansion, shape=shapes.traced, sparsity=_sparsity("trace"), code="torch.trace({0})",
     ),
     Function(
         "diag", "diag(v): the diagonal matrix of a vector; diag(A): the diagonal of a matrix",
         lambda x: torch.diag(x), nodes.tensor_op("diag"), expand=_diag_expansion, shape=shapes.diagonal,
-        sparsity=_sparsity("diag"),
+        sparsity=_sparsity("diag"), code="torch.diag({0})",
     ),
     Function(
         "outer", "outer(a, b): the matrix a[i] * b[j] of two vectors", lambda a, b: torch.outer(a, b),
         nodes.tensor_op("outer"), tensors=(2, 2), expand=_outer_expansion, shape=shapes.outer,
-        sparsity=_sparsity("outer"),
+        sparsity=_sparsity("outer"), code="torch.outer({0}, {1})",
     ),
     Function(
         "tril", "tril(A): the lower triangle, zeros above; tril(A, k) from the k-th diagonal",
         lambda x, k=0: torch.tril(x, k), nodes.tensor_op("tril"), ints=(0, 1),
         expand=_triangle_expansion(np.tril), shape=shapes.triangle, sparsity=_sparsity("lower"),
+        code=_axis_code("torch.tril({}, 0)", "torch.tril({}, {})"),
     ),
     Function(
         "triu", "triu(A): the upper triangle, zeros below; triu(A, k) from the k-th diagonal",
         lambda x, k=0: torch.triu(x, k), nodes.tensor_op("triu"), ints=(0, 1),
         expand=_triangle_expansion(np.triu), shape=shapes.triangle, sparsity=_sparsity("upper"),
+        code=_axis_code("torch.triu({}, 0)", "torch.triu({}, {})"),
     ),
     Function(
         "reshape", "reshape(x, 2, 3): the same elements in a new shape (one size may be -1)",
         lambda x, *shape: x.reshape(shape), nodes.tensor_op("reshape"), ints=tuple(range(1, 9)),
         expand=_reshape_expansion, shape=shapes.reshaped,
         sparsity=_sparsity("reshape"),
+        code=lambda x, *shape: f"torch.reshape({x}, ({', '.join(map(str, shape))}{',' if len(shape) == 1 else ''}))",
     ),
     Function(
         "transpose", "axes reversed; transpose(x, i, j) swaps axes i and j",
         _transpose, nodes.tensor_op("transpose"), ints=(0, 2), expand=_transpose_expansion, shape=shapes.transposed,
         sparsity=_sparsity("transpose"),
+        code=lambda x, dim0=None, dim1=None: f"{x}.permute(*reversed(range({x}.dim())))" if dim0 is None
+        else f"torch.transpose({x}, {dim0}, {dim1})",
     ),
     Function(
         "matmul", "matrix product, the same as a @ b", lambda a, b: torch.matmul(a, b),
         nodes.MatMul, tensors=(2, 2), expand=_matmul_expansion, shape=shapes.matmul,
-        sparsity=_sparsity("matmul"),
+        sparsity=_sparsity("matmul"), code="torch.matmul({0}, {1})",
     ),
 ]
 
@@ -719,6 +754,7 @@ _DERIVATIVE_ONLY = [
     Function(
         "polygamma", "polygamma(n, x): the n-th derivative of digamma (torch.special.polygamma)",
         lambda n, x: torch.special.polygamma(int(n.item()), x), sp.polygamma, tensors=(2, 2), elementwise=True,
+        code="torch.special.polygamma(int({0}.item()), {1})",  # digamma(x) is polygamma(0, x) in a tree
     ),
     Function(
         "held_max", "the largest argument, held constant (the shift of a stable softmax)",
@@ -736,7 +772,7 @@ _DERIVATIVE_ONLY = [
 # comparison holds, else 0, with no gradient (torch's comparisons are not differentiable).
 _OPERATORS = [
     Function(node.__name__, f"a {node.symbol} b: 1 where it holds, else 0", _comparison(test), node,
-             tensors=(2, 2), elementwise=True, kinks=_kink_at_ties)
+             tensors=(2, 2), elementwise=True, kinks=_kink_at_ties, code=f"torch.{node.__name__}({{0}}, {{1}}).to({{0}}.dtype)")
     for node, test in [
         (nodes.lt, lambda a, b: torch.lt(a, b)), (nodes.le, lambda a, b: torch.le(a, b)),
         (nodes.gt, lambda a, b: torch.gt(a, b)), (nodes.ge, lambda a, b: torch.ge(a, b)),

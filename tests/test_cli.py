@@ -397,7 +397,7 @@ def assert_usage_error(result, *fragments: str) -> str:
         (["jacobian", "x", "y", "-i", "1"], "takes one formula, and 'y' came after it; quote a formula that has spaces"),
         (["jacobain", "x"], "Error: jacli has no command 'jacobain'; did you mean 'jacobian'? (the commands: jacobian, vjp,"),
         (["--bogus"], "Error: jacli has no option --bogus; 'jacli --help' lists its options"),
-        (["-"], "Error: jacli has no command '-'; the commands are jacobian, vjp, jvp, grad, hessian, hvp, check, functions"),
+        (["-"], "Error: jacli has no command '-'; the commands are jacobian, vjp, jvp, grad, hessian, hvp, check, graph, functions"),
         (["jacobian", "x", "-i", "1", "--full=1"], "Error: --full takes no value; write --full alone"),
         (["jacobian", "x", "-i", "1", "--max-memory"], "Error: --max-memory needs a value (SIZE); 'jacli jacobian --help' says what it takes"),
         (["jacobian", "x", "-i", "1", "--rtol", "0.1"], "Error: jacli jacobian has no option --rtol; jacli check takes it"),

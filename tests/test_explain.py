@@ -260,3 +260,14 @@ def test_a_small_vjp_shows_its_full_jacobian_row_by_row() -> None:
     product = explain(big).section("product")
     assert not any(line.startswith("J for x, as a") for line in product.lines)
     assert product.data["max_difference"] <= TOLERANCE
+
+
+@pytest.mark.parametrize("args, replaced", [
+    (["jacobian", "x**2*y", "-i", "x=1", "-i", "y=2", "--answer", "[[4, 1]]", "--explain"], "--answer"),
+    (["jacobian", "x**2*y", "-i", "x=1", "-i", "y=2", "--show-code", "--trace"], "--show-code"),
+    (["vjp", "(x+1)**2", "-i", "eye:2", "--v", "ones", "--method", "backward", "--repeat", "2", "--explain"], "--repeat"),
+])
+def test_explain_refuses_the_options_that_replace_the_result(args, replaced) -> None:
+    run = cli(*args)
+    assert run.exit_code == 2 and run.stdout == ""
+    assert run.stderr.startswith("Error: ") and replaced in run.stderr and "Traceback" not in run.stderr
