@@ -997,8 +997,8 @@ COMPARISONS: dict[str, type] = {
 }
 """The comparison node for each ``ast`` comparison operator's class name (the parser's lookup)."""
 
-FUNCTIONS: dict[str, Function] = {f.name: f for f in _TABLE}
-"""Every callable name, in table order."""
+FUNCTIONS: dict[str, Function] = {f.name: f for f in sorted(_TABLE, key=lambda f: GROUPS.index(f.group))}
+"""Every callable name, by group (``GROUPS``' order), in table order within a group."""
 
 BY_NODE: dict[type, Function] = {
     f.node: f for f in _TABLE + _OPERATORS + _DERIVATIVE_ONLY if f.node is not None
