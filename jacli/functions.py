@@ -582,7 +582,29 @@ def _pad(x: Any, before: int, after: int, axis: int = -1) -> Any:
 
 
 def _slogdet(x: Any) -> Any:
-    return torch.linalg.slogdet(x).logabsdet
+    # log|det| as the sum of log|U_ii| of an LU factorization (what slogdet computes), through
+    # lu_factor_ex, which never raises: at a singular matrix the value is -inf and the derivative
+    # NaN (jacli's non-finite report), where slogdet's backward would raise from its solve
+    lu, _, _ = torch.linalg.lu_factor_ex(x)
+    return lu.diagonal(dim1=-2, dim2=-1).abs().log().sum(-1)
+
+
+def _nonsingular(name: str, operation: Callable[..., Any]) -> Callable[..., Any]:
+    """``operation``, with torch's error at a singular matrix as the user's error it is."""
+
+    def call(*args: Any) -> Any:
+        try:
+            return operation(*args)
+        except torch.linalg.LinAlgError as error:
+            from jacli.errors import InputError
+
+            reason = str(error).strip().splitlines()[0]
+            raise InputError(
+                f"{name} needs an invertible matrix, and this one is singular ({reason}); give a matrix "
+                "with a nonzero determinant"
+            ) from None
+
+    return call
 
 
 def check_subscripts(subscripts: str, count: int) -> str:
@@ -860,12 +882,12 @@ _TABLE = [
     ),
     Function(
         "inv", "inverse of a square matrix (or of each matrix of a stack)",
-        lambda x: torch.linalg.inv(x), nodes.tensor_op("inv"), expand=_inv_expansion, shape=shapes.inverse,
+        _nonsingular("inv", lambda x: torch.linalg.inv(x)), nodes.tensor_op("inv"), expand=_inv_expansion, shape=shapes.inverse,
         group=LINEAR_ALGEBRA, sparsity=_sparsity("per_matrix"),
     ),
     Function(
         "solve", "solve(A, b): x with A @ x = b, for a square A and a vector or matrix b",
-        lambda a, b: torch.linalg.solve(a, b), nodes.tensor_op("solve"), tensors=(2, 2),
+        _nonsingular("solve", lambda a, b: torch.linalg.solve(a, b)), nodes.tensor_op("solve"), tensors=(2, 2),
         expand=_solve_expansion, shape=shapes.solved, group=LINEAR_ALGEBRA, sparsity=_sparsity("solve"),
     ),
     Function(
