@@ -280,3 +280,21 @@ def test_watson_jacobian_matches_the_hand_coded_one(n: int) -> None:
     x = rng.uniform(-1, 1, n)
     exact = jacli.jacobian(watson_text(n), {"x": x}, method="symbolic")["x"].numpy()
     np.testing.assert_allclose(exact, watson_jacobian(x), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("text", [
+    "slogdet(A)", "sum(einsum('ij,jk->ik', A, A))", "sum(cross(A[0], A[1])**2)",
+    "sum(kron(A, A)) + sum(pad(A, 1, 1)**3) + sum(cat(A, A**2, axis=1) * arange(6))",
+])
+def test_hessians_agree_with_the_exact_ones(text: str) -> None:
+    a = [[1.0, 2.0, 0.5], [0.3, -1.0, 2.0], [1.0, 1.0, 3.0]]
+    exact = jacli.hessian(text, {"A": a}, method="symbolic", matrix=True)
+    np.testing.assert_allclose(jacli.hessian(text, {"A": a}, matrix=True).numpy(), exact.numpy(), rtol=1e-11, atol=1e-12)
+
+
+def test_a_singular_matrix_is_the_users_error_and_slogdet_reports_it_as_not_finite() -> None:
+    for text in ("inv(A)", "solve(A, [1, 2])"):
+        assert_user_error(run("jacobian", text, "-i", "A=[[1,1],[1,1]]"),
+                          f"{text[:text.index('(')]} needs an invertible matrix, and this one is singular")
+    result = run("jacobian", "slogdet(A)", "-i", "A=[[1,1],[1,1]]", "-f", "plain")
+    assert result.exit_code == 0 and "NaN or infinite" in result.stderr  # log|det| = -inf there
