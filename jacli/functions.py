@@ -350,9 +350,7 @@ def _cross_expansion(a: Symbolic, b: Symbolic) -> Symbolic:
 
 def _einsum_expansion(*args: Any) -> Symbolic:
     *operands, subscripts = args
-    if not shapes.einsum_terms(subscripts)[1] and all(not o.ndim for o in operands):
-        return symbolic_array(np.prod(operands) if len(operands) > 1 else operands[0])
-    return symbolic_array(np.einsum(subscripts, *operands))
+    return symbolic_array(np.einsum(subscripts, *operands))  # numpy's einsum takes object arrays
 
 
 def _slogdet_expansion(x: Symbolic) -> Symbolic:

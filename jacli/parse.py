@@ -578,6 +578,8 @@ class _Builder:
         args = list(node.args)
         subscripts = None
         if entry.subscripts is not None:
+            if not entry.tensors[0] <= len(args) - 1 <= entry.tensors[1]:
+                raise self.fail(node, f"{name} takes {_arity(entry)}, got {len(args)}")
             subscripts = self._subscripts(node, entry, args)
             args = args[1:]
         operands, integers = entry.split(args)
@@ -630,7 +632,10 @@ class _Builder:
             check_magnitudes(built, self.text)
             value = built.doit()
             if not (value.is_number and value.is_extended_real and value.is_finite):
-                raise self.fail(arg, f"{entry.name}'s argument {position} is {printing.to_text(built)}, not a finite real number")
+                raise self.fail(
+                    arg, f"{entry.name}'s argument {position} is {printing.to_text(built)}, not a finite real number "
+                    "known before any input is read; write a number, or numbers with + - * / ** and pi, e",
+                )
             values.append(value)
         try:
             entry.shape(*(literal(v) for v in values))
@@ -685,6 +690,8 @@ def _arity(entry: Function) -> str:
         listed = counts[0] if len(counts) == 1 else ", ".join(counts[:-1]) + " or " + counts[-1]
         return f"{listed} number{'s' if entry.ints != (1,) else ''}"
     low, high = entry.tensors
+    if entry.subscripts is not None:
+        return f"its subscripts (a string) and {low} to {high} operands"
     count = f"{low}" if low == high else f"{low} or {high}"
     noun = "argument" if high == 1 else "arguments"
     text = f"{count} {noun}"

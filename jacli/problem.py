@@ -491,7 +491,7 @@ def close_name(name: str, variables: Sequence[str]) -> str | None:
     return close[0] if close else None
 
 
-def wrt_without(expr: str, wrt: Sequence[str] | None, const: Sequence[str] | str | None) -> list[str] | None:
+def wrt_without(expr: str, wrt: Any, const: Sequence[str] | str | None) -> Any:
     """``wrt`` once the inputs held constant (``const``) are taken out: a shorter way to say
     "every input but these". ``wrt`` and ``const`` may not share a name.
 
@@ -501,7 +501,7 @@ def wrt_without(expr: str, wrt: Sequence[str] | None, const: Sequence[str] | str
         const: inputs held constant: a name, names, or items such as ``"y,z"``.
 
     Returns:
-        The inputs to differentiate with respect to (None: ``const`` names nothing, all of them).
+        The inputs to differentiate with respect to: ``wrt`` itself when ``const`` names nothing.
 
     Example:
         >>> wrt_without("sum((y - x[0]*exp(-x[1]*t))**2)", None, ["y", "t"])
@@ -511,7 +511,7 @@ def wrt_without(expr: str, wrt: Sequence[str] | None, const: Sequence[str] | str
 
     held_items = specs.check_wrt(const)  # the same forms as wrt: a name, or a list of names
     if not held_items:
-        return None if wrt is None else list(wrt)
+        return wrt  # as given: prepare checks it
     variables = parse(expr).variables
     held: list[str] = []
     for item in held_items:

@@ -99,7 +99,8 @@ def test_a_least_squares_fit_with_its_abscissae_written_in_the_formula() -> None
     ("x * arange(1, 2, 0)", ["arange: the step is 0"]),
     ("x * linspace(0, 1, -3)", ["linspace: the count n (linspace(start, stop, n)) must be a whole number >= 0, got -3"]),
     ("x * eye(3, 1/2)", ["eye: the size m must be a whole number >= 0, got 0.5"]),
-    ("x * arange(log(-1))", ["arange's argument 1 is log(-1), not a finite real number"]),
+    ("x * arange(log(-1))", ["arange's argument 1 is log(-1), not a finite real number known before"]),
+    ("x * ones(sum(arange(3)))", ["ones's argument 1 is sum(arange(3)), not a finite real number"]),
     ("x * ones(10**400)", ["beyond float64's range"]),
     ("x * ones()", ["ones takes 1, 2, 3, 4, 5, 6, 7 or 8 numbers, got 0"]),
 ])
