@@ -299,3 +299,24 @@ def test_a_singular_matrix_is_the_users_error_and_slogdet_reports_it_as_not_fini
                           f"{text[:text.index('(')]} needs an invertible matrix, and this one is singular")
     result = run("jacobian", "slogdet(A)", "-i", "A=[[1,1],[1,1]]", "-f", "plain")
     assert result.exit_code == 0 and "NaN or infinite" in result.stderr  # log|det| = -inf there
+
+
+def test_jacli_functions_lists_each_function_with_its_group() -> None:
+    import json
+
+    from jacli.functions import GROUPS
+
+    document = json.loads(run("functions", "-f", "json").stdout)
+    groups = {entry["name"]: entry["group"] for entry in document["functions"]}
+    assert set(groups.values()) == set(GROUPS)
+    # by hand: where each of #12's functions belongs
+    assert {name: groups[name] for name in ("arange", "eye", "pad", "kron", "cross", "einsum", "slogdet", "gamma", "clamp")} == {
+        "arange": "constant tensors", "eye": "constant tensors", "pad": "shape and shift", "kron": "linear algebra",
+        "cross": "linear algebra", "einsum": "linear algebra", "slogdet": "linear algebra", "gamma": "special functions",
+        "clamp": "piecewise and comparison",
+    }
+    # the plain list is grouped in GROUPS' order, each line naming its group
+    lines = run("functions").stdout.splitlines()
+    order = [GROUPS.index(groups[line.split()[0]]) for line in lines if line.split()[0] in groups]
+    assert order == sorted(order)
+    assert any(line.split()[:3] == ["einsum", "linear", "algebra"] for line in lines)
