@@ -337,6 +337,23 @@ def _pad_expansion(x: Symbolic, before: int, after: int, axis: int = -1) -> Symb
     return symbolic_array(out)
 
 
+def _shifted(x: Any, shift: int, axis: int | None, fill: Any) -> Any:
+    """numpy: ``x`` moved ``shift`` places (of the flattened elements, or along ``axis``), the
+    vacated places ``fill``: roll without the wrap-around."""
+    moved = x.reshape(-1) if axis is None else np.moveaxis(x, axis, -1)
+    n = moved.shape[-1]
+    out = np.full(moved.shape, fill, dtype=x.dtype)
+    if 0 <= shift < n:
+        out[..., shift:] = moved[..., : n - shift]
+    elif -n < shift < 0:
+        out[..., : n + shift] = moved[..., -shift:]
+    return out.reshape(x.shape) if axis is None else np.moveaxis(out, -1, axis)
+
+
+def _shift_expansion(x: Symbolic, shift: int, axis: int | None = None) -> Symbolic:
+    return symbolic_array(_shifted(x, shift, axis, sp.S.Zero))
+
+
 def _kron_expansion(a: Symbolic, b: Symbolic) -> Symbolic:
     n = max(a.ndim, b.ndim)
     return symbolic_array(np.kron(a.reshape((1,) * (n - a.ndim) + a.shape), b.reshape((1,) * (n - b.ndim) + b.shape)))
@@ -577,6 +594,15 @@ def _cat(*parts: Any, axis: int = 0) -> Any:
 
 def _pad(x: Any, before: int, after: int, axis: int = -1) -> Any:
     return torch.nn.functional.pad(x.movedim(axis, -1), (before, after)).movedim(-1, axis)
+
+
+def _shift(x: Any, shift: int, axis: int | None = None) -> Any:
+    moved = x.reshape(-1) if axis is None else x.movedim(axis, -1)
+    if abs(shift) >= moved.shape[-1]:
+        out = torch.zeros_like(moved)
+    else:  # a negative pad crops: (shift, -shift) moves the elements shift places
+        out = torch.nn.functional.pad(moved, (shift, -shift))
+    return out.reshape(x.shape) if axis is None else out.movedim(-1, axis)
 
 
 def _slogdet(x: Any) -> Any:
@@ -847,6 +873,11 @@ _TABLE = [
         "pad", "pad(x, before, after): zeros added before and after, along the last axis; pad(x, before, after, axis)",
         _pad, nodes.tensor_op("pad"), ints=(2, 3), expand=_pad_expansion, shape=shapes.padded,
         group=SHAPE, sparsity=_sparsity("pad"),
+    ),
+    Function(
+        "shift", "shift(x, k): elements moved k places, zeros coming in (roll without wrap-around, flattened); shift(x, k, axis)",
+        _shift, nodes.tensor_op("shift"), ints=(1, 2), expand=_shift_expansion, shape=shapes.shifted,
+        group=SHAPE, sparsity=_sparsity("shift"),
     ),
     Function(
         "cumsum", "cumsum(x): running sum of the flattened elements; cumsum(x, axis) along one axis",

@@ -582,6 +582,11 @@ class _Builder:
                 raise self.fail(node, f"{name} takes {_arity(entry)}, got {len(args)}")
             subscripts = self._subscripts(node, entry, args)
             args = args[1:]
+        tuples = [a for a in args if isinstance(a, ast.Tuple)]
+        if tuples and entry.ints != (0,):  # numpy's pad(x, (1, 2)): jacli's integers come one by one
+            listed = ", ".join(self.segment(a) for a in args[: args.index(tuples[0])])
+            inside = ", ".join(self.segment(e) for e in tuples[0].elts)
+            raise self.fail(tuples[0], f"{name} takes its integers one by one, not as a tuple: write {name}({listed}, {inside})")
         operands, integers = entry.split(args)
         if not entry.tensors[0] <= len(operands) <= entry.tensors[1] or len(integers) not in entry.ints:
             raise self.fail(node, f"{name} takes {_arity(entry)}, got {len(args)}")

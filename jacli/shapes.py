@@ -273,6 +273,13 @@ def padded(x: Shape, before: int, after: int, axis: int = -1) -> Shape:
     return x[:position] + (x[position] + before + after,) + x[position + 1:]
 
 
+def shifted(x: Shape, shift: int, axis: int | None = None) -> Shape:
+    """shift: the operand's shape (at least one dimension; ``axis`` checked)."""
+    if not x:
+        raise ValueError("shift needs at least one dimension, got a scalar")
+    return same(x, axis)
+
+
 def kron(a: Shape, b: Shape) -> Shape:
     """kron(a, b): the Kronecker product; the shorter shape gets leading 1s, then sizes multiply."""
     n = max(len(a), len(b))

@@ -530,6 +530,21 @@ def pad(context: Context, shape: Shape, operands: Sequence[Operand], before: int
     return context.gather(operand, taken.reshape(-1), shape)
 
 
+def shift(context: Context, shape: Shape, operands: Sequence[Operand], places: int, *axis: int) -> Pattern | None:
+    """Moved ``places`` places, zeros coming in: a gather, the vacated elements constant."""
+    (operand,) = operands
+    positions = _positions(operand.shape)
+    moved = positions.reshape(-1) if not axis else np.moveaxis(positions, axis[0], -1)
+    n = moved.shape[-1]
+    taken = np.full(moved.shape, -1, dtype=np.int64)
+    if 0 <= places < n:
+        taken[..., places:] = moved[..., : n - places]
+    elif -n < places < 0:
+        taken[..., : n + places] = moved[..., -places:]
+    taken = taken.reshape(operand.shape) if not axis else np.moveaxis(taken, -1, axis[0])
+    return context.gather(operand, taken.reshape(-1), shape)
+
+
 def kron(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
     """kron(a, b): each output element is one element of ``a`` times one of ``b`` (numpy's kron
     of the operands' positions says which)."""
@@ -716,7 +731,7 @@ def upper(context: Context, shape: Shape, operands: Sequence[Operand], diagonal:
 __all__ = [
     "Context", "Operand", "Pattern", "patterns",
     # the rules (functions.py names them in each entry's ``sparsity``)
-    "along_axis", "concatenate", "constant", "cross", "diag", "einsum", "kron", "pad", "difference", "dot", "lower", "outer", "per_matrix",
+    "along_axis", "concatenate", "constant", "cross", "diag", "einsum", "kron", "pad", "shift", "difference", "dot", "lower", "outer", "per_matrix",
     "solve", "trace", "upper", "elementwise", "flip", "matmul", "prefix", "reduction",
     "reshape", "roll", "stack", "transpose",
 ]

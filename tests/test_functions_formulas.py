@@ -187,6 +187,16 @@ def test_einsum_shapes_are_checked_against_the_letters() -> None:
                       "einsum's operand 1 has shape (2, 3), 2 axes, but its subscripts 'ijk' name 3")
 
 
+def test_a_shift_past_the_end_leaves_zeros_and_a_tuple_of_integers_gets_the_form_to_write() -> None:
+    x = torch.tensor([1.0, 2.0, 3.0], dtype=F64)
+    assert compile_expression("shift(x, 3)")(x).tolist() == [0.0, 0.0, 0.0]
+    assert compile_expression("shift(x, -5)")(x).tolist() == [0.0, 0.0, 0.0]
+    assert compile_expression("shift(x, 1) + shift(x, -1)")(x).tolist() == [2.0, 4.0, 2.0]  # by hand
+    with pytest.raises(ExpressionError, match=r"pad takes its integers one by one, not as a tuple: write pad\(x, 1, 2\)"):
+        parse("pad(x, (1, 2))")
+    assert_user_error(run("jacobian", "shift(x, 1)", "-i", "2"), "shift needs at least one dimension, got a scalar")
+
+
 def test_strings_are_refused_everywhere_else_and_keywords_where_not_taken() -> None:
     with pytest.raises(ExpressionError, match="a string is not allowed"):
         parse("sin('x')")

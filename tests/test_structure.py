@@ -176,6 +176,8 @@ COMPOSITES = [
     ("pad(x, 1, 2)", {"x": (3,)}, {"x": _rows(6, 3, lambda k: [k - 1] if 1 <= k <= 3 else [])}),
     ("pad(x, 1, 0)[:-1] - x", {"x": (4,)}, {"x": _rows(4, 4, lambda k: [k - 1, k] if k else [0])}),
     ("pad(x, 1, 0, 0)", {"x": (2, 2)}, {"x": _rows(6, 4, lambda k: [k - 2] if k >= 2 else [])}),
+    ("shift(x, 2) - x", {"x": (5,)}, {"x": _rows(5, 5, lambda k: [k - 2, k] if k >= 2 else [k])}),
+    ("shift(x, -1, 1)", {"x": (2, 3)}, {"x": _rows(6, 6, lambda k: [k + 1] if k % 3 < 2 else [])}),
     # kron(a, b)[i*3 + k] = a[i] b[k]
     ("kron(a, b)", {"a": (2,), "b": (3,)}, {"a": _rows(6, 2, lambda k: [k // 3]), "b": _rows(6, 3, lambda k: [k % 3])}),
     # cross: component i uses the other two components of each vector
