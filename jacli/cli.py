@@ -381,7 +381,7 @@ def _options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., Any
             if "expression" not in values:
                 return command(o=options, **values)
             values["expression"] = _problem(command, values, options, context)
-            _hold_constant(values, options)
+            _hold_constant(values, options, context)
             outcome = command(o=options, **values)
             _remember(command.__name__, values, options)
             return outcome
@@ -452,14 +452,17 @@ def _problem(command: Callable[..., Any], values: dict[str, Any], o: _Options, c
         raise typer.Exit(1) from None
 
 
-def _hold_constant(values: dict[str, Any], o: _Options) -> None:
-    """--const NAMES: --wrt becomes every other variable (the library's ``wrt_without``)."""
+def _hold_constant(values: dict[str, Any], o: _Options, context: Any) -> None:
+    """--const NAMES: --wrt becomes every other variable (the library's ``wrt_without``); a --wrt
+    taken over from a continued problem, not typed, gives way to the --const typed now."""
     if not o.const:
         return
     from jacli.problem import wrt_without
 
+    source = context.get_parameter_source("wrt")
+    typed = source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
     try:
-        values["wrt"] = wrt_without(values["expression"], values.get("wrt"), o.const)
+        values["wrt"] = wrt_without(values["expression"], values.get("wrt") if typed else None, o.const)
     except JacliError as error:
         if o.debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):
             raise

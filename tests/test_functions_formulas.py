@@ -138,6 +138,15 @@ def test_const_is_every_input_but_those(tmp_path) -> None:
     assert {name: value.item() for name, value in api.items()} == {"x": 2.0}
 
 
+def test_const_typed_on_a_continued_problem_replaces_its_wrt(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # a fresh last problem
+    first = run("grad", "x * y**2", "-i", "x=2", "-i", "y=3", "--const", "y")
+    assert first.exit_code == 0 and first.stdout.startswith("# x scalar\n9")  # d/dx x y² = y² = 9
+    again = run("grad", "--const", "x")  # continues: --wrt x was the last problem's, not typed now
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout.startswith("# y scalar\n12")  # d/dy x y² = 2 x y = 12
+
+
 @pytest.mark.parametrize("arguments, fragments", [
     (["--const", "z"], ["--const 'z' is not a variable of the expression", "Its variables are: y, x"]),
     (["--const", "Y"], ["did you mean y?"]),
