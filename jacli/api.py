@@ -20,7 +20,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, Layout, VJPMethod
 from jacli.errors import JacliWarning, ResourceError, ShapeError
-from jacli.problem import UNTRUSTED_SECONDS, InputValue, Inputs, Problem, all_finite, prepare, report_nonfinite
+from jacli.problem import (
+    UNTRUSTED_SECONDS, InputValue, Inputs, Problem, all_finite, prepare, report_nonfinite, wrt_without,
+)
 from jacli.result import (
     Block,
     DiagonalBlock,
@@ -48,6 +50,7 @@ def jacobian(
     dtype: Any = "float64",
     layout: str = "auto",
     matrix: bool = False,
+    const: Sequence[str] | None = None,
 ) -> Any:
     """The Jacobian of ``expr`` with respect to each input in ``wrt``.
 
@@ -63,6 +66,8 @@ def jacobian(
         matrix: return the classic matrix instead: one tensor with one row per output element
             and one column per input element, the ``wrt`` inputs side by side (2-D sparse COO
             for ``diagonal`` or ``sparse``).
+        const: inputs held constant (data): every other input is differentiated; not with ``wrt``
+            naming the same input. The same ``const`` is taken by ``vjp``, ``grad`` and ``hessian``.
 
     Returns:
         name → tensor of shape ``output.shape + input.shape``; with ``matrix``, one
@@ -74,7 +79,7 @@ def jacobian(
     """
     chosen = Layout.parse(layout)
     computed = Layout.dense if chosen is Layout.auto else chosen  # dense tensors come back: size them so
-    result = compute_jacobian(expr, inputs, wrt=wrt, method=method, device=device, dtype=dtype, layout=computed,
+    result = compute_jacobian(expr, inputs, wrt=wrt_without(expr, wrt, const), method=method, device=device, dtype=dtype, layout=computed,
                               matrix=matrix)
     if matrix:
         whole = result.matrix()
@@ -93,6 +98,7 @@ def vjp(
     method: str = "auto",
     device: Any = "cpu",
     dtype: Any = "float64",
+    const: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """vᵀJ for each input: exactly what ``y.backward(v)`` leaves in ``x.grad``.
 
@@ -107,7 +113,7 @@ def vjp(
         >>> vjp("2*x", {"x": [1.0, 2.0]}, [1.0, 0.1])["x"]
         tensor([2.0000, 0.2000], dtype=torch.float64)
     """
-    return compute_vjp(expr, inputs, v, wrt=wrt, method=method, device=device, dtype=dtype).grads
+    return compute_vjp(expr, inputs, v, wrt=wrt_without(expr, wrt, const), method=method, device=device, dtype=dtype).grads
 
 
 def jvp(expr: str, inputs: Mapping[str, InputValue], v: Any, *, device: Any = "cpu", dtype: Any = "float64") -> Any:
@@ -121,18 +127,20 @@ def jvp(expr: str, inputs: Mapping[str, InputValue], v: Any, *, device: Any = "c
 
 
 def grad(expr: str, inputs: Mapping[str, InputValue], *, wrt: Sequence[str] | None = None,
-         method: str = "auto", device: Any = "cpu", dtype: Any = "float64") -> dict[str, Any]:
+         method: str = "auto", device: Any = "cpu", dtype: Any = "float64",
+         const: Sequence[str] | None = None) -> dict[str, Any]:
     """The gradient of a single-element output, one tensor per input (shaped like it).
 
     Example:
         >>> grad("x**2 + 3*x + 1", {"x": 2.0})["x"]
         tensor(7., dtype=torch.float64)
     """
-    return compute_grad(expr, inputs, wrt=wrt, method=method, device=device, dtype=dtype).grads
+    return compute_grad(expr, inputs, wrt=wrt_without(expr, wrt, const), method=method, device=device, dtype=dtype).grads
 
 
 def hessian(expr: str, inputs: Mapping[str, InputValue], *, wrt: Sequence[str] | None = None,
-            method: str = "auto", device: Any = "cpu", dtype: Any = "float64", matrix: bool = False) -> Any:
+            method: str = "auto", device: Any = "cpu", dtype: Any = "float64", matrix: bool = False,
+            const: Sequence[str] | None = None) -> Any:
     """The Hessian of a single-element output, one block per pair of inputs, keyed ``(a, b)``:
     a read-only mapping whose blocks are views into one n × n matrix, made when looked up; with
     ``matrix``, that n×n tensor itself, the ``wrt`` inputs side by side as rows and as columns.
@@ -142,7 +150,7 @@ def hessian(expr: str, inputs: Mapping[str, InputValue], *, wrt: Sequence[str] |
         tensor([[ 4.,  2.],
                 [ 2., 12.]], dtype=torch.float64)
     """
-    result = compute_hessian(expr, inputs, wrt=wrt, method=method, device=device, dtype=dtype, matrix=matrix)
+    result = compute_hessian(expr, inputs, wrt=wrt_without(expr, wrt, const), method=method, device=device, dtype=dtype, matrix=matrix)
     return result.matrix().to_dense() if matrix else result.blocks
 
 

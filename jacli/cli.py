@@ -170,6 +170,13 @@ MATRIX = typer.Option(
 WRT = typer.Option(
     [], "--wrt", metavar="NAMES", help="Differentiate with respect to these inputs only (a,b or repeated). Default: all."
 )
+HELD = {
+    "const": (List[str], typer.Option(
+        [], "--const", metavar="NAMES",
+        help="Hold these inputs constant (data): differentiate with respect to all the others (a,b or repeated).",
+    )),
+}
+"""--const: given to every command that takes --wrt (see ``_options``)."""
 SYMBOLIC = typer.Option(
     False, "--symbolic", help="Also show SymPy's exact derivative above the numbers."
 )
@@ -181,7 +188,7 @@ V_DIRECTION = typer.Option(
 
 FLAGS = {
     "show_code": "--show-code", "repeat": "--repeat", "zero_grad_after": "--zero-grad-after", "answer": "--answer",
-    "inputs": "--input", "wrt": "--wrt", "v": "--v", "method": "--method", "device": "--device",
+    "inputs": "--input", "wrt": "--wrt", "const": "--const", "v": "--v", "method": "--method", "device": "--device",
     "dtype": "--dtype", "seed": "--seed", "max_memory": "--max-memory", "rtol": "--rtol",
     "atol": "--atol", "symbolic": "--symbolic", "det": "--det", "output": "--output",
     "format": "--format", "precision": "--precision", "full": "--full", "layout": "--layout",
@@ -356,6 +363,7 @@ class _Options:
     plot: Optional[Path] = None
     explain: bool = False
     trace: bool = False
+    const: List[str] = field(default_factory=list)
 
     def specs(self) -> tuple[list, Optional[int]]:
         """The cheap checks (specs, device name, budget) before torch or SymPy load."""
@@ -383,10 +391,11 @@ class _Options:
 
 def _options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command the options of ``groups``; it receives their values as ``o: _Options``."""
-    shared = {name: spec for group in (*groups, NOISE) for name, spec in group.items()}
+    common = {name: spec for group in (*groups, NOISE) for name, spec in group.items()}
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(command)
+        shared = {**common, **(HELD if "wrt" in signature.parameters else {})}
         own = [p for p in signature.parameters.values() if p.name != "o"]
         added = [
             inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=option, annotation=annotation)
@@ -403,6 +412,7 @@ def _options(*groups: dict[str, tuple[Any, Any]]) -> Callable[[Callable[..., Any
             if "expression" not in values:
                 return command(o=options, **values)
             values["expression"] = _problem(command, values, options, context)
+            _hold_constant(values, options, context)
             outcome = command(o=options, **values)
             _remember(command.__name__, values, options)
             return outcome
@@ -470,6 +480,24 @@ def _problem(command: Callable[..., Any], values: dict[str, Any], o: _Options, c
         if o.debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):
             raise
         _diagnose(f"Error: {error.cli_message or flagged(str(error), FLAGS)}")
+        raise typer.Exit(1) from None
+
+
+def _hold_constant(values: dict[str, Any], o: _Options, context: Any) -> None:
+    """--const NAMES: --wrt becomes every other variable (the library's ``wrt_without``); a --wrt
+    taken over from a continued problem, not typed, gives way to the --const typed now."""
+    if not o.const:
+        return
+    from jacli.problem import wrt_without
+
+    source = context.get_parameter_source("wrt")
+    typed = source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+    try:
+        values["wrt"] = wrt_without(values["expression"], values.get("wrt") if typed else None, o.const)
+    except JacliError as error:
+        if o.debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):
+            raise
+        _diagnose(f"Error: {flagged(str(error), FLAGS)}")
         raise typer.Exit(1) from None
 
 
@@ -925,8 +953,8 @@ def graph(
 def functions(
     output_format: Optional[str] = typer.Option(
         None, "--format", "-f", metavar="FORMAT",
-        help="plain (default: one per line) or json (each function's arguments, whether it is "
-        "elementwise and whether it has kinks, and the constants).",
+        help="plain (default: one per line, with its group) or json (each function's group and "
+        "arguments, whether it is elementwise and whether it has kinks, and the constants).",
     ),
 ) -> None:
     """The functions a formula may call, one per line, and the constants.
@@ -950,6 +978,8 @@ def functions(
                     "operands": {"min": entry.tensors[0], "max": entry.tensors[1]},
                     "integers": list(entry.ints), "elementwise": entry.elementwise,
                     "kinks": entry.kinks is not None, "sparsity": entry.sparsity.__name__,
+                    "group": entry.group, "constant": entry.constant, "keywords": list(entry.keywords),
+                    "subscripts": entry.subscripts is not None,
                 }
                 for entry in FUNCTIONS.values()
             ],
@@ -957,10 +987,10 @@ def functions(
         }
         sys.stdout.write(json.dumps(document) + "\n")
         return
-    rows = [(entry.name, entry.summary) for entry in FUNCTIONS.values()]
-    rows += [(name, f"the constant {float(value):.6g}...") for name, value in CONSTANTS.items()]
-    width = max(len(name) for name, _ in rows)
-    sys.stdout.write("".join(f"{name:<{width}}  {summary}\n" for name, summary in rows))
+    rows = [(entry.name, entry.group, entry.summary) for entry in FUNCTIONS.values()]
+    rows += [(name, "constant", f"the constant {float(value):.6g}...") for name, value in CONSTANTS.items()]
+    width, kind = max(len(row[0]) for row in rows), max(len(row[1]) for row in rows)
+    sys.stdout.write("".join(f"{name:<{width}}  {group:<{kind}}  {summary}\n" for name, group, summary in rows))
 
 
 def _needs_repeat() -> int:

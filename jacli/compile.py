@@ -245,10 +245,23 @@ class _Compiler:
                     "Use `method` reverse or forward", param="method",
                 )
             raise TypeError(f"bug: no table entry compiles {tree.func} (in {tree}); the parser made a node the table lacks")
-        operands, integers = entry.split(tree.args)
-        ints = [int(i) for i in integers]
+        operands, literals, keywords = entry.arguments(tree.args)
         torch_fn = entry.torch
-        return self._apply(tree, operands, lambda *xs: torch_fn(*xs, *ints))
+        if entry.constant:
+            return self._constant(torch_fn, literals)
+        return self._apply(tree, operands, lambda *xs: torch_fn(*xs, *literals, **keywords))
+
+    def _constant(self, make: Callable[..., Any], literals: list[Any]) -> _Step:
+        """A constant tensor (arange(5)) in the inputs' dtype and on their device."""
+        observe = self.observe
+
+        def constant(args: tuple, memo: dict) -> Any:
+            value = make(*literals, like=args[0] if args else None)
+            if observe is not None:
+                observe(value)
+            return value
+
+        return constant
 
     def _apply(self, tree: sp.Basic, children: list[sp.Basic], fn: Callable[..., Any]) -> _Step:
         """A node that calls ``fn`` on its children's values, lifted to tensors."""

@@ -21,9 +21,11 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Callable, Sequence, TypeVar
 
 import sympy as sp
+from sympy.core.symbol import Str
 
 from jacli import nodes, shapes
 
@@ -92,6 +94,21 @@ class Function:
             formatted with the operands' code then the integers (``"torch.hypot({0}, {1})"``),
             or a function of them that returns the text. An operand the template uses twice is
             given as a name; one followed by ``.`` (a method) is parenthesized where needed.
+        group: the kind of function, for the README and ``jacli functions``: one of ``GROUPS``.
+            Elementwise entries default to "elementwise" (or "piecewise and comparison" with
+            kinks); every other entry must name its group.
+        constant: a constant tensor (``arange``, ``ones``, ``eye``): no operands; its arguments
+            are numbers known when the formula is parsed (``10**6``, ``pi/2`` are fine), handed
+            to ``torch`` (with ``like=``, a tensor whose dtype and device it takes), ``shape``
+            (which refuses bad values, naming the argument) and ``expand`` as Python numbers:
+            ints, ``Fraction`` for exact rationals, float otherwise. Its sparsity rule is
+            ``constant``: nothing depends on any input.
+        keywords: keyword arguments the call takes (cat's ``axis=``), each an integer literal;
+            the node holds them as ``nodes.Keyword`` after the operands, and each stage gets them
+            as keyword arguments (``Function.arguments``).
+        subscripts: for einsum: the call's first argument is a string literal, checked by this
+            function (given the text and the operand count; a ValueError says what is wrong) and
+            kept, in the explicit form it returns, as the node's last argument.
     """
 
     name: str
@@ -107,11 +124,17 @@ class Function:
     sparsity: Sparsity | None = None
     build: Callable[..., sp.Basic] | None = None
     code: str | Callable[..., str] | None = None
+    group: str = ""
+    constant: bool = False
+    keywords: tuple[str, ...] = ()
+    subscripts: Callable[[str, int], str] | None = None
 
     def __post_init__(self) -> None:
         low, high = self.tensors
-        if not 1 <= low <= high:
+        if not (0 if self.constant else 1) <= low <= high or (self.constant and high):
             raise TypeError(f"table entry {self.name}: tensors={self.tensors} is no (min, max) range")
+        if self.constant and self.sparsity is None:
+            object.__setattr__(self, "sparsity", _sparsity("constant"))
         if self.ints != (0,) and low != high:
             raise TypeError(
                 f"table entry {self.name}: an entry taking integers needs a fixed operand count, "
@@ -139,6 +162,12 @@ class Function:
                     "give it sparsity=..., a rule of jacli.structure"
                 )
             object.__setattr__(self, "sparsity", _sparsity("elementwise"))
+        if not self.group:
+            if not self.elementwise:
+                raise TypeError(f"table entry {self.name} is not elementwise and names no group; give it group=...")
+            object.__setattr__(self, "group", PIECEWISE if self.kinks is not None else ELEMENTWISE)
+        if self.group not in GROUPS:
+            raise TypeError(f"table entry {self.name}: group {self.group!r} is not one of {', '.join(GROUPS)}")
 
     def split(self, args: Sequence[Argument]) -> tuple[list[Argument], list[Argument]]:
         """A call's arguments as (operands, trailing integers): a parse tree's or a SymPy node's.
@@ -148,15 +177,61 @@ class Function:
             >>> FUNCTIONS["sum"].split(parse("sum(x, 1)").tree.args)
             ([x], [1])
         """
+        args = [a for a in args if not isinstance(a, nodes.Keyword)]
+        if self.subscripts is not None and args and isinstance(args[-1], sp.Basic):
+            return list(args[:-1]), list(args[-1:])  # a node: the subscripts come last
         count = len(args) if self.ints == (0,) else self.tensors[1]
         return list(args[:count]), list(args[count:])
 
-    def make(self, args: list[sp.Basic], ints: list[int]) -> sp.Basic:
+    def arguments(self, args: Sequence[sp.Basic]) -> tuple[list[sp.Basic], list[Any], dict[str, Any]]:
+        """A node's arguments as every stage takes them: (operands, literals, keywords), the
+        literals and keyword values as Python values (see ``literal``).
+
+        Example:
+            >>> from jacli.parse import parse
+            >>> FUNCTIONS["cat"].arguments(parse("cat(x, y, axis=1)").tree.args)
+            ([x, y], [], {'axis': 1})
+        """
+        operands, literals = self.split(args)
+        keywords = {a.name: literal(a.value) for a in args if isinstance(a, nodes.Keyword)}
+        return operands, [literal(v) for v in literals], keywords
+
+    def make(self, args: list[sp.Basic], ints: list[Any], keywords: dict[str, int] | None = None) -> sp.Basic:
         """The SymPy node for a call with these arguments (already checked by the parser)."""
         if self.build is not None:
             return self.build(*args, *ints)
         assert self.node is not None
-        return self.node(*args, *(sp.Integer(i) for i in ints), evaluate=False)
+        trailing = [nodes.text(i) if isinstance(i, str) else sp.sympify(i) for i in ints]
+        trailing += [nodes.Keyword(nodes.text(k), sp.Integer(v)) for k, v in (keywords or {}).items()]
+        return self.node(*args, *trailing, evaluate=False)
+
+
+def literal(value: Any) -> Any:
+    """A literal argument of a node as a Python value: an Integer as int, a Rational as an exact
+    ``Fraction``, a string as str, any other number (``2*pi``) as the nearest float."""
+    if isinstance(value, (int, float, str, Fraction)):
+        return value
+    if isinstance(value, sp.Integer):
+        return int(value)
+    if isinstance(value, sp.Rational):
+        return Fraction(int(value.p), int(value.q))
+    if isinstance(value, Str):
+        return value.name
+    return float(value)
+
+
+def exact_number(value: Any) -> sp.Basic:
+    """A literal (``literal``'s Python value) as an exact SymPy number, for the expansions."""
+    if isinstance(value, Fraction):
+        return sp.Rational(value.numerator, value.denominator)
+    return sp.Integer(value) if isinstance(value, int) else sp.Float(value, 30)
+
+
+ELEMENTWISE, SPECIAL, PIECEWISE = "elementwise", "special functions", "piecewise and comparison"
+REDUCTIONS, SHAPE, LINEAR_ALGEBRA = "reductions and softmax", "shape and shift", "linear algebra"
+CONSTANT = "constant tensors"
+GROUPS = (ELEMENTWISE, SPECIAL, PIECEWISE, REDUCTIONS, SHAPE, LINEAR_ALGEBRA, CONSTANT)
+"""The kinds of function, in the order the README and ``jacli functions`` list them."""
 
 
 # -- object arrays: the symbolic side ---------------------------------------------------------
@@ -252,8 +327,78 @@ def _log_softmax_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
     return symbolic_array(x - shift - entrywise(sp.log, symbolic_array(sums)))
 
 
-def _cat_expansion(*parts: Symbolic) -> Symbolic:
-    return symbolic_array(np.concatenate([part.reshape(1) if not part.ndim else part for part in parts]))
+def _cat_expansion(*parts: Symbolic, axis: int = 0) -> Symbolic:
+    return symbolic_array(np.concatenate([part.reshape(1) if not part.ndim else part for part in parts], axis=axis))
+
+
+def _pad_expansion(x: Symbolic, before: int, after: int, axis: int = -1) -> Symbolic:
+    position = axis % x.ndim
+    shape = list(x.shape)
+    shape[position] += before + after
+    out = np.full(shape, sp.S.Zero, dtype=object)
+    window = [slice(None)] * x.ndim
+    window[position] = slice(before, before + x.shape[position])
+    out[tuple(window)] = x
+    return symbolic_array(out)
+
+
+def _shifted(x: Any, shift: int, axis: int | None, fill: Any) -> Any:
+    """numpy: ``x`` moved ``shift`` places (of the flattened elements, or along ``axis``), the
+    vacated places ``fill``: roll without the wrap-around."""
+    moved = x.reshape(-1) if axis is None else np.moveaxis(x, axis, -1)
+    n = moved.shape[-1]
+    out = np.full(moved.shape, fill, dtype=x.dtype)
+    if 0 <= shift < n:
+        out[..., shift:] = moved[..., : n - shift]
+    elif -n < shift < 0:
+        out[..., : n + shift] = moved[..., -shift:]
+    return out.reshape(x.shape) if axis is None else np.moveaxis(out, -1, axis)
+
+
+def _shift_expansion(x: Symbolic, shift: int, axis: int | None = None) -> Symbolic:
+    return symbolic_array(_shifted(x, shift, axis, sp.S.Zero))
+
+
+def _kron_expansion(a: Symbolic, b: Symbolic) -> Symbolic:
+    n = max(a.ndim, b.ndim)
+    return symbolic_array(np.kron(a.reshape((1,) * (n - a.ndim) + a.shape), b.reshape((1,) * (n - b.ndim) + b.shape)))
+
+
+def _cross_expansion(a: Symbolic, b: Symbolic) -> Symbolic:
+    a, b = np.broadcast_arrays(a, b)
+    components = [a[..., (i + 1) % 3] * b[..., (i + 2) % 3] - a[..., (i + 2) % 3] * b[..., (i + 1) % 3] for i in range(3)]
+    return symbolic_array(np.stack(components, axis=-1))
+
+
+def _einsum_expansion(*args: Any) -> Symbolic:
+    *operands, subscripts = args
+    return symbolic_array(np.einsum(subscripts, *operands))  # numpy's einsum takes object arrays
+
+
+def _slogdet_expansion(x: Symbolic) -> Symbolic:
+    # log|det| as log(det**2)/2: the same value and derivative (det'/det), with no Abs, whose
+    # derivative SymPy would write with sign(det)
+    return entrywise(lambda d: sp.log(d**2) / 2, _det_expansion(x))
+
+
+def _arange_expansion(*bounds: Any) -> Symbolic:
+    start, _, step = shapes.arange_bounds(*bounds)
+    (count,) = shapes.arange(*bounds)
+    first, step = exact_number(start), exact_number(step)
+    return symbolic_array(np.array([first + step * i for i in range(count)] or [], dtype=object).reshape(count))
+
+
+def _linspace_expansion(start: Any, stop: Any, count: int) -> Symbolic:
+    first, last = exact_number(start), exact_number(stop)
+    values = [first] if count == 1 else [first + (last - first) * sp.Rational(i, count - 1) for i in range(count)]
+    return symbolic_array(np.array(values[:count], dtype=object).reshape(count))
+
+
+def _eye_expansion(n: int, m: int | None = None) -> Symbolic:
+    out = np.full((n, n if m is None else m), sp.S.Zero, dtype=object)
+    for i in range(min(out.shape)):
+        out[i, i] = sp.S.One
+    return symbolic_array(out)
 
 
 def _flip_expansion(x: Symbolic, axis: int | None = None) -> Symbolic:
@@ -350,10 +495,10 @@ def _sparsity(rule: str) -> Sparsity:
     """The sparsity rule ``jacli.structure.<rule>``, imported on first use (it needs numpy, which
     parsing never pays for)."""
 
-    def apply(*args: Any) -> Any:
+    def apply(*args: Any, **keywords: Any) -> Any:
         from jacli import structure
 
-        return getattr(structure, rule)(*args)
+        return getattr(structure, rule)(*args, **keywords)
 
     apply.__name__ = apply.__qualname__ = rule
     return apply
@@ -377,10 +522,11 @@ def _kink_at_ties(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
 
 def _elementwise(
     name: str, summary: str, node: type, torch_fn: Callable[..., Any], kinks: Kinks | None = None,
-    code: str | None = None,
+    code: str | None = None, group: str = "",
 ) -> Function:
     """An elementwise function of one tensor; its code is ``torch.<name>(x)`` unless given."""
-    return Function(name, summary, torch_fn, node, elementwise=True, kinks=kinks, code=code or f"torch.{name}({{0}})")
+    return Function(name, summary, torch_fn, node, elementwise=True, kinks=kinks, code=code or f"torch.{name}({{0}})",
+                    group=group)
 
 
 def _axis_code(whole: str, along: str) -> Callable[..., str]:
@@ -455,8 +601,119 @@ def _kink_at_bounds(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
     return [sp.Add(x, -low, evaluate=False), sp.Add(x, -high, evaluate=False)]
 
 
-def _cat(*parts: Any) -> Any:
-    return torch.cat([part.reshape(1) if not part.dim() else part for part in parts])
+def _cat(*parts: Any, axis: int = 0) -> Any:
+    return torch.cat([part.reshape(1) if not part.dim() else part for part in parts], dim=axis)
+
+
+def _pad(x: Any, before: int, after: int, axis: int = -1) -> Any:
+    return torch.nn.functional.pad(x.movedim(axis, -1), (before, after)).movedim(-1, axis)
+
+
+def _shift(x: Any, shift: int, axis: int | None = None) -> Any:
+    moved = x.reshape(-1) if axis is None else x.movedim(axis, -1)
+    if abs(shift) >= moved.shape[-1]:
+        out = torch.zeros_like(moved)
+    else:  # a negative pad crops: (shift, -shift) moves the elements shift places
+        out = torch.nn.functional.pad(moved, (shift, -shift))
+    return out.reshape(x.shape) if axis is None else out.movedim(-1, axis)
+
+
+def _slogdet(x: Any) -> Any:
+    # log|det| as the sum of log|U_ii| of an LU factorization (what slogdet computes), through
+    # lu_factor_ex, which never raises: at a singular matrix the value is -inf and the derivative
+    # NaN (jacli's non-finite report), where slogdet's backward would raise from its solve
+    lu, _, _ = torch.linalg.lu_factor_ex(x)
+    return lu.diagonal(dim1=-2, dim2=-1).abs().log().sum(-1)
+
+
+def _nonsingular(name: str, operation: Callable[..., Any]) -> Callable[..., Any]:
+    """``operation``, with torch's error at a singular matrix as the user's error it is."""
+
+    def call(*args: Any) -> Any:
+        try:
+            return operation(*args)
+        except torch.linalg.LinAlgError as error:
+            from jacli.errors import InputError
+
+            reason = str(error).strip().splitlines()[0]
+            raise InputError(
+                f"{name} needs an invertible matrix, and this one is singular ({reason}); give a matrix "
+                "with a nonzero determinant"
+            ) from None
+
+    return call
+
+
+def check_subscripts(subscripts: str, count: int) -> str:
+    """einsum's subscripts, checked against the operand count, in explicit form (``"ij,jk->ik"``;
+    without ``->`` the output is the letters used once, in alphabetical order, as numpy).
+
+    Raises:
+        ValueError: what is wrong with them, for the parser to show.
+
+    Example:
+        >>> check_subscripts("ij, jk", 2)
+        'ij,jk->ik'
+    """
+    text = "".join(subscripts.split())
+    if "..." in text:
+        raise ValueError("'...' (broadcasting) is not supported; give every axis a letter")
+    if text.count("->") > 1 or ("-" in text.replace("->", "")) or (">" in text.replace("->", "")):
+        raise ValueError("it may have one '->', between the inputs and the output")
+    inputs, arrow, output = text.partition("->")
+    terms = inputs.split(",")
+    for term in terms + ([output] if arrow else []):
+        odd = [c for c in term if not ("a" <= c <= "z" or "A" <= c <= "Z")]
+        if odd:
+            raise ValueError(f"{odd[0]!r} is not a letter; name each axis with a letter a-z or A-Z")
+    if len(terms) != count:
+        raise ValueError(f"they name {len(terms)} operand{'s' if len(terms) != 1 else ''} and the call gives {count}")
+    used = "".join(terms)
+    if not arrow:
+        output = "".join(sorted(c for c in set(used) if used.count(c) == 1))
+    for letter in output:
+        if output.count(letter) > 1:
+            raise ValueError(f"the output {output!r} repeats {letter}")
+        if letter not in used:
+            raise ValueError(f"the output's {letter} is in no input")
+    return f"{','.join(terms)}->{output}"
+
+
+def _like(like: Any) -> dict[str, Any]:
+    """The dtype and device of a constant tensor: those of ``like`` (an input), else float64."""
+    if like is None:
+        return {"dtype": torch.float64}
+    return {"dtype": like.dtype if like.is_floating_point() else torch.float64, "device": like.device}
+
+
+def _shift_code(x: str, shift: int, axis: int | None = None) -> str:
+    """``shift`` as plain torch: roll, then zeros where the elements wrapped around."""
+    moved = f"{x}.reshape(-1)" if axis is None else f"{x}.movedim({axis}, -1)"
+    kept = f"torch.arange({moved}.shape[-1], device=device)"
+    kept = f"({kept} >= {shift}) & ({kept} < {moved}.shape[-1] + {shift})"
+    out = f"torch.where({kept}, torch.roll({moved}, {shift}, -1), 0)"
+    return f"{out}.reshape({x}.shape)" if axis is None else f"{out}.movedim(-1, {axis})"
+
+
+def _arange_code(*bounds: Any) -> str:
+    """arange as the torch side computes it: start + step * arange(count), in float."""
+    start, _, step = shapes.arange_bounds(*bounds)
+    (count,) = shapes.arange(*bounds)
+    return f"({float(start)!r} + {float(step)!r} * torch.arange({count}, dtype=dtype, device=device))"
+
+
+def _arange(*bounds: Any, like: Any = None) -> Any:
+    start, _, step = shapes.arange_bounds(*bounds)
+    (count,) = shapes.arange(*bounds)
+    return float(start) + float(step) * torch.arange(count, **_like(like))
+
+
+def _linspace(start: Any, stop: Any, count: int, like: Any = None) -> Any:
+    return torch.linspace(float(start), float(stop), count, **_like(like))
+
+
+def _eye(n: int, m: int | None = None, like: Any = None) -> Any:
+    return torch.eye(n, n if m is None else m, **_like(like))
 
 
 def _flip(x: Any, axis: int | None = None) -> Any:
@@ -514,7 +771,7 @@ _TABLE = [
     _elementwise("abs", "absolute value", sp.Abs, lambda x: torch.abs(x), _kink_at_zero),
     _elementwise("sign", "-1, 0 or 1", sp.sign, lambda x: torch.sign(x), _kink_at_zero),
     _elementwise("erf", "error function", sp.erf, lambda x: torch.special.erf(x),
-                 code="torch.special.erf({0})"),
+                 code="torch.special.erf({0})", group=SPECIAL),
     _elementwise("relu", "max(x, 0)", nodes.relu, lambda x: torch.relu(x), _kink_at_zero),
     _elementwise("sigmoid", "1 / (1 + exp(-x))", nodes.sigmoid, lambda x: torch.sigmoid(x)),
     _elementwise(
@@ -529,13 +786,13 @@ _TABLE = [
     ),
     _elementwise("cbrt", "real cube root (negative for negative x)", nodes.cbrt, _cbrt,
                  code="(torch.sign({0}) * torch.abs({0}).pow(1 / 3))"),
-    _elementwise("gamma", "the gamma function Γ(x)", sp.gamma, _gamma, code=(
+    _elementwise("gamma", "the gamma function Γ(x)", sp.gamma, _gamma, group=SPECIAL, code=(
         "torch.where({0} > 0, torch.exp(torch.lgamma(torch.where({0} > 0, {0}, torch.ones_like({0})))), "
         "math.pi / (torch.sin(math.pi * torch.where({0} > 0, torch.full_like({0}, 0.5), {0}))"
         " * torch.exp(torch.lgamma(1 - torch.where({0} > 0, torch.full_like({0}, 0.5), {0})))))")),
-    _elementwise("lgamma", "log|Γ(x)|", nodes.lgamma, lambda x: torch.lgamma(x)),
+    _elementwise("lgamma", "log|Γ(x)|", nodes.lgamma, lambda x: torch.lgamma(x), group=SPECIAL),
     Function(
-        "digamma", "d/dx lgamma(x)", lambda x: torch.special.digamma(x), None, elementwise=True,
+        "digamma", "d/dx lgamma(x)", lambda x: torch.special.digamma(x), None, elementwise=True, group=SPECIAL,
         code="torch.special.digamma({0})",
         build=lambda x: sp.polygamma(0, x, evaluate=False),
     ),
@@ -575,19 +832,22 @@ _TABLE = [
         "sum", "sum of all elements; sum(x, axis) along one axis",
         _over_all_or_axis(lambda x: x.sum(), lambda x, axis: x.sum(axis)),
         nodes.tensor_op("sum"), ints=(0, 1), expand=_sum_expansion, shape=shapes.reduced,
-        sparsity=_sparsity("reduction"), code=_axis_code("torch.sum({})", "torch.sum({}, {})"),
+        group=REDUCTIONS, sparsity=_sparsity("reduction"),
+        code=_axis_code("torch.sum({})", "torch.sum({}, {})"),
     ),
     Function(
         "mean", "mean of all elements; mean(x, axis) along one axis",
         _over_all_or_axis(lambda x: x.mean(), lambda x, axis: x.mean(axis)),
         nodes.tensor_op("mean"), ints=(0, 1), expand=_mean_expansion, shape=shapes.reduced,
-        sparsity=_sparsity("reduction"), code=_axis_code("torch.mean({})", "torch.mean({}, {})"),
+        group=REDUCTIONS, sparsity=_sparsity("reduction"),
+        code=_axis_code("torch.mean({})", "torch.mean({}, {})"),
     ),
     Function(
         "prod", "product of all elements; prod(x, axis) along one axis",
         _over_all_or_axis(lambda x: x.prod(), lambda x, axis: x.prod(axis)),
         nodes.tensor_op("prod"), ints=(0, 1), expand=_prod_expansion, shape=shapes.reduced,
-        sparsity=_sparsity("reduction"), code=_axis_code("torch.prod({})", "torch.prod({}, {})"),
+        group=REDUCTIONS, sparsity=_sparsity("reduction"),
+        code=_axis_code("torch.prod({})", "torch.prod({}, {})"),
     ),
     Function(
         "norm", "Euclidean norm of all elements; norm(x, axis) along one axis",
@@ -595,19 +855,20 @@ _TABLE = [
             lambda x: torch.linalg.vector_norm(x), lambda x, axis: torch.linalg.vector_norm(x, dim=axis)
         ),
         nodes.tensor_op("norm"), ints=(0, 1), expand=_norm_expansion, shape=shapes.reduced,
-        sparsity=_sparsity("reduction"),
+        group=REDUCTIONS, sparsity=_sparsity("reduction"),
         code=_axis_code("torch.linalg.vector_norm({})", "torch.linalg.vector_norm({}, dim={})"),
     ),
     Function(
         "dot", "inner product of two vectors of the same length",
         lambda a, b: torch.dot(a, b), nodes.tensor_op("dot"), tensors=(2, 2),
-        expand=_dot_expansion, shape=shapes.dot, sparsity=_sparsity("dot"), code="torch.dot({0}, {1})",
+        expand=_dot_expansion, shape=shapes.dot, group=LINEAR_ALGEBRA, sparsity=_sparsity("dot"),
+        code="torch.dot({0}, {1})",
     ),
     Function(
         "softmax", "exp(x) / sum(exp(x)) over all elements; softmax(x, axis) along one axis",
         _over_all_or_axis(_softmax_all, lambda x, axis: torch.softmax(x, axis)),
         nodes.tensor_op("softmax"), ints=(0, 1), expand=_softmax_expansion, shape=shapes.same,
-        sparsity=_sparsity("along_axis"),
+        group=REDUCTIONS, sparsity=_sparsity("along_axis"),
         code=_axis_code("torch.softmax({0}.reshape(-1), 0).reshape({0}.shape)", "torch.softmax({0}, {1})"),
     ),
     Function(
@@ -616,7 +877,7 @@ _TABLE = [
             lambda x: torch.log_softmax(x.reshape(-1), 0).reshape(x.shape), lambda x, axis: torch.log_softmax(x, axis)
         ),
         nodes.tensor_op("log_softmax"), ints=(0, 1), expand=_log_softmax_expansion, shape=shapes.same,
-        sparsity=_sparsity("along_axis"),
+        group=REDUCTIONS, sparsity=_sparsity("along_axis"),
         code=_axis_code("torch.log_softmax({0}.reshape(-1), 0).reshape({0}.shape)", "torch.log_softmax({0}, {1})"),
     ),
     Function(
@@ -625,118 +886,195 @@ _TABLE = [
             lambda x: torch.logsumexp(x.reshape(-1), 0), lambda x, axis: torch.logsumexp(x, axis)
         ),
         nodes.tensor_op("logsumexp"), ints=(0, 1), expand=_logsumexp_expansion, shape=shapes.reduced,
-        sparsity=_sparsity("reduction"),
+        group=REDUCTIONS, sparsity=_sparsity("reduction"),
         code=_axis_code("torch.logsumexp({0}.reshape(-1), 0)", "torch.logsumexp({0}, {1})"),
     ),
     Function(
-        "cat", "cat(a, b, ...): joined along the first axis (a scalar counts as one element)",
+        "cat", "cat(a, b, ...): joined along the first axis (a scalar counts as one element); cat(a, b, axis=1) along another",
         _cat, nodes.tensor_op("cat"), tensors=(1, 256), expand=_cat_expansion, shape=shapes.concatenated,
-        sparsity=_sparsity("concatenate"),
-        code=lambda *parts: "torch.cat([" + ", ".join(f"torch.atleast_1d({p})" for p in parts) + "])",
+        keywords=("axis",),
+        group=SHAPE, sparsity=_sparsity("concatenate"),
+        code=lambda *parts, axis=0: "torch.cat([" + ", ".join(f"torch.atleast_1d({p})" for p in parts) + f"], dim={axis})",
     ),
     Function(
         "stack", "stack(a, b, ...): the same as [a, b, ...], broadcast to one shape along a new first axis",
         lambda *parts: torch.stack(torch.broadcast_tensors(*parts)), None, tensors=(1, 256),
         elementwise=False, expand=lambda *parts: symbolic_array(np.stack(np.broadcast_arrays(*parts))),
-        shape=lambda *parts: (len(parts),) + shapes.broadcast(parts), sparsity=_sparsity("stack"),
+        shape=lambda *parts: (len(parts),) + shapes.broadcast(parts), group=SHAPE, sparsity=_sparsity("stack"),
         build=lambda *parts: nodes.Components(*parts),
         code=lambda *parts: f"torch.stack(torch.broadcast_tensors({', '.join(parts)}))",
     ),
     Function(
         "flip", "flip(x): reversed along every axis; flip(x, axis) along one",
         _flip, nodes.tensor_op("flip"), ints=(0, 1), expand=_flip_expansion, shape=shapes.flipped,
-        sparsity=_sparsity("flip"),
+        group=SHAPE, sparsity=_sparsity("flip"),
         code=_axis_code("torch.flip({0}, tuple(range({0}.dim())))", "torch.flip({0}, ({1},))"),
     ),
     Function(
         "roll", "roll(x, shift): elements moved shift places, wrapping around (flattened); roll(x, shift, axis)",
         _roll, nodes.tensor_op("roll"), ints=(1, 2), expand=_roll_expansion, shape=shapes.rolled,
-        sparsity=_sparsity("roll"),
+        group=SHAPE, sparsity=_sparsity("roll"),
         code=lambda x, shift, axis=None: f"torch.roll({x}, {shift})" if axis is None else f"torch.roll({x}, {shift}, {axis})",
+    ),
+    Function(
+        "pad", "pad(x, before, after): zeros added before and after, along the last axis; pad(x, before, after, axis)",
+        _pad, nodes.tensor_op("pad"), ints=(2, 3), expand=_pad_expansion, shape=shapes.padded,
+        group=SHAPE, sparsity=_sparsity("pad"),
+        code=lambda x, before, after, axis=-1: f"torch.nn.functional.pad({x}.movedim({axis}, -1), ({before}, {after})).movedim(-1, {axis})",
+    ),
+    Function(
+        "shift", "shift(x, k): elements moved k places, zeros coming in (roll without wrap-around, flattened); shift(x, k, axis)",
+        _shift, nodes.tensor_op("shift"), ints=(1, 2), expand=_shift_expansion, shape=shapes.shifted,
+        group=SHAPE, sparsity=_sparsity("shift"),
+        code=_shift_code,
     ),
     Function(
         "cumsum", "cumsum(x): running sum of the flattened elements; cumsum(x, axis) along one axis",
         _accumulate("cumsum"), nodes.tensor_op("cumsum"), ints=(0, 1), expand=_accumulation(np.cumsum),
-        shape=shapes.accumulated, sparsity=_sparsity("prefix"),
+        shape=shapes.accumulated, group=SHAPE, sparsity=_sparsity("prefix"),
         code=_axis_code("torch.cumsum({0}.reshape(-1), 0)", "torch.cumsum({0}, {1})"),
     ),
     Function(
         "cumprod", "cumprod(x): running product of the flattened elements; cumprod(x, axis) along one axis",
         _accumulate("cumprod"), nodes.tensor_op("cumprod"), ints=(0, 1), expand=_accumulation(np.cumprod),
-        shape=shapes.accumulated, sparsity=_sparsity("prefix"),
+        shape=shapes.accumulated, group=SHAPE, sparsity=_sparsity("prefix"),
         code=_axis_code("torch.cumprod({0}.reshape(-1), 0)", "torch.cumprod({0}, {1})"),
     ),
     Function(
         "diff", "diff(x): x[1:] - x[:-1] along the last axis; diff(x, axis) along another",
         lambda x, axis=-1: torch.diff(x, dim=axis), nodes.tensor_op("diff"), ints=(0, 1),
-        expand=_diff_expansion, shape=shapes.differenced, sparsity=_sparsity("difference"),
+        expand=_diff_expansion, shape=shapes.differenced, group=SHAPE, sparsity=_sparsity("difference"),
         code=_axis_code("torch.diff({}, dim=-1)", "torch.diff({}, dim={})"),
     ),
     Function(
         "det", "determinant of a square matrix (or of each matrix of a stack)",
         lambda x: torch.linalg.det(x), nodes.tensor_op("det"), expand=_det_expansion, shape=shapes.determinant,
-        sparsity=_sparsity("per_matrix"), code="torch.linalg.det({0})",
+        group=LINEAR_ALGEBRA, sparsity=_sparsity("per_matrix"),
+        code="torch.linalg.det({0})",
     ),
     Function(
         "logdet", "log(det(A)): NaN where det(A) < 0, as torch.logdet",
         lambda x: torch.logdet(x), nodes.tensor_op("logdet"), expand=_logdet_expansion, shape=shapes.determinant,
-        sparsity=_sparsity("per_matrix"), code="torch.logdet({0})",
+        group=LINEAR_ALGEBRA, sparsity=_sparsity("per_matrix"),
+        code="torch.logdet({0})",
+    ),
+    Function(
+        "slogdet", "log|det(A)|, finite where det(A) < 0 too (its sign is sign(det(A)))",
+        _slogdet, nodes.tensor_op("slogdet"), expand=_slogdet_expansion, shape=shapes.determinant,
+        group=LINEAR_ALGEBRA, sparsity=_sparsity("per_matrix"),
+        code="torch.linalg.lu_factor_ex({0})[0].diagonal(dim1=-2, dim2=-1).abs().log().sum(-1)",
     ),
     Function(
         "inv", "inverse of a square matrix (or of each matrix of a stack)",
-        lambda x: torch.linalg.inv(x), nodes.tensor_op("inv"), expand=_inv_expansion, shape=shapes.inverse,
-        sparsity=_sparsity("per_matrix"), code="torch.linalg.inv({0})",
+        _nonsingular("inv", lambda x: torch.linalg.inv(x)), nodes.tensor_op("inv"), expand=_inv_expansion, shape=shapes.inverse,
+        group=LINEAR_ALGEBRA, sparsity=_sparsity("per_matrix"),
+        code="torch.linalg.inv({0})",
     ),
     Function(
         "solve", "solve(A, b): x with A @ x = b, for a square A and a vector or matrix b",
-        lambda a, b: torch.linalg.solve(a, b), nodes.tensor_op("solve"), tensors=(2, 2),
-        expand=_solve_expansion, shape=shapes.solved, sparsity=_sparsity("solve"),
+        _nonsingular("solve", lambda a, b: torch.linalg.solve(a, b)), nodes.tensor_op("solve"), tensors=(2, 2),
+        expand=_solve_expansion, shape=shapes.solved, group=LINEAR_ALGEBRA, sparsity=_sparsity("solve"),
         code="torch.linalg.solve({0}, {1})",
     ),
     Function(
         "trace", "sum of a matrix's diagonal", lambda x: torch.trace(x), nodes.tensor_op("trace"),
-        expand=_trace_expansion, shape=shapes.traced, sparsity=_sparsity("trace"), code="torch.trace({0})",
+        expand=_trace_expansion, shape=shapes.traced, group=LINEAR_ALGEBRA, sparsity=_sparsity("trace"),
+        code="torch.trace({0})",
     ),
     Function(
         "diag", "diag(v): the diagonal matrix of a vector; diag(A): the diagonal of a matrix",
         lambda x: torch.diag(x), nodes.tensor_op("diag"), expand=_diag_expansion, shape=shapes.diagonal,
-        sparsity=_sparsity("diag"), code="torch.diag({0})",
+        group=LINEAR_ALGEBRA, sparsity=_sparsity("diag"),
+        code="torch.diag({0})",
     ),
     Function(
         "outer", "outer(a, b): the matrix a[i] * b[j] of two vectors", lambda a, b: torch.outer(a, b),
         nodes.tensor_op("outer"), tensors=(2, 2), expand=_outer_expansion, shape=shapes.outer,
-        sparsity=_sparsity("outer"), code="torch.outer({0}, {1})",
+        group=LINEAR_ALGEBRA, sparsity=_sparsity("outer"),
+        code="torch.outer({0}, {1})",
+    ),
+    Function(
+        "kron", "kron(a, b): the Kronecker product, every a[i] * b (torch.kron)", lambda a, b: torch.kron(a, b),
+        nodes.tensor_op("kron"), tensors=(2, 2), expand=_kron_expansion, shape=shapes.kron,
+        group=LINEAR_ALGEBRA, sparsity=_sparsity("kron"),
+        code="torch.kron({0}, {1})",
+    ),
+    Function(
+        "cross", "cross(a, b): the cross product of 3-vectors (of each pair along the last axis, broadcast)",
+        lambda a, b: torch.linalg.cross(*torch.broadcast_tensors(a, b), dim=-1), nodes.tensor_op("cross"),
+        tensors=(2, 2), expand=_cross_expansion, shape=shapes.cross, group=LINEAR_ALGEBRA, sparsity=_sparsity("cross"),
+        code="torch.linalg.cross(*torch.broadcast_tensors({0}, {1}), dim=-1)",
+    ),
+    Function(
+        "einsum", "einsum(\"ij,jk->ik\", a, b): sums of products named by letters (torch.einsum)",
+        lambda *args: torch.einsum(args[-1], *args[:-1]), nodes.einsum, tensors=(1, 8),
+        expand=_einsum_expansion, shape=shapes.einsum, group=LINEAR_ALGEBRA, sparsity=_sparsity("einsum"),
+        subscripts=check_subscripts,
+        code=lambda *args: f"torch.einsum({args[-1]!r}, {', '.join(args[:-1])})",
     ),
     Function(
         "tril", "tril(A): the lower triangle, zeros above; tril(A, k) from the k-th diagonal",
         lambda x, k=0: torch.tril(x, k), nodes.tensor_op("tril"), ints=(0, 1),
-        expand=_triangle_expansion(np.tril), shape=shapes.triangle, sparsity=_sparsity("lower"),
+        expand=_triangle_expansion(np.tril), shape=shapes.triangle, group=LINEAR_ALGEBRA, sparsity=_sparsity("lower"),
         code=_axis_code("torch.tril({}, 0)", "torch.tril({}, {})"),
     ),
     Function(
         "triu", "triu(A): the upper triangle, zeros below; triu(A, k) from the k-th diagonal",
         lambda x, k=0: torch.triu(x, k), nodes.tensor_op("triu"), ints=(0, 1),
-        expand=_triangle_expansion(np.triu), shape=shapes.triangle, sparsity=_sparsity("upper"),
+        expand=_triangle_expansion(np.triu), shape=shapes.triangle, group=LINEAR_ALGEBRA, sparsity=_sparsity("upper"),
         code=_axis_code("torch.triu({}, 0)", "torch.triu({}, {})"),
     ),
     Function(
         "reshape", "reshape(x, 2, 3): the same elements in a new shape (one size may be -1)",
         lambda x, *shape: x.reshape(shape), nodes.tensor_op("reshape"), ints=tuple(range(1, 9)),
         expand=_reshape_expansion, shape=shapes.reshaped,
-        sparsity=_sparsity("reshape"),
+        group=SHAPE, sparsity=_sparsity("reshape"),
         code=lambda x, *shape: f"torch.reshape({x}, ({', '.join(map(str, shape))}{',' if len(shape) == 1 else ''}))",
     ),
     Function(
         "transpose", "axes reversed; transpose(x, i, j) swaps axes i and j",
         _transpose, nodes.tensor_op("transpose"), ints=(0, 2), expand=_transpose_expansion, shape=shapes.transposed,
-        sparsity=_sparsity("transpose"),
+        group=SHAPE, sparsity=_sparsity("transpose"),
         code=lambda x, dim0=None, dim1=None: f"{x}.permute(*reversed(range({x}.dim())))" if dim0 is None
         else f"torch.transpose({x}, {dim0}, {dim1})",
     ),
     Function(
         "matmul", "matrix product, the same as a @ b", lambda a, b: torch.matmul(a, b),
         nodes.MatMul, tensors=(2, 2), expand=_matmul_expansion, shape=shapes.matmul,
-        sparsity=_sparsity("matmul"), code="torch.matmul({0}, {1})",
+        group=LINEAR_ALGEBRA, sparsity=_sparsity("matmul"),
+        code="torch.matmul({0}, {1})",
+    ),
+    Function(
+        "arange", "arange(stop), arange(start, stop), arange(start, stop, step): start, start + step, ... below stop",
+        _arange, nodes.tensor_op("arange"), tensors=(0, 0), ints=(1, 2, 3), expand=_arange_expansion,
+        shape=shapes.arange, group=CONSTANT, constant=True,
+        code=_arange_code,
+    ),
+    Function(
+        "linspace", "linspace(start, stop, n): n evenly spaced numbers from start to stop",
+        _linspace, nodes.tensor_op("linspace"), tensors=(0, 0), ints=(3,), expand=_linspace_expansion,
+        shape=shapes.linspace, group=CONSTANT, constant=True,
+        code=lambda start, stop, count: f"torch.linspace({float(start)!r}, {float(stop)!r}, {count}, dtype=dtype, device=device)",
+    ),
+    Function(
+        "ones", "ones(n), ones(m, n), ...: a tensor of ones", lambda *shape, like=None: torch.ones(shape, **_like(like)),
+        nodes.tensor_op("ones"), tensors=(0, 0), ints=tuple(range(1, 9)),
+        expand=lambda *shape: symbolic_array(np.full(shape, sp.S.One, dtype=object)),
+        shape=shapes.filled, group=CONSTANT, constant=True,
+        code=lambda *shape: f"torch.ones({shape!r}, dtype=dtype, device=device)",
+    ),
+    Function(
+        "zeros", "zeros(n), zeros(m, n), ...: a tensor of zeros", lambda *shape, like=None: torch.zeros(shape, **_like(like)),
+        nodes.tensor_op("zeros"), tensors=(0, 0), ints=tuple(range(1, 9)),
+        expand=lambda *shape: symbolic_array(np.full(shape, sp.S.Zero, dtype=object)),
+        shape=shapes.filled, group=CONSTANT, constant=True,
+        code=lambda *shape: f"torch.zeros({shape!r}, dtype=dtype, device=device)",
+    ),
+    Function(
+        "eye", "eye(n): the n x n identity matrix; eye(n, m): n x m, ones on the diagonal",
+        _eye, nodes.tensor_op("eye"), tensors=(0, 0), ints=(1, 2), expand=_eye_expansion,
+        shape=shapes.eye, group=CONSTANT, constant=True,
+        code=lambda n, m=None: f"torch.eye({n}, {n if m is None else m}, dtype=dtype, device=device)",
     ),
 ]
 
@@ -785,8 +1123,8 @@ COMPARISONS: dict[str, type] = {
 }
 """The comparison node for each ``ast`` comparison operator's class name (the parser's lookup)."""
 
-FUNCTIONS: dict[str, Function] = {f.name: f for f in _TABLE}
-"""Every callable name, in table order."""
+FUNCTIONS: dict[str, Function] = {f.name: f for f in sorted(_TABLE, key=lambda f: GROUPS.index(f.group))}
+"""Every callable name, by group (``GROUPS``' order), in table order within a group."""
 
 BY_NODE: dict[type, Function] = {
     f.node: f for f in _TABLE + _OPERATORS + _DERIVATIVE_ONLY if f.node is not None

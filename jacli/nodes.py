@@ -358,6 +358,38 @@ class Components(TensorOp):
         return "[" + ", ".join(printer._print(a) for a in self.args) + "]"
 
 
+class Keyword(sp.Basic):
+    """``axis=1`` inside a call (``cat(a, b, axis=1)``): the name (a ``Str``) and its Integer value.
+
+    It sits after the operands in the call's node; ``Function.arguments`` hands it to the stages
+    as a keyword, and it prints as it was written."""
+
+    @property
+    def name(self) -> str:
+        return self.args[0].name
+
+    @property
+    def value(self) -> sp.Basic:
+        return self.args[1]
+
+    def _sympystr(self, printer):
+        return f"{self.name}={printer._print(self.value)}"
+
+
+class einsum(TensorOp):
+    """``einsum("ij,jk->ik", a, b)``: the operands, then the subscripts (a ``Str``, checked and
+    written in explicit form by the parser); it prints with the subscripts first, as written."""
+
+    def _sympystr(self, printer):
+        *operands, subscripts = self.args
+        return f"einsum({subscripts.name!r}, {', '.join(printer._print(a) for a in operands)})"
+
+
+def text(value: str) -> Str:
+    """A string literal inside a tree (einsum's subscripts)."""
+    return Str(value)
+
+
 class Slice(sp.Basic):
     """``start:stop:step`` inside an index; missing bounds are ``NONE``."""
 

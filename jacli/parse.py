@@ -571,19 +571,82 @@ class _Builder:
             raise self.fail(node.func, _other_name_message(name, [self.segment(a) for a in node.args]))
         if entry is None:
             raise self.fail(node.func, unknown_function_message(name))
-        if node.keywords:
-            raise self.fail(
-                node.keywords[0], f"keyword arguments are not allowed; call {name}(x, ...) with positions"
-            )
+        keywords = self._keywords(node, entry)
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise self.fail(arg, "'*' unpacking is not allowed")
-        operands, integers = entry.split(node.args)
+        args = list(node.args)
+        subscripts = None
+        if entry.subscripts is not None:
+            if not entry.tensors[0] <= len(args) - 1 <= entry.tensors[1]:
+                raise self.fail(node, f"{name} takes {_arity(entry)}, got {len(args)}")
+            subscripts = self._subscripts(node, entry, args)
+            args = args[1:]
+        tuples = [a for a in args if isinstance(a, ast.Tuple)]
+        if tuples and entry.ints != (0,):  # numpy's pad(x, (1, 2)): jacli's integers come one by one
+            listed = ", ".join(self.segment(a) for a in args[: args.index(tuples[0])])
+            inside = ", ".join(self.segment(e) for e in tuples[0].elts)
+            raise self.fail(tuples[0], f"{name} takes its integers one by one, not as a tuple: write {name}({listed}, {inside})")
+        operands, integers = entry.split(args)
         if not entry.tensors[0] <= len(operands) <= entry.tensors[1] or len(integers) not in entry.ints:
-            raise self.fail(node, f"{name} takes {_arity(entry)}, got {len(node.args)}")
+            raise self.fail(node, f"{name} takes {_arity(entry)}, got {len(args)}")
+        if entry.constant:
+            return entry.make([], self._constants(node, entry, integers))
         tensors = [self.build(a) for a in operands]
         ints = [self._integer(a, f"{name}'s integer argument") for a in integers]
-        return entry.make(tensors, ints)
+        return entry.make(tensors, ints + ([subscripts] if subscripts is not None else []), keywords)
+
+    def _keywords(self, node: ast.Call, entry: Function) -> dict[str, int]:
+        """``axis=1``: the keyword arguments the entry takes, each an integer literal."""
+        name, found = entry.name, {}
+        for keyword in node.keywords:
+            if keyword.arg not in entry.keywords:
+                taken = " or ".join(f"{k}=" for k in entry.keywords)
+                what = "keyword arguments are not allowed" if keyword.arg is None else f"{name} takes no keyword {keyword.arg}="
+                raise self.fail(
+                    keyword, f"{what}; " + (f"{name} takes {taken}" if taken else f"call {name}(x, ...) with positions")
+                )
+            found[keyword.arg] = self._integer(keyword.value, f"{name}'s {keyword.arg}")
+        return found
+
+    def _subscripts(self, node: ast.Call, entry: Function, args: list[ast.AST]) -> str:
+        """einsum's first argument: a string literal, checked (it is data: only its letters are read)."""
+        first = args[0] if args else node
+        if not args or not isinstance(first, ast.Constant) or not isinstance(first.value, str):
+            raise self.fail(first, f'{entry.name} takes its subscripts first, as a string: {entry.name}("ij,jk->ik", a, b)')
+        assert entry.subscripts is not None
+        try:
+            return entry.subscripts(first.value, len(args) - 1)
+        except ValueError as error:
+            raise self.fail(first, f"{entry.name}'s subscripts {first.value!r}: {error}") from None
+
+    def _constants(self, node: ast.Call, entry: Function, args: list[ast.AST]) -> list[sp.Basic]:
+        """A constant tensor's arguments: numbers known now (``10**6``, ``pi/2``), exact, checked
+        by the entry's shape rule, which names a bad one."""
+        from jacli.functions import literal
+
+        values = []
+        for position, arg in enumerate(args, start=1):
+            built = self.build(arg)
+            if built.free_symbols:
+                names = ", ".join(sorted(str(s) for s in built.free_symbols))
+                raise self.fail(
+                    arg, f"{entry.name}'s argument {position} must be a number known before any input is read, "
+                    f"not a formula of {names}; write a number such as {entry.name}(5)",
+                )
+            check_magnitudes(built, self.text)
+            value = built.doit()
+            if not (value.is_number and value.is_extended_real and value.is_finite):
+                raise self.fail(
+                    arg, f"{entry.name}'s argument {position} is {printing.to_text(built)}, not a finite real number "
+                    "known before any input is read; write a number, or numbers with + - * / ** and pi, e",
+                )
+            values.append(value)
+        try:
+            entry.shape(*(literal(v) for v in values))
+        except ValueError as error:
+            raise self.fail(node, f"{entry.name}: {error}") from None
+        return values
 
     def _Subscript(self, node: ast.Subscript) -> sp.Basic:
         value = self.build(node.value)
@@ -627,7 +690,13 @@ def _chain(node: ast.AST) -> type | None:
 
 
 def _arity(entry: Function) -> str:
+    if entry.constant:
+        counts = [str(n) for n in entry.ints]
+        listed = counts[0] if len(counts) == 1 else ", ".join(counts[:-1]) + " or " + counts[-1]
+        return f"{listed} number{'s' if entry.ints != (1,) else ''}"
     low, high = entry.tensors
+    if entry.subscripts is not None:
+        return f"its subscripts (a string) and {low} to {high} operands"
     count = f"{low}" if low == high else f"{low} or {high}"
     noun = "argument" if high == 1 else "arguments"
     text = f"{count} {noun}"

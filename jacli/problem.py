@@ -494,6 +494,51 @@ def close_name(name: str, variables: Sequence[str]) -> str | None:
     return close[0] if close else None
 
 
+def wrt_without(expr: str, wrt: Any, const: Sequence[str] | str | None) -> Any:
+    """``wrt`` once the inputs held constant (``const``) are taken out: a shorter way to say
+    "every input but these". ``wrt`` and ``const`` may not share a name.
+
+    Args:
+        expr: the expression text (its variables are what ``const`` may name).
+        wrt: the inputs to differentiate with respect to, or None for all.
+        const: inputs held constant: a name, names, or items such as ``"y,z"``.
+
+    Returns:
+        The inputs to differentiate with respect to: ``wrt`` itself when ``const`` names nothing.
+
+    Example:
+        >>> wrt_without("sum((y - x[0]*exp(-x[1]*t))**2)", None, ["y", "t"])
+        ['x']
+    """
+    from jacli.parse import parse
+
+    held_items = specs.check_wrt(const)  # the same forms as wrt: a name, or a list of names
+    if not held_items:
+        return wrt  # as given: prepare checks it
+    variables = parse(expr).variables
+    held: list[str] = []
+    for item in held_items:
+        for name in (_identifier(part.strip()) for part in item.split(",")):
+            if name and name not in variables:
+                raise _unknown(f"`const` {name!r} is not a variable of the expression", name, variables, "const")
+            if name and name not in held:
+                held.append(name)
+    chosen = _check_wrt(variables, specs.check_wrt(wrt))
+    both = [name for name in held if name in chosen and wrt]
+    if both:
+        raise InputError(
+            f"{both[0]!r} is both in `wrt` (differentiate) and in `const` (hold constant); name it in one of them",
+            param="const",
+        )
+    kept = [name for name in chosen if name not in held]
+    if not kept:
+        raise InputError(
+            f"`const` holds every variable ({', '.join(variables)}), so nothing is left to differentiate; "
+            "hold fewer inputs constant", param="const",
+        )
+    return kept
+
+
 def _check_wrt(variables: Sequence[str], wrt: Sequence[str] | None) -> tuple[str, ...]:
     if not wrt:
         return tuple(variables)

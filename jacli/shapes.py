@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import sympy as sp
 
@@ -100,9 +100,9 @@ class _Walker:
         entry = BY_NODE.get(tree.func)
         if entry is None:
             raise AssertionError(f"no table entry for {tree.func}")  # a bug: the parser makes only these
-        operands, ints = entry.split(tree.args)
+        operands, literals, keywords = entry.arguments(tree.args)
         rule = entry.shape
-        return self.apply(tree, operands, lambda *parts: rule(*parts, *(int(i) for i in ints)))
+        return self.apply(tree, operands, lambda *parts: rule(*parts, *literals, **keywords))
 
     def fold(self, tree: sp.Basic) -> Shape:
         """A flat sum, product or power, folded left to right as compile does: a subtracted term
@@ -115,12 +115,12 @@ class _Walker:
         for position, (arg, operand) in enumerate(zip(tree.args, operands)):
             first_negated = isinstance(tree, sp.Add) and position == 0 and operand is not arg
             parts.append(self.negated(operand) if first_negated else self.shape(operand))
-        tensor = bool(tree.args[0].free_symbols)  # constants alone stay Python numbers
+        tensor = _makes_tensor(tree.args[0])  # constants alone stay Python numbers
         try:
             shape = parts[0]
             for arg, part in zip(tree.args[1:], parts[1:]):
                 shape = broadcast([shape, part])
-                tensor = tensor or bool(arg.free_symbols)
+                tensor = tensor or _makes_tensor(arg)
                 if tensor:
                     self.made(shape)
         except ValueError as error:
@@ -139,6 +139,15 @@ class _Walker:
             return self.made(rule(*parts))
         except (ValueError, IndexError) as error:
             raise _mismatch(tree, parts, str(error)) from None
+
+
+def _makes_tensor(tree: sp.Basic) -> bool:
+    """A tensor when evaluated: it reads an input, or holds a constant tensor such as arange(3)."""
+    if tree.free_symbols:
+        return True
+    from jacli.functions import BY_NODE
+
+    return any(getattr(BY_NODE.get(getattr(node, "func", None)), "constant", False) for node in sp.preorder_traversal(tree))
 
 
 def _operand(tree: sp.Basic, arg: sp.Basic) -> sp.Basic:
@@ -238,15 +247,119 @@ def matmul(a: Shape, b: Shape) -> Shape:
     return shape
 
 
-def concatenated(*parts: Shape) -> Shape:
-    """cat(a, b, ...): along the first axis, a scalar counting as a vector of one element; the
-    other axes must agree (torch.cat does not broadcast)."""
+def concatenated(*parts: Shape, axis: int = 0) -> Shape:
+    """cat(a, b, ..., axis=0): along ``axis``, a scalar counting as a vector of one element; the
+    parts must have as many axes, and the other axes must agree (torch.cat does not broadcast)."""
     promoted = [part or (1,) for part in parts]
-    rest = {part[1:] for part in promoted}
+    listed = ", ".join(str(part) for part in parts)
+    if len({len(part) for part in promoted}) > 1:
+        raise ValueError(f"cat needs parts with the same number of axes; got shapes {listed}")
+    position = _axis(promoted[0], axis)
+    rest = {part[:position] + part[position + 1:] for part in promoted}
     if len(rest) > 1:
-        listed = ", ".join(str(part) for part in parts)
-        raise ValueError(f"cat joins along the first axis and needs the other axes to agree; got shapes {listed}")
-    return (sum(part[0] for part in promoted),) + promoted[0][1:]
+        where = "the first axis" if position == 0 else f"axis {axis}"
+        raise ValueError(f"cat joins along {where} and needs the other axes to agree; got shapes {listed}")
+    first = promoted[0]
+    return first[:position] + (sum(part[position] for part in promoted),) + first[position + 1:]
+
+
+def padded(x: Shape, before: int, after: int, axis: int = -1) -> Shape:
+    """pad: ``before`` and ``after`` more elements along ``axis`` (the last by default)."""
+    if not x:
+        raise ValueError("pad needs at least one dimension, got a scalar")
+    if before < 0 or after < 0:
+        raise ValueError(f"pad adds elements: before and after must be >= 0, got {before} and {after} (slice to remove some)")
+    position = _axis(x, axis)
+    return x[:position] + (x[position] + before + after,) + x[position + 1:]
+
+
+def shifted(x: Shape, shift: int, axis: int | None = None) -> Shape:
+    """shift: the operand's shape (at least one dimension; ``axis`` checked)."""
+    if not x:
+        raise ValueError("shift needs at least one dimension, got a scalar")
+    return same(x, axis)
+
+
+def kron(a: Shape, b: Shape) -> Shape:
+    """kron(a, b): the Kronecker product; the shorter shape gets leading 1s, then sizes multiply."""
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    return tuple(p * q for p, q in zip(a, b))
+
+
+def cross(a: Shape, b: Shape) -> Shape:
+    """cross(a, b): 3-vectors along the last axis, the other axes broadcast."""
+    if not a or not b or a[-1] != 3 or b[-1] != 3:
+        raise ValueError(f"cross needs 3-vectors (a last axis of size 3), got shapes {a} and {b}")
+    return broadcast([a, b])
+
+
+def einsum_terms(subscripts: str) -> tuple[list[str], str]:
+    """The explicit subscripts ``"ij,jk->ik"`` as (["ij", "jk"], "ik")."""
+    inputs, output = subscripts.split("->")
+    return inputs.split(","), output
+
+
+def einsum(*parts: Any) -> Shape:
+    """einsum(a, b, ..., subscripts): each operand has one axis per letter of its term, a letter
+    has one size everywhere, and the output has the sizes of its letters."""
+    *shapes, subscripts = parts
+    terms, output = einsum_terms(subscripts)
+    sizes: dict[str, int] = {}
+    for k, (term, shape) in enumerate(zip(terms, shapes), start=1):
+        if len(term) != len(shape):
+            raise ValueError(
+                f"einsum's operand {k} has shape {shape}, {len(shape)} axes, but its subscripts {term!r} "
+                f"name {len(term)}"
+            )
+        for letter, size in zip(term, shape):
+            if sizes.setdefault(letter, size) != size:
+                raise ValueError(f"einsum's letter {letter} is {sizes[letter]} in one place and {size} in another (operand {k})")
+    return tuple(sizes[letter] for letter in output)
+
+
+# -- constant tensors: their arguments are numbers known when parsing ---------------------------
+
+
+def _whole(value: Any, what: str) -> int:
+    if not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what} must be a whole number >= 0, got {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    return str(value) if isinstance(value, int) else f"{float(value):g}"
+
+
+def arange_bounds(*values: Any) -> tuple[Any, Any, Any]:
+    """arange(stop), arange(start, stop), arange(start, stop, step) as (start, stop, step)."""
+    if len(values) == 1:
+        return 0, values[0], 1
+    start, stop, *step = values
+    return start, stop, step[0] if step else 1
+
+
+def arange(*values: Any) -> Shape:
+    """arange: ceil((stop - start) / step) elements (none when that is negative), as numpy."""
+    start, stop, step = arange_bounds(*values)
+    if step == 0:
+        raise ValueError("the step is 0; give a step other than 0, as in arange(0, 1, 1/10)")
+    return (max(math.ceil((stop - start) / step), 0),)
+
+
+def linspace(start: Any, stop: Any, count: Any) -> Shape:
+    """linspace(start, stop, n): n elements."""
+    return (_whole(count, "the count n (linspace(start, stop, n))"),)
+
+
+def filled(*sizes: Any) -> Shape:
+    """ones, zeros: the shape given."""
+    return tuple(_whole(size, "each size") for size in sizes)
+
+
+def eye(n: Any, m: Any = None) -> Shape:
+    """eye(n), eye(n, m): an n x n (n x m) matrix."""
+    return (_whole(n, "the size n"), _whole(n if m is None else m, "the size m"))
 
 
 def flipped(x: Shape, axis: int | None = None) -> Shape:

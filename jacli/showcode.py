@@ -147,17 +147,19 @@ class _Writer:
         entry = BY_NODE.get(tree.func)
         if entry is None or entry.code is None:
             raise TypeError(f"bug: no table entry writes code for {tree.func} (in {tree})")
-        operands, integers = entry.split(tree.args)
+        operands, literals, keywords = entry.arguments(tree.args)
         codes = [self.lift(self.node(operand)) for operand in operands]
         if self.counting:
             return _Code("", _ATOM, True)
-        return _Code(self.call(entry.code, codes, [int(i) for i in integers]), _ATOM, True)
+        return _Code(self.call(entry.code, codes, literals, keywords), _ATOM, True)
 
-    def call(self, template: str | Callable[..., str], codes: list[_Code], ints: list[int]) -> str:
-        """A table entry's code with these operands: each used twice named first, each followed
-        by ``.`` (a method call) parenthesized where it needs to be."""
+    def call(self, template: str | Callable[..., str], codes: list[_Code], ints: list[Any],
+             keywords: dict[str, Any] | None = None) -> str:
+        """A table entry's code with these operands, literals (the integers, a constant's numbers,
+        einsum's subscripts) and keywords: each operand used twice named first, each followed by
+        ``.`` (a method call) parenthesized where it needs to be."""
         if not isinstance(template, str):  # a function of the operands: its text with markers in
-            marked = template(*(f"\x00{index}\x00" for index in range(len(codes))), *ints)
+            marked = template(*(f"\x00{index}\x00" for index in range(len(codes))), *ints, **(keywords or {}))
             template = re.sub(r"\x00(\d+)\x00", r"{\1}", marked.replace("{", "{{").replace("}", "}}"))
             ints = []
         texts = []

@@ -261,11 +261,10 @@ class _Walker:
         entry = BY_NODE.get(tree.func)
         if entry is None:
             raise AssertionError(f"no table entry for {tree.func}")  # a bug: the parser makes only these
-        arguments, integers = entry.split(tree.args)
+        arguments, literals, keywords = entry.arguments(tree.args)
         operands = [self.walk(arg) for arg in arguments]
-        ints = [int(i) for i in integers]
-        shape = entry.shape(*(o.shape for o in operands), *ints)
-        return Operand(shape, entry.sparsity(context, shape, operands, *ints))
+        shape = entry.shape(*(o.shape for o in operands), *literals, **keywords)
+        return Operand(shape, entry.sparsity(context, shape, operands, *literals, **keywords))
 
 
 # -- the primitives ------------------------------------------------------------------------------
@@ -505,9 +504,98 @@ def stack(context: Context, shape: Shape, operands: Sequence[Operand]) -> Patter
     return context.stack([context.broadcast(operand, shape[1:]) for operand in operands], shape)
 
 
-def concatenate(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
-    """cat: each operand's rows, one block after another (a scalar is one row)."""
-    return context.stack([o.pattern for o in operands], shape, rows=[math.prod(o.shape) for o in operands])
+def concatenate(context: Context, shape: Shape, operands: Sequence[Operand], axis: int = 0) -> Pattern | None:
+    """cat: each operand's rows, one block after another (a scalar is one row); along another
+    axis, those blocks gathered into the joined order."""
+    sizes = [math.prod(o.shape) for o in operands]
+    if axis % len(shape) == 0:
+        return context.stack([o.pattern for o in operands], shape, rows=sizes)
+    blocks = Operand((sum(sizes),), context.stack([o.pattern for o in operands], (sum(sizes),), rows=sizes))
+    offsets = np.cumsum([0] + sizes[:-1])
+    taken = np.concatenate([offset + _positions(o.shape or (1,)) for offset, o in zip(offsets, operands)], axis=axis)
+    return context.gather(blocks, taken.reshape(-1), shape)
+
+
+def constant(context: Context, shape: Shape, operands: Sequence[Operand], *values: object) -> Pattern | None:
+    """arange, linspace, ones, zeros, eye: constants, depending on no input."""
+    return None
+
+
+def pad(context: Context, shape: Shape, operands: Sequence[Operand], before: int, after: int, axis: int = -1) -> Pattern | None:
+    """Zeros before and after along an axis: a gather, the added elements constant."""
+    (operand,) = operands
+    widths = [(0, 0)] * len(operand.shape)
+    widths[axis % len(operand.shape)] = (before, after)
+    taken = np.pad(_positions(operand.shape), widths, constant_values=-1)
+    return context.gather(operand, taken.reshape(-1), shape)
+
+
+def shift(context: Context, shape: Shape, operands: Sequence[Operand], places: int, *axis: int) -> Pattern | None:
+    """Moved ``places`` places, zeros coming in: a gather, the vacated elements constant."""
+    (operand,) = operands
+    positions = _positions(operand.shape)
+    moved = positions.reshape(-1) if not axis else np.moveaxis(positions, axis[0], -1)
+    n = moved.shape[-1]
+    taken = np.full(moved.shape, -1, dtype=np.int64)
+    if 0 <= places < n:
+        taken[..., places:] = moved[..., : n - places]
+    elif -n < places < 0:
+        taken[..., : n + places] = moved[..., -places:]
+    taken = taken.reshape(operand.shape) if not axis else np.moveaxis(taken, -1, axis[0])
+    return context.gather(operand, taken.reshape(-1), shape)
+
+
+def kron(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
+    """kron(a, b): each output element is one element of ``a`` times one of ``b`` (numpy's kron
+    of the operands' positions says which)."""
+    a, b = operands
+    n = len(shape)
+    left, right = ((1,) * (n - len(o.shape)) + tuple(o.shape) for o in (a, b))
+    taken_a = np.kron(_positions(a.shape).reshape(left), np.ones(right, dtype=np.int64))
+    taken_b = np.kron(np.ones(left, dtype=np.int64), _positions(b.shape).reshape(right))
+    return context.union(
+        [context.gather(a, taken_a.reshape(-1), shape), context.gather(b, taken_b.reshape(-1), shape)], shape
+    )
+
+
+def cross(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
+    """cross(a, b)[..., i] = a[..., i+1] b[..., i+2] - a[..., i+2] b[..., i+1] (indices mod 3):
+    the other two components of each vector, after broadcasting."""
+    parts = []
+    for operand in operands:
+        spread = Operand(shape, context.broadcast(operand, shape))
+        for offset in (-1, -2):
+            parts.append(context.gather(spread, np.roll(_positions(shape), offset, axis=-1).reshape(-1), shape))
+    return context.union(parts, shape)
+
+
+def einsum(context: Context, shape: Shape, operands: Sequence[Operand], subscripts: str) -> Pattern | None:
+    """einsum: output element (its letters' values) depends on each operand's elements whose
+    shared letters have the same values, over every value of the letters summed away. Per
+    operand: its diagonal where a letter repeats (a gather), the summed letters collected, then
+    broadcast onto the output's letters (a gather); the operands' patterns united."""
+    from jacli.shapes import einsum_terms
+
+    terms, output = einsum_terms(subscripts)
+    parts = []
+    for term, operand in zip(terms, operands):
+        if operand.pattern is None:
+            continue
+        letters = "".join(dict.fromkeys(term))  # each letter once, in order
+        diagonal = np.einsum(f"{term}->{letters}", _positions(operand.shape)) if term else _positions(())
+        unique = Operand(diagonal.shape, context.gather(operand, diagonal.reshape(-1), diagonal.shape))
+        kept = "".join(letter for letter in letters if letter in output)
+        kept_shape = tuple(diagonal.shape[letters.index(letter)] for letter in kept)
+        reduced_positions = _positions(kept_shape)
+        # kept is a subsequence of letters: the reduced positions, with 1s at the summed letters
+        owner = reduced_positions.reshape(tuple(n if letter in kept else 1 for letter, n in zip(letters, diagonal.shape)))
+        owner = np.broadcast_to(owner, diagonal.shape).reshape(-1)
+        reduced = Operand(kept_shape, context.collect(unique, owner, kept_shape))
+        order = "".join(letter for letter in output if letter in kept)
+        onto = np.einsum(f"{kept}->{order}", reduced_positions) if kept else reduced_positions
+        onto = onto.reshape(tuple(n if letter in kept else 1 for letter, n in zip(output, shape)))
+        parts.append(context.gather(reduced, np.broadcast_to(onto, shape).reshape(-1), shape))
+    return context.union(parts, shape)
 
 
 def flip(context: Context, shape: Shape, operands: Sequence[Operand], *axis: int) -> Pattern | None:
@@ -643,7 +731,7 @@ def upper(context: Context, shape: Shape, operands: Sequence[Operand], diagonal:
 __all__ = [
     "Context", "Operand", "Pattern", "patterns",
     # the rules (functions.py names them in each entry's ``sparsity``)
-    "along_axis", "concatenate", "diag", "difference", "dot", "lower", "outer", "per_matrix",
+    "along_axis", "concatenate", "constant", "cross", "diag", "einsum", "kron", "pad", "shift", "difference", "dot", "lower", "outer", "per_matrix",
     "solve", "trace", "upper", "elementwise", "flip", "matmul", "prefix", "reduction",
     "reshape", "roll", "stack", "transpose",
 ]

@@ -19,7 +19,7 @@ from torch.autograd import gradcheck, gradgradcheck
 from jacli import nodes, structure
 from jacli.compile import compile_expression
 from jacli.errors import ExpressionError
-from jacli.functions import BY_NODE, CONSTANTS, FUNCTIONS, Function
+from jacli.functions import BY_NODE, CONSTANTS, FUNCTIONS, GROUPS, Function
 from jacli.parse import parse
 from jacli.engine.exact import element_symbols
 
@@ -292,6 +292,7 @@ V4A, V4B = rng.uniform(-1, 1, 4), rng.uniform(-1, 1, 4)
 M34 = rng.uniform(-1, 1, (3, 4))
 V3 = rng.uniform(-1, 1, 3)
 M33 = rng.uniform(-1, 1, (3, 3)) + 2 * np.eye(3)  # well conditioned
+V3B = rng.uniform(-1, 1, 3)
 
 
 def _softmax(a: np.ndarray, axis: int | None) -> np.ndarray:
@@ -370,6 +371,46 @@ TENSOR_CASES = [
     ("matmul(a, b)", [M23, V3], lambda a, b: a @ b),
     ("a @ b", [V4A, V4B], lambda a, b: np.sum(a * b)),
     ("sum(softmax(x, 1) * x, 1)", [M23], lambda x: np.sum(_softmax(x, 1) * x, axis=1)),
+    # cat along another axis, pad, kron, cross, einsum, slogdet
+    ("cat(x, 2*x, axis=1)", [M23], lambda x: np.concatenate([x, 2 * x], axis=1)),
+    ("cat(x, y, axis=-1)", [M23, M34[:2]], lambda x, y: np.concatenate([x, y], axis=-1)),
+    ("cat(x, y, axis=0)", [M23, M34[:, :3]], lambda x, y: np.concatenate([x, y])),
+    ("pad(x, 1, 2)", [M23], lambda x: np.pad(x, ((0, 0), (1, 2)))),
+    ("pad(x, 2, 0, 0)", [M23], lambda x: np.pad(x, ((2, 0), (0, 0)))),
+    ("pad(x, 0, 1)", [V3], lambda x: np.pad(x, (0, 1))),
+    # shift: roll without the wrap-around, zeros coming in (numpy's pad and a slice as the reference)
+    ("shift(x, 2)", [M23], lambda x: np.pad(x.reshape(-1), (2, 0))[:6].reshape(2, 3)),
+    ("shift(x, -1, 1)", [M23], lambda x: np.pad(x, ((0, 0), (0, 1)))[:, 1:]),
+    ("shift(x, 1, 0)", [M234], lambda x: np.pad(x, ((1, 0), (0, 0), (0, 0)))[:2]),
+    ("shift(x, -2)", [V4A], lambda x: np.pad(x, (0, 2))[2:]),
+    ("kron(x, y)", [M23, V3], lambda x, y: np.kron(x, y)),
+    ("kron(x, y)", [V4A, V3], lambda x, y: np.kron(x, y)),
+    ("cross(x, y)", [V3, V3B], lambda x, y: np.cross(x, y)),
+    ("cross(x, y)", [M23, V3B], lambda x, y: np.cross(x, y)),
+    ("einsum('ij,jk->ik', a, b)", [M23, M34], lambda a, b: a @ b),
+    ("einsum('ij,jk', a, b)", [M23, M34], lambda a, b: a @ b),
+    ("einsum('ii', x)", [M33], lambda x: np.trace(x)),
+    ("einsum('ii->i', x)", [M33], lambda x: np.diag(x)),
+    ("einsum('ij->ji', x)", [M23], lambda x: x.T),
+    ("einsum('i,i', a, b)", [V4A, V4B], lambda a, b: np.dot(a, b)),
+    ("einsum('ij,i->j', a, b)", [M34, V3], lambda a, b: b @ a),
+    ("einsum('i,j->ij', a, b)", [V4A, V3], lambda a, b: np.outer(a, b)),
+    ("slogdet(x)", [M33], lambda x: np.linalg.slogdet(x)[1]),
+    ("slogdet(-x)", [M33], lambda x: np.linalg.slogdet(-x)[1]),  # det < 0: still finite
+    # constant tensors inside a formula
+    ("x * arange(1, 4)", [V3], lambda x: x * np.arange(1, 4)),
+    ("x * arange(3)", [V3], lambda x: x * np.arange(3)),
+    ("x * arange(6, 0, -2)", [V3], lambda x: x * np.arange(6, 0, -2)),
+    ("sum(x * arange(0, 1, 1/4))", [V4A], lambda x: np.sum(x * np.arange(0, 1, 0.25))),
+    ("x - linspace(0, 1, 3)", [V3], lambda x: x - np.linspace(0, 1, 3)),
+    ("x @ (eye(3) + ones(3, 3))", [V3], lambda x: x @ (np.eye(3) + np.ones((3, 3)))),
+    ("x + zeros(2, 3)", [M23], lambda x: x + np.zeros((2, 3))),
+    ("x * ones(3) + zeros(3)", [V3], lambda x: x * np.ones(3) + np.zeros(3)),
+    ("x * ones(1, 2, 3) - zeros(2, 1, 3)", [M23], lambda x: x * np.ones((1, 2, 3)) - np.zeros((2, 1, 3))),
+    ("x * eye(3, 4)", [M34], lambda x: x * np.eye(3, 4)),
+    ("x + [1, 2, 3]", [V3], lambda x: x + np.array([1.0, 2.0, 3.0])),
+    ("sum((y - x[0]*exp(-x[1]*arange(1, 16)/10))**2)", [np.linspace(0.2, 3, 15), V3[:2]],
+     lambda y, x: np.sum((y - x[0] * np.exp(-x[1] * np.arange(1, 16) / 10)) ** 2)),
 ]
 
 
@@ -403,7 +444,8 @@ def _integer_counts(tree: sp.Basic) -> dict[str, set[int]]:
     for node in sp.preorder_traversal(tree):
         entry = BY_NODE.get(getattr(node, "func", None))
         if entry is not None and not entry.elementwise:
-            counts.setdefault(entry.name, set()).add(len(entry.split(node.args)[1]))
+            # einsum's subscripts are no integer
+            counts.setdefault(entry.name, set()).add(len(entry.split(node.args)[1]) - bool(entry.subscripts))
     return counts
 
 
@@ -415,7 +457,7 @@ def test_tensor_functions_are_all_covered_with_each_integer_count() -> None:
     for name, entry in FUNCTIONS.items():
         if entry.elementwise or entry.node is None:
             continue  # stack builds a list literal [a, b], covered by the list cases
-        wanted = set(entry.ints) if name != "reshape" else {1, 2, 3}
+        wanted = set(entry.ints) if name not in ("reshape", "ones", "zeros") else {1, 2, 3}
         assert wanted <= seen.get(name, set()), name
 
 
@@ -431,7 +473,7 @@ def test_table_names_and_nodes_are_consistent() -> None:
         if entry.node is not None:
             assert BY_NODE[entry.node] is entry
         low, high = entry.tensors
-        assert 1 <= low <= high
+        assert (0 if entry.constant else 1) <= low <= high
         assert all(k >= 0 for k in entry.ints)
 
 
@@ -440,7 +482,11 @@ def test_the_compiler_knows_every_call_the_parser_accepts(name: str) -> None:
     entry = FUNCTIONS[name]
     for n in range(entry.tensors[0], entry.tensors[1] + 1):
         for k in entry.ints:
-            text = f"{name}({', '.join(['x', 'y', 'z'][:n] + ['0'] * k)})"
+            # a constant's arguments are sizes and bounds: 1, not 0, which is no arange step
+            arguments = ['x', 'y', 'z'][:n] + ['1' if entry.constant else '0'] * k
+            if entry.subscripts is not None:  # einsum: "i,i,i" for three operands
+                arguments.insert(0, repr(",".join("i" * min(n, 3))))
+            text = f"{name}({', '.join(arguments)})"
             compiled = compile_expression(text)
             assert compiled.variables == ("x", "y", "z")[:n], text
 
@@ -503,6 +549,18 @@ CALLS = {
     "tril": [([(3, 3)], []), ([(2, 3, 4)], [1])],
     "triu": [([(3, 3)], []), ([(3, 4)], [-1])],
     "held_max": [([(2, 3)], []), ([(2, 3), (2, 3), ()], [])],
+    "pad": [([(2, 3)], [1, 2]), ([(2, 3)], [0, 1, 0])],
+    "shift": [([(2, 3)], [2]), ([(2, 3)], [-1, 1]), ([(4,)], [5]), ([(2, 3)], [-2, 0])],
+    "kron": [([(2, 3), (2,)], []), ([(2,), (3,)], [])],
+    "cross": [([(3,), (3,)], []), ([(2, 3), (3,)], [])],
+    "einsum": [([(2, 3), (3, 4)], ["ij,jk->ik"]), ([(3, 3)], ["ii->i"]), ([(3, 3)], ["ii->"]),
+               ([(2, 3), (2,)], ["ij,i->ji"]), ([(2, 2, 3)], ["iij->j"])],
+    "slogdet": [([(3, 3)], []), ([(2, 2, 2)], [])],
+    "arange": [([], [5]), ([], [1, 4]), ([], [6, 0, -2])],
+    "linspace": [([], [0, 1, 5]), ([], [2, -1, 1])],
+    "ones": [([], [2, 3])],
+    "zeros": [([], [3])],
+    "eye": [([], [3]), ([], [2, 3])],
 }
 
 
@@ -518,7 +576,8 @@ def test_every_entry_is_in_the_calls_tried_here() -> None:
     for entry in ENTRIES:
         assert _calls(entry)
         for shapes, ints in _calls(entry):
-            assert entry.tensors[0] <= len(shapes) <= entry.tensors[1] and len(ints) in entry.ints
+            assert entry.tensors[0] <= len(shapes) <= entry.tensors[1]
+            assert len(ints) - bool(entry.subscripts) in entry.ints
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
@@ -532,7 +591,8 @@ def test_every_field_is_present_and_consistent(entry: Function) -> None:
     if entry.node is not None:
         assert BY_NODE[entry.node] is entry
     low, high = entry.tensors
-    assert 1 <= low <= high and all(k >= 0 for k in entry.ints)
+    assert (0 if entry.constant else 1) <= low <= high and all(k >= 0 for k in entry.ints)
+    assert entry.group in GROUPS
     assert entry.kinks is None or callable(entry.kinks)
     if entry.ints != (0,):
         assert low == high  # else split could not tell operands from integers
@@ -548,7 +608,8 @@ def test_split_takes_back_what_make_built(entry: Function) -> None:
         operands = list(sp.symbols(f"a0:{len(shapes)}", real=True))
         node = entry.make(operands, ints)
         assert isinstance(node, entry.node)
-        assert entry.split(node.args) == (operands, [sp.Integer(i) for i in ints])
+        literals = [nodes.text(i) if isinstance(i, str) else sp.Integer(i) for i in ints]
+        assert entry.split(node.args) == (operands, literals)
 
 
 def test_split_examples() -> None:
@@ -656,6 +717,12 @@ def test_a_tensor_entry_without_an_expansion_is_refused_when_the_table_loads() -
         Function("trace", "sum of the diagonal", lambda x: x.trace(), nodes.tensor_op("trace"), expand=max, shape=max)
     with pytest.raises(TypeError, match="fixed operand count"):
         Function("f", "f", lambda *a: a[0], nodes.tensor_op("f"), tensors=(1, 2), ints=(0, 1), expand=max)
+    with pytest.raises(TypeError, match="names no group"):
+        Function("trace", "sum of the diagonal", lambda x: x.trace(), nodes.tensor_op("trace"), expand=max, shape=max,
+                 sparsity=max)
+    with pytest.raises(TypeError, match="no \\(min, max\\) range"):  # only a constant takes no operand
+        Function("f", "f", lambda: 1, nodes.tensor_op("f"), tensors=(0, 0), ints=(1,), expand=max, shape=max,
+                 sparsity=max, group="constant tensors")
 
 
 def test_an_elementwise_entry_expands_entry_by_entry_by_the_rule() -> None:

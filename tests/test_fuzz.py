@@ -222,6 +222,11 @@ def _tensor(child):
     reshaped = st.tuples(st.sampled_from([
         "softmax({})", "sum(({})[1:]) * ({})", "[({})[0], ({})[2], 1]", "log_softmax({})", "cumsum({})",
         "cumprod({})", "flip({})", "roll({}, 1)", "cat(diff({}), sum({}))", "cat(({})[0], ({})[1:])",
+        # constant tensors, cat along an axis, pad (a shift), kron, cross, einsum, slogdet (#12)
+        "({0}) * arange(1, 4) - linspace(0, 1, 3)", "eye(3) @ ({0}) + ones(3)",
+        "sum(cat(reshape({0}, 3, 1), reshape({0}, 3, 1)**2, axis=1), 1)", "pad({0}, 1, 0)[:3] - ({0})", "shift({0}, -1) * ({0})",
+        "kron([1, -0.5], {0})[1:4]", "cross({0}, roll({0}, 1) + [1, 0, 0])", "einsum('ij,j->i', outer({0}, {0}), {0})",
+        "einsum('i,i->i', {0}, {0}) + einsum('i,i', {0}, {0})", "slogdet(outer({0}, {0}) + eye(3)) * ({0})",
     ]), vector).map(
         lambda args: (args[0].format(args[1][0], args[1][0]), (3,))
     )

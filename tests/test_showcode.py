@@ -176,7 +176,13 @@ CALLS = {
     "inv": "inv(m)", "solve": "solve(m, p[:2])", "trace": "trace(m)", "diag": "diag(m) + diag(diag(m))[0]",
     "outer": "outer(x, p)", "tril": "tril(m) + tril(m, -1)", "triu": "triu(m) + triu(m, 1)",
     "reshape": "reshape(x, 2, 2)", "transpose": "transpose(m) + transpose(m, 0, 1)", "matmul": "matmul(m, m)",
+    "pad": "pad(x, 1, 2) + pad(x, 3, 0, 0)", "shift": "shift(x, 1) + shift(x, -2) + shift(x, 5) + reshape(shift(m, 1, 1), 4)",
+    "kron": "kron(m, m)", "cross": "cross(x[:3], p[1:])", "einsum": 'einsum("ij,jk->ik", m, m) + einsum("ii", m)',
+    "slogdet": "slogdet(m) + slogdet(-m @ m)", "arange": "x * arange(4) + arange(1, 9, 2) / 10 + arange(0.5, 2.5, 0.5)",
+    "linspace": "x * linspace(0, 1, 4) + linspace(1/3, 2, 4)", "ones": "x * ones(4) + sum(m * ones(2, 2))",
+    "zeros": "x + zeros(4)", "eye": "m * eye(2) + sum(eye(2, 3))",
 }
+CALLS["cat"] = "cat(x, p, 2)[:8] + reshape(cat(m, m, axis=1), 8)"
 COMPARISONS = "(x < p) + (x <= p) + (x > p) + (x >= p) + (x == p) + (x != p)"
 
 

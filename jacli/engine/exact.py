@@ -42,6 +42,9 @@ MAX_INPUT_ELEMENTS = 400
 MAX_ENTRIES = 10_000
 """... and Jacobians of at most this many entries (SymPy works entry by entry)."""
 
+MAX_INTERMEDIATE = 100_000
+"""... and intermediate results of at most this many elements (a constant such as ones(10**6))."""
+
 Symbolic = np.ndarray
 """A numpy object array of SymPy expressions (0-dimensional for a scalar)."""
 
@@ -102,10 +105,18 @@ class _Expired(Exception):
     """The deadline passed (caught inside ``deadline`` only)."""
 
 
-def check_size(shapes: Mapping[str, tuple[int, ...]], output_shape: tuple[int, ...], wrt: Sequence[str]) -> None:
-    """Refuse expansions too big for SymPy to finish in reasonable time."""
+def check_size(
+    shapes: Mapping[str, tuple[int, ...]], output_shape: tuple[int, ...], wrt: Sequence[str], largest: int = 0
+) -> None:
+    """Refuse expansions too big for SymPy to finish in reasonable time (``largest``: the most
+    elements of one intermediate result, such as a constant ones(10**6) inside the formula)."""
     inputs = sum(math.prod(shapes[name]) for name in shapes)
     entries = math.prod(output_shape) * sum(math.prod(shapes[name]) for name in wrt)
+    if largest > MAX_INTERMEDIATE:
+        raise ResourceError(
+            f"the symbolic method works entry by entry and handles intermediate results of at most "
+            f"{MAX_INTERMEDIATE:,} elements; this formula makes one of {largest:,}. Use `method` reverse or forward."
+        )
     if inputs > MAX_INPUT_ELEMENTS or entries > MAX_ENTRIES:
         raise ResourceError(
             f"the symbolic method works entry by entry and handles at most {MAX_INPUT_ELEMENTS} "
@@ -134,7 +145,8 @@ def jacobian(
     """
     from jacli.shapes import infer
 
-    check_size(shapes, infer(tree, shapes).output, wrt)
+    sizes = infer(tree, shapes)
+    check_size(shapes, sizes.output, wrt, sizes.largest)
     output = expand(tree, shapes)
     blocks = {}
     for name in wrt:
@@ -152,7 +164,9 @@ def hessian(
     tree: sp.Basic, shapes: Mapping[str, tuple[int, ...]], wrt: Sequence[str]
 ) -> dict[tuple[str, str], Symbolic]:
     """The exact Hessian blocks of a single-element output, keyed by (a, b), shaped a.shape + b.shape."""
-    check_size(shapes, (sum(math.prod(shapes[n]) for n in wrt),), wrt)
+    from jacli.shapes import infer
+
+    check_size(shapes, (sum(math.prod(shapes[n]) for n in wrt),), wrt, infer(tree, shapes).largest)
     output = expand(tree, shapes)
     if output.size != 1:
         raise ShapeError(f"the Hessian needs a single-element output; this one has shape {output.shape}")
@@ -262,10 +276,10 @@ class _Expander:
         entry = BY_NODE.get(tree.func)
         if entry is None:  # the parser builds only table functions: this is a bug
             raise TypeError(f"no table entry expands {tree.func.__name__} (in {tree})")
-        operands, ints = entry.split(tree.args)
+        operands, literals, keywords = entry.arguments(tree.args)
         args = [self.node(a) for a in operands]
         try:
-            return entry.expand(*args, *(int(i) for i in ints))
+            return entry.expand(*args, *literals, **keywords)
         except (ValueError, IndexError) as error:
             raise ShapeError(f"cannot evaluate {tree}: {error}") from None
 
