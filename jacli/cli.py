@@ -183,7 +183,7 @@ FLAGS = {
     "atol": "--atol", "symbolic": "--symbolic", "det": "--det", "output": "--output",
     "format": "--format", "precision": "--precision", "full": "--full", "layout": "--layout",
     "matrix": "--matrix",
-    "view": "--view", "plot": "--plot",
+    "view": "--view", "plot": "--plot", "batch_axis": "--batch-axis", "batched": "--batched",
 }
 """Each library parameter's flag: how the CLI prints a message that names a parameter."""
 
@@ -226,6 +226,22 @@ WRITE = {
     )),
 }
 
+
+POINTS = {
+    "batch_axis": (Optional[int], typer.Option(
+        None, "--batch-axis", metavar="AXIS",
+        help="Many points in one call: axis AXIS of the inputs (0: the leading one) runs over "
+        "independent points, and the result is one per point, computed together, with the points "
+        "on its leading axis: (points,) + the one-point shape. Inputs without that axis (a number) "
+        "are shared by all points.",
+    )),
+    "batched": (List[str], typer.Option(
+        [], "--batched", metavar="NAMES",
+        help="With --batch-axis: the inputs that hold the points (a,b or repeated); the others are "
+        "shared by all points. Default: every input that has the axis.",
+    )),
+}
+"""``--batch-axis`` and ``--batched``, for the commands that vectorize over points."""
 
 NOISE = {
     "quiet": (bool, typer.Option(
@@ -326,6 +342,20 @@ class _Options:
     """The input specs of a continued problem (``_continue``), which replace ``inputs``."""
     view: Optional[View] = None
     plot: Optional[Path] = None
+    batch_axis: Optional[int] = None
+    batched: List[str] = field(default_factory=list)
+
+    def points(self) -> dict[str, Any]:
+        """The library's ``batch_axis`` and ``batched`` (none without --batch-axis)."""
+        if self.batch_axis is None:
+            if self.batched:
+                raise JacliError("--batched names the inputs that hold points along --batch-axis; give --batch-axis "
+                                 "too, e.g. --batch-axis 0")
+            return {}
+        if self.view is not None or self.plot is not None:
+            raise JacliError(f"{'--view' if self.view is not None else '--plot'} draws one matrix; with --batch-axis "
+                             "there is one per point: leave out --batch-axis to draw one point")
+        return {"batch_axis": self.batch_axis, "batched": list(self.batched) or None}
 
     def specs(self) -> tuple[list, Optional[int]]:
         """The cheap checks (specs, device name, budget) before torch or SymPy load."""
@@ -540,7 +570,7 @@ def _remember(command: str, values: dict[str, Any], o: _Options) -> None:
 
 
 @app.command(cls=_Command, short_help="The Jacobian of EXPR for each input.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE, POINTS)
 def jacobian(
     expression: str = _expression("[r*cos(t), r*sin(t)]"),
     wrt: List[str] = WRT,
@@ -581,6 +611,7 @@ def jacobian(
       jacli jacobian "(x+1)**2" --input eye:1000 --layout diagonal
 
       jacli jacobian "x[:-2] - 2*x[1:-1] + x[2:]" -i randn:10000 --view spy
+      jacli jacobian "[r*cos(t), r*sin(t)]" -i r=1,2,3 -i t=0.5 --batch-axis 0 -f json
     """
 
     def compute() -> Any:
@@ -597,14 +628,14 @@ def jacobian(
         return api.compute_jacobian(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
             seed=o.seed, max_memory=budget, untrusted=o.untrusted, progress=_RowProgress(), symbolic=symbolic, det=det,
-            layout=shown.value, matrix=matrix or None,
+            layout=shown.value, matrix=matrix or None, **o.points(),
         )
 
     o.run(compute)
 
 
 @app.command(cls=_Command, short_help="vᵀJ: what y.backward(v) leaves in x.grad.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, POINTS)
 def vjp(
     expression: str = _expression("3*a + 2*b**2"),
     v: str = typer.Option(
@@ -639,14 +670,14 @@ def vjp(
         v_spec = spec_module.parse_spec(spec_module.unnamed_v(v), for_v=True)
         return api.compute_vjp(
             expression, specs, v_spec, wrt=wrt, method=method.value, device=o.device,
-            dtype=o.dtype.value, seed=o.seed, max_memory=budget, untrusted=o.untrusted,
+            dtype=o.dtype.value, seed=o.seed, max_memory=budget, untrusted=o.untrusted, **o.points(),
         )
 
     o.run(compute)
 
 
 @app.command(cls=_Command, short_help="J·v, the Jacobian-vector product.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, POINTS)
 def jvp(
     expression: str = _expression("[r*cos(t), r*sin(t)]"),
     v: List[str] = V_DIRECTION,
@@ -670,14 +701,14 @@ def jvp(
         specs, budget = o.specs()
         return api.compute_jvp(
             expression, specs, _directions(v), device=o.device, dtype=o.dtype.value, seed=o.seed,
-            max_memory=budget, untrusted=o.untrusted,
+            max_memory=budget, untrusted=o.untrusted, **o.points(),
         )
 
     o.run(compute)
 
 
 @app.command(cls=_Command, short_help="The gradient of a one-number output.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE)
+@_options(PROBLEM, PLACE, SHOW, WRITE, POINTS)
 def grad(
     expression: str = _expression("x**2 + 3*x + 1", "A formula with one number as output"),
     wrt: List[str] = WRT,
@@ -704,7 +735,7 @@ def grad(
         specs, budget = o.specs()
         return api.compute_grad(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
-            seed=o.seed, max_memory=budget, untrusted=o.untrusted, symbolic=symbolic,
+            seed=o.seed, max_memory=budget, untrusted=o.untrusted, symbolic=symbolic, **o.points(),
         )
 
     o.run(compute)
@@ -969,6 +1000,10 @@ def _diagnose(line: str) -> None:
 def _render(result: Any, out: _Out) -> None:
     from jacli import render
 
+    if type(result).__name__ == "PointsResult":
+        _render_points(result, out)
+        return
+
     chosen = out.destination()
     writing = f"jacli: writing {render.number_count(result):,} numbers to {out.file or 'standard output'}…"
     if out.plot is not None:
@@ -1012,6 +1047,39 @@ def _render(result: Any, out: _Out) -> None:
     except BrokenPipeError:
         raise
     except OSError as error:  # a full disk, a closed terminal: say so instead of a traceback
+        raise JacliError(
+            f"cannot write the result to standard output ({error.strerror or error}); "
+            "free some space, or write it with --output FILE"
+        ) from None
+
+
+def _render_points(result: Any, out: _Out) -> None:
+    """A result per point (--batch-axis): one document, table or view for all of them."""
+    from jacli import render_points
+
+    chosen = out.destination()
+    count = sum(t.numel() for _, t in result.tensors())
+    if out.file is not None:
+        with Status(f"jacli: writing {count:,} numbers to {out.file}…"):
+            _write_atomically(out.file, render_points.to_chunks(result, chosen, out.precision))
+        _note(f"jacli: wrote {out.file} ({result.points:,} points)")
+        return
+    try:
+        if chosen in ("json", "plain", "csv"):
+            pieces = {"json": lambda: render_points.json_chunks(result),
+                      "csv": lambda: render_points.csv_lines(result, out.precision),
+                      "plain": lambda: render_points.plain_lines(result, out.precision)}[chosen]()
+            for piece in pieces:
+                sys.stdout.write(piece)
+        else:
+            console = _stdout_console()
+            if console.width < 20:
+                console = _stdout_console(width=80)
+            render_points.print_pretty(result, console, out.precision, out.full)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
         raise JacliError(
             f"cannot write the result to standard output ({error.strerror or error}); "
             "free some space, or write it with --output FILE"

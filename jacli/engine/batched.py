@@ -1,0 +1,122 @@
+"""Many points at once: each operator of ``autodiff`` applied per point under ``torch.func.vmap``.
+
+Every function takes the compiled ``f(*args)`` written for ONE point, the full input tensors
+``args`` and ``in_dims``: for each argument, the axis that runs over the points, or None for an
+input shared by all of them. ``chunk_size`` bounds how many points are pushed through at once
+(vmap's own chunking; None: all). Results have the points on their leading axis: a Jacobian
+block is ``(points,) + output.shape + input.shape``, the output ``(points,) + output.shape``.
+
+Example:
+    >>> f = lambda r, t: torch.stack([r * torch.cos(t), r * torch.sin(t)])
+    >>> r = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    >>> output, blocks = jacobian(f, (r, torch.zeros((), dtype=torch.float64)), (0, None), (1,), "reverse")
+    >>> output.shape, blocks[0].tolist()
+    (torch.Size([2, 2]), [[0.0, 1.0], [0.0, 2.0]])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+
+from jacli.engine.autodiff import _quiet, _scalar, _with_output, _zero_tangents
+from jacli.engine.methods import GradMethod, JacobianMethod
+
+Function = Callable[..., torch.Tensor]
+InDims = Sequence[int | None]
+
+
+def _mapped(per_point: Callable[..., Any], in_dims: InDims, chunk_size: int | None) -> Callable[..., Any]:
+    return torch.func.vmap(per_point, in_dims=tuple(in_dims), out_dims=0, chunk_size=chunk_size)
+
+
+def jacobian(
+    f: Function, args: Sequence[torch.Tensor], in_dims: InDims, wrt: Sequence[int], method: JacobianMethod | str,
+    *, chunk_size: int | None = None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """The output and one Jacobian block per ``wrt`` position, for every point.
+
+    Args:
+        method: ``reverse`` (jacrev per point) or ``forward`` (jacfwd per point).
+    """
+    method = JacobianMethod.parse(method)
+    wrt = tuple(wrt)
+    if method is JacobianMethod.reverse:
+        transform = torch.func.jacrev(_with_output(f), argnums=wrt, has_aux=True)
+    elif method is JacobianMethod.forward:
+        transform = torch.func.jacfwd(_with_output(f), argnums=wrt, has_aux=True)
+    else:
+        raise ValueError(f"engine.batched.jacobian cannot run method {method.value!r}")
+
+    def per_point(*point: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        blocks, output = transform(*point)
+        return output, tuple(blocks)
+
+    with _quiet():
+        output, blocks = _mapped(per_point, in_dims, chunk_size)(*args)
+    return output, tuple(blocks)
+
+
+def vjp(
+    f: Function, args: Sequence[torch.Tensor], in_dims: InDims, wrt: Sequence[int], v: torch.Tensor,
+    v_dim: int | None, *, chunk_size: int | None = None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """The output and vᵀJ for each ``wrt`` input, for every point; ``v`` is one per point
+    (``v_dim`` 0) or shared (None), shaped like one point's output."""
+    wrt = tuple(wrt)
+
+    def per_point(v_point: torch.Tensor, *point: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        def of_wrt(*moving: torch.Tensor) -> torch.Tensor:
+            full = list(point)
+            for position, value in zip(wrt, moving):
+                full[position] = value
+            return f(*full)
+
+        output, pullback = torch.func.vjp(of_wrt, *(point[i] for i in wrt))
+        return output, tuple(pullback(v_point.to(output.dtype).expand_as(output)))
+
+    with _quiet():
+        output, grads = _mapped(per_point, (v_dim, *in_dims), chunk_size)(v, *args)
+    return output, tuple(grads)
+
+
+def grad(
+    f: Function, args: Sequence[torch.Tensor], in_dims: InDims, wrt: Sequence[int], method: GradMethod | str,
+    *, chunk_size: int | None = None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """The output and the gradient of a single-element output, for every point."""
+    wrt = tuple(wrt)
+    if GradMethod.parse(method) is GradMethod.forward:
+        transform = torch.func.jacfwd(_with_output(_scalar(f)), argnums=wrt, has_aux=True)
+    else:
+        transform = torch.func.grad(_with_output(_scalar(f)), argnums=wrt, has_aux=True)
+
+    def per_point(*point: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        grads, output = transform(*point)
+        return output, tuple(grads)
+
+    with _quiet():
+        output, grads = _mapped(per_point, in_dims, chunk_size)(*args)
+    return output, tuple(grads)
+
+
+def jvp(
+    f: Function, args: Sequence[torch.Tensor], in_dims: InDims, wrt: Sequence[int], tangents: Sequence[torch.Tensor],
+    tangent_dims: InDims, *, chunk_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The output and J·u for every point; each direction is one per point (its dim 0) or shared."""
+    wrt = tuple(wrt)
+    count = len(args)
+
+    def per_point(*both: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        point, directions = both[:count], both[count:]
+        output, out = torch.func.jvp(f, tuple(point), _zero_tangents(point, wrt, directions))
+        return output, out
+
+    with _quiet():
+        output, value = _mapped(per_point, (*in_dims, *tangent_dims), chunk_size)(*args, *tangents)
+    return output, value
+
+
+__all__ = ["jacobian", "vjp", "grad", "jvp"]
