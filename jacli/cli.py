@@ -117,6 +117,7 @@ def _main(
       jacli jacobian "(x+1)**2" --input eye:2
       jacli vjp "3*a + 2*b**2" -i a=1,2 -i b=3,4 --v 1,1
       jacli functions
+      jacli batch jobs.jsonl > out.jsonl
 
     Each command's --help lists its options, examples and the input specs.
 
@@ -126,6 +127,7 @@ def _main(
       1    an error in what was asked
       2    a usage error (an unknown option...)
       3    check: the methods disagree, or the point cannot be confirmed
+      4    batch: some jobs failed (each has its error line)
       130  interrupted
     """
 
@@ -885,6 +887,201 @@ def functions(
     rows += [(name, f"the constant {float(value):.6g}...") for name, value in CONSTANTS.items()]
     width = max(len(name) for name, _ in rows)
     sys.stdout.write("".join(f"{name:<{width}}  {summary}\n" for name, summary in rows))
+
+
+EXIT_SOME_FAILED = 4
+"""``batch``: at least one job failed (each has its error line); jacli.batch.EXIT_SOME_FAILED."""
+
+
+@app.command(cls=_Command, name="batch", short_help="Many jobs: JSON Lines in, JSON Lines out.")
+def batch_command(
+    jobs: Optional[str] = typer.Argument(
+        None, metavar="[FILE|-]", show_default=False,
+        help="The jobs, one JSON object per line; - (or nothing, with a pipe) reads standard input.",
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", metavar="OUT.jsonl", help="Write the lines to OUT.jsonl instead of stdout.",
+    ),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", metavar="OUT.jsonl",
+        help="Skip the jobs whose id is already in OUT.jsonl (results and errors) and append the "
+        "others' lines to it. A last line cut short is dropped.",
+    ),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", metavar="URL", envvar="JACLI_SCHEDULER", show_envvar=False,
+        help='Compute the groups on this Dask cluster (tcp://HOST:8786; also JACLI_SCHEDULER); '
+        'needs pip install "jacli[dask]", and jacli on the workers.',
+    ),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", min=1, metavar="N", help="Compute the groups on a local Dask cluster of N worker processes.",
+    ),
+    untrusted: bool = typer.Option(
+        False, "--untrusted", help="The jobs come from someone else: refuse @file and @- specs (see SECURITY.md).",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of an error (also JACLI_DEBUG=1)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings on stderr (errors still)."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colour (also NO_COLOR=1 or TERM=dumb)."),
+) -> None:
+    """Run many jobs: one JSON object per line in, one JSON line per job out, in input order.
+
+    A job uses the command line's names: {"id": 1, "command": "jacobian", "expr":
+    "x**2", "inputs": {"x": "1,2,3"}}, and may give v, wrt, method, layout, matrix,
+    symbolic, det, dtype, device, seed and max_memory. Its line is what --format json
+    prints for it, with its id first (without an id: its line number), or
+    {"id": ..., "line": N, "error": "..."} when it fails; the others go on.
+    Jobs with the same command, expression, input shapes and options are computed
+    together, as --batch-axis does.
+
+    \b
+    Examples:
+      jacli batch jobs.jsonl > out.jsonl
+      jacli batch jobs.jsonl --resume out.jsonl
+      jacli batch - < jobs.jsonl
+
+    \b
+    Exit codes:
+      0    every job succeeded
+      1    an error in what was asked (a file that cannot be read...)
+      2    a usage error
+      4    some jobs failed: each has its error line
+    """
+    from jacli.batch import EXIT_SOME_FAILED as failed_code
+
+    _noise.quiet, _noise.no_color = quiet, no_color
+    Status.quiet, Status.no_color = quiet, no_color
+    warnings.showwarning = _show_warning
+    debug = debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+    assert failed_code == EXIT_SOME_FAILED
+    try:
+        failed = _run_batch(jobs, output, resume, scheduler, workers, untrusted)
+    except JacliError as error:
+        if debug:
+            raise
+        _diagnose(f"Error: {error.cli_message or flagged(str(error), FLAGS)}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        _interrupted()
+        raise typer.Exit(130) from None
+    except BrokenPipeError:
+        _silence_stdout()
+        raise typer.Exit(0) from None
+    if failed:
+        _note(f"jacli: {len(failed)} job{'s' if len(failed) != 1 else ''} failed (line{'s' if len(failed) != 1 else ''} "
+              f"{_short_list(failed)}); each has its error line")
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _short_list(numbers: List[int], most: int = 10) -> str:
+    shown = ", ".join(map(str, numbers[:most]))
+    return shown + (f" and {len(numbers) - most} more" if len(numbers) > most else "")
+
+
+def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Path], scheduler: Optional[str],
+               workers: Optional[int], untrusted: bool) -> List[int]:
+    """Read the jobs, run them, write the lines; the failed jobs' line numbers."""
+    from jacli import batch
+    from jacli.problem import is_untrusted_environment
+
+    untrusted = untrusted or is_untrusted_environment()
+    if output is not None and resume is not None:
+        raise JacliError("--output writes a new file and --resume appends to one; give one of them")
+    if jobs is None and sys.stdin is not None and sys.stdin.isatty():
+        _diagnose("Error: jacli batch needs jobs: a file (jacli batch jobs.jsonl), or - for standard input "
+                  "(jacli batch - < jobs.jsonl)")
+        raise typer.Exit(EXIT_USAGE)
+    lines = _job_lines(jobs)
+    done: list = []
+    target, mode = (output, "w") if output is not None else (resume, "a") if resume is not None else (None, "")
+    if resume is not None and resume.exists():
+        try:
+            text = resume.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise JacliError(f"cannot read --resume {resume} ({getattr(error, 'strerror', None) or error})") from None
+        done, complete = batch.written_ids(text)
+        if complete < len(text.encode("utf-8")):
+            with open(resume, "r+b") as handle:
+                handle.truncate(complete)
+            _note(f"jacli: dropped the last line of {resume}, cut short; its job runs again")
+        _note(f"jacli: {len(done):,} job{'s' if len(done) != 1 else ''} already in {resume}, skipped")
+    mapper = _cluster_mapper(scheduler, workers)
+    failed: List[int] = []
+    try:
+        stream = open(target, mode, encoding="utf-8") if target is not None else sys.stdout
+    except OSError as error:
+        raise JacliError(f"cannot write {target} ({error.strerror or error})") from None
+    try:
+        with _BatchProgress() as progress:
+            for line in batch.run(lines, done=done, untrusted=untrusted, mapper=mapper, progress=progress,
+                                  failed=failed):
+                stream.write(line + "\n")
+                if target is not None:
+                    stream.flush()  # a crash leaves whole lines behind, for --resume
+        stream.flush()
+    finally:
+        if target is not None:
+            stream.close()
+    return failed
+
+
+def _job_lines(jobs: Optional[str]) -> List[str]:
+    if jobs is None or jobs == "-":
+        return sys.stdin.read().splitlines() if sys.stdin is not None else []
+    path = Path(jobs)
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise JacliError(f"no such file: {jobs}; give the jobs file (one JSON object per line), or - for standard input") from None
+    except IsADirectoryError:
+        raise JacliError(f"{jobs} is a folder; give the jobs file (one JSON object per line)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise JacliError(f"cannot read {jobs} ({getattr(error, 'strerror', None) or error})") from None
+
+
+def _cluster_mapper(scheduler: Optional[str], workers: Optional[int]) -> Any:
+    """Dask's ``map_groups`` for --scheduler or --workers (nothing of Dask is imported without them)."""
+    if scheduler is None and workers is None:
+        return None
+    if scheduler is not None and workers is not None:
+        raise JacliError("--scheduler uses a running cluster and --workers starts a local one; give one of them")
+    try:
+        from jacli import cluster
+    except ImportError as error:
+        raise JacliError(f'--scheduler and --workers need jacli\'s Dask support ({error}); install it with pip install "jacli[dask]"') from None
+
+    def mapper(function: Any, groups: Any) -> Any:
+        return cluster.map_groups(function, groups, scheduler=scheduler, workers=workers, threads=1)
+
+    return mapper
+
+
+class _BatchProgress:
+    """A progress bar of the jobs on stderr, only on a terminal and without -q."""
+
+    def __init__(self) -> None:
+        self.progress: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> "_BatchProgress":
+        if not _noise.quiet and sys.stderr is not None and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("jacli batch"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                     console=_console(stderr=True), transient=True)
+            self.progress.start()
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is None:
+            return
+        if self.task is None:
+            self.task = self.progress.add_task("jobs", total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
 
 
 def _directions(texts: List[str]) -> list:
