@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 import torch
@@ -38,24 +39,80 @@ def jacobian(
     """The output and one Jacobian block per ``wrt`` position, for every point.
 
     Args:
-        method: ``reverse`` (jacrev per point) or ``forward`` (jacfwd per point).
+        method: ``reverse`` (jacrev per point) or ``forward`` (one JVP per input element and
+            point, see NOTE [forward mode over points]).
     """
     method = JacobianMethod.parse(method)
     wrt = tuple(wrt)
     if method is JacobianMethod.reverse:
         transform = torch.func.jacrev(_with_output(f), argnums=wrt, has_aux=True)
-    elif method is JacobianMethod.forward:
-        transform = torch.func.jacfwd(_with_output(f), argnums=wrt, has_aux=True)
-    else:
-        raise ValueError(f"engine.batched.jacobian cannot run method {method.value!r}")
 
-    def per_point(*point: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        blocks, output = transform(*point)
+        def per_point(*point: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+            blocks, output = transform(*point)
+            return output, tuple(blocks)
+
+        with _quiet():
+            output, blocks = _in_chunks(lambda *part: _mapped(per_point, in_dims, None)(*part), args, in_dims, chunk_size)
         return output, tuple(blocks)
+    if method is JacobianMethod.forward:
+        return _in_chunks(lambda *part: _forward(f, part, in_dims, wrt), args, in_dims, chunk_size)
+    raise ValueError(f"engine.batched.jacobian cannot run method {method.value!r}")
 
-    with _quiet():
-        output, blocks = _mapped(per_point, in_dims, chunk_size)(*args)
+
+# NOTE [forward mode over points]
+# vmap over the points of jacfwd (a vmap over the directions inside) gives wrong numbers for
+# torch.linalg.solve in torch 2.13: the JVP of solve mixes the two batch levels when the points
+# are the outer one. With the directions outer and the points inner, each level sees what a
+# one-point jacfwd sees, and the numbers are those of a loop of jacfwd (tests/test_batch_axis.py
+# checks solve both ways). Reverse mode (jacrev inside vmap) is not affected.
+
+
+def _forward(f: Function, args: Sequence[torch.Tensor], in_dims: InDims,
+             wrt: tuple[int, ...]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Every point's Jacobian blocks by JVPs: the input elements' directions outside, the points inside."""
+    dims = tuple(in_dims)
+    output = None
+    blocks = []
+    for position in wrt:
+        shape = args[position].shape
+        point_shape = tuple(s for k, s in enumerate(shape) if k != dims[position]) if dims[position] is not None else tuple(shape)
+        n = math.prod(point_shape)
+        basis = torch.eye(n, dtype=args[position].dtype, device=args[position].device).reshape((n,) + point_shape)
+
+        def push(*both: torch.Tensor, position: int = position) -> tuple[torch.Tensor, torch.Tensor]:
+            point, tangent = both[:-1], both[-1]
+            tangents = tuple(tangent if i == position else torch.zeros_like(a) for i, a in enumerate(point))
+            return torch.func.jvp(f, tuple(point), tangents)
+
+        over_points = torch.func.vmap(push, in_dims=(*dims, None))
+        with _quiet():
+            ys, columns = torch.func.vmap(over_points, in_dims=(*(None for _ in dims), 0))(*args, basis)
+        # columns: (directions, points) + output.shape → (points,) + output.shape + input.shape
+        output = ys[0] if output is None else output
+        blocks.append(columns.movedim(0, -1).reshape(columns.shape[1:] + point_shape))
+    assert output is not None
     return output, tuple(blocks)
+
+
+def _in_chunks(run: Callable[..., Any], args: Sequence[torch.Tensor], in_dims: InDims,
+               chunk_size: int | None) -> Any:
+    """``run`` on ``chunk_size`` points at a time, the results concatenated on their leading axis."""
+    points = next(a.shape[d] for a, d in zip(args, in_dims) if d is not None)
+    if chunk_size is None or chunk_size >= points:
+        return run(*args)
+    parts = []
+    for start in range(0, points, chunk_size):
+        count = min(chunk_size, points - start)
+        parts.append(run(*(a if d is None else a.narrow(d, start, count) for a, d in zip(args, in_dims))))
+    return _cat(parts)
+
+
+def _cat(parts: list[Any]) -> Any:
+    """Chunks' results, nested alike (tensors in tuples), joined on the leading axis."""
+    first = parts[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(parts)
+    return type(first)(_cat([part[k] for part in parts]) for k in range(len(first)))
 
 
 def vjp(
