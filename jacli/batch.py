@@ -29,7 +29,10 @@ Example:
 from __future__ import annotations
 
 import difflib
+import gc
 import json
+import math
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -70,6 +73,8 @@ class Job:
     seed: int = 0
     max_memory: Any = None
     untrusted: bool = False
+    specs: list[Any] | None = field(default=None, repr=False, compare=False)
+    """The inputs' parsed specs, once they are read (``_specs``)."""
 
 
 @dataclass
@@ -103,9 +108,10 @@ def read_jobs(lines: Iterable[str], untrusted: bool = False) -> list[Job | Faile
         except JacliError as error:
             found.append(Failed(number, _id_of(text, number), str(error)))
             continue
-        key = json.dumps(job.id, sort_keys=True)
+        key = _id_key(job.id)
         if key in seen:
-            found.append(Failed(number, job.id, f"id {key} is also the id of line {seen[key]}; give each job its own id"))
+            found.append(Failed(number, job.id, f"id {json.dumps(job.id)} is also the id of line {seen[key]}; give each "
+                                                "job its own id"))
             continue
         seen[key] = number
         found.append(job)
@@ -130,7 +136,7 @@ def parse_job(text: str, number: int, untrusted: bool = False) -> Job:
         raise InputError(f"line {number} is {type(document).__name__}, not a JSON object; write one job per line, "
                          f"e.g. {EXAMPLE}")
     for key in document:
-        if key not in KEYS:
+        if key not in _KEYS:
             close = difflib.get_close_matches(key, KEYS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise InputError(f"a job has no key {key!r}{hint}; its keys are: {', '.join(KEYS)}")
@@ -156,26 +162,31 @@ def parse_job(text: str, number: int, untrusted: bool = False) -> Job:
         if not isinstance(wrt, list) or not all(isinstance(w, str) for w in wrt):
             raise InputError(f"\"wrt\" must be names, \"a,b\" or [\"a\", \"b\"], not {json.dumps(wrt)}")
         job.wrt = wrt
-    for key, kind in (("method", str), ("layout", str), ("dtype", str), ("device", str), ("matrix", bool),
-                      ("symbolic", bool), ("det", bool), ("seed", int)):
-        if key in document:
-            value = document[key]
-            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                raise InputError(f"\"{key}\" must be a {kind.__name__}, not {json.dumps(value)}")
-            setattr(job, key, value)
+    for key in sorted(_OPTIONS.keys() & document.keys()):
+        kind, value = _OPTIONS[key], document[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise InputError(f"\"{key}\" must be a {kind.__name__}, not {json.dumps(value)}")
+        setattr(job, key, value)
     if "max_memory" in document:
         job.max_memory = document["max_memory"]
     return job
 
+
+_KEYS = frozenset(KEYS)
+_OPTIONS = {"method": str, "layout": str, "dtype": str, "device": str, "matrix": bool, "symbolic": bool, "det": bool,
+            "seed": int}
 
 EXAMPLE = '{"id": 1, "command": "jacobian", "expr": "x**2", "inputs": {"x": "1,2,3"}}'
 
 
 def _spec_text(value: Any, where: str) -> str:
     """A spec as the command line would take it: a string as it is, a JSON number or list as its text."""
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return value
-    if isinstance(value, (int, float, list)) and not isinstance(value, bool):
+    if kind is float or kind is int:
+        return repr(value)  # what json.dumps writes for a number JSON can hold
+    if kind is list:
         return json.dumps(value, separators=(",", ":"))
     raise InputError(f"{where} must be a spec such as \"eye:3\", a number or a list, not {json.dumps(value)}")
 
@@ -203,6 +214,15 @@ def _v(value: Any, command: str) -> Any:
 # -- grouping -----------------------------------------------------------------------------------
 
 
+def _known_shape(spec: Any) -> Any:
+    """An input spec's shape when its text says it, else None (a file: its job runs alone)."""
+    from jacli import inputs as specs
+
+    if isinstance(spec, (specs.Literal, specs.Constructor)) and spec.shape is not None:
+        return spec.shape
+    return None
+
+
 def _shape_key(text: str, for_v: bool = False) -> Any:
     """What a spec's shape is known to be from its text, or None (a file: its job runs alone)."""
     from jacli import inputs as specs
@@ -218,18 +238,36 @@ def _shape_key(text: str, for_v: bool = False) -> Any:
 _PARSED: dict[tuple[str, bool], Any] = {}
 
 
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?")
+"""A plain decimal number: what a sweep's specs are, read without the spec grammar's parser."""
+
+
 def _parsed(text: str, for_v: bool = False) -> Any:
-    """``parse_spec``, remembered per text (a sweep writes the same specs many times)."""
+    """``parse_spec``, remembered per text (jobs repeat their specs), and at once for a plain
+    number (a sweep's specs are all different numbers): the same ``Literal`` parse_spec gives."""
     key = (text, for_v)
     spec = _PARSED.get(key)
-    if spec is None:
-        from jacli import inputs as specs
+    if spec is not None:
+        return spec
+    from jacli import inputs as specs
 
-        spec = specs.parse_spec(text, for_v=for_v, param="v" if for_v else "inputs")
-        if len(_PARSED) >= 4096:
-            _PARSED.clear()
-        _PARSED[key] = spec
+    if _NUMBER.fullmatch(text):
+        value = float(text)
+        if math.isfinite(value):
+            return specs.Literal(text, value, ())
+    spec = specs.parse_spec(text, for_v=for_v, param="v" if for_v else "inputs")
+    if len(_PARSED) >= 4096:
+        _PARSED.clear()
+    _PARSED[key] = spec
     return spec
+
+
+def _id_key(job_id: Any) -> Any:
+    """An id as a dict key: a string and a number stay apart, a list or object by its JSON text."""
+    kind = type(job_id)
+    if kind is str or kind is int or kind is float:
+        return (kind.__name__, job_id)
+    return ("json", json.dumps(job_id, sort_keys=True))
 
 
 def group_key(job: Job) -> Any:
@@ -248,7 +286,7 @@ def group_key(job: Job) -> Any:
     elif job.command != "jvp":
         return None
     try:
-        shapes = tuple((name, _shape_key(text)) for name, text in job.inputs)
+        shapes = tuple((name, _known_shape(spec)) for (name, _), spec in zip(job.inputs, _specs(job)))
         if any(shape is None for _, shape in shapes):
             return None
         v = None
@@ -264,7 +302,7 @@ def group_key(job: Job) -> Any:
     except JacliError:
         return None  # run alone, it gives its own error line
     return (job.command, job.expr, shapes, v, tuple(job.wrt), job.method, job.layout, job.matrix, job.dtype,
-            job.device, job.seed, json.dumps(job.max_memory))
+            job.device, job.seed, repr(job.max_memory))
 
 
 def groups_of(jobs: Sequence[Job]) -> list[Group]:
@@ -314,7 +352,14 @@ class _Again(Exception):
 
 
 def _with_id(job_id: Any, document: str) -> str:
-    return '{"id": ' + json.dumps(job_id) + ", " + document[1:]
+    kind = type(job_id)
+    if kind is int:
+        text = str(job_id)
+    elif kind is str and job_id.isascii() and job_id.isprintable() and '"' not in job_id and "\\" not in job_id:
+        text = f'"{job_id}"'
+    else:
+        text = json.dumps(job_id)
+    return '{"id": ' + text + ", " + document[1:]
 
 
 def error_line(job_id: Any, line: int, message: str) -> str:
@@ -353,14 +398,17 @@ def _run_alone(job: Job) -> str:
     return _with_id(job.id, document)
 
 
-def _specs(job: Job) -> list[tuple[str, Any]]:
-    return [(name, _parsed(text)) for name, text in job.inputs]
+def _specs(job: Job) -> list[Any]:
+    """The job's input specs, parsed once."""
+    if job.specs is None:
+        job.specs = [_parsed(text) for _, text in job.inputs]
+    return job.specs
 
 
 def _compute_alone(job: Job, api: Any) -> Any:
     """What ``jacli COMMAND ... --format json`` computes for the job."""
     common = dict(device=job.device, dtype=job.dtype, seed=job.seed, max_memory=_budget(job), untrusted=job.untrusted)
-    inputs = _specs(job)
+    inputs = [(name, spec) for (name, _), spec in zip(job.inputs, _specs(job))]
     wrt = job.wrt or None
     if job.command == "jacobian":
         layout = "dense" if job.layout == "auto" else job.layout  # what --format json shows for auto
@@ -401,7 +449,7 @@ def _compute_together(jobs: Sequence[Job]) -> tuple[Any, list[dict[str, str]]]:
     names = [name for name, _ in first.inputs]
     stacked = {}
     for k, name in enumerate(names):
-        parsed = [_parsed(job.inputs[k][1]) for job in jobs]
+        parsed = [_specs(job)[k] for job in jobs]
         stacked[name] = _stack(parsed, name, dtype, device, first.seed, budget, torch, specs)
     given = [dict(job.inputs) for job in jobs]
     common = dict(device=first.device, dtype=first.dtype, seed=first.seed, max_memory=budget, batch_axis=0)
@@ -466,11 +514,30 @@ def run(lines: Iterable[str], *, done: Iterable[Any] = (), untrusted: bool = Fal
         progress: ``progress(jobs done, jobs)``.
         failed: the line numbers of failed jobs are appended here.
     """
-    already = {json.dumps(job_id, sort_keys=True) for job_id in done}
-    entries = [entry for entry in read_jobs(lines, untrusted)
-               if json.dumps(entry.id, sort_keys=True) not in already]
-    jobs = [entry for entry in entries if isinstance(entry, Job)]
-    groups = groups_of(jobs)
+    # NOTE [the jobs and the garbage collector]: reading makes a few objects per job and no
+    # cycles, yet each thousand new objects sets the cyclic collector walking all of them (a
+    # third of a 10,000-point sweep's time). It is off while the jobs are read, and the jobs
+    # are then frozen out of its walks until the run ends.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        already = {_id_key(job_id) for job_id in done}
+        entries = [entry for entry in read_jobs(lines, untrusted) if _id_key(entry.id) not in already]
+        jobs = [entry for entry in entries if isinstance(entry, Job)]
+        groups = groups_of(jobs)
+        gc.freeze()
+    finally:
+        if collecting:
+            gc.enable()
+    try:
+        yield from _written(entries, groups, mapper, progress, failed)
+    finally:
+        gc.unfreeze()
+
+
+def _written(entries: list[Job | Failed], groups: list[Group], mapper: Mapper | None,
+             progress: Callable[[int, int], None] | None, failed: list[int] | None) -> Iterator[str]:
+    """The lines in input order, as the groups are computed."""
     place = {id(entry): k for k, entry in enumerate(entries)}
     written: list[str | None] = [None] * len(entries)
     for k, entry in enumerate(entries):

@@ -200,6 +200,10 @@ def _per_point(tensor: Any, size: int) -> list[str]:
         return texts
     if len(shape) == 1:
         return ["[" + ", ".join(texts[i * count:(i + 1) * count]) + "]" for i in range(size)]
+    if len(shape) == 2:  # a matrix: its rows first, then each point's list of rows
+        width = shape[1]
+        rows = ["[" + ", ".join(texts[k:k + width]) + "]" for k in range(0, len(texts), width)]
+        return ["[" + ", ".join(rows[i * shape[0]:(i + 1) * shape[0]]) + "]" for i in range(size)]
     return [_nested(texts[i * count:(i + 1) * count], shape) for i in range(size)]
 
 
