@@ -117,7 +117,6 @@ def _main(
       jacli jacobian "(x+1)**2" --input eye:2
       jacli vjp "3*a + 2*b**2" -i a=1,2 -i b=3,4 --v 1,1
       jacli functions
-      jacli batch jobs.jsonl > out.jsonl
 
     Each command's --help lists its options, examples and the input specs.
 
@@ -613,7 +612,7 @@ def jacobian(
       jacli jacobian "(x+1)**2" --input eye:1000 --layout diagonal
 
       jacli jacobian "x[:-2] - 2*x[1:-1] + x[2:]" -i randn:10000 --view spy
-      jacli jacobian "[r*cos(t), r*sin(t)]" -i r=1,2,3 -i t=0.5 --batch-axis 0 -f json
+      jacli jacobian "r*sin(t)" -i r=1,2,3 -i t=0.5 --batch-axis 0
     """
 
     def compute() -> Any:
@@ -896,7 +895,7 @@ EXIT_SOME_FAILED = 4
 @app.command(cls=_Command, name="batch", short_help="Many jobs: JSON Lines in, JSON Lines out.")
 def batch_command(
     jobs: Optional[str] = typer.Argument(
-        None, metavar="[FILE|-]", show_default=False,
+        None, metavar="FILE|-", show_default=False,
         help="The jobs, one JSON object per line; - (or nothing, with a pipe) reads standard input.",
     ),
     output: Optional[Path] = typer.Option(
@@ -932,11 +931,11 @@ def batch_command(
     Jobs with the same command, expression, input shapes and options are computed
     together, as --batch-axis does.
 
+    Examples (write the lines to a file with > OUT.jsonl or -o OUT.jsonl; after an
+    interruption, --resume OUT.jsonl runs the jobs not in it yet and appends their lines):
+
     \b
-    Examples:
-      jacli batch jobs.jsonl > out.jsonl
-      jacli batch jobs.jsonl --resume out.jsonl
-      jacli batch - < jobs.jsonl
+      jacli batch examples/sweep.jsonl
 
     \b
     Exit codes:
