@@ -193,7 +193,12 @@ def _spec_text(value: Any, where: str) -> str:
 
 def _inputs(value: Any) -> list[tuple[str, str]]:
     if isinstance(value, dict):
-        return [(name, _spec_text(spec, f"input {name}")) for name, spec in value.items()]
+        pairs = [(name, _spec_text(spec, f"input {name}")) for name, spec in value.items()]
+        for name, text in pairs:
+            if text.strip() == "@-":
+                raise InputError(f"input {name} is @- (standard input), which a job cannot read: the jobs "
+                                 "themselves may come from there; give the numbers, or a file as @FILE")
+        return pairs
     if isinstance(value, list) and all(isinstance(item, str) for item in value):  # ["x=1,2", ...] as -i takes
         from jacli import inputs as specs
 
