@@ -145,20 +145,24 @@ def bench_batch_jobs(jobs: int, sweep: int, repeats: int) -> None:
           f"{mixed_cpu:.2f} s CPU, {jobs / mixed_cpu:,.0f} jobs/s (goal 200)")
     print(f"{sweep:,}-point sweep of jacobian {SWEEP}: {sweep_wall:.3f} s wall, {sweep / sweep_wall:,.0f} points/s; "
           f"{sweep_cpu:.3f} s CPU, {sweep / sweep_cpu:,.0f} points/s (goal 20,000)")
-    print("\n## the same files through the command line, start-up included (one run each)")
+    print("\n## the same jobs through the command line: each file against its first 10 jobs, taking turns "
+          f"(median of {repeats}); the difference is the cost after start-up")
     with tempfile.TemporaryDirectory() as folder:
         for name, lines in (("mixed", mixed), ("sweep", sweep_lines)):
-            path = os.path.join(folder, f"{name}.jsonl")
-            with open(path, "w") as handle:
-                handle.write("\n".join(lines) + "\n")
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "jacli", "batch", path], stdout=subprocess.DEVNULL, check=True)
-            took = time.perf_counter() - start
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "import torch, sympy"], check=True)
-            imports = time.perf_counter() - start
-            print(f"jacli batch {name}.jsonl ({len(lines):,} jobs): {took:.2f} s; python -c 'import torch, sympy' "
-                  f"{imports:.2f} s; {len(lines) / max(1e-9, took - imports):,.0f} jobs/s beyond those imports")
+            paths = {}
+            for count in (10, len(lines)):
+                paths[count] = os.path.join(folder, f"{name}-{count}.jsonl")
+                with open(paths[count], "w") as handle:
+                    handle.write("\n".join(lines[:count]) + "\n")
+            took: dict[int, list[float]] = {10: [], len(lines): []}
+            for _ in range(repeats):
+                for count, path in paths.items():
+                    start = time.perf_counter()
+                    subprocess.run([sys.executable, "-m", "jacli", "batch", path], stdout=subprocess.DEVNULL, check=True)
+                    took[count].append(time.perf_counter() - start)
+            small, large = statistics.median(took[10]), statistics.median(took[len(lines)])
+            print(f"jacli batch {name} ({len(lines):,} jobs): {large:.2f} s; its first 10 jobs: {small:.2f} s; "
+                  f"{(len(lines) - 10) / max(1e-9, large - small):,.0f} jobs/s after start-up")
 
 
 PARTS = {
