@@ -37,7 +37,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from jacli.errors import InputError, JacliError
+from jacli.errors import InputError, JacliError, ResourceError
 
 EXIT_SOME_FAILED = 4
 """``jacli batch``'s exit code when at least one job failed (each has its error line)."""
@@ -50,6 +50,9 @@ KEYS = ("id", "command", "expr", "inputs", "v", "wrt", "method", "layout", "matr
 
 GROUP_LIMIT = 4096
 """Most jobs computed together: a larger group is split, so lines and progress keep coming."""
+
+GROUP_BYTES = 256 * 2**20
+"""Most bytes of inputs stacked for one group (jobs with large inputs are grouped fewer at a time)."""
 
 
 @dataclass
@@ -315,6 +318,7 @@ def groups_of(jobs: Sequence[Job]) -> list[Group]:
     grouped: dict[Any, list[Job]] = {}
     alone: list[list[Job]] = []
     order: list[list[Job]] = []
+    most: dict[Any, int] = {}
     for job in jobs:
         key = group_key(job)
         if key is None:
@@ -322,11 +326,22 @@ def groups_of(jobs: Sequence[Job]) -> list[Group]:
             order.append(alone[-1])
             continue
         members = grouped.get(key)
-        if members is None or len(members) >= GROUP_LIMIT:
+        if key not in most:
+            most[key] = _most_together(key)
+        if members is None or len(members) >= most[key]:
             members = grouped[key] = []
             order.append(members)
         members.append(job)
     return [Group(members) for members in order]
+
+
+def _most_together(key: Any) -> int:
+    """How many jobs of a group key are stacked at once: GROUP_LIMIT, or fewer when their inputs
+    together would pass GROUP_BYTES (the stacked inputs are made before any budget check)."""
+    shapes = key[2]
+    itemsize = 4 if key[8] == "float32" else 8
+    per_job = sum(math.prod(shape) for _, shape in shapes) * itemsize
+    return max(1, min(GROUP_LIMIT, GROUP_BYTES // max(1, per_job)))
 
 
 # -- computing ----------------------------------------------------------------------------------
@@ -347,6 +362,12 @@ def run_group(group: Group) -> list[str]:
             documents = point_documents(result, given)
         if caught:  # a NaN somewhere: run each job alone, so that each warning names its job
             raise _Again
+    except ResourceError:
+        # the group's results do not fit the budget together: halves, each of which may
+        if len(jobs) < 4:
+            return [_run_alone(job) for job in jobs]
+        half = len(jobs) // 2
+        return run_group(Group(jobs[:half])) + run_group(Group(jobs[half:]))
     except (JacliError, MemoryError, _Again):
         return [_run_alone(job) for job in jobs]  # each job's own error line, or its result alone
     return [_with_id(job.id, document) for job, document in zip(jobs, documents)]

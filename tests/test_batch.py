@@ -236,6 +236,39 @@ def test_groups_are_split_at_the_limit(monkeypatch):
     assert [len(group.jobs) for group in batch.groups_of(jobs)] == [4, 4, 2]
 
 
+def test_jobs_with_large_inputs_are_grouped_fewer_at_a_time(monkeypatch):
+    monkeypatch.setattr(batch, "GROUP_BYTES", 3 * 1000 * 8)  # three jobs of 1,000 float64 numbers
+    jobs = [batch.parse_job(json.dumps({"command": "grad", "expr": "sum(x)", "inputs": {"x": "ones:1000"}}), k + 1)
+            for k in range(7)]
+    assert [len(group.jobs) for group in batch.groups_of(jobs)] == [3, 3, 1]
+
+
+def test_a_group_over_the_budget_is_split_and_gives_the_same_lines(monkeypatch):
+    """Eight Jacobians of 40 x 40 do not fit 150 kB together; halves of the group do."""
+    jobs = [{"id": k, "command": "jacobian", "expr": "x * sum(x)", "inputs": {"x": f"full:40:{k + 1}"},
+             "max_memory": 150_000} for k in range(8)]
+    sizes = []
+    compute = batch._compute_together
+    monkeypatch.setattr(batch, "_compute_together", lambda group: sizes.append(len(group)) or compute(group))
+    out = [json.loads(line) for line in batch.run(lines_of(jobs))]
+    assert sizes[0] == 8 and 2 in sizes and 8 not in sizes[1:]
+    for k, document in enumerate(out):
+        x = np.full(40, k + 1.0)
+        np.testing.assert_allclose(document["result"]["x"]["values"], np.diag(np.full(40, x.sum())) + x[:, None],
+                                   rtol=1e-15)
+
+
+def test_random_and_float32_inputs_grouped_equal_alone():
+    jobs = [{"id": k, "command": "jacobian", "expr": "sin(x) * y", "inputs": {"x": "randn:3", "y": k + 0.5},
+             "dtype": "float32", "seed": 7} for k in range(4)]
+    out = list(batch.run(lines_of(jobs)))
+    for job, line in zip(jobs, out):
+        alone = batch.run_group(batch.Group([batch.parse_job(json.dumps(job), 1)]))[0]
+        grouped, single = json.loads(line), json.loads(alone)
+        assert grouped["inputs"] == single["inputs"]
+        np.testing.assert_allclose(numbers(grouped), numbers(single), rtol=1e-6)
+
+
 def test_groups_and_job_lines_are_picklable():
     import pickle
 
