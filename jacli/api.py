@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import math
 import warnings
 from typing import Any, Callable, Mapping, Sequence
 
@@ -84,13 +83,7 @@ def jacobian(
 
         points = jacobian_points(expr, inputs, batch_axis=batch_axis, batched=batched, wrt=wrt, method=method,
                                  device=device, dtype=dtype, layout=layout)
-        if matrix:
-            import torch
-
-            size = points.points
-            return torch.cat([value.reshape(size, math.prod(points.output.shape[1:]), -1)
-                              for value in points.values.values()], dim=2)
-        return dict(points.values)
+        return points.matrices()[0] if matrix else dict(points.values)
     chosen = Layout.parse(layout)
     computed = Layout.dense if chosen is Layout.auto else chosen  # dense tensors come back: size them so
     result = compute_jacobian(expr, inputs, wrt=wrt, method=method, device=device, dtype=dtype, layout=computed,

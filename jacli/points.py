@@ -70,7 +70,7 @@ def jacobian_points(
             else f"{n:,} JVP{'s' if n != 1 else ''} (one per input element)")
     as_matrix = all(not plan.input_shapes[name] for name in plan.wrt) if matrix is None else matrix
     return PointsResult("jacobian", problem, chosen.value, output, {name: values[name] for name in order},
-                        how=_how(each, problem, chunk), as_matrix=as_matrix)
+                        how=_how(each, problem, chunk), as_matrix=as_matrix, matrix_asked=bool(matrix))
 
 
 def vjp_points(

@@ -59,12 +59,22 @@ def json_chunks(result: PointsResult) -> Iterator[str]:
         "output": _json_tensor(result.output),
         "result": {key_text(key): _json_tensor(tensor) for key, tensor in result.tensors()},
     }
+    if result.matrix_asked:
+        whole, rows, columns = result.matrices()
+        document["matrix"] = {"rows": list(rows), "columns": list(columns), **_json_tensor(whole)}
     yield from _json_pieces(document)
     yield "\n"
 
 
 def plain_lines(result: PointsResult, precision: int | None = None) -> Iterator[str]:
-    """``# name shape`` and the rows of each result; the shape starts with the points."""
+    """``# name shape`` and the rows of each result; the shape starts with the points. With
+    ``matrix`` asked, each point's classic matrix instead, as ``--matrix`` writes one point's."""
+    if result.matrix_asked:
+        whole, rows, columns = result.matrices()
+        array = _numpy(whole)
+        yield f"# matrix {shape_text(array.shape)}; rows {rows.summary()}; columns {columns.summary()}\n"
+        yield from _plain_pieces(_plain_matrix(array), precision)
+        return
     for key, tensor in result.tensors():
         array = _numpy(tensor)
         yield f"# {key_text(key)} {shape_text(array.shape)}\n"

@@ -713,6 +713,8 @@ class PointsResult:
     symbolic: Any = None
     det: Any = None
     as_matrix: bool = False
+    matrix_asked: bool = False
+    """``matrix=True`` was asked: the renderers also write each point's classic matrix."""
 
     @property
     def points(self) -> int:
@@ -749,6 +751,16 @@ class PointsResult:
     def tensors(self) -> Iterator[tuple[Key, "torch.Tensor"]]:
         """Each result with its key, the points on the leading axis."""
         yield from self.values.items()
+
+    def matrices(self) -> tuple["torch.Tensor", Labels, Labels]:
+        """Each point's classic matrix, ``(points, output size, inputs' size)``, with the row and
+        column labels of one point's (a Jacobian only)."""
+        import torch
+
+        one = self.point(0).matrix()
+        size, rows = self.points, one.shape[0]
+        whole = torch.cat([value.reshape(size, rows, -1) for value in self.values.values()], dim=2)
+        return whole, one.rows, one.columns
 
     def point_inputs(self, index: int) -> dict[str, "torch.Tensor"]:
         """The inputs at point ``index``: the batched ones sliced, the shared ones as they are."""

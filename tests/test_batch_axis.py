@@ -251,3 +251,18 @@ def test_the_one_point_json_of_each_point_is_the_commands():
         given = [{name: f"spec {i} of {name}" for name in result.inputs} for i in range(result.points)]
         for i, line in enumerate(point_documents(result, given)):
             assert line == render.to_json(result.point(i, given[i])).rstrip("\n")
+
+
+def test_cli_matrix_is_each_points_classic_matrix():
+    result = run("jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=1,2", "-i", "t=0.5", "--batch-axis", "0", "--matrix",
+                 "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    matrix = json.loads(result.stdout)["matrix"]
+    assert matrix["rows"] == ["y[0]", "y[1]"] and matrix["columns"] == ["r", "t"] and matrix["shape"] == [2, 2, 2]
+    for i, r in enumerate((1.0, 2.0)):
+        alone = jacli.jacobian("[r*cos(t), r*sin(t)]", {"r": r, "t": 0.5}, matrix=True)
+        np.testing.assert_allclose(matrix["values"][i], alone.numpy(), rtol=1e-15)
+    plain = run("jacobian", "[r*cos(t), r*sin(t)]", "-i", "r=1,2", "-i", "t=0.5", "--batch-axis", "0", "--matrix",
+                "-f", "plain")
+    assert plain.stdout.splitlines()[0] == "# matrix 2x2x2; rows y[0]..y[1]; columns r, t"
+    np.testing.assert_allclose(np.loadtxt(plain.stdout.splitlines()).reshape(2, 2, 2), matrix["values"], rtol=1e-15)
