@@ -208,8 +208,8 @@ class Plan:
     # With ``batch_axis`` the plan sizes one point; a call holds the whole inputs (``inputs_bytes``,
     # shared inputs once), every point's output and result, and, for the points pushed through
     # vmap at once, each one's working set: the same per-direction costs as ``reverse_chunk`` and
-    # ``forward_chunk``, all of one point's directions at once. In chunks, vmap concatenates the
-    # chunks' results at the end, so the results are then held twice.
+    # ``forward_chunk``, all of one point's directions at once. Chunks are written into the
+    # whole results as they come (``engine.batched``), so the results are held once.
 
     def point_work(self, command: str, method: str) -> int:
         """Elements one point holds while it is computed (``command``'s transform, ``method``)."""
@@ -232,12 +232,11 @@ class Plan:
         cost = max(1, work) * self.itemsize
         if points * cost <= free:
             return None
-        free -= points * result * self.itemsize
         return max(1, free // cost)
 
     def check_points(self, points: int, inputs_bytes: int, result: int, work: int, what: str) -> None:
         """Refuse ``points`` results (and one point's working set) that would not fit beside the inputs."""
-        needed = inputs_bytes + (2 * points * result + work) * self.itemsize
+        needed = inputs_bytes + (points * result + work) * self.itemsize
         if needed <= self.budget:
             return
         check_budget(

@@ -214,7 +214,7 @@ def _chunk(problem: Problem, command: str, method: str, result: int, what: str) 
 def _how(each: str, problem: Problem, chunk: int | None) -> str:
     points = problem.batch.size
     how = f"{each} per point, for {points:,} point{'s' if points != 1 else ''} together (vmap)"
-    return how + (f", {chunk:,} points at a time (the memory budget)" if chunk is not None else "")
+    return how + (f", {chunk:,} point{'s' if chunk != 1 else ''} at a time (the memory budget)" if chunk is not None else "")
 
 
 def _ordered(wrt: Sequence[str] | None, names: Sequence[str]) -> tuple[str, ...]:

@@ -244,17 +244,18 @@ def test_jobs_with_large_inputs_are_grouped_fewer_at_a_time(monkeypatch):
 
 
 def test_a_group_over_the_budget_is_split_and_gives_the_same_lines(monkeypatch):
-    """Eight Jacobians of 40 x 40 do not fit 150 kB together; halves of the group do."""
-    jobs = [{"id": k, "command": "jacobian", "expr": "x * sum(x)", "inputs": {"x": f"full:40:{k + 1}"},
-             "max_memory": 150_000} for k in range(8)]
+    """Eight Jacobians of 10 x 10 with one point's working set pass 11.5 kB; four fit."""
+    jobs = [{"id": k, "command": "jacobian", "expr": "x * sum(x)", "inputs": {"x": f"full:10:{k + 1}"},
+             "max_memory": 11_500} for k in range(8)]
     sizes = []
     compute = batch._compute_together
     monkeypatch.setattr(batch, "_compute_together", lambda group: sizes.append(len(group)) or compute(group))
     out = [json.loads(line) for line in batch.run(lines_of(jobs))]
-    assert sizes[0] == 8 and 2 in sizes and 8 not in sizes[1:]
+    assert sizes == [8, 4, 4]
+    assert "for 4 points together" in out[0]["how"]
     for k, document in enumerate(out):
-        x = np.full(40, k + 1.0)
-        np.testing.assert_allclose(document["result"]["x"]["values"], np.diag(np.full(40, x.sum())) + x[:, None],
+        x = np.full(10, k + 1.0)
+        np.testing.assert_allclose(document["result"]["x"]["values"], np.diag(np.full(10, x.sum())) + x[:, None],
                                    rtol=1e-15)
 
 

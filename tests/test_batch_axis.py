@@ -266,3 +266,20 @@ def test_cli_matrix_is_each_points_classic_matrix():
                 "-f", "plain")
     assert plain.stdout.splitlines()[0] == "# matrix 2x2x2; rows y[0]..y[1]; columns r, t"
     np.testing.assert_allclose(np.loadtxt(plain.stdout.splitlines()).reshape(2, 2, 2), matrix["values"], rtol=1e-15)
+
+
+def test_the_budget_holds_the_peak_memory_down():
+    """Measured from outside (peak RSS of a child, above a 2-point run): the gradient of
+    sum(sin(outer(x, x))) holds a 200 x 200 intermediate per point, about 650 MB for 500 points
+    at once; under a 100 MB budget the points go in chunks and the peak stays within it."""
+    from memory import MB, jacli as measured
+
+    args = ["grad", "sum(sin(outer(x, x)))", "--batch-axis", "0", "-f", "plain", "-q"]
+    floor = measured(*args, "-i", "x=randn:2x200").peak
+    # an explicit budget: the default one follows the memory free at the time
+    whole = measured(*args, "-i", "x=randn:500x200", "--max-memory", "20GB")
+    chunked = measured(*args, "-i", "x=randn:500x200", "--max-memory", "100MB")
+    assert whole.returncode == chunked.returncode == 0, chunked.stderr
+    assert whole.stdout == chunked.stdout  # the same numbers, to the last digit
+    assert whole.peak - floor > 300 * MB, (whole.peak - floor) / MB
+    assert chunked.peak - floor < 100 * MB, (chunked.peak - floor) / MB

@@ -29,7 +29,9 @@ InDims = Sequence[int | None]
 
 
 def _mapped(per_point: Callable[..., Any], in_dims: InDims, chunk_size: int | None) -> Callable[..., Any]:
-    return torch.func.vmap(per_point, in_dims=tuple(in_dims), out_dims=0, chunk_size=chunk_size)
+    """``per_point`` vectorized over the points, ``chunk_size`` points at a time."""
+    mapped = torch.func.vmap(per_point, in_dims=tuple(in_dims), out_dims=0)
+    return lambda *args: _in_chunks(mapped, args, in_dims, chunk_size)
 
 
 def jacobian(
@@ -52,7 +54,7 @@ def jacobian(
             return output, tuple(blocks)
 
         with _quiet():
-            output, blocks = _in_chunks(lambda *part: _mapped(per_point, in_dims, None)(*part), args, in_dims, chunk_size)
+            output, blocks = _mapped(per_point, in_dims, chunk_size)(*args)
         return output, tuple(blocks)
     if method is JacobianMethod.forward:
         return _in_chunks(lambda *part: _forward(f, part, in_dims, wrt), args, in_dims, chunk_size)
@@ -96,23 +98,34 @@ def _forward(f: Function, args: Sequence[torch.Tensor], in_dims: InDims,
 
 def _in_chunks(run: Callable[..., Any], args: Sequence[torch.Tensor], in_dims: InDims,
                chunk_size: int | None) -> Any:
-    """``run`` on ``chunk_size`` points at a time, the results concatenated on their leading axis."""
+    """``run`` on ``chunk_size`` points at a time, each chunk's results written into the whole
+    results as it comes (vmap's own chunk_size concatenates them at the end: twice the results)."""
     points = next(a.shape[d] for a, d in zip(args, in_dims) if d is not None)
     if chunk_size is None or chunk_size >= points:
         return run(*args)
-    parts = []
+    whole = None
     for start in range(0, points, chunk_size):
         count = min(chunk_size, points - start)
-        parts.append(run(*(a if d is None else a.narrow(d, start, count) for a, d in zip(args, in_dims))))
-    return _cat(parts)
+        part = run(*(a if d is None else a.narrow(d, start, count) for a, d in zip(args, in_dims)))
+        if whole is None:
+            whole = _empty_like(part, points)
+        _write(whole, part, start)
+    return whole
 
 
-def _cat(parts: list[Any]) -> Any:
-    """Chunks' results, nested alike (tensors in tuples), joined on the leading axis."""
-    first = parts[0]
-    if isinstance(first, torch.Tensor):
-        return torch.cat(parts)
-    return type(first)(_cat([part[k] for part in parts]) for k in range(len(first)))
+def _empty_like(part: Any, points: int) -> Any:
+    """Results nested like ``part`` (tensors in tuples), with room for every point."""
+    if isinstance(part, torch.Tensor):
+        return part.new_empty((points,) + tuple(part.shape[1:]))
+    return type(part)(_empty_like(item, points) for item in part)
+
+
+def _write(whole: Any, part: Any, start: int) -> None:
+    if isinstance(part, torch.Tensor):
+        whole[start:start + part.shape[0]] = part
+        return
+    for into, item in zip(whole, part):
+        _write(into, item, start)
 
 
 def vjp(
