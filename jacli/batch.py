@@ -531,7 +531,8 @@ def local_map(function: Callable[[Group], list[str]], groups: Sequence[Group]) -
 
 
 def run(lines: Iterable[str], *, done: Iterable[Any] = (), untrusted: bool = False, mapper: Mapper | None = None,
-        progress: Callable[[int, int], None] | None = None, failed: list[int] | None = None) -> Iterator[str]:
+        progress: Callable[[int, int], None] | None = None, failed: list[int] | None = None,
+        raise_errors: bool = False) -> Iterator[str]:
     """The output lines (no newline), in input order, as soon as each is known in order.
 
     Args:
@@ -539,6 +540,8 @@ def run(lines: Iterable[str], *, done: Iterable[Any] = (), untrusted: bool = Fal
         mapper: how groups are computed (default ``local_map``; ``jacli.cluster.map_groups`` on Dask).
         progress: ``progress(jobs done, jobs)``.
         failed: the line numbers of failed jobs are appended here.
+        raise_errors: raise an exception a ``mapper`` hands back for a group, instead of
+            writing an error line for each of its jobs.
     """
     # NOTE [the jobs and the garbage collector]: reading makes a few objects per job and no
     # cycles, yet each thousand new objects sets the cyclic collector walking all of them (a
@@ -556,13 +559,14 @@ def run(lines: Iterable[str], *, done: Iterable[Any] = (), untrusted: bool = Fal
         if collecting:
             gc.enable()
     try:
-        yield from _written(entries, groups, mapper, progress, failed)
+        yield from _written(entries, groups, mapper, progress, failed, raise_errors)
     finally:
         gc.unfreeze()
 
 
 def _written(entries: list[Job | Failed], groups: list[Group], mapper: Mapper | None,
-             progress: Callable[[int, int], None] | None, failed: list[int] | None) -> Iterator[str]:
+             progress: Callable[[int, int], None] | None, failed: list[int] | None,
+             raise_errors: bool) -> Iterator[str]:
     """The lines in input order, as the groups are computed."""
     place = {id(entry): k for k, entry in enumerate(entries)}
     written: list[str | None] = [None] * len(entries)
@@ -585,7 +589,13 @@ def _written(entries: list[Job | Failed], groups: list[Group], mapper: Mapper | 
             return
         index, lines_out = next(results)
         if isinstance(lines_out, BaseException):
-            raise lines_out
+            # A cluster hands back what a group raised (a worker that died, or a bug): its jobs
+            # get error lines and the others go on, unless the caller wants it raised (--debug).
+            if raise_errors:
+                raise lines_out
+            what = f"{type(lines_out).__name__}: {lines_out}"
+            lines_out = [error_line(job.id, job.line, f"computing this job's group failed on the cluster ({what})")
+                         for job in groups[index].jobs]
         for job, line in zip(groups[index].jobs, lines_out):
             written[place[id(job)]] = line
         count += len(lines_out)

@@ -952,7 +952,7 @@ def batch_command(
     debug = debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
     assert failed_code == EXIT_SOME_FAILED
     try:
-        failed = _run_batch(jobs, output, resume, scheduler, workers, untrusted)
+        failed = _run_batch(jobs, output, resume, scheduler, workers, untrusted, debug)
     except JacliError as error:
         if debug:
             raise
@@ -978,7 +978,7 @@ def _short_list(numbers: List[int], most: int = 10) -> str:
 
 
 def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Path], scheduler: Optional[str],
-               workers: Optional[int], untrusted: bool) -> List[int]:
+               workers: Optional[int], untrusted: bool, debug: bool = False) -> List[int]:
     """Read the jobs, run them, write the lines; the failed jobs' line numbers."""
     from jacli import batch
     from jacli.problem import is_untrusted_environment
@@ -1013,7 +1013,7 @@ def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Pat
     try:
         with _BatchProgress() as progress:
             for line in batch.run(lines, done=done, untrusted=untrusted, mapper=mapper, progress=progress,
-                                  failed=failed):
+                                  failed=failed, raise_errors=debug):
                 stream.write(line + "\n")
                 if target is not None:
                     stream.flush()  # a crash leaves whole lines behind, for --resume

@@ -128,6 +128,23 @@ def test_lines_come_in_input_order_whatever_order_groups_finish():
     assert out == [job["id"] for job in jobs]
 
 
+def test_a_group_that_failed_on_a_cluster_gives_error_lines():
+    """A cluster hands back the exception of a group it could not compute (a worker that died)."""
+    jobs = sweep(2) + [{"id": "g", "command": "grad", "expr": "x**2", "inputs": {"x": 3}}]
+
+    def dying(function, groups):
+        for index, group in enumerate(groups):
+            yield index, RuntimeError("worker died") if len(group.jobs) == 2 else function(group)
+
+    failed: list[int] = []
+    out = [json.loads(line) for line in batch.run(lines_of(jobs), mapper=dying, failed=failed)]
+    assert out[0] == {"id": "p0", "line": 1, "error": "computing this job's group failed on the cluster "
+                                                      "(RuntimeError: worker died)"}
+    assert out[1]["line"] == 2 and out[2]["result"]["x"]["values"] == 6.0 and failed == [1, 2]
+    with pytest.raises(RuntimeError, match="worker died"):
+        list(batch.run(lines_of(jobs), mapper=dying, raise_errors=True))
+
+
 def test_failures_are_lines_with_their_line_numbers_and_the_others_go_on():
     jobs = lines_of([
         {"id": "ok1", "command": "grad", "expr": "x**2", "inputs": {"x": 3}},
