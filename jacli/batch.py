@@ -37,6 +37,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from jacli import inputs as specs
 from jacli.errors import InputError, JacliError, ResourceError
 
 EXIT_SOME_FAILED = 4
@@ -203,8 +204,6 @@ def _inputs(value: Any) -> list[tuple[str, str]]:
                                  "themselves may come from there; give the numbers, or a file as @FILE")
         return pairs
     if isinstance(value, list) and all(isinstance(item, str) for item in value):  # ["x=1,2", ...] as -i takes
-        from jacli import inputs as specs
-
         pairs = []
         for item in value:
             name, _ = specs.parse_input_option(item)
@@ -224,8 +223,6 @@ def _v(value: Any, command: str) -> Any:
 
 def _known_shape(spec: Any) -> Any:
     """An input spec's shape when its text says it, else None (a file: its job runs alone)."""
-    from jacli import inputs as specs
-
     if isinstance(spec, (specs.Literal, specs.Constructor)) and spec.shape is not None:
         return spec.shape
     return None
@@ -233,8 +230,6 @@ def _known_shape(spec: Any) -> Any:
 
 def _shape_key(text: str, for_v: bool = False) -> Any:
     """What a spec's shape is known to be from its text, or None (a file: its job runs alone)."""
-    from jacli import inputs as specs
-
     spec = _parsed(text, for_v)
     if isinstance(spec, (specs.Literal, specs.Constructor)) and spec.shape is not None:
         return spec.shape
@@ -257,8 +252,6 @@ def _parsed(text: str, for_v: bool = False) -> Any:
     spec = _PARSED.get(key)
     if spec is not None:
         return spec
-    from jacli import inputs as specs
-
     if _NUMBER.fullmatch(text):
         value = float(text)
         if math.isfinite(value):
@@ -456,8 +449,6 @@ def _compute_alone(job: Job, api: Any) -> Any:
 def _directions(v: Any) -> list[tuple[str | None, Any]]:
     if isinstance(v, dict):
         return [(name, _parsed(text, for_v=True)) for name, text in v.items()]
-    from jacli import inputs as specs
-
     return [specs.parse_input_option(v, param="v", for_v=True)]
 
 
@@ -466,7 +457,7 @@ def _compute_together(jobs: Sequence[Job]) -> tuple[Any, list[dict[str, str]]]:
     leading axis (the jobs' shapes agree: that is their group)."""
     import torch
 
-    from jacli import api, devices, inputs as specs
+    from jacli import api, devices
 
     first = jobs[0]
     dtype = devices.resolve_dtype(first.dtype)
