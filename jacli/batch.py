@@ -150,6 +150,10 @@ def parse_job(text: str, number: int, untrusted: bool = False) -> Job:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         what = "no command" if command is None else f"unknown command {command!r}"
         raise InputError(f"{what}; a job's \"command\" is one of {', '.join(COMMANDS)}{hint}")
+    unused = [key for key in document if key not in _TAKES[command] and key not in ("id", "command", "expr")]
+    if unused:
+        raise InputError(f"{command} takes no {', '.join(json.dumps(key) for key in unused)} (as jacli {command} "
+                         f"has no such option); its keys are: id, command, expr, {', '.join(_TAKES[command])}")
     expr = document.get("expr")
     if not isinstance(expr, str):
         raise InputError(f"\"expr\" must be the formula as a string, e.g. \"x**2\", not {json.dumps(expr)}")
@@ -177,6 +181,16 @@ def parse_job(text: str, number: int, untrusted: bool = False) -> Job:
 
 
 _KEYS = frozenset(KEYS)
+_PLACE = ("dtype", "device", "seed", "max_memory")
+_TAKES = {
+    "jacobian": ("inputs", "wrt", "method", "layout", "matrix", "symbolic", "det", *_PLACE),
+    "vjp": ("inputs", "v", "wrt", "method", *_PLACE),
+    "jvp": ("inputs", "v", *_PLACE),
+    "grad": ("inputs", "wrt", "method", "symbolic", *_PLACE),
+    "hessian": ("inputs", "wrt", "method", "symbolic", "matrix", *_PLACE),
+    "hvp": ("inputs", "v", *_PLACE),
+}
+"""The keys each command takes besides id, command and expr: its options."""
 _OPTIONS = {"method": str, "layout": str, "dtype": str, "device": str, "matrix": bool, "symbolic": bool, "det": bool,
             "seed": int}
 

@@ -156,14 +156,16 @@ def test_failures_are_lines_with_their_line_numbers_and_the_others_go_on():
         {"id": "shape", "command": "jacobian", "expr": "A @ x", "inputs": {"A": "eye:2", "x": "ones:3"}},
         {"id": "ok2", "command": "grad", "expr": "x**2", "inputs": {"x": 4}},
         {"id": "ok1", "command": "grad", "expr": "x**2", "inputs": {"x": 5}},
+        {"id": "opt", "command": "jvp", "expr": "x**2", "inputs": {"x": 5}, "v": "1", "method": "forward"},
     ])
     failed: list[int] = []
     out = [json.loads(line) for line in batch.run(jobs, failed=failed)]
-    assert [d["id"] for d in out] == ["ok1", 2, "cmd", "key", "parse", "shape", "ok2", "ok1"]
+    assert [d["id"] for d in out] == ["ok1", 2, "cmd", "key", "parse", "shape", "ok2", "ok1", "opt"]
+    assert out[8]["error"].startswith('jvp takes no "method" (as jacli jvp has no such option)')
     assert out[0]["result"]["x"]["values"] == 6.0 and out[6]["result"]["x"]["values"] == 8.0
     errors = {d["id"]: d for d in out[1:6]}
     assert {d["line"] for d in errors.values()} == {2, 3, 5, 6, 7}
-    assert failed == [2, 3, 5, 6, 7, 9]
+    assert failed == [2, 3, 5, 6, 7, 9, 10]
     assert "not JSON" in errors[2]["error"]
     assert "did you mean 'jacobian'" in errors["cmd"]["error"]
     assert "did you mean 'method'" in errors["key"]["error"]
