@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import difflib
 import gc
+import itertools
 import json
 import math
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, Sized
 
 from jacli import inputs as specs
 from jacli.errors import InputError, JacliError, ResourceError
@@ -51,6 +52,9 @@ KEYS = ("id", "command", "expr", "inputs", "v", "wrt", "method", "layout", "matr
 
 GROUP_LIMIT = 4096
 """Most jobs computed together: a larger group is split, so lines and progress keep coming."""
+
+WINDOW = 65_536
+"""Lines read, grouped and written at a time: a long file streams through in windows."""
 
 GROUP_BYTES = 256 * 2**20
 """Most bytes of inputs stacked for one group (jobs with large inputs are grouped fewer at a time)."""
@@ -102,9 +106,13 @@ class Group:
 
 def read_jobs(lines: Iterable[str], untrusted: bool = False) -> list[Job | Failed]:
     """Each non-blank line as a ``Job``, or a ``Failed`` saying what is wrong with it."""
+    return _read(enumerate(lines, start=1), untrusted, {})
+
+
+def _read(numbered: Iterable[tuple[int, str]], untrusted: bool, seen: dict[Any, int]) -> list[Job | Failed]:
+    """``read_jobs`` of numbered lines; ``seen`` holds the ids read so far (and gets these)."""
     found: list[Job | Failed] = []
-    seen: dict[str, int] = {}
-    for number, text in enumerate(lines, start=1):
+    for number, text in numbered:
         if not text.strip():
             continue
         try:
@@ -543,7 +551,7 @@ def run(lines: Iterable[str], *, done: Iterable[Any] = (), untrusted: bool = Fal
     Args:
         done: ids already written (``--resume``): those jobs are skipped.
         mapper: how groups are computed (default ``local_map``; ``jacli.cluster.map_groups`` on Dask).
-        progress: ``progress(jobs done, jobs)``.
+        progress: ``progress(jobs done, lines)`` (lines: None when ``lines`` has no length).
         failed: the line numbers of failed jobs are appended here.
         raise_errors: raise an exception a ``mapper`` hands back for a group, instead of
             writing an error line for each of its jobs.
@@ -551,36 +559,47 @@ def run(lines: Iterable[str], *, done: Iterable[Any] = (), untrusted: bool = Fal
     # NOTE [the jobs and the garbage collector]: reading makes a few objects per job and no
     # cycles, yet each thousand new objects sets the cyclic collector walking all of them (a
     # third of a 10,000-point sweep's time). It is off while the jobs are read, and the jobs
-    # are then frozen out of its walks until the run ends.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        already = {_id_key(job_id) for job_id in done}
-        entries = [entry for entry in read_jobs(lines, untrusted) if _id_key(entry.id) not in already]
-        jobs = [entry for entry in entries if isinstance(entry, Job)]
-        groups = groups_of(jobs)
-        gc.freeze()
-    finally:
-        if collecting:
-            gc.enable()
-    try:
-        yield from _written(entries, groups, mapper, progress, failed, raise_errors)
-    finally:
-        gc.unfreeze()
+    # are then frozen out of its walks until their lines are written.
+    already = {_id_key(job_id) for job_id in done}
+    seen: dict[Any, int] = {}
+    numbered = enumerate(lines, start=1)
+    total = len(lines) if isinstance(lines, Sized) else None
+    counted = [0]
+    while True:
+        # The jobs are read a window at a time, so a file of millions of jobs is never held whole
+        # (jobs alike are grouped within a window).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            window = list(itertools.islice(numbered, WINDOW))
+            entries = [entry for entry in _read(window, untrusted, seen) if _id_key(entry.id) not in already]
+            groups = groups_of([entry for entry in entries if isinstance(entry, Job)])
+            gc.freeze()
+        finally:
+            if collecting:
+                gc.enable()
+        try:
+            yield from _written(entries, groups, mapper, progress, failed, raise_errors, total, counted)
+        finally:
+            gc.unfreeze()
+        if len(window) < WINDOW:
+            return
 
 
 def _written(entries: list[Job | Failed], groups: list[Group], mapper: Mapper | None,
-             progress: Callable[[int, int], None] | None, failed: list[int] | None,
-             raise_errors: bool) -> Iterator[str]:
-    """The lines in input order, as the groups are computed."""
+             progress: Callable[[int, Any], None] | None, failed: list[int] | None,
+             raise_errors: bool, lines: int | None, counted: list[int]) -> Iterator[str]:
+    """A window's lines in input order, as its groups are computed; ``counted[0]`` counts the
+    jobs done in all windows (for ``progress``, out of ``lines``, None when not known)."""
     place = {id(entry): k for k, entry in enumerate(entries)}
     written: list[str | None] = [None] * len(entries)
     for k, entry in enumerate(entries):
         if isinstance(entry, Failed):
             written[k] = error_line(entry.id, entry.line, entry.error)
-    total, count, next_out = len(entries), sum(isinstance(e, Failed) for e in entries), 0
+    total, next_out = len(entries), 0
+    counted[0] += sum(isinstance(e, Failed) for e in entries)
     if progress is not None:
-        progress(count, total)
+        progress(counted[0], lines)
     results = (mapper or local_map)(run_group, groups)
     while True:
         while next_out < total and written[next_out] is not None:
@@ -603,9 +622,9 @@ def _written(entries: list[Job | Failed], groups: list[Group], mapper: Mapper | 
                          for job in groups[index].jobs]
         for job, line in zip(groups[index].jobs, lines_out):
             written[place[id(job)]] = line
-        count += len(lines_out)
+        counted[0] += len(lines_out)
         if progress is not None:
-            progress(count, total)
+            progress(counted[0], lines)
 
 
 def _is_error(line: str) -> bool:

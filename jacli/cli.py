@@ -1011,7 +1011,8 @@ def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Pat
     except OSError as error:
         raise JacliError(f"cannot write {target} ({error.strerror or error})") from None
     try:
-        with _BatchProgress() as progress:
+        with _BatchProgress(_count_lines(jobs) if not _noise.quiet and sys.stderr is not None and sys.stderr.isatty()
+                            else None) as progress:
             for line in batch.run(lines, done=done, untrusted=untrusted, mapper=mapper, progress=progress,
                                   failed=failed, raise_errors=debug):
                 stream.write(line + "\n")
@@ -1024,18 +1025,41 @@ def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Pat
     return failed
 
 
-def _job_lines(jobs: Optional[str]) -> List[str]:
+def _job_lines(jobs: Optional[str]) -> Iterable[str]:
+    """The jobs' lines as they are read (a long file is never held whole)."""
     if jobs is None or jobs == "-":
-        return sys.stdin.read().splitlines() if sys.stdin is not None else []
-    path = Path(jobs)
+        return _read_lines(sys.stdin, "standard input") if sys.stdin is not None else iter(())
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        handle = open(jobs, encoding="utf-8")
     except FileNotFoundError:
         raise JacliError(f"no such file: {jobs}; give the jobs file (one JSON object per line), or - for standard input") from None
     except IsADirectoryError:
         raise JacliError(f"{jobs} is a folder; give the jobs file (one JSON object per line)") from None
+    except OSError as error:
+        raise JacliError(f"cannot read {jobs} ({error.strerror or error})") from None
+    return _read_lines(handle, jobs, close=True)
+
+
+def _count_lines(jobs: Optional[str]) -> Optional[int]:
+    """The lines of a jobs file (for the progress bar's total), or None for standard input."""
+    if jobs is None or jobs == "-":
+        return None
+    try:
+        with open(jobs, "rb") as handle:
+            return sum(piece.count(b"\n") for piece in iter(lambda: handle.read(1 << 20), b""))
+    except OSError:
+        return None
+
+
+def _read_lines(handle: Any, name: str, close: bool = False) -> Iterable[str]:
+    try:
+        for line in handle:
+            yield line
     except (OSError, UnicodeDecodeError) as error:
-        raise JacliError(f"cannot read {jobs} ({getattr(error, 'strerror', None) or error})") from None
+        raise JacliError(f"cannot read {name} ({getattr(error, 'strerror', None) or error})") from None
+    finally:
+        if close:
+            handle.close()
 
 
 def _cluster_mapper(scheduler: Optional[str], workers: Optional[int]) -> Any:
@@ -1056,11 +1080,13 @@ def _cluster_mapper(scheduler: Optional[str], workers: Optional[int]) -> Any:
 
 
 class _BatchProgress:
-    """A progress bar of the jobs on stderr, only on a terminal and without -q."""
+    """A progress bar of the jobs on stderr, only on a terminal and without -q; ``lines``: how
+    many lines the jobs file has, when it is known."""
 
-    def __init__(self) -> None:
+    def __init__(self, lines: Optional[int] = None) -> None:
         self.progress: Any = None
         self.task: Any = None
+        self.lines = lines
 
     def __enter__(self) -> "_BatchProgress":
         if not _noise.quiet and sys.stderr is not None and sys.stderr.isatty():
@@ -1071,9 +1097,10 @@ class _BatchProgress:
             self.progress.start()
         return self
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: Optional[int]) -> None:
         if self.progress is None:
             return
+        total = total if total is not None else self.lines
         if self.task is None:
             self.task = self.progress.add_task("jobs", total=total)
         self.progress.update(self.task, completed=done, total=total)

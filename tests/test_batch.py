@@ -309,3 +309,17 @@ def test_no_dask_without_the_cluster_options(tmp_path):
     process = subprocess.run([sys.executable, "-c", code, str(jobs)], capture_output=True, text=True, timeout=300,
                              env={k: v for k, v in os.environ.items() if k != "JACLI_DEBUG"})
     assert process.stdout.strip().splitlines()[-1] == "NO DASK", process.stderr
+
+
+def test_a_long_input_streams_through_in_windows(monkeypatch):
+    """Read, grouped and written a window at a time: the order, the ids seen and the numbers hold."""
+    monkeypatch.setattr(batch, "WINDOW", 4)
+    jobs = sweep(9)
+    jobs[6]["id"] = "p1"  # the id of a line in the first window
+    failed: list[int] = []
+    out = [json.loads(line) for line in batch.run(iter(lines_of(jobs)), failed=failed)]
+    assert [d["id"] for d in out] == [job["id"] for job in jobs]
+    assert out[6]["error"].startswith('id "p1" is also the id of line 2') and failed == [7]
+    whole = [json.loads(line) for line in batch.run(lines_of(sweep(9)))]
+    for k in (0, 5, 8):
+        np.testing.assert_allclose(numbers(out[k]), numbers(whole[k]), rtol=1e-12)
