@@ -283,3 +283,39 @@ def test_the_budget_holds_the_peak_memory_down():
     assert whole.stdout == chunked.stdout  # the same numbers, to the last digit
     assert whole.peak - floor > 300 * MB, (whole.peak - floor) / MB
     assert chunked.peak - floor < 100 * MB, (chunked.peak - floor) / MB
+
+
+def _table_expressions() -> list[str]:
+    """Each function of the table on a 3 x 3 matrix: f(x), f(x, x), or with the integer
+    arguments 0 and 1 where it takes them (those one point accepts are kept in the test)."""
+    from jacli.functions import FUNCTIONS
+
+    found = []
+    for name, entry in FUNCTIONS.items():
+        low, high = entry.tensors
+        if entry.ints:
+            found += [f"{name}(x, 0)", f"{name}(x, 1)", f"{name}(x, 0, 1)", f"{name}(x, x, 0)"]
+        elif low == 1:
+            found.append(f"{name}(x)")
+        elif low <= 2 <= (high or 2):
+            found.append(f"{name}(x, x)")
+    return found
+
+
+@pytest.mark.filterwarnings("ignore::jacli.JacliWarning")
+@pytest.mark.parametrize("method", ["reverse", "forward"])
+def test_every_function_of_the_table_batched_equals_a_loop(method):
+    """vmap over the points is a torch transform like any other: some ops' batching rules have
+    been wrong (NOTE [forward mode over points]); every function is checked against a loop."""
+    x = torch.rand(3, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    x = x + 0.5 + 3 * torch.eye(3, dtype=torch.float64)  # invertible, positive: every function defined
+    checked = 0
+    for expr in _table_expressions():
+        try:
+            alone = [jacli.jacobian(expr, {"x": x[i]}, method=method)["x"] for i in range(3)]
+        except jacli.JacliError:
+            continue  # not a formula one point takes (an integer argument it does not have)
+        got = jacli.jacobian(expr, {"x": x}, batch_axis=0, method=method)["x"]
+        assert torch.allclose(got, torch.stack(alone), rtol=1e-10, atol=1e-12, equal_nan=True), expr
+        checked += 1
+    assert checked >= 40  # of the table's 64 functions, those that take one 3 x 3 matrix
