@@ -907,7 +907,7 @@ def batch_command(
         "others' lines to it. A last line cut short is dropped.",
     ),
     scheduler: Optional[str] = typer.Option(
-        None, "--scheduler", metavar="URL", envvar="JACLI_SCHEDULER", show_envvar=False,
+        None, "--scheduler", metavar="URL",
         help='Compute the groups on this Dask cluster (tcp://HOST:8786; also JACLI_SCHEDULER); '
         'needs pip install "jacli[dask]", and jacli on the workers.',
     ),
@@ -1064,6 +1064,8 @@ def _read_lines(handle: Any, name: str, close: bool = False) -> Iterable[str]:
 
 def _cluster_mapper(scheduler: Optional[str], workers: Optional[int]) -> Any:
     """Dask's ``map_groups`` for --scheduler or --workers (nothing of Dask is imported without them)."""
+    if scheduler is None and workers is None:  # JACLI_SCHEDULER stands in for --scheduler, not beside --workers
+        scheduler = os.environ.get("JACLI_SCHEDULER", "").strip() or None
     if scheduler is None and workers is None:
         return None
     if scheduler is not None and workers is not None:
