@@ -28,7 +28,7 @@ __all__ = [
     "jacobian", "vjp", "jvp", "grad", "hessian", "hvp", "check",
     "compute_jacobian", "compute_vjp", "compute_jvp", "compute_grad", "compute_hessian",
     "compute_hvp", "prepare", "Problem", "Result", "JacobianResult", "VJPResult", "JVPResult", "GradResult",
-    "HessianResult", "HVPResult", "JacobianBlock", "DiagonalBlock", "SparseBlock", "Matrix", "CheckReport",
+    "HessianResult", "HVPResult", "PointsResult", "JacobianBlock", "DiagonalBlock", "SparseBlock", "Matrix", "CheckReport",
     "JacliError", "ExpressionError", "InputError", "ShapeError", "DeviceError", "ResourceError",
     "JacliWarning", "__version__",
 ]
@@ -40,7 +40,7 @@ _API = {
 _MODULES = {
     "prepare": "problem", "Problem": "problem", "Result": "result", "JacobianResult": "result",
     "VJPResult": "result", "JVPResult": "result", "GradResult": "result", "HessianResult": "result",
-    "HVPResult": "result", "JacobianBlock": "result", "DiagonalBlock": "result", "SparseBlock": "result",
+    "HVPResult": "result", "PointsResult": "result", "JacobianBlock": "result", "DiagonalBlock": "result", "SparseBlock": "result",
     "Matrix": "result", "CheckReport": "result",
 }
 

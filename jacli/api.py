@@ -51,6 +51,8 @@ def jacobian(
     layout: str = "auto",
     matrix: bool = False,
     const: Sequence[str] | None = None,
+    batch_axis: int | None = None,
+    batched: Sequence[str] | str | None = None,
 ) -> Any:
     """The Jacobian of ``expr`` with respect to each input in ``wrt``.
 
@@ -68,15 +70,26 @@ def jacobian(
             for ``diagonal`` or ``sparse``).
         const: inputs held constant (data): every other input is differentiated; not with ``wrt``
             naming the same input. The same ``const`` is taken by ``vjp``, ``grad`` and ``hessian``.
+        batch_axis: the axis of the ``batched`` inputs that runs over independent points: one
+            Jacobian per point, computed together (vmap), each result with the points on its
+            leading axis (see ``jacli.points``). Default None: one point.
+        batched: the inputs that hold the points along ``batch_axis``; default every input that
+            has that axis. The others are shared by all points.
 
     Returns:
         name → tensor of shape ``output.shape + input.shape``; with ``matrix``, one
-        ``(output size, inputs' size)`` tensor.
+        ``(output size, inputs' size)`` tensor; with ``batch_axis``, ``(points,) +`` those.
 
     Example:
         >>> jacobian("[r*cos(t), r*sin(t)]", {"r": 2.0, "t": 0.0})["t"]
         tensor([0., 2.], dtype=torch.float64)
     """
+    if batch_axis is not None:
+        from jacli.points import jacobian_points
+
+        points = jacobian_points(expr, inputs, batch_axis=batch_axis, batched=batched, wrt=wrt_without(expr, wrt, const), method=method,
+                                 device=device, dtype=dtype, layout=layout)
+        return points.matrices()[0] if matrix else dict(points.values)
     chosen = Layout.parse(layout)
     computed = Layout.dense if chosen is Layout.auto else chosen  # dense tensors come back: size them so
     result = compute_jacobian(expr, inputs, wrt=wrt_without(expr, wrt, const), method=method, device=device, dtype=dtype, layout=computed,
@@ -99,42 +112,65 @@ def vjp(
     device: Any = "cpu",
     dtype: Any = "float64",
     const: Sequence[str] | None = None,
+    batch_axis: int | None = None,
+    batched: Sequence[str] | str | None = None,
 ) -> dict[str, Any]:
     """vᵀJ for each input: exactly what ``y.backward(v)`` leaves in ``x.grad``.
 
     Args:
         v: shaped like the output; a tensor, number, list, or spec (``"ones"``, ``"onehot:0"``).
+            With ``batch_axis``: like one point's output (shared), or one per point on its
+            leading axis.
         method: ``auto`` or ``grad`` (torch.autograd.grad), or ``backward`` (y.backward(v)).
+        batch_axis, batched: many points at once, as for ``jacobian``.
 
     Returns:
-        name → tensor shaped like that input.
+        name → tensor shaped like that input (``(points,) + input.shape`` with ``batch_axis``).
 
     Example:
         >>> vjp("2*x", {"x": [1.0, 2.0]}, [1.0, 0.1])["x"]
         tensor([2.0000, 0.2000], dtype=torch.float64)
     """
+    if batch_axis is not None:
+        from jacli.points import vjp_points
+
+        return dict(vjp_points(expr, inputs, v, batch_axis=batch_axis, batched=batched, wrt=wrt_without(expr, wrt, const), method=method,
+                               device=device, dtype=dtype).values)
     return compute_vjp(expr, inputs, v, wrt=wrt_without(expr, wrt, const), method=method, device=device, dtype=dtype).grads
 
 
-def jvp(expr: str, inputs: Mapping[str, InputValue], v: Any, *, device: Any = "cpu", dtype: Any = "float64") -> Any:
-    """J·u, shaped like the output, in one forward-mode pass.
+def jvp(expr: str, inputs: Mapping[str, InputValue], v: Any, *, device: Any = "cpu", dtype: Any = "float64",
+        batch_axis: int | None = None, batched: Sequence[str] | str | None = None) -> Any:
+    """J·u, shaped like the output, in one forward-mode pass; with ``batch_axis`` (as for
+    ``jacobian``), one per point, ``(points,) + output.shape``.
 
     Example:
         >>> jvp("x**2", {"x": [1.0, 2.0]}, {"x": [1.0, 1.0]})
         tensor([2., 4.], dtype=torch.float64)
     """
+    if batch_axis is not None:
+        from jacli.points import jvp_points
+
+        return jvp_points(expr, inputs, v, batch_axis=batch_axis, batched=batched, device=device, dtype=dtype).values[None]
     return compute_jvp(expr, inputs, v, device=device, dtype=dtype).value
 
 
 def grad(expr: str, inputs: Mapping[str, InputValue], *, wrt: Sequence[str] | None = None,
          method: str = "auto", device: Any = "cpu", dtype: Any = "float64",
-         const: Sequence[str] | None = None) -> dict[str, Any]:
-    """The gradient of a single-element output, one tensor per input (shaped like it).
+         const: Sequence[str] | None = None, batch_axis: int | None = None,
+         batched: Sequence[str] | str | None = None) -> dict[str, Any]:
+    """The gradient of a single-element output, one tensor per input (shaped like it); with
+    ``batch_axis`` (as for ``jacobian``), one per point, ``(points,) + input.shape``.
 
     Example:
         >>> grad("x**2 + 3*x + 1", {"x": 2.0})["x"]
         tensor(7., dtype=torch.float64)
     """
+    if batch_axis is not None:
+        from jacli.points import grad_points
+
+        return dict(grad_points(expr, inputs, batch_axis=batch_axis, batched=batched, wrt=wrt_without(expr, wrt, const), method=method,
+                                device=device, dtype=dtype).values)
     return compute_grad(expr, inputs, wrt=wrt_without(expr, wrt, const), method=method, device=device, dtype=dtype).grads
 
 
@@ -180,6 +216,8 @@ def compute_jacobian(
     det: bool = False,
     layout: str = "auto",
     matrix: bool | None = None,
+    batch_axis: int | None = None,
+    batched: Sequence[str] | str | None = None,
 ) -> JacobianResult:
     """Like ``jacobian`` but returns the whole ``JacobianResult``; refuses Jacobians over the budget.
 
@@ -207,7 +245,16 @@ def compute_jacobian(
         matrix: whether renderers write the classic matrix (``result.matrix()``) instead of the
             blocks; None: when every ``wrt`` input is a scalar. True also sizes the budget for
             the matrix as one tensor.
+        batch_axis, batched: many points at once (see ``jacobian``): a ``PointsResult`` whose
+            ``point(i)`` is point i's ``JacobianResult``.
     """
+    if batch_axis is not None:
+        from jacli.points import jacobian_points
+
+        _alone("jacobian", symbolic=symbolic, det=det)
+        return jacobian_points(expr, inputs, batch_axis=batch_axis, batched=batched, wrt=wrt, method=method,
+                               device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted,
+                               layout=layout, matrix=matrix)
     chosen = JacobianMethod.parse(method)
     chosen_layout = Layout.parse(layout)
     decided: dict[str, Any] = {}
@@ -264,8 +311,15 @@ def compute_vjp(
     seed: int = 0,
     max_memory: int | None = None,
     untrusted: bool = False,
+    batch_axis: int | None = None,
+    batched: Sequence[str] | str | None = None,
 ) -> VJPResult:
-    """Like ``vjp`` but returns the whole ``VJPResult``."""
+    """Like ``vjp`` but returns the whole ``VJPResult`` (with ``batch_axis``, a ``PointsResult``)."""
+    if batch_axis is not None:
+        from jacli.points import vjp_points
+
+        return vjp_points(expr, inputs, v, batch_axis=batch_axis, batched=batched, wrt=wrt, method=method,
+                          device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted)
     from jacli import inputs as specs
 
     chosen = VJPMethod.parse(method)
@@ -292,13 +346,21 @@ def compute_jvp(
     seed: int = 0,
     max_memory: int | None = None,
     untrusted: bool = False,
+    batch_axis: int | None = None,
+    batched: Sequence[str] | str | None = None,
 ) -> JVPResult:
     """J·u in one forward-mode pass, shaped like the output (``JVPResult.value``).
 
     Args:
         v: the direction: name → value for each input that moves (the others stay still), or a
             single value when the expression has one variable.
+        batch_axis, batched: many points at once (see ``jacobian``): a ``PointsResult``.
     """
+    if batch_axis is not None:
+        from jacli.points import jvp_points
+
+        return jvp_points(expr, inputs, v, batch_axis=batch_axis, batched=batched, device=device, dtype=dtype,
+                          seed=seed, max_memory=max_memory, untrusted=untrusted)
     problem = prepare(expr, inputs, device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted)
     directions = problem.directions(v, "jvp")
     problem.wrt = tuple(directions)
@@ -322,12 +384,21 @@ def compute_grad(
     max_memory: int | None = None,
     untrusted: bool = False,
     symbolic: bool = False,
+    batch_axis: int | None = None,
+    batched: Sequence[str] | str | None = None,
 ) -> GradResult:
     """The gradient of a single-element output: what ``y.backward()`` leaves in ``x.grad``.
 
     Args:
         method: ``auto``/``reverse`` (torch.autograd.grad), ``forward`` (jacfwd) or ``symbolic``.
+        batch_axis, batched: many points at once (see ``jacobian``): a ``PointsResult``.
     """
+    if batch_axis is not None:
+        from jacli.points import grad_points
+
+        _alone("grad", symbolic=symbolic)
+        return grad_points(expr, inputs, batch_axis=batch_axis, batched=batched, wrt=wrt, method=method,
+                           device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted)
     chosen = GradMethod.parse(method)
     problem = prepare(expr, inputs, wrt=wrt, device=device, dtype=dtype, seed=seed, max_memory=max_memory, untrusted=untrusted)
     problem.require_scalar("grad")
@@ -657,6 +728,16 @@ def _in_layout(problem: Problem, block: Block, target: Layout) -> Block:
         return SparseBlock(block.input, rows, cols, block.diagonal.reshape(-1), block.output_shape, block.input_shape,
                            colors=1)
     return block
+
+
+def _alone(command: str, **asked: bool) -> None:
+    """``symbolic`` and ``det`` are computed one point at a time: refuse them with ``batch_axis``."""
+    for name, on in asked.items():
+        if on:
+            raise ShapeError(
+                f"`{name}` works on one point; leave it out with `batch_axis`, or call {command} once per point",
+                param=name,
+            )
 
 
 def _listed(names: Sequence[str]) -> str:

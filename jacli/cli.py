@@ -128,6 +128,7 @@ def _main(
       2    a usage error (an unknown option...)
       3    check: the methods disagree, or the point cannot be confirmed;
            jacobian --answer: an entry of your Jacobian is wrong
+      4    batch: some jobs failed (each has its error line)
       130  interrupted
     """
 
@@ -194,6 +195,7 @@ FLAGS = {
     "format": "--format", "precision": "--precision", "full": "--full", "layout": "--layout",
     "matrix": "--matrix",
     "view": "--view", "plot": "--plot", "explain": "--explain", "trace": "--trace",
+    "batch_axis": "--batch-axis", "batched": "--batched",
 }
 """Each library parameter's flag: how the CLI prints a message that names a parameter."""
 
@@ -242,6 +244,22 @@ WRITE = {
     )),
 }
 
+
+POINTS = {
+    "batch_axis": (Optional[int], typer.Option(
+        None, "--batch-axis", metavar="AXIS",
+        help="Many points in one call: axis AXIS of the inputs (0: the leading one) runs over "
+        "independent points, and the result is one per point, computed together, with the points "
+        "on its leading axis: (points,) + the one-point shape. Inputs without that axis (a number) "
+        "are shared by all points.",
+    )),
+    "batched": (List[str], typer.Option(
+        [], "--batched", metavar="NAMES",
+        help="With --batch-axis: the inputs that hold the points (a,b or repeated); the others are "
+        "shared by all points. Default: every input that has the axis.",
+    )),
+}
+"""``--batch-axis`` and ``--batched``, for the commands that vectorize over points."""
 
 NOISE = {
     "quiet": (bool, typer.Option(
@@ -364,6 +382,25 @@ class _Options:
     explain: bool = False
     trace: bool = False
     const: List[str] = field(default_factory=list)
+    batch_axis: Optional[int] = None
+    batched: List[str] = field(default_factory=list)
+
+    def points(self) -> dict[str, Any]:
+        """The library's ``batch_axis`` and ``batched`` (none without --batch-axis)."""
+        if self.batch_axis is None:
+            if self.batched:
+                raise JacliError("--batched names the inputs that hold points along --batch-axis; give --batch-axis "
+                                 "too, e.g. --batch-axis 0")
+            return {}
+        taught = [flag for flag, on in (("--explain", self.explain), ("--trace", self.trace),
+                                        ("--show-code", self.show_code)) if on]
+        if taught:
+            raise JacliError(f"{taught[0]} explains one point; with --batch-axis there is one result per point: "
+                             "leave out --batch-axis and give one point's inputs")
+        if self.view is not None or self.plot is not None:
+            raise JacliError(f"{'--view' if self.view is not None else '--plot'} draws one matrix; with --batch-axis "
+                             "there is one per point: leave out --batch-axis to draw one point")
+        return {"batch_axis": self.batch_axis, "batched": list(self.batched) or None}
 
     def specs(self) -> tuple[list, Optional[int]]:
         """The cheap checks (specs, device name, budget) before torch or SymPy load."""
@@ -599,7 +636,7 @@ def _remember(command: str, values: dict[str, Any], o: _Options) -> None:
 
 
 @app.command(cls=_Command, short_help="The Jacobian of EXPR for each input.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE, TEACH)
+@_options(PROBLEM, PLACE, SHOW, WRITE, PICTURE, TEACH, POINTS)
 def jacobian(
     expression: str = _expression("[r*cos(t), r*sin(t)]"),
     wrt: List[str] = WRT,
@@ -647,6 +684,7 @@ def jacobian(
       jacli jacobian "x**2*y" -i x=1 -i y=2 --answer "[2*x*y, x**2]"
 
       jacli jacobian "x[:-2] - 2*x[1:-1] + x[2:]" -i randn:10000 --view spy
+      jacli jacobian "r*sin(t)" -i r=1,2,3 -i t=0.5 --batch-axis 0
     """
 
     def compute() -> Any:
@@ -660,10 +698,14 @@ def jacobian(
         pictured = o.view is not None and o.output is None
         if layout is Layout.auto and o.shown_as() not in ("pretty", ".npz", ".pt") and not pictured:
             shown = Layout.dense
+        if answer is not None and o.batch_axis is not None:
+            raise JacliError("--answer checks one point's Jacobian; with --batch-axis there is one per point: "
+                             "leave out --batch-axis and give one point's inputs")
         result = api.compute_jacobian(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
             seed=o.seed, max_memory=budget, untrusted=o.untrusted, progress=_RowProgress(), symbolic=symbolic, det=det,
             layout=Layout.dense.value if answer is not None else shown.value, matrix=matrix or None,
+            **o.points(),
         )
         if answer is None:
             return result
@@ -678,7 +720,7 @@ def jacobian(
 
 
 @app.command(cls=_Command, short_help="vᵀJ: what y.backward(v) leaves in x.grad.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE, TEACH)
+@_options(PROBLEM, PLACE, SHOW, WRITE, TEACH, POINTS)
 def vjp(
     expression: str = _expression("3*a + 2*b**2"),
     v: str = typer.Option(
@@ -723,6 +765,10 @@ def vjp(
         if repeat is not None or zero_grad_after is not None:
             from jacli.accumulate import compute_accumulation
 
+            if o.batch_axis is not None:
+                raise JacliError("--repeat shows one x.grad after each call; with --batch-axis there is one per "
+                                 "point: leave out --batch-axis and give one point's inputs")
+
             return compute_accumulation(
                 expression, specs, v_spec, repeat=repeat if repeat is not None else _needs_repeat(),
                 zero_grad_after=zero_grad_after, wrt=wrt, method=method.value, device=o.device,
@@ -730,7 +776,7 @@ def vjp(
             )
         return api.compute_vjp(
             expression, specs, v_spec, wrt=wrt, method=method.value, device=o.device,
-            dtype=o.dtype.value, seed=o.seed, max_memory=budget, untrusted=o.untrusted,
+            dtype=o.dtype.value, seed=o.seed, max_memory=budget, untrusted=o.untrusted, **o.points(),
         )
 
     _explained_alone(o, repeat=repeat is not None, zero_grad_after=zero_grad_after is not None)
@@ -738,7 +784,7 @@ def vjp(
 
 
 @app.command(cls=_Command, short_help="J·v, the Jacobian-vector product.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE, TEACH)
+@_options(PROBLEM, PLACE, SHOW, WRITE, TEACH, POINTS)
 def jvp(
     expression: str = _expression("[r*cos(t), r*sin(t)]"),
     v: List[str] = V_DIRECTION,
@@ -762,14 +808,14 @@ def jvp(
         specs, budget = o.specs()
         return api.compute_jvp(
             expression, specs, _directions(v), device=o.device, dtype=o.dtype.value, seed=o.seed,
-            max_memory=budget, untrusted=o.untrusted,
+            max_memory=budget, untrusted=o.untrusted, **o.points(),
         )
 
     o.run(compute)
 
 
 @app.command(cls=_Command, short_help="The gradient of a one-number output.", epilog=SPECS)
-@_options(PROBLEM, PLACE, SHOW, WRITE, TEACH)
+@_options(PROBLEM, PLACE, SHOW, WRITE, TEACH, POINTS)
 def grad(
     expression: str = _expression("x**2 + 3*x + 1", "A formula with one number as output"),
     wrt: List[str] = WRT,
@@ -796,7 +842,7 @@ def grad(
         specs, budget = o.specs()
         return api.compute_grad(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
-            seed=o.seed, max_memory=budget, untrusted=o.untrusted, symbolic=symbolic,
+            seed=o.seed, max_memory=budget, untrusted=o.untrusted, symbolic=symbolic, **o.points(),
         )
 
     o.run(compute)
@@ -1012,6 +1058,230 @@ def _teaching_view(result: Any, out: _Out) -> None:
     sys.stdout.flush()
 
 
+EXIT_SOME_FAILED = 4
+"""``batch``: at least one job failed (each has its error line); jacli.batch.EXIT_SOME_FAILED."""
+
+
+@app.command(cls=_Command, name="batch", short_help="Many jobs: JSON Lines in, JSON Lines out.")
+def batch_command(
+    jobs: Optional[str] = typer.Argument(
+        None, metavar="FILE|-", show_default=False,
+        help="The jobs, one JSON object per line; - (or nothing, with a pipe) reads standard input.",
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", metavar="OUT.jsonl", help="Write the lines to OUT.jsonl instead of stdout.",
+    ),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", metavar="OUT.jsonl",
+        help="Skip the jobs whose id is already in OUT.jsonl (results and errors) and append the "
+        "others' lines to it. A last line cut short is dropped.",
+    ),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", metavar="URL",
+        help='Compute the groups on this Dask cluster (tcp://HOST:8786; also JACLI_SCHEDULER); '
+        'needs pip install "jacli[dask]", and jacli on the workers.',
+    ),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", min=1, metavar="N", help="Compute the groups on a local Dask cluster of N worker processes.",
+    ),
+    untrusted: bool = typer.Option(
+        False, "--untrusted", help="The jobs come from someone else: refuse @file and @- specs (see SECURITY.md).",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show the Python traceback of an error (also JACLI_DEBUG=1)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or warnings on stderr (errors still)."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colour (also NO_COLOR=1 or TERM=dumb)."),
+) -> None:
+    """Run many jobs: one JSON object per line in, one JSON line per job out, in input order.
+
+    A job uses the command line's names: {"id": 1, "command": "jacobian", "expr":
+    "x**2", "inputs": {"x": "1,2,3"}}, and may give v, wrt, method, layout, matrix,
+    symbolic, det, dtype, device, seed and max_memory. Its line is what --format json
+    prints for it, with its id first (without an id: its line number), or
+    {"id": ..., "line": N, "error": "..."} when it fails; the others go on.
+    Jobs with the same command, expression, input shapes and options are computed
+    together, as --batch-axis does.
+
+    Examples (write the lines to a file with > OUT.jsonl or -o OUT.jsonl; after an
+    interruption, --resume OUT.jsonl runs the jobs not in it yet and appends their lines):
+
+    \b
+      jacli batch examples/sweep.jsonl
+
+    \b
+    Exit codes:
+      0    every job succeeded
+      1    an error in what was asked (a file that cannot be read...)
+      2    a usage error
+      4    some jobs failed: each has its error line
+    """
+    from jacli.batch import EXIT_SOME_FAILED as failed_code
+
+    _noise.quiet, _noise.no_color = quiet, no_color
+    Status.quiet, Status.no_color = quiet, no_color
+    warnings.showwarning = _show_warning
+    debug = debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
+    assert failed_code == EXIT_SOME_FAILED
+    try:
+        failed = _run_batch(jobs, output, resume, scheduler, workers, untrusted, debug)
+    except JacliError as error:
+        if debug:
+            raise
+        _diagnose(f"Error: {error.cli_message or flagged(str(error), FLAGS)}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        _interrupted()
+        raise typer.Exit(130) from None
+    except BrokenPipeError:
+        _silence_stdout()
+        raise typer.Exit(0) from None
+    if failed:
+        _note(f"jacli: {len(failed)} job{'s' if len(failed) != 1 else ''} failed (line{'s' if len(failed) != 1 else ''} "
+              f"{_short_list(failed)}); each has its error line")
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _short_list(numbers: List[int], most: int = 10) -> str:
+    shown = ", ".join(map(str, numbers[:most]))
+    return shown + (f" and {len(numbers) - most} more" if len(numbers) > most else "")
+
+
+def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Path], scheduler: Optional[str],
+               workers: Optional[int], untrusted: bool, debug: bool = False) -> List[int]:
+    """Read the jobs, run them, write the lines; the failed jobs' line numbers."""
+    from jacli import batch
+    from jacli.problem import is_untrusted_environment
+
+    untrusted = untrusted or is_untrusted_environment()
+    if output is not None and resume is not None:
+        raise JacliError("--output writes a new file and --resume appends to one; give one of them")
+    if jobs is None and sys.stdin is not None and sys.stdin.isatty():
+        _diagnose("Error: jacli batch needs jobs: a file (jacli batch jobs.jsonl), or - for standard input "
+                  "(jacli batch - < jobs.jsonl)")
+        raise typer.Exit(EXIT_USAGE)
+    lines = _job_lines(jobs)
+    done: list = []
+    target, mode = (output, "w") if output is not None else (resume, "a") if resume is not None else (None, "")
+    if resume is not None and resume.exists():
+        try:
+            text = resume.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise JacliError(f"cannot read --resume {resume} ({getattr(error, 'strerror', None) or error})") from None
+        done, complete = batch.written_ids(text)
+        if complete < len(text.encode("utf-8")):
+            with open(resume, "r+b") as handle:
+                handle.truncate(complete)
+            _note(f"jacli: dropped the last line of {resume}, cut short; its job runs again")
+        _note(f"jacli: {len(done):,} job{'s' if len(done) != 1 else ''} already in {resume}, skipped")
+    mapper = _cluster_mapper(scheduler, workers)
+    failed: List[int] = []
+    try:
+        stream = open(target, mode, encoding="utf-8") if target is not None else sys.stdout
+    except OSError as error:
+        raise JacliError(f"cannot write {target} ({error.strerror or error})") from None
+    try:
+        with _BatchProgress(_count_lines(jobs) if not _noise.quiet and sys.stderr is not None and sys.stderr.isatty()
+                            else None) as progress:
+            for line in batch.run(lines, done=done, untrusted=untrusted, mapper=mapper, progress=progress,
+                                  failed=failed, raise_errors=debug):
+                stream.write(line + "\n")
+                if target is not None:
+                    stream.flush()  # a crash leaves whole lines behind, for --resume
+        stream.flush()
+    finally:
+        if target is not None:
+            stream.close()
+    return failed
+
+
+def _job_lines(jobs: Optional[str]) -> Iterable[str]:
+    """The jobs' lines as they are read (a long file is never held whole)."""
+    if jobs is None or jobs == "-":
+        return _read_lines(sys.stdin, "standard input") if sys.stdin is not None else iter(())
+    try:
+        handle = open(jobs, encoding="utf-8")
+    except FileNotFoundError:
+        raise JacliError(f"no such file: {jobs}; give the jobs file (one JSON object per line), or - for standard input") from None
+    except IsADirectoryError:
+        raise JacliError(f"{jobs} is a folder; give the jobs file (one JSON object per line)") from None
+    except OSError as error:
+        raise JacliError(f"cannot read {jobs} ({error.strerror or error})") from None
+    return _read_lines(handle, jobs, close=True)
+
+
+def _count_lines(jobs: Optional[str]) -> Optional[int]:
+    """The lines of a jobs file (for the progress bar's total), or None for standard input."""
+    if jobs is None or jobs == "-":
+        return None
+    try:
+        with open(jobs, "rb") as handle:
+            return sum(piece.count(b"\n") for piece in iter(lambda: handle.read(1 << 20), b""))
+    except OSError:
+        return None
+
+
+def _read_lines(handle: Any, name: str, close: bool = False) -> Iterable[str]:
+    try:
+        for line in handle:
+            yield line
+    except (OSError, UnicodeDecodeError) as error:
+        raise JacliError(f"cannot read {name} ({getattr(error, 'strerror', None) or error})") from None
+    finally:
+        if close:
+            handle.close()
+
+
+def _cluster_mapper(scheduler: Optional[str], workers: Optional[int]) -> Any:
+    """Dask's ``map_groups`` for --scheduler or --workers (nothing of Dask is imported without them)."""
+    if scheduler is None and workers is None:  # JACLI_SCHEDULER stands in for --scheduler, not beside --workers
+        scheduler = os.environ.get("JACLI_SCHEDULER", "").strip() or None
+    if scheduler is None and workers is None:
+        return None
+    if scheduler is not None and workers is not None:
+        raise JacliError("--scheduler uses a running cluster and --workers starts a local one; give one of them")
+    try:
+        from jacli import cluster
+    except ImportError as error:
+        raise JacliError(f'--scheduler and --workers need jacli\'s Dask support ({error}); install it with pip install "jacli[dask]"') from None
+
+    def mapper(function: Any, groups: Any) -> Any:
+        return cluster.map_groups(function, groups, scheduler=scheduler, workers=workers, threads=1)
+
+    return mapper
+
+
+class _BatchProgress:
+    """A progress bar of the jobs on stderr, only on a terminal and without -q; ``lines``: how
+    many lines the jobs file has, when it is known."""
+
+    def __init__(self, lines: Optional[int] = None) -> None:
+        self.progress: Any = None
+        self.task: Any = None
+        self.lines = lines
+
+    def __enter__(self) -> "_BatchProgress":
+        if not _noise.quiet and sys.stderr is not None and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("jacli batch"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                     console=_console(stderr=True), transient=True)
+            self.progress.start()
+        return self
+
+    def __call__(self, done: int, total: Optional[int]) -> None:
+        if self.progress is None:
+            return
+        total = total if total is not None else self.lines
+        if self.task is None:
+            self.task = self.progress.add_task("jobs", total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
 def _directions(texts: List[str]) -> list:
     """--v values of jvp and hvp: [NAME=]SPEC each."""
     from jacli import inputs as spec_module
@@ -1186,6 +1456,10 @@ def _render(result: Any, out: _Out, taught: Optional[dict] = None) -> None:
     if hasattr(result, "print_pretty") and hasattr(result, "text"):
         _teaching_view(result, out)
         return
+    if type(result).__name__ == "PointsResult":
+        _render_points(result, out)
+        return
+
     chosen = out.destination()
     writing = f"jacli: writing {render.number_count(result):,} numbers to {out.file or 'standard output'}…"
     if out.plot is not None:
@@ -1234,6 +1508,39 @@ def _render(result: Any, out: _Out, taught: Optional[dict] = None) -> None:
     except BrokenPipeError:
         raise
     except OSError as error:  # a full disk, a closed terminal: say so instead of a traceback
+        raise JacliError(
+            f"cannot write the result to standard output ({error.strerror or error}); "
+            "free some space, or write it with --output FILE"
+        ) from None
+
+
+def _render_points(result: Any, out: _Out) -> None:
+    """A result per point (--batch-axis): one document, table or view for all of them."""
+    from jacli import render_points
+
+    chosen = out.destination()
+    count = sum(t.numel() for _, t in result.tensors())
+    if out.file is not None:
+        with Status(f"jacli: writing {count:,} numbers to {out.file}…"):
+            _write_atomically(out.file, render_points.to_chunks(result, chosen, out.precision))
+        _note(f"jacli: wrote {out.file} ({result.points:,} points)")
+        return
+    try:
+        if chosen in ("json", "plain", "csv"):
+            pieces = {"json": lambda: render_points.json_chunks(result),
+                      "csv": lambda: render_points.csv_lines(result, out.precision),
+                      "plain": lambda: render_points.plain_lines(result, out.precision)}[chosen]()
+            for piece in pieces:
+                sys.stdout.write(piece)
+        else:
+            console = _stdout_console()
+            if console.width < 20:
+                console = _stdout_console(width=80)
+            render_points.print_pretty(result, console, out.precision, out.full)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
         raise JacliError(
             f"cannot write the result to standard output ({error.strerror or error}); "
             "free some space, or write it with --output FILE"

@@ -204,6 +204,47 @@ class Plan:
         seed, made = (self.wrt_elements, self.output_elements) if mode == "forward" else (self.output_elements, self.wrt_elements)
         return self._chunk(colors, seed + made + WORKING_SET_FACTOR * self.intermediates, 0)
 
+    # NOTE [many points]
+    # With ``batch_axis`` the plan sizes one point; a call holds the whole inputs (``inputs_bytes``,
+    # shared inputs once), every point's output and result, and, for the points pushed through
+    # vmap at once, each one's working set: the same per-direction costs as ``reverse_chunk`` and
+    # ``forward_chunk``, all of one point's directions at once. Chunks are written into the
+    # whole results as they come (``engine.batched``), so the results are held once.
+
+    def point_work(self, command: str, method: str) -> int:
+        """Elements one point holds while it is computed (``command``'s transform, ``method``)."""
+        m, n, inter = self.output_elements, self.wrt_elements, self.intermediates
+        if command == "jacobian" and method == "forward":
+            return n * (2 * n + WORKING_SET_FACTOR * inter + m) + m + inter
+        if command == "jacobian":
+            return m * (m + WORKING_SET_FACTOR * inter + n) + m + inter
+        return 2 * m + (WORKING_SET_FACTOR + 1) * inter + 2 * n
+
+    def points_chunk(self, points: int, inputs_bytes: int, result: int, work: int) -> int | None:
+        """How many of ``points`` vmap pushes through at once; None: all (the fastest).
+
+        Args:
+            inputs_bytes: the whole inputs' bytes.
+            result: elements of one point's result and output, kept for every point.
+            work: ``point_work``.
+        """
+        free = self.budget - inputs_bytes - points * result * self.itemsize
+        cost = max(1, work) * self.itemsize
+        if points * cost <= free:
+            return None
+        return max(1, free // cost)
+
+    def check_points(self, points: int, inputs_bytes: int, result: int, work: int, what: str) -> None:
+        """Refuse ``points`` results (and one point's working set) that would not fit beside the inputs."""
+        needed = inputs_bytes + (points * result + work) * self.itemsize
+        if needed <= self.budget:
+            return
+        check_budget(
+            needed, self.budget,
+            f"{what} of {_shorten(self.text)} at {points:,} points ({result:,} numbers each, with the inputs)",
+            "Give fewer points per call, pick fewer inputs with `wrt`, or raise `max_memory`.",
+        )
+
     def check_hessian(self, matrix: bool = False) -> None:
         """Refuse a Hessian that would not fit beside the inputs and the output. It is one n×n
         matrix whatever ``matrix`` says: its blocks are views into it."""

@@ -66,6 +66,9 @@ class Problem:
     given: dict[str, str] = field(default_factory=dict)
     untrusted: bool = False
     seconds: float = 0.0
+    batch: "Batch | None" = None
+    """With ``batch_axis``: which inputs hold the points, along which axis (``inputs`` are whole,
+    ``plan`` is one point's)."""
 
     @property
     def expression(self) -> str:
@@ -176,6 +179,7 @@ def prepare(
     result: Any = None,
     reads: Mapping[str, Any] | None = None,
     untrusted: bool = False,
+    batch: tuple[Any, Sequence[str] | None] | None = None,
 ) -> Problem:
     """Check, size and bind one problem; the expression is not evaluated.
 
@@ -193,11 +197,15 @@ def prepare(
             checked to be read once among them and the inputs.
         untrusted: refuse files and standard input, and hold the budget to ``UNTRUSTED_BUDGET``
             (also on with ``JACLI_UNTRUSTED=1`` in the environment).
+        batch: ``(batch_axis, batched)``: the inputs hold many points along ``batch_axis``
+            (``batched`` names them; None: every input that has that axis); the plan sizes one
+            point, and ``problem.batch`` says which inputs hold the points (``Batch``).
 
     Returns:
         A ``Problem`` whose plan has checked every size against the budget.
     """
-    again = _prepared_again(expr, inputs, wrt, device, dtype, seed, max_memory, result, reads, untrusted)
+    again = None if batch is not None else _prepared_again(expr, inputs, wrt, device, dtype, seed, max_memory, result,
+                                                           reads, untrusted)
     if again is not None:
         return again
     from jacli.plan import make_plan
@@ -205,6 +213,8 @@ def prepare(
     devices.check_names(device if isinstance(device, str) else "cpu", dtype if isinstance(dtype, str) else "float64")
     max_memory = check_max_memory(max_memory)
     wrt = specs.check_wrt(wrt)
+    if batch is not None:
+        batch = (check_batch_axis(batch[0]), _batched_names(batch[1]))
     pairs = _input_pairs(inputs)
     given = [(name, specs.parse_spec(value) if isinstance(value, str) else value) for name, value in pairs]
     specs.check_python_numbers(given)
@@ -246,18 +256,125 @@ def prepare(
     # files are read (within the budget) first.
     shapes = {name: _known_shape(bound[name]) for name in compiled.variables}
     if all(shape is not None for shape in shapes.values()):
+        if batch is not None:
+            problem.batch = batched_points(compiled.variables, shapes, *batch, given=problem.given)
+            shapes = problem.batch.point_shapes(shapes)
         problem.plan = plan_for(shapes)
     _make_inputs(problem, bound)
     if problem.plan is None:
-        problem.plan = plan_for(problem.shapes)
+        shapes = problem.shapes
+        if batch is not None:
+            problem.batch = batched_points(compiled.variables, shapes, *batch, given=problem.given)
+            shapes = problem.batch.point_shapes(shapes)
+        problem.plan = plan_for(shapes)
     if math.prod(problem.plan.output_shape) == 0:
         raise ShapeError(
             f"the output of {compiled.text} has no numbers (shape {tuple(problem.plan.output_shape)}), so there "
             "is nothing to differentiate. Check the indices and slices against the input shapes "
             f"({', '.join(f'{n} {tuple(t.shape)}' for n, t in problem.inputs.items())})."
         )
-    _remember(expr, inputs, wrt, device, dtype, max_memory, result, reads, untrusted, problem)
+    if batch is None:
+        _remember(expr, inputs, wrt, device, dtype, max_memory, result, reads, untrusted, problem)
     return problem
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Many points in one call: ``names`` hold them along ``axes[name]`` (``batch_axis``,
+    counted from the end when negative); every other input is shared by all ``size`` points."""
+
+    axis: int
+    names: tuple[str, ...]
+    axes: dict[str, int]
+    size: int
+
+    def point_shapes(self, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+        """Each input's shape at one point: the batched ones without their points' axis."""
+        return {name: tuple(s for k, s in enumerate(shape) if k != self.axes.get(name, -1))
+                for name, shape in shapes.items()}
+
+    def in_dims(self, variables: Sequence[str]) -> tuple[int | None, ...]:
+        """For each variable, the axis its points run along, or None (shared): vmap's ``in_dims``."""
+        return tuple(self.axes.get(name) for name in variables)
+
+
+def check_batch_axis(axis: Any) -> int:
+    """``batch_axis`` as an int, or an InputError that says what it takes."""
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        try:
+            import operator
+
+            return operator.index(axis)
+        except TypeError:
+            raise InputError(
+                f"`batch_axis` must be an axis number such as 0 (the leading axis), not {describe(axis)}",
+                param="batch_axis",
+            ) from None
+    return axis
+
+
+def _batched_names(names: Any) -> list[str] | None:
+    """``batched``: None (every input with the axis), one name ("x" or "x,y"), or a list of names."""
+    if names is None or isinstance(names, str):
+        return None if names is None else [names]
+    if isinstance(names, (list, tuple)) and all(isinstance(name, str) for name in names):
+        return list(names)
+    raise InputError(f"`batched` must be input names such as ['x', 'y'], not {describe(names)}", param="batched")
+
+
+def batched_points(variables: Sequence[str], shapes: Mapping[str, tuple[int, ...]], axis: int,
+                   names: Sequence[str] | None, given: Mapping[str, str] | None = None) -> Batch:
+    """Which inputs hold the points along ``axis`` and how many there are, or a ShapeError.
+
+    Args:
+        names: the inputs that hold points (``batched``); None: every input that has ``axis``
+            (an input with fewer axes, such as a number, is shared by all points).
+    """
+    given = given or {}
+
+    def shown(name: str) -> str:
+        return f"{specs.label(name, given[name]) if name in given else name} (shape {tuple(shapes[name])})"
+
+    def has_axis(name: str) -> bool:
+        return -len(shapes[name]) <= axis < len(shapes[name])
+
+    if names is None:
+        chosen = tuple(name for name in variables if has_axis(name))
+        if not chosen:
+            raise ShapeError(
+                f"`batch_axis` {axis}: no input has an axis {axis} to hold the points ("
+                + ", ".join(shown(n) for n in variables) + "); give the points along that axis of an input, "
+                f"e.g. {variables[0]} = 1,2,3 for three points of a number", param="batch_axis",
+            )
+    else:
+        chosen_names = []
+        for part in names:
+            for name in (_identifier(p.strip()) for p in part.split(",")):
+                if not name:
+                    continue
+                if name not in variables:
+                    raise _unknown(f"`batched` {name!r} is not a variable of the expression", name, variables, "batched")
+                if not has_axis(name):
+                    raise ShapeError(
+                        f"`batch_axis` {axis}: input {shown(name)} has no axis {axis} to hold the points; "
+                        "give it one, or leave it out of `batched` to share it by all points", param="batch_axis",
+                    )
+                chosen_names.append(name)
+        chosen = tuple(name for name in variables if name in chosen_names)
+        if not chosen:
+            raise InputError(f"`batched` names no input; the expression's variables are: {', '.join(variables)}",
+                             param="batched")
+    axes = {name: axis % len(shapes[name]) for name in chosen}
+    sizes = {name: shapes[name][axes[name]] for name in chosen}
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"{shown(name)}: {size}" for name, size in sizes.items())
+        hint = ("; name the inputs that hold points with `batched` (the others are shared by all points)"
+                if names is None else "")
+        raise ShapeError(
+            f"`batch_axis` {axis}: the inputs hold different numbers of points along axis {axis}: {listed}. "
+            f"Give each the same number{hint}", param="batch_axis",
+        )
+    return Batch(axis, chosen, axes, next(iter(sizes.values())))
 
 
 # NOTE [prepared again]

@@ -682,6 +682,124 @@ class HVPResult(Result):
 
 
 @dataclass
+class PointsResult:
+    """One result per point, computed together (``batch_axis``): every tensor has the points on
+    its leading axis, ``(points,) + `` what one point's result holds.
+
+    Attributes:
+        command: ``jacobian``, ``vjp``, ``grad`` or ``jvp``.
+        problem: the problem with the whole inputs (``problem.batch`` says which hold points).
+        method: the method that ran for each point.
+        output: ``(points,) + output.shape``.
+        values: key → ``(points,) + `` one point's result shape (a Jacobian block:
+            ``output.shape + input.shape``; a VJP or gradient: the input's shape; J·u: ``None`` →
+            the output's shape).
+        how: how the points were computed.
+        v: a VJP's v (one per point, or shared), or None.
+        directions: jvp's directions, input name → tensor (one per point, or shared).
+        v_batched, directions_batched: whether v, or each direction, has one per point.
+    """
+
+    command: str
+    problem: "Problem" = field(repr=False)
+    method: str
+    output: "torch.Tensor"
+    values: dict[Key, "torch.Tensor"] = field(default_factory=dict)
+    how: str | None = None
+    v: Any = None
+    v_batched: bool = False
+    directions: dict[str, "torch.Tensor"] = field(default_factory=dict)
+    directions_batched: dict[str, bool] = field(default_factory=dict)
+    symbolic: Any = None
+    det: Any = None
+    as_matrix: bool = False
+    matrix_asked: bool = False
+    """``matrix=True`` was asked: the renderers also write each point's classic matrix."""
+
+    @property
+    def points(self) -> int:
+        return self.problem.batch.size
+
+    @property
+    def batch(self) -> Any:
+        return self.problem.batch
+
+    @property
+    def expression(self) -> str:
+        return self.problem.expression
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return self.problem.variables
+
+    @property
+    def wrt(self) -> tuple[str, ...]:
+        return self.problem.wrt
+
+    @property
+    def inputs(self) -> dict[str, "torch.Tensor"]:
+        return self.problem.inputs
+
+    @property
+    def device(self) -> str:
+        return str(self.problem.device)
+
+    @property
+    def dtype(self) -> str:
+        return str(self.problem.dtype).replace("torch.", "")
+
+    def tensors(self) -> Iterator[tuple[Key, "torch.Tensor"]]:
+        """Each result with its key, the points on the leading axis."""
+        yield from self.values.items()
+
+    def matrices(self) -> tuple["torch.Tensor", Labels, Labels]:
+        """Each point's classic matrix, ``(points, output size, inputs' size)``, with the row and
+        column labels of one point's (a Jacobian only)."""
+        import torch
+
+        one = self.point(0).matrix()
+        size, rows = self.points, one.shape[0]
+        whole = torch.cat([value.reshape(size, rows, -1) for value in self.values.values()], dim=2)
+        return whole, one.rows, one.columns
+
+    def point_inputs(self, index: int) -> dict[str, "torch.Tensor"]:
+        """The inputs at point ``index``: the batched ones sliced, the shared ones as they are."""
+        axes = self.batch.axes
+        return {name: t.select(axes[name], index) if name in axes else t for name, t in self.inputs.items()}
+
+    def point(self, index: int, given: Mapping[str, str] | None = None) -> Result:
+        """The result at point ``index``, as the command computes it for that point alone
+        (``given``: how each input was written for it, for the renderers).
+
+        Example:
+            >>> import jacli
+            >>> result = jacli.compute_jacobian("x**2", {"x": [[1.0], [2.0]]}, batch_axis=0)
+            >>> result.point(1).blocks["x"].to_dense().tolist()
+            [[4.0]]
+        """
+        import dataclasses
+
+        from jacli.problem import spec_text
+
+        inputs = self.point_inputs(index)
+        if given is None:
+            given = {name: spec_text(None, t) if name in self.batch.axes else self.problem.given.get(name, "")
+                     for name, t in inputs.items()}
+        problem = dataclasses.replace(self.problem, inputs=inputs, given=dict(given), batch=None)
+        output = self.output[index]
+        if self.command == "jacobian":
+            blocks = {name: JacobianBlock(name, value[index]) for name, value in self.values.items()}
+            return JacobianResult(problem, self.method, output, blocks=blocks, how=self.how, as_matrix=self.as_matrix)
+        if self.command == "vjp":
+            v = self.v[index] if self.v_batched else self.v
+            return VJPResult(problem, self.method, output, grads={k: t[index] for k, t in self.values.items()}, v=v)
+        if self.command == "grad":
+            return GradResult(problem, self.method, output, grads={k: t[index] for k, t in self.values.items()})
+        directions = {name: t[index] if self.directions_batched.get(name) else t for name, t in self.directions.items()}
+        return JVPResult(problem, self.method, output, value=self.values[None][index], directions=directions)
+
+
+@dataclass
 class MethodCheck:
     """One method's agreement with the reference.
 
