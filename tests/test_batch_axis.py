@@ -319,3 +319,20 @@ def test_every_function_of_the_table_batched_equals_a_loop(method):
         assert torch.allclose(got, torch.stack(alone), rtol=1e-10, atol=1e-12, equal_nan=True), expr
         checked += 1
     assert checked >= 40  # of the table's 64 functions, those that take one 3 x 3 matrix
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["--explain"], "--explain"), (["--trace"], "--trace"), (["--show-code"], "--show-code"),
+    (["--answer", "[[1, 0]]"], "--answer"),
+])
+def test_one_point_teaching_refuses_points_in_one_line(extra, named):
+    run = cli_runner().invoke(app, ["jacobian", "x**2", "-i", "1,2,3", "--batch-axis", "0", *extra],
+                              env={"JACLI_DEBUG": None})
+    assert run.exit_code == 1 and run.stdout == ""
+    assert run.stderr.startswith(f"Error: {named} ") and "--batch-axis" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_repeat_refuses_points_in_one_line():
+    run = cli_runner().invoke(app, ["vjp", "(x+1)**2", "-i", "eye:2", "--v", "ones", "--method", "backward",
+                                    "--repeat", "2", "--batch-axis", "0"], env={"JACLI_DEBUG": None})
+    assert run.exit_code == 1 and run.stdout == "" and run.stderr.startswith("Error: --repeat ")
