@@ -166,7 +166,9 @@ def _connect(distributed: Any, scheduler: str | None, workers: int | None, threa
         try:
             cluster = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=threads, processes=True, host="127.0.0.1",
-                dashboard_address=None,
+                # no dashboard; the scheduler's HTTP server (health checks) on a free port of
+                # 127.0.0.1, not 8787, so that two runs at once do not collide
+                dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
             )
         except (OSError, TimeoutError) as failure:
             raise ClusterError(f"a local Dask cluster of {workers} workers did not start ({_first_line(failure)})",
