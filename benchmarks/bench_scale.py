@@ -1,0 +1,203 @@
+"""jacli in scripts and at scale: what one CLI call costs beside `import torch`, and a Dask cluster
+against the local run.
+
+    python benchmarks/bench_scale.py                    # every part
+    python benchmarks/bench_scale.py --part startup     # one part (repeat --part for several)
+    python benchmarks/bench_scale.py --part startup --runs 11
+
+Parts (each a function ``part_NAME(args)`` listed in PARTS; add one by adding both):
+
+- ``startup``: a small `jacli jacobian`, `vjp` and `grad` against a bare `python -c "import torch"`,
+  runs interleaved (torch, jacobian, vjp, grad, torch, ...), the ratio of the medians; then where
+  a call's import time goes, from `python -X importtime`.
+- ``dask``: the same groups of jacli API calls on a `LocalCluster(2)` (two worker processes of
+  one thread) and in this process, results compared; the cluster's start-up is timed apart.
+
+Public tools only (subprocess, time, statistics); nothing is asserted. Run from the repository
+root, with jacli importable (installed, or PYTHONPATH=.).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable
+
+SMALL_CALLS = {
+    "jacobian": ["jacobian", "x**2", "-i", "1,2"],
+    "vjp": ["vjp", "x**2", "-i", "1,2", "--v", "1,1"],
+    "grad": ["grad", "sum(x**2)", "-i", "1,2"],
+}
+"""The small problems of the start-up goal (issue #14): each ≤ 1.15 × `import torch`."""
+
+GOAL = 1.15
+
+
+def _timed(argv: list[str], environ: dict[str, str]) -> float:
+    """Wall time of one child process, from start to exit (its output discarded)."""
+    start = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=environ)
+    return time.perf_counter() - start
+
+
+def _environ() -> dict[str, str]:
+    """The children's environment: no history written to the user's cache, bytecode cached."""
+    environ = dict(os.environ)
+    environ.setdefault("JACLI_NO_HISTORY", "1")
+    # an installed package has its bytecode written; a run that may not write it compiles every
+    # module of jacli from source each time (60 ms of the render module alone)
+    environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    return environ
+
+
+def startup_times(runs: int) -> dict[str, list[float]]:
+    """Seconds per run of `import torch` and of each small CLI call, interleaved so that the
+    machine's load falls on all of them alike."""
+    environ = _environ()
+    commands = {"import torch": [sys.executable, "-c", "import torch"]}
+    commands.update({name: [sys.executable, "-m", "jacli", *argv] for name, argv in SMALL_CALLS.items()})
+    for argv in commands.values():  # warm the file cache and the bytecode caches once
+        _timed(argv, environ)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, argv in commands.items():
+            times[name].append(_timed(argv, environ))
+    return times
+
+
+def import_breakdown(argv: list[str], top: int = 12) -> list[tuple[float, float, str]]:
+    """``(cumulative s, self s, module)`` of the imports one call makes, from `-X importtime`: the
+    modules imported by jacli's own code or by the interpreter (top level of the import tree),
+    the largest first."""
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "jacli", *argv],
+        capture_output=True, text=True, env=_environ(), check=True,
+    )
+    found = []
+    for line in run.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        own, cumulative, name = line[len("import time:"):].split("|")
+        if not name[1:].startswith(" "):  # one space after the bar: the top of the import tree
+            found.append((int(cumulative) / 1e6, int(own) / 1e6, name.strip()))
+    return sorted(found, reverse=True)[:top]
+
+
+def part_startup(args: argparse.Namespace) -> None:
+    """The start-up ratio and the import breakdown."""
+    times = startup_times(args.runs)
+    torch_median = statistics.median(times["import torch"])
+    print(f"## start-up: {args.runs} interleaved runs each, medians (goal: ≤ {GOAL} × import torch)")
+    print(f"{'call':<42} {'median s':>9} {'min s':>7} {'× torch':>8}")
+    for name, values in times.items():
+        shown = "python -c 'import torch'" if name == "import torch" else "jacli " + " ".join(SMALL_CALLS[name])
+        median = statistics.median(values)
+        print(f"{shown:<42} {median:9.3f} {min(values):7.3f} {median / torch_median:8.2f}")
+    print()
+    print("## where `jacli jacobian x**2 -i 1,2` spends its import time (-X importtime, top level)")
+    print(f"{'cumulative s':>12} {'self s':>8}  module")
+    for cumulative, own, name in import_breakdown(SMALL_CALLS["jacobian"]):
+        print(f"{cumulative:12.3f} {own:8.3f}  {name}")
+    print()
+
+
+# -- the Dask layer against the local run --------------------------------------------------------
+
+SWEEP = ["[r*cos(t), r*sin(t)]", "x*sum(x)", "softmax(x)", "sin(x)*exp(-x**2)"]
+"""The sweep's expressions; each point is a jacli.jacobian call."""
+
+
+def sweep_group(group: tuple[str, int, int]) -> list:
+    """One group of the sweep: ``count`` jacli.jacobian calls of one expression at moving points
+    (module-level, so that Dask's workers import it by name)."""
+    import jacli
+
+    expr, start, count = group
+    results = []
+    for k in range(start, start + count):
+        if expr.startswith("[r"):
+            inputs = {"r": 1.0 + k / 1000, "t": k / 1000}
+        else:
+            inputs = {"x": [0.1 + k / 1000, 0.2, 0.3, 0.4]}
+        results.append(jacli.jacobian(expr, inputs))
+    return results
+
+
+def sweep_groups(points: int, per_group: int) -> list[tuple[str, int, int]]:
+    """``points`` calls, spread over the expressions, in groups of ``per_group``."""
+    each = points // len(SWEEP)
+    return [(expr, start, min(per_group, each - start)) for expr in SWEEP for start in range(0, each, per_group)]
+
+
+def part_dask(args: argparse.Namespace) -> None:
+    """``map_groups`` on a LocalCluster(2) against the same groups run here, one after another."""
+    try:
+        import dask.distributed as distributed
+    except ImportError:
+        print('## dask: skipped (pip install "jacli[dask]")\n')
+        return
+    import torch
+
+    from jacli.cluster import map_groups
+
+    groups = sweep_groups(args.points, args.per_group)
+    torch.set_num_threads(1)  # the local run on one thread, like each worker
+    start = time.perf_counter()
+    local = [sweep_group(group) for group in groups]
+    local_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"})
+    started_s = time.perf_counter() - start
+    try:
+        # a first round warms the workers (each imports torch and jacli once)
+        list(map_groups(sweep_group, groups[:2], scheduler=cluster.scheduler_address))
+        start = time.perf_counter()
+        remote = dict(map_groups(sweep_group, groups, scheduler=cluster.scheduler_address))
+        remote_s = time.perf_counter() - start
+    finally:
+        cluster.close()
+    same = all(
+        all(torch.equal(a[name], b[name]) for name in a) for index, results in enumerate(local)
+        for a, b in zip(results, remote[index])
+    )
+    print(f"## dask: {args.points} jacli.jacobian calls in {len(groups)} groups of ≤ {args.per_group}")
+    print(f"{'run':<40} {'seconds':>8} {'calls/s':>9}")
+    print(f"{'local, one process, 1 thread':<40} {local_s:8.2f} {args.points / local_s:9.0f}")
+    print(f"{'LocalCluster(2), warm workers':<40} {remote_s:8.2f} {args.points / remote_s:9.0f}")
+    print(f"{'LocalCluster(2) start-up (apart)':<40} {started_s:8.2f}")
+    print(f"speed-up {local_s / remote_s:.2f}× on 2 workers; results identical: {same}")
+    print()
+
+
+PARTS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "startup": part_startup,
+    "dask": part_dask,
+}
+"""Each part of the benchmark by name, in the order ``--part`` runs them by default."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", action="append", choices=list(PARTS), help="run only this part (repeatable)")
+    parser.add_argument("--runs", type=int, default=7, help="start-up: runs of each call (default 7)")
+    parser.add_argument("--points", type=int, default=2000, help="dask: jacli.jacobian calls (default 2000)")
+    parser.add_argument("--per-group", type=int, default=100, help="dask: calls per group (default 100)")
+    args = parser.parse_args(argv)
+    import torch
+
+    print(f"# torch {torch.__version__}, python {platform.python_version()}, {platform.machine()}, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    for name in args.part or list(PARTS):
+        PARTS[name](args)
+    print(f"# load average {os.getloadavg()[0]:.1f} at the end")
+
+
+if __name__ == "__main__":
+    main()
