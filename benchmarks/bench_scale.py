@@ -70,10 +70,9 @@ def startup_times(runs: int) -> dict[str, list[float]]:
     return times
 
 
-def import_breakdown(argv: list[str], top: int = 12) -> list[tuple[float, float, str]]:
-    """``(cumulative s, self s, module)`` of the imports one call makes, from `-X importtime`: the
-    modules imported by jacli's own code or by the interpreter (top level of the import tree),
-    the largest first."""
+def import_times(argv: list[str]) -> list[tuple[int, str, float, float]]:
+    """``(depth, module, self s, cumulative s)`` for each import one call makes, from
+    `python -X importtime` (depth 0: imported by jacli's code or the interpreter itself)."""
     run = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "jacli", *argv],
         capture_output=True, text=True, env=_environ(), check=True,
@@ -83,9 +82,18 @@ def import_breakdown(argv: list[str], top: int = 12) -> list[tuple[float, float,
         if not line.startswith("import time:") or "self [us]" in line:
             continue
         own, cumulative, name = line[len("import time:"):].split("|")
-        if not name[1:].startswith(" "):  # one space after the bar: the top of the import tree
-            found.append((int(cumulative) / 1e6, int(own) / 1e6, name.strip()))
-    return sorted(found, reverse=True)[:top]
+        depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
+        found.append((depth, name.strip(), int(own) / 1e6, int(cumulative) / 1e6))
+    return found
+
+
+def by_package(imports: list[tuple[int, str, float, float]]) -> list[tuple[float, str]]:
+    """Each package's own import time (its modules' self times added up), the largest first."""
+    totals: dict[str, float] = {}
+    for _, name, own, _ in imports:
+        root = name.split(".")[0]
+        totals[root] = totals.get(root, 0.0) + own
+    return sorted(((seconds, root) for root, seconds in totals.items()), reverse=True)
 
 
 def part_startup(args: argparse.Namespace) -> None:
@@ -99,10 +107,16 @@ def part_startup(args: argparse.Namespace) -> None:
         median = statistics.median(values)
         print(f"{shown:<42} {median:9.3f} {min(values):7.3f} {median / torch_median:8.2f}")
     print()
-    print("## where `jacli jacobian x**2 -i 1,2` spends its import time (-X importtime, top level)")
-    print(f"{'cumulative s':>12} {'self s':>8}  module")
-    for cumulative, own, name in import_breakdown(SMALL_CALLS["jacobian"]):
-        print(f"{cumulative:12.3f} {own:8.3f}  {name}")
+    imports = import_times(SMALL_CALLS["jacobian"])
+    total = sum(own for _, _, own, _ in imports)
+    print(f"## where `jacli jacobian x**2 -i 1,2` spends its import time (-X importtime): {total:.3f} s in all")
+    print("by package (the self times of its modules):")
+    for seconds, root in by_package(imports)[:10]:
+        print(f"{seconds:12.3f} s  {root}")
+    print("top-level imports by cumulative time (what jacli's code, or the interpreter, imports):")
+    top = sorted(((cumulative, own, name) for depth, name, own, cumulative in imports if depth == 0), reverse=True)
+    for cumulative, own, name in top[:10]:
+        print(f"{cumulative:12.3f} s  {name}")
     print()
 
 
