@@ -177,3 +177,79 @@ def test_quick_option_values_are_what_typer_makes_of_them() -> None:
                 assert found == expected and type(found) is type(expected), (param.name, value)
                 checked += 1
     assert checked > 100
+
+
+# -- the quick exit (NOTE [quick exit] in jacli/__main__.py) ----------------------------------------
+
+
+def _jacli(*argv: str, full_exit: bool = False, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    environ = dict(os.environ, JACLI_NO_HISTORY="1")
+    if full_exit:
+        environ["JACLI_FULL_EXIT"] = "1"
+    else:
+        environ.pop("JACLI_FULL_EXIT", None)
+    return subprocess.run([sys.executable, "-m", "jacli", *argv], capture_output=True, env=environ, timeout=300,
+                          input=stdin)
+
+
+@pytest.mark.parametrize("argv,code", [
+    (["jacobian", "x**2", "-i", "ones:40", "-f", "plain"], 0),  # 1,600 numbers through the pipe
+    (["vjp", "x*sum(x)", "-i", "1,2", "--v", "1,-1", "-f", "json"], 0),
+    (["jacobian", "x**", "-i", "1"], 1),
+    (["jacobian", "x", "--bogus"], 2),
+    (["check", "sqrt(x)", "-i", "0,1"], 3),
+])
+def test_the_quick_exit_keeps_every_byte_and_the_exit_code(argv: list[str], code: int) -> None:
+    quick, full = _jacli(*argv), _jacli(*argv, full_exit=True)
+    assert quick.returncode == full.returncode == code
+    assert quick.stdout == full.stdout and quick.stderr == full.stderr
+    if code == 0:
+        assert quick.stdout.endswith(b"\n") and len(quick.stdout) > 20
+
+
+def test_the_quick_exit_writes_the_output_file_whole(tmp_path) -> None:
+    quick, full = tmp_path / "quick.json", tmp_path / "full.json"
+    assert _jacli("jacobian", "x*sum(x)", "-i", "ones:30", "-o", str(quick)).returncode == 0
+    assert _jacli("jacobian", "x*sum(x)", "-i", "ones:30", "-o", str(full), full_exit=True).returncode == 0
+    assert quick.read_bytes() == full.read_bytes() and len(quick.read_bytes()) > 900 * 3
+
+
+def test_the_quick_exit_runs_atexit_handlers_and_steps_aside_for_a_tracer() -> None:
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('handler ran', flush=True))\n"
+        "sys.argv = ['jacli', 'grad', 'sum(x**2)', '-i', '1,2']\n"
+        "if {traced}:\n"
+        "    sys.settrace(lambda *a: None)\n"
+        "from jacli.__main__ import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as done:\n"
+        "    print('normal exit', done.code)\n"
+    )
+    environ = dict(os.environ, JACLI_NO_HISTORY="1")
+    environ.pop("JACLI_FULL_EXIT", None)
+    quick = subprocess.run([sys.executable, "-c", script.format(traced=False)], capture_output=True, text=True,
+                           env=environ, timeout=300)
+    assert quick.returncode == 0 and quick.stdout == "# x 2\n2.0 4.0\nhandler ran\n"  # d(x²)/dx = 2x
+    traced = subprocess.run([sys.executable, "-c", script.format(traced=True)], capture_output=True, text=True,
+                            env=environ, timeout=300)
+    assert traced.returncode == 0 and traced.stdout == "# x 2\n2.0 4.0\nnormal exit 0\nhandler ran\n"
+
+
+def test_a_broken_pipe_ends_as_before() -> None:
+    argv = [sys.executable, "-m", "jacli", "jacobian", "x**2", "-i", "ones:200", "-f", "plain"]
+    results = []
+    for full_exit in (False, True):
+        environ = dict(os.environ, JACLI_NO_HISTORY="1", **({"JACLI_FULL_EXIT": "1"} if full_exit else {}))
+        if not full_exit:
+            environ.pop("JACLI_FULL_EXIT", None)
+        reader = subprocess.Popen(["head", "-c", "100"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        writer = subprocess.Popen(argv, stdout=reader.stdin, stderr=subprocess.PIPE, env=environ)
+        reader.stdin.close()  # (the writer holds the pipe now)
+        head = reader.stdout.read()
+        reader.wait(timeout=300)
+        _, errors = writer.communicate(timeout=300)
+        results.append((writer.returncode, errors, head))
+    assert results[0] == results[1]
+    assert results[0][2].startswith(b"# x 200x200\n2.0 0.0")
