@@ -8,8 +8,9 @@ against the local run.
 Parts (each a function ``part_NAME(args)`` listed in PARTS; add one by adding both):
 
 - ``startup``: a small `jacli jacobian`, `vjp` and `grad` against a bare `python -c "import torch"`,
-  runs interleaved (torch, jacobian, vjp, grad, torch, ...), the ratio of the medians; then where
-  a call's import time goes, from `python -X importtime`.
+  runs interleaved (torch, jacobian, vjp, grad, torch, ...), the ratio of the medians; beside
+  them torch's import without the interpreter's teardown (jacli skips it: NOTE [quick exit] in
+  jacli/__main__.py), and where a call's import time goes, from `python -X importtime`.
 - ``dask``: the same groups of jacli API calls on a `LocalCluster(2)` (two worker processes of
   one thread) and in this process, results compared; the cluster's start-up is timed apart.
 
@@ -38,11 +39,16 @@ SMALL_CALLS = {
 GOAL = 1.15
 
 
-def _timed(argv: list[str], environ: dict[str, str]) -> float:
-    """Wall time of one child process, from start to exit (its output discarded)."""
+def _timed(argv: list[str], environ: dict[str, str]) -> tuple[float, float]:
+    """``(wall s, CPU s)`` of one child process, from start to exit (its output discarded). The
+    CPU time (user + system, from ``os.wait4``) moves less than the wall time on a shared machine."""
     start = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=environ)
-    return time.perf_counter() - start
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environ)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed (wait status {status})")
+    return wall, usage.ru_utime + usage.ru_stime
 
 
 def _environ() -> dict[str, str]:
@@ -55,15 +61,16 @@ def _environ() -> dict[str, str]:
     return environ
 
 
-def startup_times(runs: int) -> dict[str, list[float]]:
-    """Seconds per run of `import torch` and of each small CLI call, interleaved so that the
-    machine's load falls on all of them alike."""
+def startup_times(runs: int) -> dict[str, list[tuple[float, float]]]:
+    """``(wall s, CPU s)`` per run of `import torch` and of each small CLI call, interleaved so
+    that the machine's load falls on all of them alike."""
     environ = _environ()
-    commands = {"import torch": [sys.executable, "-c", "import torch"]}
+    commands = {"import torch": [sys.executable, "-c", "import torch"],
+                "import torch, no teardown": [sys.executable, "-c", "import torch, os; os._exit(0)"]}
     commands.update({name: [sys.executable, "-m", "jacli", *argv] for name, argv in SMALL_CALLS.items()})
     for argv in commands.values():  # warm the file cache and the bytecode caches once
         _timed(argv, environ)
-    times: dict[str, list[float]] = {name: [] for name in commands}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, argv in commands.items():
             times[name].append(_timed(argv, environ))
@@ -99,13 +106,16 @@ def by_package(imports: list[tuple[int, str, float, float]]) -> list[tuple[float
 def part_startup(args: argparse.Namespace) -> None:
     """The start-up ratio and the import breakdown."""
     times = startup_times(args.runs)
-    torch_median = statistics.median(times["import torch"])
+    torch_wall = statistics.median(wall for wall, _ in times["import torch"])
+    torch_cpu = statistics.median(cpu for _, cpu in times["import torch"])
     print(f"## start-up: {args.runs} interleaved runs each, medians (goal: ≤ {GOAL} × import torch)")
-    print(f"{'call':<42} {'median s':>9} {'min s':>7} {'× torch':>8}")
+    print(f"{'call':<42} {'wall s':>7} {'× torch':>8} {'CPU s':>7} {'× torch':>8}")
     for name, values in times.items():
-        shown = "python -c 'import torch'" if name == "import torch" else "jacli " + " ".join(SMALL_CALLS[name])
-        median = statistics.median(values)
-        print(f"{shown:<42} {median:9.3f} {min(values):7.3f} {median / torch_median:8.2f}")
+        shown = {"import torch": "python -c 'import torch'", "import torch, no teardown": "  the same, then os._exit(0)"}.get(
+            name) or "jacli " + " ".join(SMALL_CALLS[name])
+        wall = statistics.median(w for w, _ in values)
+        cpu = statistics.median(c for _, c in values)
+        print(f"{shown:<42} {wall:7.3f} {wall / torch_wall:8.2f} {cpu:7.3f} {cpu / torch_cpu:8.2f}")
     print()
     imports = import_times(SMALL_CALLS["jacobian"])
     total = sum(own for _, _, own, _ in imports)
@@ -170,8 +180,10 @@ def part_dask(args: argparse.Namespace) -> None:
                                        dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"})
     started_s = time.perf_counter() - start
     try:
-        # a first round warms the workers (each imports torch and jacli once)
-        list(map_groups(sweep_group, groups[:2], scheduler=cluster.scheduler_address))
+        # a first round warms the workers: each imports torch and jacli, and compiles each
+        # expression, once (as the local run did on its first groups)
+        warm = [(expr, 0, 1) for expr in SWEEP] * 4
+        list(map_groups(sweep_group, warm, scheduler=cluster.scheduler_address))
         start = time.perf_counter()
         remote = dict(map_groups(sweep_group, groups, scheduler=cluster.scheduler_address))
         remote_s = time.perf_counter() - start
@@ -201,8 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", action="append", choices=list(PARTS), help="run only this part (repeatable)")
     parser.add_argument("--runs", type=int, default=7, help="start-up: runs of each call (default 7)")
-    parser.add_argument("--points", type=int, default=2000, help="dask: jacli.jacobian calls (default 2000)")
-    parser.add_argument("--per-group", type=int, default=100, help="dask: calls per group (default 100)")
+    parser.add_argument("--points", type=int, default=10000, help="dask: jacli.jacobian calls (default 10000)")
+    parser.add_argument("--per-group", type=int, default=1000, help="dask: calls per group (default 1000)")
     args = parser.parse_args(argv)
     import torch
 
