@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -52,10 +51,13 @@ def kill_once(group):
     """The first call kills its own worker process (leaving its pid in the marker file); later
     calls, on a worker that lives, compute the group."""
     marker, inner = group
-    if not os.path.exists(marker):
-        Path(marker).write_text(str(os.getpid()))
-        os.kill(os.getpid(), signal.SIGKILL)
-    return os.getpid(), compute(inner)
+    try:
+        with open(marker, "x") as first:  # made by exactly one call, whichever worker it runs on
+            first.write(str(os.getpid()))
+    except FileExistsError:
+        return os.getpid(), compute(inner)
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable: the worker is gone")
 
 
 def _same(found, expected) -> None:
