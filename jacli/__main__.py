@@ -6,6 +6,7 @@ importing Typer and the CLI is answered like any other: "Interrupted." and exit 
 
 from __future__ import annotations
 
+import os
 import sys
 
 M_MMAP_THRESHOLD = -3
@@ -43,7 +44,45 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         sys.exit(130)
-    run()
+    try:
+        run()
+    except SystemExit as done:
+        leave(done.code)
+        raise  # (leave returns where a quick exit would not be safe: the normal way out)
+    leave(0)
+
+
+def leave(code: object) -> None:
+    """End the process now with ``code``, skipping the interpreter's teardown, where that is safe.
+
+    # NOTE [quick exit]: with torch loaded, Python's teardown at exit (freeing every module and
+    # object one by one) takes 0.35-0.4 s of CPU on the 2-core machine, about a third of a small
+    # call and more than SymPy's import: `python -c "import torch"` takes 1.45 s, with
+    # os._exit(0) after the import 1.05 s. The operating system frees the memory anyway. What
+    # exit must still do is done first: the atexit handlers run (logging, temporary files, what
+    # libraries registered) and stdout and stderr are flushed. The normal way out is kept where
+    # anything could still be pending or watching: another thread alive, a profiler or tracer
+    # (cProfile, coverage, a debugger), an exit with a message, a flush that fails, or
+    # JACLI_FULL_EXIT=1 in the environment.
+    """
+    import threading
+
+    if code is None:
+        code = 0
+    if not isinstance(code, int) or threading.active_count() > 1 or sys.getprofile() or sys.gettrace():
+        return
+    if os.environ.get("JACLI_FULL_EXIT"):
+        return
+    try:
+        import atexit
+
+        atexit._run_exitfuncs()  # (run once: they are cleared, so the normal way out would not repeat them)
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except BaseException:  # a handler or a flush that fails: the normal way out reports it as before
+        return
+    os._exit(code)
 
 
 if __name__ == "__main__":

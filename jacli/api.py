@@ -18,7 +18,7 @@ import time
 import warnings
 from typing import Any, Callable, Mapping, Sequence
 
-from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, Layout, VJPMethod
+from jacli.engine.methods import GradMethod, HessianMethod, JacobianMethod, Layout, VJPMethod, small_problem_method
 from jacli.errors import JacliWarning, ResourceError, ShapeError
 from jacli.problem import (
     UNTRUSTED_SECONDS, InputValue, Inputs, Problem, all_finite, prepare, report_nonfinite, wrt_without,
@@ -757,8 +757,10 @@ def _resolve(
     """The method that runs, and, for structured accumulation, what it computed: whether the
     formula is covered is known by walking it, and the walk is the computation."""
     if chosen is JacobianMethod.auto:
-        chosen = _auto_method(problem, shapes)
-        if chosen is JacobianMethod.compressed or target is not Layout.dense or not problem.plan.fits_structured_accumulation():
+        diagonal = shapes is not None and all(s.diagonal for s in shapes.values())
+        chosen = small_problem_method(_auto_method(problem, shapes), problem.plan.output_elements, diagonal)
+        if chosen in (JacobianMethod.compressed, JacobianMethod.rows) or target is not Layout.dense \
+                or not problem.plan.fits_structured_accumulation():
             return chosen, None  # (jacrev and jacfwd split their work by the budget; it cannot)
         structured = _structured(problem)
         return (JacobianMethod.structured, structured) if structured is not None else (chosen, None)

@@ -46,6 +46,10 @@ EXIT_NOT_CONFIRMED = 3
 class _Group(TyperGroup):
     """The jacli command group: every usage error passes through ``main`` (see NOTE [usage errors])."""
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _quicken(self.get_params(ctx))  # (the help option is made for each context)
+        return super().parse_args(ctx, args)
+
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
@@ -71,9 +75,81 @@ class _Group(TyperGroup):
 class _Command(TyperCommand):
     """A jacli command: its usage line reads ``jacli vjp [OPTIONS] EXPR`` (click's convention)."""
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _quicken(self.get_params(ctx))  # (the help option is made for each context)
+        return super().parse_args(ctx, args)
+
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         # typer writes a required argument as {EXPR}, a notation no other tool uses
         return [re.sub(r"^\{(.+)\}", r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
+
+
+class _QuickValues:
+    """An option's value coerced without pydantic where it is plainly right; typer does the rest.
+
+    # NOTE [quick coercion]: typer coerces every option's value, defaults included, through a
+    # pydantic TypeAdapter, and importing pydantic for it costs 70 ms of a small call (about a
+    # third of what jacli may add to torch's import). Text for a text option, a whole number in
+    # range, a choice's name and a default already of its type are converted here, to exactly
+    # what typer's coercion gives (tests/test_startup.py compares them); anything else (a bad
+    # value, a path, a float) goes to typer's own coercion, which words the error.
+    """
+
+    def __init__(self, param: Any) -> None:
+        self.param = param
+        self.annotation = param.type_descriptor.annotation
+        self.info = param.type_descriptor.parameter_info
+        self.typers: Any = None
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        quick = self.quick(value)
+        if quick is not _DOUBTFUL:
+            return quick
+        if self.typers is None:
+            from typer._coercion import build_runtime_param
+
+            self.typers = build_runtime_param(self.param.type_descriptor)
+        return self.typers.coerce(value, param=param, ctx=ctx)
+
+    def quick(self, value: Any) -> Any:
+        """The coerced value, or ``_DOUBTFUL`` when typer should decide."""
+        many = self.param.multiple or self.param.nargs == -1
+        if value is None:
+            return () if many else None
+        if many:
+            if self.annotation == List[str] and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                return list(value)
+            return _DOUBTFUL
+        kind = self.annotation
+        if kind is str and isinstance(value, str):
+            return value
+        if isinstance(kind, type) and issubclass(kind, Enum):
+            if isinstance(value, kind):
+                return value
+            if isinstance(value, str):
+                fold = (lambda text: text) if self.info.case_sensitive else str.casefold
+                return next((member for member in kind if fold(member.value) == fold(value)), _DOUBTFUL)
+            return _DOUBTFUL
+        if kind is int and not isinstance(value, bool):
+            number = value if isinstance(value, int) else int(value) if isinstance(value, str) and re.fullmatch(r"[0-9]+", value) else None
+            low, high = self.info.min, self.info.max
+            if number is None or self.info.clamp or (low is not None and number < low) or (high is not None and number > high):
+                return _DOUBTFUL
+            return number
+        if isinstance(kind, type) and kind is not bool and type(value) is kind:  # a default (a float, a Path)
+            return value
+        return _DOUBTFUL
+
+
+def _quicken(params: Iterable[Any]) -> None:
+    """Give typer's parameters ``_QuickValues`` (where this typer coerces through pydantic)."""
+    for param in params:
+        if hasattr(param, "type_descriptor") and getattr(param, "_runtime_param", False) is None:
+            param._runtime_param = _QuickValues(param)
+
+
+_DOUBTFUL = object()
+"""``_QuickValues.quick``: typer's own coercion decides."""
 
 
 # No help= here: it would replace the callback's docstring, and with it the example in --help.
@@ -1728,12 +1804,12 @@ class _RowProgress:
         if self.bar is None:
             if done == total or time.monotonic() - self.start < min(self.DELAY, progress_delay()):
                 return
-            from rich.progress import Progress
-
             # a real terminal only: FORCE_COLOR asks for colour, not for a bar drawn into a log
             if sys.stderr is None or not sys.stderr.isatty() or _noise.quiet:
                 self.start = float("inf")  # never again: no bars in logs, nor with -q
                 return
+            from rich.progress import Progress  # (only now: a pipe or a log never pays its import)
+
             Status.end_current()
             self.bar = Progress(console=_console(stderr=True), transient=True)
             self.bar.start()

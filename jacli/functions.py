@@ -409,6 +409,8 @@ def _roll_expansion(x: Symbolic, shift: int, axis: int | None = None) -> Symboli
     return symbolic_array(np.roll(x, shift, axis) if x.ndim else x)
 
 
+# (The numpy functions are looked up when an expansion runs, not when the table is built: a
+# parse error, which loads the table but neither torch nor numpy, stays quick.)
 def _accumulation(operation: Callable[..., Any]) -> Expansion:
     def expand(x: Symbolic, axis: int | None = None) -> Symbolic:
         if axis is None or not x.ndim:
@@ -930,13 +932,13 @@ _TABLE = [
     ),
     Function(
         "cumsum", "cumsum(x): running sum of the flattened elements; cumsum(x, axis) along one axis",
-        _accumulate("cumsum"), nodes.tensor_op("cumsum"), ints=(0, 1), expand=_accumulation(np.cumsum),
+        _accumulate("cumsum"), nodes.tensor_op("cumsum"), ints=(0, 1), expand=_accumulation(lambda *a, **k: np.cumsum(*a, **k)),
         shape=shapes.accumulated, group=SHAPE, sparsity=_sparsity("prefix"),
         code=_axis_code("torch.cumsum({0}.reshape(-1), 0)", "torch.cumsum({0}, {1})"),
     ),
     Function(
         "cumprod", "cumprod(x): running product of the flattened elements; cumprod(x, axis) along one axis",
-        _accumulate("cumprod"), nodes.tensor_op("cumprod"), ints=(0, 1), expand=_accumulation(np.cumprod),
+        _accumulate("cumprod"), nodes.tensor_op("cumprod"), ints=(0, 1), expand=_accumulation(lambda *a, **k: np.cumprod(*a, **k)),
         shape=shapes.accumulated, group=SHAPE, sparsity=_sparsity("prefix"),
         code=_axis_code("torch.cumprod({0}.reshape(-1), 0)", "torch.cumprod({0}, {1})"),
     ),
@@ -1015,13 +1017,13 @@ _TABLE = [
     Function(
         "tril", "tril(A): the lower triangle, zeros above; tril(A, k) from the k-th diagonal",
         lambda x, k=0: torch.tril(x, k), nodes.tensor_op("tril"), ints=(0, 1),
-        expand=_triangle_expansion(np.tril), shape=shapes.triangle, group=LINEAR_ALGEBRA, sparsity=_sparsity("lower"),
+        expand=_triangle_expansion(lambda *a: np.tril(*a)), shape=shapes.triangle, group=LINEAR_ALGEBRA, sparsity=_sparsity("lower"),
         code=_axis_code("torch.tril({}, 0)", "torch.tril({}, {})"),
     ),
     Function(
         "triu", "triu(A): the upper triangle, zeros below; triu(A, k) from the k-th diagonal",
         lambda x, k=0: torch.triu(x, k), nodes.tensor_op("triu"), ints=(0, 1),
-        expand=_triangle_expansion(np.triu), shape=shapes.triangle, group=LINEAR_ALGEBRA, sparsity=_sparsity("upper"),
+        expand=_triangle_expansion(lambda *a: np.triu(*a)), shape=shapes.triangle, group=LINEAR_ALGEBRA, sparsity=_sparsity("upper"),
         code=_axis_code("torch.triu({}, 0)", "torch.triu({}, {})"),
     ),
     Function(

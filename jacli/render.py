@@ -24,15 +24,44 @@ import json
 import math
 from typing import Any, Callable, Iterator, Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, Group, RenderableType
-from rich.measure import Measurement
-from rich.segment import Segment
-from rich.table import Table
-from rich.text import Text
 
 from jacli.result import Block, CheckReport, Key, key_text, output_symbol
+
+if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions, RenderableType
+
+
+class _FromRich:
+    """A name from rich, imported where the pretty view first uses it: plain, JSON and CSV
+    output (what scripts read) never import rich, 30 ms of a small call. It then replaces
+    itself in this module, so later calls use rich's own object."""
+
+    def __init__(self, module: str, name: str):
+        self._module, self._name = module, name
+
+    def _real(self) -> Any:
+        import importlib
+
+        real = getattr(importlib.import_module(self._module), self._name)
+        globals()[self._name] = real
+        return real
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._real(), attribute)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._real()(*args, **kwargs)
+
+
+cell_len: Any = _FromRich("rich.cells", "cell_len")
+Group: Any = _FromRich("rich.console", "Group")
+Measurement: Any = _FromRich("rich.measure", "Measurement")
+Segment: Any = _FromRich("rich.segment", "Segment")
+Table: Any = _FromRich("rich.table", "Table")
+Text: Any = _FromRich("rich.text", "Text")
 
 DEFAULT_PRECISION = 6
 """Significant digits in the pretty view; plain and JSON print every digit unless told."""

@@ -195,13 +195,17 @@ def test_jacobian_methods_give_the_hand_result(method: str) -> None:
     "inputs,expr,expected",
     [
         ({"x": [1.0, 2.0]}, "x**2", "compressed"),  # diagonal: 1 VJP instead of 2 passes
-        ({"x": [1.0, 2.0]}, "x*sum(x)", "reverse"),  # dense, 2 inputs, 2 outputs: not fewer inputs
-        ({"x": 1.0}, "[x, x**2, x**3]", "forward"),  # 1 input, 3 outputs
-        ({"x": [1.0, 2.0, 3.0]}, "sum(x)", "reverse"),  # 3 inputs, 1 output
+        ({"x": "ones:40"}, "x*sum(x)", "reverse"),  # dense, 40 inputs, 40 outputs: not fewer inputs
+        ({"x": 1.0, "c": "linspace:1,2,40"}, "x*c", "forward"),  # 1 input, 40 outputs
+        # at most SMALL_OUTPUT outputs: the row loop, which needs no torch._dynamo (NOTE [small problems])
+        ({"x": [1.0, 2.0]}, "x*sum(x)", "rows"),
+        ({"x": 1.0}, "[x, x**2, x**3]", "rows"),
+        ({"x": [1.0, 2.0, 3.0]}, "sum(x)", "rows"),  # 3 inputs, 1 output: one backward pass
     ],
 )
 def test_auto_method_is_resolved_and_reported(inputs, expr, expected) -> None:
-    assert api.compute_jacobian(expr, inputs).method == expected
+    wrt = ["x"] if "c" in inputs else None
+    assert api.compute_jacobian(expr, inputs, wrt=wrt).method == expected
 
 
 @pytest.mark.parametrize("method", ["grad", "backward", "auto"])
@@ -672,7 +676,8 @@ def test_layout_sparse_by_hand() -> None:
     from jacli.result import SparseBlock
 
     # [x[0]*x[1], 3*x[2]] at (1, 2, 5): row 0 = (2, 1, 0), row 1 = (0, 0, 3)
-    block = api.compute_jacobian("[x[0]*x[1], 3*x[2]]", {"x": [1.0, 2.0, 5.0]}, layout="sparse").blocks["x"]
+    block = api.compute_jacobian("[x[0]*x[1], 3*x[2]]", {"x": [1.0, 2.0, 5.0]}, layout="sparse",
+                                 method="compressed").blocks["x"]
     assert isinstance(block, SparseBlock) and block.colors == 1  # no input element feeds two rows
     assert block.rows.tolist() == [0, 0, 1] and block.cols.tolist() == [0, 1, 2]
     assert block.values.tolist() == [2.0, 1.0, 3.0]
@@ -950,7 +955,8 @@ def test_structured_accumulation_evaluates_the_formula_in_its_own_single_walk(mo
         return dataclasses.replace(compiled, function=counted, checked=counted)
 
     monkeypatch.setattr(compile_module, "compile_expression", counting)
-    result = api.compute_jacobian("tanh(A @ x)", {"A": "randn:4x3", "x": "randn:3"}, wrt=["x"])
+    # (40 outputs: more than a small problem's SMALL_OUTPUT, which the row loop computes)
+    result = api.compute_jacobian("tanh(A @ x)", {"A": "randn:40x3", "x": "randn:3"}, wrt=["x"])
     assert result.method == "structured" and calls == []
 
 

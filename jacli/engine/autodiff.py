@@ -123,9 +123,12 @@ def _jacobian_forward_chunked(
 def _jacobian_rows(
     f: Function, args: Sequence[torch.Tensor], wrt: tuple[int, ...], progress: Progress | None
 ) -> tuple[torch.Tensor, Blocks]:
-    """The classic loop: one backward pass per output element, with a one-hot grad_output.
+    """The classic loop: one backward pass per output element, from that element alone.
 
-    Row k of the Jacobian is e_kᵀJ, the vector-Jacobian product with the k-th basis vector.
+    Row k of the Jacobian is e_kᵀJ, the vector-Jacobian product with the k-th basis vector:
+    the backward pass of ``y.reshape(-1)[k]`` starts from exactly that one-hot tensor. (Passing
+    the one-hot as ``grad_outputs`` gives the same numbers, but makes torch.autograd import
+    torch.fx's symbolic shapes for its size check: 25 ms of a small CLI call.)
     """
     leaves = [a.detach().requires_grad_(i in wrt) for i, a in enumerate(args)]
     targets = [leaves[i] for i in wrt]
@@ -135,12 +138,9 @@ def _jacobian_rows(
         return y.detach(), tuple(blocks)
     rows = y.numel()
     flat_blocks = [block.view(rows, -1) for block in blocks]
+    elements = y.reshape(-1)  # (a copy where y's strides need one: inv's are column-major)
     for k in range(rows):
-        one_hot = y.new_zeros(y.shape)  # contiguous, whatever y's strides (inv's are column-major)
-        one_hot.view(-1)[k] = 1
-        grads = torch.autograd.grad(
-            y, targets, grad_outputs=one_hot, retain_graph=k < rows - 1, allow_unused=True
-        )
+        grads = torch.autograd.grad(elements[k], targets, retain_graph=k < rows - 1, allow_unused=True)
         for flat, grad in zip(flat_blocks, grads):
             if grad is not None:
                 flat[k] = grad.reshape(-1)
@@ -163,8 +163,9 @@ class Pullback:
         self._y = f(*leaves)
         self.output = self._y.detach()
 
-    def vjp(self, v: torch.Tensor) -> Blocks:
-        """vᵀJ for each input in ``wrt``: what ``y.backward(v)`` leaves in ``x.grad``."""
+    def vjp(self, v: torch.Tensor | None) -> Blocks:
+        """vᵀJ for each input in ``wrt``: what ``y.backward(v)`` leaves in ``x.grad`` (``v`` None:
+        a one-element output's gradient, without the size check that imports torch.fx's shapes)."""
         y, targets = self._y, self.targets
         if not y.requires_grad:
             return tuple(torch.zeros_like(t) for t in targets)
@@ -227,7 +228,7 @@ def grad(
         output, blocks = jacobian(_scalar(f), args, wrt, JacobianMethod.forward, chunk_size=chunk_size)
         return output, blocks
     pullback = Pullback(_scalar(f), args, wrt, VJPMethod.grad)
-    return pullback.output, pullback.vjp(torch.ones((), dtype=args[0].dtype, device=args[0].device))
+    return pullback.output, pullback.vjp(None)  # (None: autograd's own 1, the same as passing ones)
 
 
 # NOTE [Hessian: forward-over-reverse]

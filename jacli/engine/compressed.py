@@ -426,7 +426,10 @@ def jacobian_diagonals(
             )
     if not y.requires_grad:  # the output depends on none of them
         return y.detach(), tuple(torch.zeros_like(x).detach() for x in targets)
-    grads = torch.autograd.grad(y, targets, torch.ones_like(y), allow_unused=True)  # no graph: nothing to detach
+    # the backward pass of sum(y) starts from ones shaped like y, as grad_outputs=ones_like(y) would,
+    # without torch.autograd's size check of grad_outputs, which imports torch.fx (25 ms of a CLI call)
+    grads = torch.autograd.grad(y.sum(), targets, allow_unused=True)  # no graph: nothing to detach
+    grads = tuple(g.contiguous() if g is not None else None for g in grads)  # (ones may come expanded)
     if all(g is not None for g in grads):
         return y.detach(), grads
     return y.detach(), tuple(g if g is not None else torch.zeros_like(x).detach() for g, x in zip(grads, targets))

@@ -85,6 +85,32 @@ class Layout(Method):
     sparse = "sparse"
 
 
+# NOTE [small problems]: torch.func.jacrev and torch.func.vjp import torch._dynamo on their first
+# call (0.7-1.7 s, more than the rest of a CLI call together), and torch.func.jvp/jacfwd load
+# decompositions through torch.jit.script (0.2 s); the row loop (one torch.autograd.grad per
+# output element) needs neither. Warm, a row costs about 0.07 ms on the 2-core machine, so up to
+# SMALL_OUTPUT elements the loop costs at most a few milliseconds more than a vectorized pass, while
+# a fresh process (a shell loop of `jacli jacobian` calls) saves the import every time. A
+# diagonal Jacobian keeps its single VJP (plain torch.autograd.grad as well).
+SMALL_OUTPUT = 32
+"""``auto`` computes a Jacobian with at most this many output elements with the row loop."""
+
+
+def small_problem_method(chosen: JacobianMethod, output_elements: int, diagonal: bool) -> JacobianMethod:
+    """``auto``'s choice for a Jacobian with ``output_elements`` outputs: the row loop when that is
+    small (NOTE [small problems]), unless every block is ``diagonal`` (one VJP does it all).
+
+    Example:
+        >>> small_problem_method(JacobianMethod.reverse, 2, diagonal=False)
+        <JacobianMethod.rows: 'rows'>
+        >>> small_problem_method(JacobianMethod.compressed, 2, diagonal=True)
+        <JacobianMethod.compressed: 'compressed'>
+    """
+    if output_elements <= SMALL_OUTPUT and not diagonal:
+        return JacobianMethod.rows
+    return chosen
+
+
 _KIND = {"JacobianMethod": "Jacobian", "VJPMethod": "vjp", "GradMethod": "gradient", "HessianMethod": "Hessian",
          "Layout": "Jacobian"}
 _PARAM = {"Layout": "layout"}
