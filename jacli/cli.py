@@ -272,6 +272,7 @@ FLAGS = {
     "matrix": "--matrix",
     "view": "--view", "plot": "--plot", "explain": "--explain", "trace": "--trace",
     "batch_axis": "--batch-axis", "batched": "--batched",
+    "scheduler": "--scheduler", "workers": "--workers",
 }
 """Each library parameter's flag: how the CLI prints a message that names a parameter."""
 

@@ -8,6 +8,8 @@ results as they come, and the kill leaves its evidence (a marker file with the d
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import signal
 import subprocess
@@ -167,3 +169,35 @@ def test_nothing_of_dask_is_imported_until_map_groups_is_called() -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
+
+
+JOBS = "\n".join([
+    '{"id": "p1", "command": "jacobian", "expr": "[r*cos(t), r*sin(t)]", "inputs": {"r": 2, "t": 0.5}}',
+    '{"id": "p2", "command": "jacobian", "expr": "[r*cos(t), r*sin(t)]", "inputs": {"r": 3, "t": 0.25}}',
+    '{"id": "bad-shape", "command": "jacobian", "expr": "A @ x", "inputs": {"A": "eye:2", "x": "1,2,3"}}',
+    '{"id": "g", "command": "grad", "expr": "sum(sin(x)**2)", "inputs": {"x": "0.1,0.2"}}',
+    '{"id": "v", "command": "vjp", "expr": "3*a + 2*b**2", "inputs": {"a": "1,2", "b": "3,4"}, "v": "ones"}',
+    '{"id": "bad-parse", "command": "jacobian", "expr": "x**", "inputs": {"x": 1}}',
+]) + "\n"
+
+
+def test_jacli_batch_on_a_cluster_writes_the_local_lines(scheduler, monkeypatch) -> None:
+    """`jacli batch --scheduler` (and JACLI_SCHEDULER) give the local run's lines byte for byte,
+    in input order, with a job that fails on a worker as its error line and exit 4."""
+    from helpers import cli_runner
+
+    from jacli.cli import app
+
+    def run(*args: str, environ: dict | None = None):
+        return cli_runner().invoke(app, ["batch", "-", *args], input=JOBS,
+                                   env={"JACLI_DEBUG": None, "JACLI_SCHEDULER": None, **(environ or {})})
+
+    local = run()
+    assert local.exit_code == 4, local.stderr
+    lines = local.stdout.splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["p1", "p2", "bad-shape", "g", "v", "bad-parse"]
+    assert "error" in json.loads(lines[2]) and "error" in json.loads(lines[5])
+    assert json.loads(lines[0])["matrix"]["values"] == [[math.cos(0.5), -2 * math.sin(0.5)], [math.sin(0.5), 2 * math.cos(0.5)]]
+    for remote in (run("--scheduler", scheduler), run(environ={"JACLI_SCHEDULER": scheduler})):
+        assert remote.exit_code == 4, remote.stderr
+        assert remote.stdout == local.stdout
