@@ -311,7 +311,8 @@ def test_no_dask_without_the_cluster_options(tmp_path):
             "except SystemExit:\n    pass\n"
             "print('DASK' if any(m == 'dask' or m.startswith(('dask.', 'distributed')) for m in sys.modules) else 'NO DASK')")
     process = subprocess.run([sys.executable, "-c", code, str(jobs)], capture_output=True, text=True, timeout=300,
-                             env={k: v for k, v in os.environ.items() if k != "JACLI_DEBUG"})
+                             # JACLI_FULL_EXIT: the normal exit (SystemExit), so the line after it runs
+                             env={**{k: v for k, v in os.environ.items() if k != "JACLI_DEBUG"}, "JACLI_FULL_EXIT": "1"})
     assert process.stdout.strip().splitlines()[-1] == "NO DASK", process.stderr
 
 
