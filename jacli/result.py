@@ -431,21 +431,10 @@ class Matrix:
         )
 
 
-@dataclass
-class Result:
-    """What every command's result shares.
+class _OfProblem:
+    """What a result reads off the problem it answers (``self.problem``)."""
 
-    Attributes:
-        problem: the problem it answers (expression, inputs, wrt, device, dtype).
-        method: the method that ran (never ``auto``).
-        output: the expression's value at the inputs.
-    """
-
-    command: ClassVar[str] = ""
-
-    problem: "Problem" = field(repr=False)
-    method: str
-    output: "torch.Tensor"
+    problem: "Problem"
 
     @property
     def expression(self) -> str:
@@ -470,6 +459,23 @@ class Result:
     @property
     def dtype(self) -> str:
         return str(self.problem.dtype).replace("torch.", "")
+
+
+@dataclass
+class Result(_OfProblem):
+    """What every command's result shares.
+
+    Attributes:
+        problem: the problem it answers (expression, inputs, wrt, device, dtype).
+        method: the method that ran (never ``auto``).
+        output: the expression's value at the inputs.
+    """
+
+    command: ClassVar[str] = ""
+
+    problem: "Problem" = field(repr=False)
+    method: str
+    output: "torch.Tensor"
 
     @property
     def tree(self) -> Any:
@@ -682,7 +688,7 @@ class HVPResult(Result):
 
 
 @dataclass
-class PointsResult:
+class PointsResult(_OfProblem):
     """One result per point, computed together (``batch_axis``): every tensor has the points on
     its leading axis, ``(points,) + `` what one point's result holds.
 
@@ -723,30 +729,6 @@ class PointsResult:
     @property
     def batch(self) -> Any:
         return self.problem.batch
-
-    @property
-    def expression(self) -> str:
-        return self.problem.expression
-
-    @property
-    def variables(self) -> tuple[str, ...]:
-        return self.problem.variables
-
-    @property
-    def wrt(self) -> tuple[str, ...]:
-        return self.problem.wrt
-
-    @property
-    def inputs(self) -> dict[str, "torch.Tensor"]:
-        return self.problem.inputs
-
-    @property
-    def device(self) -> str:
-        return str(self.problem.device)
-
-    @property
-    def dtype(self) -> str:
-        return str(self.problem.dtype).replace("torch.", "")
 
     def tensors(self) -> Iterator[tuple[Key, "torch.Tensor"]]:
         """Each result with its key, the points on the leading axis."""
