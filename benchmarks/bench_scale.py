@@ -215,7 +215,7 @@ def part_dask(args: argparse.Namespace) -> None:
     print()
 
 
-SWEEP = "[r*cos(t), r*sin(t)]"
+POLAR = "[r*cos(t), r*sin(t)]"
 
 
 def bench_batch_axis(points: int, loop_points: int, repeats: int) -> None:
@@ -227,7 +227,7 @@ def bench_batch_axis(points: int, loop_points: int, repeats: int) -> None:
     # with respect to x only, as a per-point Jacobian is usually wanted (with respect to the
     # shared A too, each point's block is 8 x 8 x 8 numbers, and writing them dominates).
     cases = [
-        (SWEEP, {"r": torch.rand(points, generator=generator, dtype=torch.float64),
+        (POLAR, {"r": torch.rand(points, generator=generator, dtype=torch.float64),
                  "t": torch.rand(points, generator=generator, dtype=torch.float64)}, {}, None),
         ("tanh(A @ x)", {"x": torch.randn(points, 8, generator=generator, dtype=torch.float64)},
          {"A": torch.randn(8, 8, generator=generator, dtype=torch.float64)}, ["x"]),
@@ -270,7 +270,7 @@ def _sweep_jobs(count: int) -> list[str]:
     generator = torch.Generator().manual_seed(1)
     r = torch.rand(count, generator=generator, dtype=torch.float64).tolist()
     t = torch.rand(count, generator=generator, dtype=torch.float64).tolist()
-    return [json.dumps({"id": k, "command": "jacobian", "expr": SWEEP, "inputs": {"r": r[k], "t": t[k]}})
+    return [json.dumps({"id": k, "command": "jacobian", "expr": POLAR, "inputs": {"r": r[k], "t": t[k]}})
             for k in range(count)]
 
 
@@ -322,7 +322,7 @@ def bench_batch_jobs(jobs: int, sweep: int, repeats: int) -> None:
     print("\n## jacli batch after start-up (in one process, lines written to memory); wall and CPU time")
     print(f"{jobs:,} mixed jobs, distinct expressions: {mixed_wall:.2f} s wall, {jobs / mixed_wall:,.0f} jobs/s; "
           f"{mixed_cpu:.2f} s CPU, {jobs / mixed_cpu:,.0f} jobs/s (goal 200)")
-    print(f"{sweep:,}-point sweep of jacobian {SWEEP}: {sweep_wall:.3f} s wall, {sweep / sweep_wall:,.0f} points/s; "
+    print(f"{sweep:,}-point sweep of jacobian {POLAR}: {sweep_wall:.3f} s wall, {sweep / sweep_wall:,.0f} points/s; "
           f"{sweep_cpu:.3f} s CPU, {sweep / sweep_cpu:,.0f} points/s (goal 20,000)")
     print("\n## the same jobs through the command line: each file against its first 10 jobs, taking turns "
           f"(median of {repeats}); the difference is the cost after start-up")
