@@ -197,12 +197,14 @@ class _Compiler:
 
     def __init__(
         self, read_symbol: Callable[[sp.Symbol], Node], guard: bool,
-        observe: Callable[[Any], None] | None = None, foreign: bool = False,
+        observe: Callable[..., None] | None = None, foreign: bool = False,
     ):
         self.foreign = foreign  # the tree comes from SymPy, not the parser: it may hold anything
         self.read_symbol = read_symbol
         self.guard = guard
-        self.observe = observe  # sees every value a node computes (see ``measure``)
+        # sees every value a node computes, with its subtree: ``observe(value, tree[, terms])``
+        # (see ``measure`` and ``evaluate_nodes``)
+        self.observe = observe
         self.built: dict[sp.Basic, _Shared] = {}
 
     def compile(self, tree: sp.Basic) -> Node:
@@ -248,17 +250,17 @@ class _Compiler:
         operands, literals, keywords = entry.arguments(tree.args)
         torch_fn = entry.torch
         if entry.constant:
-            return self._constant(torch_fn, literals)
+            return self._constant(tree, torch_fn, literals)
         return self._apply(tree, operands, lambda *xs: torch_fn(*xs, *literals, **keywords))
 
-    def _constant(self, make: Callable[..., Any], literals: list[Any]) -> _Step:
+    def _constant(self, tree: sp.Basic, make: Callable[..., Any], literals: list[Any]) -> _Step:
         """A constant tensor (arange(5)) in the inputs' dtype and on their device."""
         observe = self.observe
 
         def constant(args: tuple, memo: dict) -> Any:
             value = make(*literals, like=args[0] if args else None)
             if observe is not None:
-                observe(value)
+                observe(value, tree)
             return value
 
         return constant
