@@ -1022,13 +1022,13 @@ _TABLE = [
     ),
     Function(
         "logdet", "log(det(A)): NaN where det(A) < 0, as torch.logdet",
-        lambda x: torch.logdet(x), nodes.tensor_op("logdet"), expand=_logdet_expansion, shape=shapes.determinant,
+        lambda x: torch.logdet(x), nodes.tensor_op("logdet"), expand=_logdet_expansion, shape=shapes.log_determinant,
         group=LINEAR_ALGEBRA, sparsity=_sparsity("per_matrix"),
         code="torch.logdet({0})",
     ),
     Function(
         "slogdet", "log|det(A)|, finite where det(A) < 0 too (its sign is sign(det(A)))",
-        _slogdet, nodes.tensor_op("slogdet"), expand=_slogdet_expansion, shape=shapes.determinant,
+        _slogdet, nodes.tensor_op("slogdet"), expand=_slogdet_expansion, shape=shapes.signed_log_determinant,
         group=LINEAR_ALGEBRA, sparsity=_sparsity("per_matrix"),
         code="torch.linalg.lu_factor_ex({0})[0].diagonal(dim1=-2, dim2=-1).abs().log().sum(-1)",
     ),

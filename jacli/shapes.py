@@ -15,7 +15,7 @@ Example:
     >>> infer(parse("A @ x + x").tree, {"A": (3, 4), "x": (4,)}).output
     Traceback (most recent call last):
     ...
-    jacli.errors.ShapeError: cannot evaluate A @ x + x with input shapes (3,), (4,): shapes (3,) and (4,) do not broadcast. Check the shapes of the inputs against the expression.
+    jacli.errors.ShapeError: cannot evaluate A @ x + x, from A @ x of shape (3,) and x of shape (4,): shapes (3,) and (4,) do not broadcast. Change the expression or the shapes of inputs A and x so that they fit.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class _Walker:
                 if tensor:
                     self.made(shape)
         except ValueError as error:
-            raise _mismatch(tree, parts, str(error)) from None
+            raise mismatch(tree, [tree.args[0], *operands[1:]], parts, str(error)) from None
         if len(parts) == 1 and tensor:  # e**x: one tensor made
             self.made(shape)
         return shape
@@ -138,7 +138,7 @@ class _Walker:
         try:
             return self.made(rule(*parts))
         except (ValueError, IndexError) as error:
-            raise _mismatch(tree, parts, str(error)) from None
+            raise mismatch(tree, operands, parts, str(error)) from None
 
 
 def _makes_tensor(tree: sp.Basic) -> bool:
@@ -159,13 +159,30 @@ def _operand(tree: sp.Basic, arg: sp.Basic) -> sp.Basic:
     return arg
 
 
-def _mismatch(tree: sp.Basic, parts: list[Shape], reason: str) -> ShapeError:
-    noun = "shape" if len(parts) == 1 else "shapes"
-    shown = ", ".join(str(p) for p in parts)
-    return ShapeError(
-        f"cannot evaluate {to_text(tree)} with input {noun} {shown}: {reason}. "
-        "Check the shapes of the inputs against the expression."
-    )
+def mismatch(tree: sp.Basic, operands: Sequence[sp.Basic], parts: Sequence[Shape], reason: str) -> ShapeError:
+    """The error for ``tree``, whose ``operands`` (of shapes ``parts``) do not fit: it names each
+    operand with its shape, and says what to change: the inputs, when the operands are inputs;
+    else the constant tensors or the expression, and the inputs the operands read."""
+    listed = _joined([f"{to_text(operand)} of shape {shape}" for operand, shape in zip(operands, parts)])
+    inputs = sorted({symbol.name for operand in operands for symbol in operand.free_symbols})
+    named = _joined(inputs)
+    constant = [not operand.free_symbols and _makes_tensor(operand) for operand in operands]
+    if all(isinstance(operand, sp.Symbol) or not (operand.free_symbols or tensor)
+           for operand, tensor in zip(operands, constant)):
+        plural = "s" if len(inputs) > 1 else ""
+        advice = f"Check the shape{plural} of the input{plural} {named} against the expression."
+    else:
+        constants = [to_text(operand) for operand, tensor in zip(operands, constant) if tensor]
+        changes = [f"the constant{'s' if len(constants) > 1 else ''} {_joined(constants)}" if constants else "the expression"]
+        if inputs:
+            changes.append(f"the shape{'s of inputs' if len(inputs) > 1 else ' of input'} {named}")
+        advice = f"Change {' or '.join(changes)} so that {'they fit' if len(operands) > 1 else 'it fits'}."
+    return ShapeError(f"cannot evaluate {to_text(tree)}, from {listed}: {reason}. {advice}")
+
+
+def _joined(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
 
 
 # -- the shape rules the function table names (its ``shape`` field) -------------------------------
@@ -394,8 +411,20 @@ def _square(x: Shape, name: str) -> int:
 
 
 def determinant(x: Shape) -> Shape:
-    """det, logdet: one number per square matrix."""
+    """det: one number per square matrix."""
     _square(x, "det")
+    return x[:-2]
+
+
+def log_determinant(x: Shape) -> Shape:
+    """logdet: one number per square matrix."""
+    _square(x, "logdet")
+    return x[:-2]
+
+
+def signed_log_determinant(x: Shape) -> Shape:
+    """slogdet: one number per square matrix."""
+    _square(x, "slogdet")
     return x[:-2]
 
 
