@@ -42,11 +42,14 @@ class Shapes:
         intermediates: the elements of every tensor the evaluation makes, the output included,
             added up (what autograd may keep alive for the backward pass).
         largest: the elements of the largest single tensor the evaluation makes.
+        largest_constant: the largest constant tensor the formula makes (``ones(10**12)``) and
+            its elements, for a refusal to name; None when it makes none.
     """
 
     output: Shape
     intermediates: int
     largest: int
+    largest_constant: tuple[sp.Basic, int] | None = None
 
 
 def infer(tree: sp.Basic, shapes: Mapping[str, Shape]) -> Shapes:
@@ -57,7 +60,7 @@ def infer(tree: sp.Basic, shapes: Mapping[str, Shape]) -> Shapes:
     """
     walker = _Walker(shapes)
     output = walker.shape(tree)
-    return Shapes(output, walker.total, walker.largest)
+    return Shapes(output, walker.total, walker.largest, walker.largest_constant)
 
 
 def broadcast(shapes: Sequence[Shape]) -> Shape:
@@ -77,6 +80,7 @@ class _Walker:
         self.inputs = shapes
         self.total = 0
         self.largest = 0
+        self.largest_constant: tuple[sp.Basic, int] | None = None
 
     def made(self, shape: Shape) -> Shape:
         size = math.prod(shape)
@@ -102,7 +106,10 @@ class _Walker:
             raise AssertionError(f"no table entry for {tree.func}")  # a bug: the parser makes only these
         operands, literals, keywords = entry.arguments(tree.args)
         rule = entry.shape
-        return self.apply(tree, operands, lambda *parts: rule(*parts, *literals, **keywords))
+        shape = self.apply(tree, operands, lambda *parts: rule(*parts, *literals, **keywords))
+        if entry.constant and (self.largest_constant is None or math.prod(shape) > self.largest_constant[1]):
+            self.largest_constant = (tree, math.prod(shape))
+        return shape
 
     def fold(self, tree: sp.Basic) -> Shape:
         """A flat sum, product or power, folded left to right as compile does: a subtracted term
