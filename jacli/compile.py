@@ -25,7 +25,7 @@ from typing import Any, Callable
 import sympy as sp
 import torch
 
-from jacli import nodes, printing
+from jacli import nodes, printing, shapes
 from jacli.errors import ExpressionError, ResourceError, ShapeError
 from jacli.functions import BY_NODE
 from jacli.inputs import shorten
@@ -197,12 +197,14 @@ class _Compiler:
 
     def __init__(
         self, read_symbol: Callable[[sp.Symbol], Node], guard: bool,
-        observe: Callable[[Any], None] | None = None, foreign: bool = False,
+        observe: Callable[..., None] | None = None, foreign: bool = False,
     ):
         self.foreign = foreign  # the tree comes from SymPy, not the parser: it may hold anything
         self.read_symbol = read_symbol
         self.guard = guard
-        self.observe = observe  # sees every value a node computes (see ``measure``)
+        # sees every value a node computes, with its subtree: ``observe(value, tree[, terms])``
+        # (see ``measure`` and ``evaluate_nodes``)
+        self.observe = observe
         self.built: dict[sp.Basic, _Shared] = {}
 
     def compile(self, tree: sp.Basic) -> Node:
@@ -248,17 +250,17 @@ class _Compiler:
         operands, literals, keywords = entry.arguments(tree.args)
         torch_fn = entry.torch
         if entry.constant:
-            return self._constant(torch_fn, literals)
+            return self._constant(tree, torch_fn, literals)
         return self._apply(tree, operands, lambda *xs: torch_fn(*xs, *literals, **keywords))
 
-    def _constant(self, make: Callable[..., Any], literals: list[Any]) -> _Step:
+    def _constant(self, tree: sp.Basic, make: Callable[..., Any], literals: list[Any]) -> _Step:
         """A constant tensor (arange(5)) in the inputs' dtype and on their device."""
         observe = self.observe
 
         def constant(args: tuple, memo: dict) -> Any:
             value = make(*literals, like=args[0] if args else None)
             if observe is not None:
-                observe(value)
+                observe(value, tree)
             return value
 
         return constant
@@ -276,7 +278,7 @@ class _Compiler:
                 except (RuntimeError, IndexError, ValueError, TypeError) as error:
                     if not self.guard:
                         raise
-                    raise _shape_error(tree, values, error) from None
+                    raise _shape_error(tree, children, values, error) from None
                 observe(value, tree)
                 return value
 
@@ -289,21 +291,23 @@ class _Compiler:
             try:
                 return fn(*values)
             except (RuntimeError, IndexError, ValueError, TypeError) as error:
-                raise _shape_error(tree, values, error) from None
+                raise _shape_error(tree, children, values, error) from None
 
         return checked
 
     def _binary(self, tree: sp.Basic, left: _Step, right: _Step, op: Callable[[Any, Any], Any]) -> _Step:
         """``op`` on two values; two plain numbers are lifted first so torch's rules apply."""
-        return self._fold(tree, left, [(op, right)])
+        return self._fold(tree, left, [(op, right)], [tree.args[1]])
 
     def _fold(
-        self, tree: sp.Basic, first: _Step, steps: list[tuple[Callable[[Any, Any], Any], _Step]]
+        self, tree: sp.Basic, first: _Step, steps: list[tuple[Callable[[Any, Any], Any], _Step]],
+        operands: list[sp.Basic],
     ) -> _Step:
         """``first``, then each ``op`` with the next value, left to right, in one loop.
 
         A sum or product of many terms is one node whose closure loops (not a chain of nested
-        closures, which would recurse once per term).
+        closures, which would recurse once per term). ``operands``: the tree each step's value
+        is of (``y`` for ``- y``), for error messages.
         """
         guard, observe = self.guard, self.observe
 
@@ -321,7 +325,8 @@ class _Compiler:
                 try:
                     a = op(a, b)
                 except (RuntimeError, IndexError, ValueError, TypeError) as error:
-                    raise _shape_error(tree, [a, b], error) from None
+                    left = tree.args[0] if terms == 2 else tree.func(*tree.args[: terms - 1], evaluate=False)
+                    raise _shape_error(tree, [left, operands[terms - 2]], [a, b], error) from None
                 if observe is not None:
                     observe(a, tree, terms if terms <= len(steps) else None)
             return a
@@ -335,14 +340,15 @@ class _Compiler:
         if negated is not None:
             inner, observe = start, self.observe
             start = lambda args, memo: _negate(inner(args, memo), first, observe)
-        steps = []
+        steps, operands = [], []
         for term in rest:
             negated = nodes.negated(term)
             if negated is None:
                 steps.append((operator.add, self.node(term)))
             else:
                 steps.append((operator.sub, self.node(negated)))
-        return self._fold(tree, start, steps)
+            operands.append(term if negated is None else negated)
+        return self._fold(tree, start, steps, operands)
 
     def _mul(self, tree: sp.Mul) -> _Step:
         negated = nodes.negated(tree)
@@ -350,14 +356,15 @@ class _Compiler:
             inner, observe = self.node(negated), self.observe
             return lambda args, memo: _negate(inner(args, memo), tree, observe)
         first, *rest = tree.args
-        steps = []
+        steps, operands = [], []
         for factor in rest:
             base = nodes.reciprocal_base(factor)
             if base is None:
                 steps.append((operator.mul, self.node(factor)))
             else:
                 steps.append((operator.truediv, self.node(base)))
-        return self._fold(tree, self.node(first), steps)
+            operands.append(factor if base is None else base)
+        return self._fold(tree, self.node(first), steps, operands)
 
     def _pow(self, tree: sp.Pow) -> _Step:
         base, exponent = tree.args
@@ -388,21 +395,18 @@ def _stack(*components: torch.Tensor) -> torch.Tensor:
     return torch.stack(torch.broadcast_tensors(*components))
 
 
-def _shape_error(tree: sp.Basic, values: list[Any], error: Exception) -> ShapeError | ResourceError:
+def _shape_error(
+    tree: sp.Basic, operands: list[sp.Basic], values: list[Any], error: Exception
+) -> ShapeError | ResourceError:
+    """torch's refusal of ``tree`` on ``values`` (those of ``operands``), in jacli's words."""
     if "allocate" in str(error) or "out of memory" in str(error):
         return ResourceError(
             f"evaluating {printing.to_text(tree)} ran out of memory ({str(error).strip().splitlines()[0]}). "
             "Use smaller inputs, or an expression whose intermediate results are smaller."
         )
-    shapes = ", ".join(
-        str(tuple(v.shape)) if isinstance(v, torch.Tensor) else "scalar" for v in values
-    )
+    parts = [tuple(v.shape) if isinstance(v, torch.Tensor) else () for v in values]
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    noun = "shape" if len(values) == 1 else "shapes"
-    return ShapeError(
-        f"cannot evaluate {printing.to_text(tree)} with input {noun} {shapes}: {reason}. "
-        "Check the shapes of the `inputs` against the expression."
-    )
+    return shapes.mismatch(tree, operands, parts, reason)
 
 
 __all__ = ["Compiled", "compile_expression", "compile_tree", "evaluate_nodes", "measure"]

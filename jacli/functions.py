@@ -55,8 +55,25 @@ Symbolic = Any
 Expansion = Callable[..., Symbolic]
 """``expand(*operands, *ints)``: the function on object arrays, as torch computes it on tensors."""
 
-Kinks = Callable[[Sequence[sp.Basic]], list[sp.Basic]]
-"""``kinks(operands)``: expressions whose signs say on which piece of the function a point is."""
+@dataclass(frozen=True)
+class Kinks:
+    """Where a piecewise function changes piece: ``kinks(operands)`` gives expressions whose signs
+    say on which piece a point is, each 0 exactly on a kink (``jacli check`` reads both).
+
+    Attributes:
+        arguments: ``arguments(operands)``: those expressions.
+        places: what holds on the kink of each expression, said of the function, for messages
+            ("its argument is 0"); one per expression ``arguments`` may give, in order.
+        steps: the function is constant between its kinks (a comparison, floor, sign): a point
+            away from its kinks is on no kink of a function that reads it as its condition.
+    """
+
+    arguments: Callable[[Sequence[sp.Basic]], list[sp.Basic]]
+    places: tuple[str, ...]
+    steps: bool = False
+
+    def __call__(self, operands: Sequence[sp.Basic]) -> list[sp.Basic]:
+        return self.arguments(operands)
 
 Sparsity = Callable[..., Any]
 """``sparsity(context, output_shape, operands, *ints)``: the output's pattern with respect to one
@@ -79,7 +96,8 @@ class Function:
         elementwise: applies entry by entry, so its Jacobian is diagonal.
         kinks: None for a function smooth wherever it is defined; for a piecewise one, the
             expressions (from its operands) whose sign picks the piece: the argument of relu,
-            abs, sign, Heaviside; the pairwise differences of the arguments of max and min.
+            abs, sign, Heaviside; the pairwise differences of the arguments of max and min
+            (a ``Kinks``, which also says in words what holds on each kink).
         expand: the symbolic expansion over object arrays of SymPy scalars. Elementwise entries
             get the rule "the SymPy side, entry by entry, broadcast"; every other entry must
             give its own.
@@ -509,14 +527,39 @@ def _sparsity(rule: str) -> Sparsity:
 # -- kinks ----------------------------------------------------------------------------------
 
 
-def _kink_at_zero(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
+def _first(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
     """relu, abs, sign, Heaviside: the piece is decided by the sign of the (first) argument."""
     return [operands[0]]
 
 
-def _kink_at_ties(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
-    """max, min: the piece is decided by the sign of a - b, for each pair of arguments."""
+def _differences(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
+    """max, min, comparisons: the piece is decided by the sign of a - b, for each pair of arguments."""
     return [sp.Add(a, -b, evaluate=False) for a, b in itertools.combinations(operands, 2)]
+
+
+def constant_between_kinks(tree: sp.Basic) -> bool:
+    """Whether ``tree`` changes only by jumps, at kinks of the steps in it (``x > 0``,
+    ``floor(x)*(y < 1)``, a number): every path from it to a variable passes through a step."""
+    if isinstance(tree, sp.Symbol):
+        return False
+    entry = BY_NODE.get(tree.func)
+    if entry is not None and entry.kinks is not None and entry.kinks.steps:
+        return True
+    return all(constant_between_kinks(argument) for argument in tree.args)
+
+
+def _condition(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
+    """where(c, a, b): the piece changes where c crosses 0, unless c is a step (``x > 0``):
+    then c is 0 on whole intervals, and changes piece only at the step's own kinks (x = 0),
+    which the step declares."""
+    return [] if constant_between_kinks(operands[0]) else [operands[0]]
+
+
+_AT_ZERO = Kinks(_first, ("its argument is 0",))
+_STEP_AT_ZERO = Kinks(_first, ("its argument is 0",), steps=True)
+_AT_TIES = Kinks(_differences, ("its two arguments are equal",))
+_AT_CONDITION = Kinks(_condition, ("its condition is 0",))
+_SIDES_EQUAL = Kinks(_differences, ("its two sides are equal",), steps=True)
 
 
 # -- torch sides ----------------------------------------------------------------------------
@@ -587,20 +630,43 @@ def _gamma(x: Any) -> Any:
     return torch.where(positive, torch.exp(torch.lgamma(right)), reflected)
 
 
-def _kink_at_integers(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
-    """floor, ceil: the piece changes where x crosses an integer, where sin(πx) changes sign."""
-    return [sp.sin(sp.pi * operands[0], evaluate=False)]
+# NOTE [kinks exactly at 0]
+# The piece of floor changes where sin(πx) changes sign, but in floating point sin(π·1) is
+# 1.2e-16, not 0, so a point on the kink x = 1 would not be seen to be on it. The expressions
+# below change sign at the same places and are exactly 0 there: (-1)^n (x - n) with n = round(x)
+# is sin(πx)'s sign between the half-integers, and x - n is exact at an integer; likewise
+# (-1)^m (x - m - 1/2) with m = floor(x) is -cos(πx)'s sign, exact at a half-integer.
 
 
-def _kink_at_halves(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
-    """round: the piece changes where x crosses a half-integer, where cos(πx) changes sign."""
-    return [sp.cos(sp.pi * operands[0], evaluate=False)]
+def _alternating(x: sp.Basic, n: sp.Basic, offset: sp.Basic) -> sp.Basic:
+    """cos(πn)·(x - n - offset): (-1)^n times the distance from n + offset."""
+    distance = sp.Add(x, sp.Mul(-1, n, evaluate=False), evaluate=False)
+    if offset != 0:
+        distance = sp.Add(distance, -offset, evaluate=False)
+    return sp.Mul(sp.cos(sp.Mul(sp.pi, n, evaluate=False), evaluate=False), distance, evaluate=False)
 
 
-def _kink_at_bounds(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
+def _integers(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
+    """floor, ceil: the piece changes where x crosses an integer (NOTE [kinks exactly at 0])."""
+    x = operands[0]
+    return [_alternating(x, nodes.round(x, evaluate=False), sp.S.Zero)]
+
+
+def _halves(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
+    """round: the piece changes where x crosses a half-integer (NOTE [kinks exactly at 0])."""
+    x = operands[0]
+    return [_alternating(x, nodes.floor(x, evaluate=False), sp.S.Half)]
+
+
+def _bounds(operands: Sequence[sp.Basic]) -> list[sp.Basic]:
     """clamp: the piece changes where x crosses either bound."""
     x, low, high = operands
     return [sp.Add(x, -low, evaluate=False), sp.Add(x, -high, evaluate=False)]
+
+
+_AT_INTEGERS = Kinks(_integers, ("its argument is an integer",), steps=True)
+_AT_HALVES = Kinks(_halves, ("its argument is halfway between two integers",), steps=True)
+_AT_BOUNDS = Kinks(_bounds, ("its first argument equals its lower bound", "its first argument equals its upper bound"))
 
 
 def _cat(*parts: Any, axis: int = 0) -> Any:
@@ -770,11 +836,11 @@ _TABLE = [
         "sqrt", "square root", lambda x: torch.sqrt(x), None, elementwise=True, code="torch.sqrt({0})",
         build=lambda x: sp.Pow(x, sp.S.Half, evaluate=False),
     ),
-    _elementwise("abs", "absolute value", sp.Abs, lambda x: torch.abs(x), _kink_at_zero),
-    _elementwise("sign", "-1, 0 or 1", sp.sign, lambda x: torch.sign(x), _kink_at_zero),
+    _elementwise("abs", "absolute value", sp.Abs, lambda x: torch.abs(x), _AT_ZERO),
+    _elementwise("sign", "-1, 0 or 1", sp.sign, lambda x: torch.sign(x), _STEP_AT_ZERO),
     _elementwise("erf", "error function", sp.erf, lambda x: torch.special.erf(x),
                  code="torch.special.erf({0})", group=SPECIAL),
-    _elementwise("relu", "max(x, 0)", nodes.relu, lambda x: torch.relu(x), _kink_at_zero),
+    _elementwise("relu", "max(x, 0)", nodes.relu, lambda x: torch.relu(x), _AT_ZERO),
     _elementwise("sigmoid", "1 / (1 + exp(-x))", nodes.sigmoid, lambda x: torch.sigmoid(x)),
     _elementwise(
         "softplus", "log(1 + exp(x))", nodes.softplus,
@@ -804,31 +870,31 @@ _TABLE = [
     ),
     Function(
         "atan2", "atan2(y, x): the angle of the point (x, y), in (-pi, pi]", lambda y, x: torch.atan2(y, x),
-        sp.atan2, tensors=(2, 2), elementwise=True, kinks=_kink_at_zero, code="torch.atan2({0}, {1})",
+        sp.atan2, tensors=(2, 2), elementwise=True, kinks=_AT_ZERO, code="torch.atan2({0}, {1})",
     ),
     _elementwise("floor", "the largest integer <= x (derivative 0, as torch)", nodes.floor,
-                 lambda x: torch.floor(x), _kink_at_integers),
+                 lambda x: torch.floor(x), _AT_INTEGERS),
     _elementwise("ceil", "the smallest integer >= x (derivative 0, as torch)", nodes.ceil,
-                 lambda x: torch.ceil(x), _kink_at_integers),
+                 lambda x: torch.ceil(x), _AT_INTEGERS),
     _elementwise("round", "the nearest integer, halves to even (derivative 0, as torch)", nodes.round,
-                 lambda x: torch.round(x), _kink_at_halves),
+                 lambda x: torch.round(x), _AT_HALVES),
     Function(
         "clamp", "clamp(x, low, high): x limited to [low, high]; derivative 1 on the closed interval, as torch",
         lambda x, low, high: torch.clamp(x, low, high), nodes.clamp, tensors=(3, 3), elementwise=True,
-        kinks=_kink_at_bounds, code="torch.clamp({0}, {1}, {2})",
+        kinks=_AT_BOUNDS, code="torch.clamp({0}, {1}, {2})",
     ),
     Function(
         "where", "where(c, a, b): a where c is not 0, else b (c is often a comparison: x > 0)",
         lambda c, a, b: torch.where(c != 0, a, b), nodes.where, tensors=(3, 3), elementwise=True,
-        kinks=_kink_at_zero, code="torch.where({0} != 0, {1}, {2})",
+        kinks=_AT_CONDITION, code="torch.where({0} != 0, {1}, {2})",
     ),
     Function(
         "min", "elementwise minimum of two tensors", lambda a, b: torch.minimum(a, b), sp.Min,
-        tensors=(2, 2), elementwise=True, kinks=_kink_at_ties, code="torch.minimum({0}, {1})",
+        tensors=(2, 2), elementwise=True, kinks=_AT_TIES, code="torch.minimum({0}, {1})",
     ),
     Function(
         "max", "elementwise maximum of two tensors", lambda a, b: torch.maximum(a, b), sp.Max,
-        tensors=(2, 2), elementwise=True, kinks=_kink_at_ties, code="torch.maximum({0}, {1})",
+        tensors=(2, 2), elementwise=True, kinks=_AT_TIES, code="torch.maximum({0}, {1})",
     ),
     Function(
         "sum", "sum of all elements; sum(x, axis) along one axis",
@@ -956,13 +1022,13 @@ _TABLE = [
     ),
     Function(
         "logdet", "log(det(A)): NaN where det(A) < 0, as torch.logdet",
-        lambda x: torch.logdet(x), nodes.tensor_op("logdet"), expand=_logdet_expansion, shape=shapes.determinant,
+        lambda x: torch.logdet(x), nodes.tensor_op("logdet"), expand=_logdet_expansion, shape=shapes.log_determinant,
         group=LINEAR_ALGEBRA, sparsity=_sparsity("per_matrix"),
         code="torch.logdet({0})",
     ),
     Function(
         "slogdet", "log|det(A)|, finite where det(A) < 0 too (its sign is sign(det(A)))",
-        _slogdet, nodes.tensor_op("slogdet"), expand=_slogdet_expansion, shape=shapes.determinant,
+        _slogdet, nodes.tensor_op("slogdet"), expand=_slogdet_expansion, shape=shapes.signed_log_determinant,
         group=LINEAR_ALGEBRA, sparsity=_sparsity("per_matrix"),
         code="torch.linalg.lu_factor_ex({0})[0].diagonal(dim1=-2, dim2=-1).abs().log().sum(-1)",
     ),
@@ -1089,7 +1155,7 @@ _DERIVATIVE_ONLY = [
         lambda x, at_zero=None: torch.heaviside(
             x, torch.full_like(x, 0.5) if at_zero is None else at_zero.to(x.dtype).expand_as(x)
         ),
-        sp.Heaviside, tensors=(1, 2), elementwise=True, kinks=_kink_at_zero,
+        sp.Heaviside, tensors=(1, 2), elementwise=True, kinks=_STEP_AT_ZERO,
     ),
     Function(
         "polygamma", "polygamma(n, x): the n-th derivative of digamma (torch.special.polygamma)",
@@ -1104,7 +1170,7 @@ _DERIVATIVE_ONLY = [
     Function(
         "diracdelta", "zero away from zero (torch's derivative of sign)",
         lambda x, *order: torch.zeros_like(x), sp.DiracDelta, tensors=(1, 2), elementwise=True,
-        kinks=_kink_at_zero,
+        kinks=_STEP_AT_ZERO,
     ),
 ]
 
@@ -1112,7 +1178,7 @@ _DERIVATIVE_ONLY = [
 # comparison holds, else 0, with no gradient (torch's comparisons are not differentiable).
 _OPERATORS = [
     Function(node.__name__, f"a {node.symbol} b: 1 where it holds, else 0", _comparison(test), node,
-             tensors=(2, 2), elementwise=True, kinks=_kink_at_ties, code=f"torch.{node.__name__}({{0}}, {{1}}).to({{0}}.dtype)")
+             tensors=(2, 2), elementwise=True, kinks=_SIDES_EQUAL, code=f"torch.{node.__name__}({{0}}, {{1}}).to({{0}}.dtype)")
     for node, test in [
         (nodes.lt, lambda a, b: torch.lt(a, b)), (nodes.le, lambda a, b: torch.le(a, b)),
         (nodes.gt, lambda a, b: torch.gt(a, b)), (nodes.ge, lambda a, b: torch.ge(a, b)),

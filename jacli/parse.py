@@ -691,13 +691,17 @@ def _chain(node: ast.AST) -> type | None:
 
 def _arity(entry: Function) -> str:
     if entry.constant:
-        counts = [str(n) for n in entry.ints]
-        listed = counts[0] if len(counts) == 1 else ", ".join(counts[:-1]) + " or " + counts[-1]
+        counts = list(entry.ints)
+        if len(counts) > 3 and counts == list(range(counts[0], counts[-1] + 1)):
+            listed = f"{counts[0]} to {counts[-1]}"  # "1 to 8", not "1, 2, 3, 4, 5, 6, 7 or 8"
+        else:
+            listed = str(counts[0]) if len(counts) == 1 else ", ".join(map(str, counts[:-1])) + f" or {counts[-1]}"
         return f"{listed} number{'s' if entry.ints != (1,) else ''}"
     low, high = entry.tensors
     if entry.subscripts is not None:
         return f"its subscripts (a string) and {low} to {high} operands"
-    count = f"{low}" if low == high else f"{low} or {high}"
+    # a range: "1 or 2" arguments, but "1 to 256" (cat takes any number up to 256, not 1 or 256)
+    count = f"{low}" if low == high else f"{low} or {high}" if high == low + 1 else f"{low} to {high}"
     noun = "argument" if high == 1 else "arguments"
     text = f"{count} {noun}"
     extra = [n for n in entry.ints if n]

@@ -321,13 +321,51 @@ def _checked_plan(
     if needed > budget:  # the message (which shortens the text) is only made for a refusal
         check_budget(
             needed, budget, f"evaluating {_shorten(text)} (its intermediate results, with the inputs)",
-            "Use smaller inputs, or raise `max_memory`.",
+            _evaluation_advice(text, sizes, shapes, itemsize),
         )
     if result == "jacobian":
         plan.check_jacobian(named)
     elif result == "hessian":
         plan.check_hessian()
     return plan
+
+
+def _evaluation_advice(text: str, sizes: Any, shapes: Mapping[str, Shape], itemsize: int) -> str:
+    """What to do about an evaluation too large for the budget: when a constant tensor of the
+    formula is larger than every input, that constant, named with its size; else the inputs."""
+    constant = sizes.largest_constant
+    if constant is not None and constant[1] > max((math.prod(shape) for shape in shapes.values()), default=0):
+        from jacli.printing import to_text
+
+        tree, elements = constant
+        return (
+            f"Its constant {_shorten(_as_written(text, tree) or to_text(tree), 40)} alone has {elements:,} elements "
+            f"({format_bytes(elements * itemsize)}): make it smaller, or raise `max_memory`."
+        )
+    return "Use smaller inputs, or raise `max_memory`."
+
+
+def _as_written(text: str, tree: sp.Basic) -> str | None:
+    """The call in ``text`` that parses to ``tree`` (``ones(10**12)``, where the tree holds the
+    number 1000000000000), as the user wrote it; None if none does."""
+    import re
+
+    from jacli.errors import JacliError
+    from jacli.parse import parse
+
+    for match in re.finditer(rf"\b{re.escape(type(tree).__name__)}\s*\(", text):
+        depth = 0
+        for end in range(match.end() - 1, len(text)):
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            if depth == 0:
+                call = text[match.start(): end + 1]
+                try:
+                    if parse(call).tree == tree:
+                        return call
+                except JacliError:
+                    pass
+                break
+    return None
 
 
 _INFERRED: dict[tuple[str, tuple], Any] = {}

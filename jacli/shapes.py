@@ -15,7 +15,7 @@ Example:
     >>> infer(parse("A @ x + x").tree, {"A": (3, 4), "x": (4,)}).output
     Traceback (most recent call last):
     ...
-    jacli.errors.ShapeError: cannot evaluate A @ x + x with input shapes (3,), (4,): shapes (3,) and (4,) do not broadcast. Check the shapes of the inputs against the expression.
+    jacli.errors.ShapeError: cannot evaluate A @ x + x, from A @ x of shape (3,) and x of shape (4,): shapes (3,) and (4,) do not broadcast. Change the expression or the shapes of inputs A and x so that they fit.
 """
 
 from __future__ import annotations
@@ -42,11 +42,14 @@ class Shapes:
         intermediates: the elements of every tensor the evaluation makes, the output included,
             added up (what autograd may keep alive for the backward pass).
         largest: the elements of the largest single tensor the evaluation makes.
+        largest_constant: the largest constant tensor the formula makes (``ones(10**12)``) and
+            its elements, for a refusal to name; None when it makes none.
     """
 
     output: Shape
     intermediates: int
     largest: int
+    largest_constant: tuple[sp.Basic, int] | None = None
 
 
 def infer(tree: sp.Basic, shapes: Mapping[str, Shape]) -> Shapes:
@@ -57,7 +60,7 @@ def infer(tree: sp.Basic, shapes: Mapping[str, Shape]) -> Shapes:
     """
     walker = _Walker(shapes)
     output = walker.shape(tree)
-    return Shapes(output, walker.total, walker.largest)
+    return Shapes(output, walker.total, walker.largest, walker.largest_constant)
 
 
 def broadcast(shapes: Sequence[Shape]) -> Shape:
@@ -77,6 +80,7 @@ class _Walker:
         self.inputs = shapes
         self.total = 0
         self.largest = 0
+        self.largest_constant: tuple[sp.Basic, int] | None = None
 
     def made(self, shape: Shape) -> Shape:
         size = math.prod(shape)
@@ -102,7 +106,10 @@ class _Walker:
             raise AssertionError(f"no table entry for {tree.func}")  # a bug: the parser makes only these
         operands, literals, keywords = entry.arguments(tree.args)
         rule = entry.shape
-        return self.apply(tree, operands, lambda *parts: rule(*parts, *literals, **keywords))
+        shape = self.apply(tree, operands, lambda *parts: rule(*parts, *literals, **keywords))
+        if entry.constant and (self.largest_constant is None or math.prod(shape) > self.largest_constant[1]):
+            self.largest_constant = (tree, math.prod(shape))
+        return shape
 
     def fold(self, tree: sp.Basic) -> Shape:
         """A flat sum, product or power, folded left to right as compile does: a subtracted term
@@ -124,7 +131,7 @@ class _Walker:
                 if tensor:
                     self.made(shape)
         except ValueError as error:
-            raise _mismatch(tree, parts, str(error)) from None
+            raise mismatch(tree, [tree.args[0], *operands[1:]], parts, str(error)) from None
         if len(parts) == 1 and tensor:  # e**x: one tensor made
             self.made(shape)
         return shape
@@ -138,7 +145,7 @@ class _Walker:
         try:
             return self.made(rule(*parts))
         except (ValueError, IndexError) as error:
-            raise _mismatch(tree, parts, str(error)) from None
+            raise mismatch(tree, operands, parts, str(error)) from None
 
 
 def _makes_tensor(tree: sp.Basic) -> bool:
@@ -159,13 +166,30 @@ def _operand(tree: sp.Basic, arg: sp.Basic) -> sp.Basic:
     return arg
 
 
-def _mismatch(tree: sp.Basic, parts: list[Shape], reason: str) -> ShapeError:
-    noun = "shape" if len(parts) == 1 else "shapes"
-    shown = ", ".join(str(p) for p in parts)
-    return ShapeError(
-        f"cannot evaluate {to_text(tree)} with input {noun} {shown}: {reason}. "
-        "Check the shapes of the inputs against the expression."
-    )
+def mismatch(tree: sp.Basic, operands: Sequence[sp.Basic], parts: Sequence[Shape], reason: str) -> ShapeError:
+    """The error for ``tree``, whose ``operands`` (of shapes ``parts``) do not fit: it names each
+    operand with its shape, and says what to change: the inputs, when the operands are inputs;
+    else the constant tensors or the expression, and the inputs the operands read."""
+    listed = _joined([f"{to_text(operand)} of shape {shape}" for operand, shape in zip(operands, parts)])
+    inputs = sorted({symbol.name for operand in operands for symbol in operand.free_symbols})
+    named = _joined(inputs)
+    constant = [not operand.free_symbols and _makes_tensor(operand) for operand in operands]
+    if all(isinstance(operand, sp.Symbol) or not (operand.free_symbols or tensor)
+           for operand, tensor in zip(operands, constant)):
+        plural = "s" if len(inputs) > 1 else ""
+        advice = f"Check the shape{plural} of the input{plural} {named} against the expression."
+    else:
+        constants = [to_text(operand) for operand, tensor in zip(operands, constant) if tensor]
+        changes = [f"the constant{'s' if len(constants) > 1 else ''} {_joined(constants)}" if constants else "the expression"]
+        if inputs:
+            changes.append(f"the shape{'s of inputs' if len(inputs) > 1 else ' of input'} {named}")
+        advice = f"Change {' or '.join(changes)} so that {'they fit' if len(operands) > 1 else 'it fits'}."
+    return ShapeError(f"cannot evaluate {to_text(tree)}, from {listed}: {reason}. {advice}")
+
+
+def _joined(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
 
 
 # -- the shape rules the function table names (its ``shape`` field) -------------------------------
@@ -394,8 +418,20 @@ def _square(x: Shape, name: str) -> int:
 
 
 def determinant(x: Shape) -> Shape:
-    """det, logdet: one number per square matrix."""
+    """det: one number per square matrix."""
     _square(x, "det")
+    return x[:-2]
+
+
+def log_determinant(x: Shape) -> Shape:
+    """logdet: one number per square matrix."""
+    _square(x, "logdet")
+    return x[:-2]
+
+
+def signed_log_determinant(x: Shape) -> Shape:
+    """slogdet: one number per square matrix."""
+    _square(x, "slogdet")
     return x[:-2]
 
 

@@ -323,9 +323,28 @@ def test_shape_mismatch_names_the_subexpression(text, shapes, named) -> None:
     with pytest.raises(ShapeError) as info:
         compiled.checked(*args)
     message = str(info.value)
-    assert f"cannot evaluate {named} with" in message
+    assert f"cannot evaluate {named}, from " in message
     for shape in shapes:
         assert str(shape) in message
+
+
+@pytest.mark.parametrize("text, shapes, operands, advice", [
+    ("x + y", [(3,), (2,)], "x of shape (3,) and y of shape (2,)", "Check the shapes of the inputs x and y"),
+    ("x*arange(0)", [(2,)], "x of shape (2,) and arange(0) of shape (0,)",
+     "Change the constant arange(0) or the shape of input x so that they fit."),
+    ("pad(x, 1, 1) - shift(x, 1)", [(2,)], "pad(x, 1, 1) of shape (4,) and shift(x, 1) of shape (2,)",
+     "Change the expression or the shape of input x so that they fit."),
+    ("x + y - z", [(2,), (2,), (3,)], "x + y of shape (2,) and z of shape (3,)", "Change the expression"),
+])
+def test_a_shape_error_names_the_operands_it_means(text, shapes, operands, advice) -> None:
+    """The shapes in the message are the operands' (torch's own, for these tensors), each named:
+    an operand may be an intermediate result or a constant, not an input."""
+    compiled = compile_expression(text)
+    with pytest.raises(ShapeError) as info:
+        compiled.checked(*[torch.ones(shape, dtype=F64) for shape in shapes])
+    message = str(info.value)
+    assert f"cannot evaluate {text}, from {operands}: " in message and advice in message
+    assert "input shapes" not in message and "\n" not in message
 
 
 def test_unchecked_function_raises_torch_errors() -> None:

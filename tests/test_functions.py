@@ -17,7 +17,7 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 
 from jacli import nodes, structure
-from jacli.compile import compile_expression
+from jacli.compile import compile_expression, compile_tree
 from jacli.errors import ExpressionError
 from jacli.functions import BY_NODE, CONSTANTS, FUNCTIONS, GROUPS, Function
 from jacli.parse import parse
@@ -679,6 +679,29 @@ def test_kinks_of_functions_sympy_cannot_write_piecewise(text: str, jumps: list[
     signs = torch.tensor([[math.copysign(1.0, kink(float(v))) for kink in kinks] for v in grid])
     changed = (signs[1:] != signs[:-1]).any(1)
     assert jumped.any() and torch.equal(jumped, changed), text
+
+
+@pytest.mark.parametrize("name, jumps", [
+    ("floor", [-3.0, -1.0, 0.0, 1.0, 2.0, 1e6]), ("ceil", [-2.0, 1.0, 3.0]), ("round", [-2.5, -0.5, 0.5, 1.5, 1e6 + 0.5]),
+])
+def test_kinks_of_steps_are_exactly_zero_on_their_jumps_in_floating_point(name: str, jumps: list[float]) -> None:
+    """check says a point is on a kink when the kink expression, computed by torch, is 0: on
+    every jump it must be 0 exactly (sin(pi*1) is 1.2e-16), and nowhere else."""
+    x = sp.Symbol("x", real=True)
+    off = [j + d for j in jumps for d in (0.25, -0.25, 1e-9)]
+    points = torch.tensor(jumps + off, dtype=F64)
+    for kink in FUNCTIONS[name].kinks([x]):
+        values = compile_tree(kink, lambda symbol: lambda args: args[0])((points,))
+        assert torch.equal(values == 0, torch.arange(len(points)) < len(jumps)), (name, values)
+
+
+def test_where_declares_a_kink_of_its_condition_unless_the_condition_is_a_step() -> None:
+    x, y = sp.Symbol("x", real=True), sp.Symbol("y", real=True)
+    kinks = FUNCTIONS["where"].kinks
+    assert kinks([x - 1, x, y]) == [x - 1] and kinks([sp.Abs(x), x, y]) == [sp.Abs(x)]
+    for step in ("x > 0", "(x > 0)*(y <= 1)", "floor(x)", "sign(x) + 1", "round(x - y)*2", "where(x > y, 1, 2)"):
+        assert kinks([parse(step).tree, x, y]) == [], step  # the step declares its own kinks
+    assert kinks([parse("(x > 0)*y").tree, x, y]) != []  # y varies between the comparison's kinks
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)

@@ -7,6 +7,8 @@ The reference is torch: the test builds the same formula by hand and walks
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import torch
 from helpers import cli_runner
@@ -96,3 +98,51 @@ def test_nothing_requires_grad_and_errors() -> None:
     assert run.exit_code == 1 and run.stdout == "" and run.stderr.startswith("Error:")
     bad = cli_runner().invoke(app, ["graph", "x", "-i", "1", "-f", "csv"])
     assert bad.exit_code == 2 and bad.stderr.startswith("Error: --format 'csv'")
+
+
+def test_constant_tensors_are_constant_nodes_as_torch_records_them() -> None:
+    x = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    cases = [
+        ("x*arange(3)", x * torch.arange(3, dtype=torch.float64), "arange(3)"),
+        ("eye(3) @ x", torch.eye(3, dtype=torch.float64) @ x, "eye(3)"),
+        ("x*linspace(0,1,3)", x * torch.linspace(0, 1, 3, dtype=torch.float64), "linspace(0, 1, 3)"),
+        ("sin(x)*ones(3) + zeros(3)", torch.sin(x) * torch.ones(3, dtype=torch.float64)
+         + torch.zeros(3, dtype=torch.float64), "zeros(3)"),
+    ]
+    for text, reference, constant in cases:
+        result = compute_graph(text, {"x": "1,2,3"})
+        assert _jacli_walk(result) == _torch_walk(reference), text
+        assert Constant(constant) in result.nodes[0].next, text
+        torch.testing.assert_close(result.output, reference.detach())
+    runner = cli_runner()
+    for text, _, constant in cases[:3]:
+        document = json.loads(runner.invoke(app, ["graph", text, "-i", "1,2,3", "-f", "json"]).stdout)
+        assert {"constant": constant} in document["nodes"][0]["next"]
+        dot = runner.invoke(app, ["graph", text, "-i", "1,2,3", "-f", "dot"])
+        assert dot.exit_code == 0 and f'c0 [label="{constant}", shape=plaintext];' in dot.stdout
+        plain = runner.invoke(app, ["graph", text, "-i", "1,2,3", "-f", "plain"])
+        assert plain.exit_code == 0 and f"None  {constant}: a constant, no gradient flows" in plain.stdout
+
+
+def test_other_views_of_a_formula_with_a_constant_tensor(tmp_path) -> None:
+    """--trace, --explain, --show-code and check compile the same nodes; none may fail on a constant."""
+    runner = cli_runner()
+    run = runner.invoke(app, ["jacobian", "x*arange(3)", "-i", "1,2,3", "-f", "json", "--layout", "dense"])
+    # J of x*arange(3) is diag(0, 1, 2), worked by hand
+    assert json.loads(run.stdout)["result"]["x"]["values"] == [[0, 0, 0], [0, 1, 0], [0, 0, 2]]
+    trace = runner.invoke(app, ["jacobian", "x*arange(3)", "-i", "1,2,3", "--trace"])
+    assert trace.exit_code == 0, trace.exception
+    assert any("arange(3)" in line and "[0, 1, 2]" in line for line in trace.stdout.splitlines())
+    explain = runner.invoke(app, ["jacobian", "x*arange(3)", "-i", "1,2,3", "--explain"])
+    assert explain.exit_code == 0, explain.exception
+    code = runner.invoke(app, ["jacobian", "eye(3) @ x", "-i", "1,2,3", "--show-code"], env={"JACLI_NO_HISTORY": "1"})
+    assert code.exit_code == 0, code.exception
+    path = tmp_path / "script.py"
+    path.write_text(code.stdout, encoding="utf-8")
+    ran = subprocess.run([sys.executable, "-c", "import runpy, sys; print(runpy.run_path(sys.argv[1])['result']['x'].tolist())",
+                          str(path)], capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines()[-1] == str(torch.eye(3, dtype=torch.float64).tolist())
+    check = runner.invoke(app, ["check", "eye(3) @ x + x*linspace(0,1,3)", "-i", "1,2,3"])
+    assert check.exit_code == 0, (check.stderr, check.exception)
+    assert "# all agree" in check.stdout

@@ -53,5 +53,5 @@ def test_a_result_that_does_not_fit_is_refused_with_its_size() -> None:
 
 
 def test_shape_errors_come_from_shapes() -> None:
-    with pytest.raises(ShapeError, match=r"x \+ y with input shapes \(2,\), \(3,\)"):
+    with pytest.raises(ShapeError, match=r"x \+ y, from x of shape \(2,\) and y of shape \(3,\)"):
         _plan("x + y", {"x": (2,), "y": (3,)})

@@ -73,3 +73,33 @@ def test_shape_mismatches_are_named_by_their_subexpression(expr, shapes, named) 
 )
 def test_broadcast_is_torchs(shapes) -> None:
     assert broadcast(shapes) == tuple(torch.broadcast_shapes(*shapes))
+
+
+@pytest.mark.parametrize("name", ["det", "logdet", "slogdet", "inv"])
+def test_a_matrix_function_of_a_vector_is_named_by_its_own_name(name) -> None:
+    # torch refuses the same: none of these takes a vector
+    with pytest.raises((RuntimeError, IndexError)):
+        compile_expression(f"{name}(x)")(torch.ones(2, dtype=F64))
+    with pytest.raises(ShapeError) as info:
+        infer(parse(f"{name}(x)").tree, {"x": (2,)})
+    assert str(info.value).startswith(f"cannot evaluate {name}(x), from x of shape (2,): {name} needs a square matrix")
+    assert "Check the shape of the input x" in str(info.value)
+
+
+@pytest.mark.parametrize("expr, shapes, operands, advice", [
+    # the operands' shapes, worked by hand: arange(0) has 0 elements, pad(x, 1, 1) two more than x
+    ("x*arange(0)", {"x": (2,)}, "x of shape (2,) and arange(0) of shape (0,)",
+     "Change the constant arange(0) or the shape of input x so that they fit."),
+    ("pad(x, 1, 1) - shift(x, 1)", {"x": (2,)}, "pad(x, 1, 1) of shape (4,) and shift(x, 1) of shape (2,)",
+     "Change the expression or the shape of input x so that they fit."),
+    ("eye(2) @ ones(3) + x", {"x": (2,)}, "eye(2) of shape (2, 2) and ones(3) of shape (3,)",
+     "Change the constants eye(2) and ones(3) so that they fit."),
+    ("x @ y", {"x": (2,), "y": (3,)}, "x of shape (2,) and y of shape (3,)",
+     "Check the shapes of the inputs x and y against the expression."),
+])
+def test_a_mismatch_names_its_operands_shapes_and_what_to_change(expr, shapes, operands, advice) -> None:
+    with pytest.raises(ShapeError) as info:
+        infer(parse(expr).tree, shapes)
+    message = str(info.value)
+    assert f", from {operands}: " in message and message.endswith(advice)
+    assert "input shapes" not in message and "\n" not in message

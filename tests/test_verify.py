@@ -185,3 +185,54 @@ def test_check_names_the_output_f_when_an_input_is_called_y():
     result = cli("check", "atan2(y, x)", "-i", "y=0", "-i", "x=0")
     assert result.exit_code == 3
     assert "nan at df/dy, df/dx" in result.stdout and "dy/dy" not in result.stdout
+
+
+def test_where_on_a_comparison_has_its_kink_where_the_sides_are_equal():
+    # where(x > 0, x**2, -x): torch takes -x where x <= 0, so J = diag(2x) for x > 0, -1 else.
+    # The piece changes at x = 0 only; at -1 and -2 the condition is 0 but nothing changes there.
+    away = jacli.check("where(x > 0, x**2, -x)", {"x": "-1,-2,3,0.5"})
+    assert away.ok and away.kinks == []
+    fd = _method(away, "finite differences")
+    assert fd.ok and fd.excused == [] and fd.note == ""
+    on = jacli.check("where(x > 0, x**2, -x)", {"x": "0,1"}, reference=_hand_reference([[-1.0, 0.0], [0.0, 2.0]]))
+    assert on.ok and on.kinks == ["(x > 0) at [0]: its two sides are equal"]
+    assert _method(on, "finite differences").excused == ["x[0]"]
+    # the excused column is the kink's only: a reference wrong in x[1]'s column fails there too
+    wrong = jacli.check("where(x > 0, x**2, -x)", {"x": "0,1"}, reference=_hand_reference([[-1.0, 0.0], [0.0, 2.1]]))
+    fd = _method(wrong, "finite differences")
+    assert not wrong.ok and not fd.ok and fd.excused == ["x[0]"] and "beyond tolerance at 1 entry" in fd.note
+    # a condition made of steps ((x > 0)*(y < 1)) changes only at the steps' own kinks
+    both = jacli.check("where((x > 0)*(y < 1), x*y, y)", {"x": "-1,2", "y": "3,1"})
+    assert both.kinks == ["(y < 1) at [1]: its two sides are equal"]
+    # a condition that is no step changes piece where it crosses 0, and only there
+    smooth = jacli.check("where(x - 1, x**2, -x)", {"x": "1,-1"})
+    assert smooth.kinks == ["where(x - 1, x**2, -x) at [0]: its condition is 0"]
+    assert _method(smooth, "finite differences").excused == ["x[0]"]
+
+
+def test_kinks_of_comparisons_clamp_max_min_floor_and_round_are_named_where_they_are():
+    # by hand: ties of max at x = 1; clamp at its bounds 0 and 1; floor and ceil at every integer,
+    # 1 and 2 included (sin(pi*1) is 1.2e-16 in floating point, not 0); round at the halves
+    assert jacli.check("max(x, 1) + min(x, y)", {"x": "1,2", "y": "3,2"}).kinks == [
+        "max(1, x) at [0]: its two arguments are equal", "min(x, y) at [1]: its two arguments are equal"]
+    assert jacli.check("clamp(x, 0, 1)", {"x": "0,1,0.5,2"}).kinks == [
+        "clamp(x, 0, 1) at [0]: its first argument equals its lower bound",
+        "clamp(x, 0, 1) at [1]: its first argument equals its upper bound"]
+    assert jacli.check("floor(x)*x", {"x": "0,1,2,0.5,-3"}).kinks == [
+        "floor(x) at [0], [1], [2], [4]: its argument is an integer"]
+    assert jacli.check("ceil(x)*x", {"x": "3,0.25"}).kinks == ["ceil(x) at [0]: its argument is an integer"]
+    assert jacli.check("round(x)*x", {"x": "0.5,1.5,1,-2.5"}).kinks == [
+        "round(x) at [0], [1], [3]: its argument is halfway between two integers"]
+    assert jacli.check("(x >= 1)*x", {"x": "1,2"}).kinks == ["(x >= 1) at [0]: its two sides are equal"]
+
+
+def test_a_step_across_a_jump_is_excused_at_the_kink_not_left_as_unconfirmed():
+    # floor(x)*x: J = diag(floor(x)) (floor' = 0, torch's convention); at x = 1 the differences
+    # straddle the jump from 0 to 1 and give about 1/h. That column is the kink's; x = 0.5 is not.
+    report = jacli.check("floor(x)*x", {"x": "1,0.5"}, reference=_hand_reference([[1.0, 0.0], [0.0, 0.0]]))
+    fd = _method(report, "finite differences")
+    assert report.ok and fd.excused == ["x[0]"] and fd.max_abs > 100
+    assert "hardly confirms" not in fd.note and "crosses the kink of floor(x)" in fd.note
+    wrong = jacli.check("floor(x)*x", {"x": "1,0.5"}, reference=_hand_reference([[1.0, 0.0], [0.0, 0.1]]))
+    fd = _method(wrong, "finite differences")
+    assert not fd.ok and fd.excused == ["x[0]"] and "beyond tolerance at 1 entry" in fd.note
