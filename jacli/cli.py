@@ -466,17 +466,18 @@ class _Options:
         """The library's ``batch_axis`` and ``batched`` (none without --batch-axis)."""
         if self.batch_axis is None:
             if self.batched:
-                raise JacliError("--batched names the inputs that hold points along --batch-axis; give --batch-axis "
-                                 "too, e.g. --batch-axis 0")
+                raise _clash("--batched names the inputs that hold points along --batch-axis; give --batch-axis "
+                             "too, e.g. --batch-axis 0")
             return {}
         taught = [flag for flag, on in (("--explain", self.explain), ("--trace", self.trace),
                                         ("--show-code", self.show_code)) if on]
         if taught:
-            raise JacliError(f"{taught[0]} explains one point; with --batch-axis there is one result per point: "
-                             "leave out --batch-axis and give one point's inputs")
+            doing = "writes the script of" if taught[0] == "--show-code" else "explains"
+            raise _clash(f"{taught[0]} {doing} one point; with --batch-axis there is one result per point: "
+                         "leave out --batch-axis and give one point's inputs")
         if self.view is not None or self.plot is not None:
-            raise JacliError(f"{'--view' if self.view is not None else '--plot'} draws one matrix; with --batch-axis "
-                             "there is one per point: leave out --batch-axis to draw one point")
+            raise _clash(f"{'--view' if self.view is not None else '--plot'} draws one matrix; with --batch-axis "
+                         "there is one per point: leave out --batch-axis to draw one point")
         return {"batch_axis": self.batch_axis, "batched": list(self.batched) or None}
 
     def specs(self) -> tuple[list, Optional[int]]:
@@ -593,8 +594,7 @@ def _problem(command: Callable[..., Any], values: dict[str, Any], o: _Options, c
     except JacliError as error:
         if o.debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):
             raise
-        _diagnose(f"Error: {error.cli_message or flagged(str(error), FLAGS)}")
-        raise typer.Exit(1) from None
+        raise _refused(error) from None
 
 
 def _hold_constant(values: dict[str, Any], o: _Options, context: Any) -> None:
@@ -611,8 +611,7 @@ def _hold_constant(values: dict[str, Any], o: _Options, context: Any) -> None:
     except JacliError as error:
         if o.debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):
             raise
-        _diagnose(f"Error: {flagged(str(error), FLAGS)}")
-        raise typer.Exit(1) from None
+        raise _refused(error) from None
 
 
 def _reads_stdin(o: _Options, values: dict[str, Any]) -> bool:
@@ -776,8 +775,8 @@ def jacobian(
         if layout is Layout.auto and o.shown_as() not in ("pretty", ".npz", ".pt") and not pictured:
             shown = Layout.dense
         if answer is not None and o.batch_axis is not None:
-            raise JacliError("--answer checks one point's Jacobian; with --batch-axis there is one per point: "
-                             "leave out --batch-axis and give one point's inputs")
+            raise _clash("--answer checks one point's Jacobian; with --batch-axis there is one per point: "
+                         "leave out --batch-axis and give one point's inputs")
         result = api.compute_jacobian(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
             seed=o.seed, max_memory=budget, untrusted=o.untrusted, progress=_RowProgress(), symbolic=symbolic, det=det,
@@ -843,8 +842,8 @@ def vjp(
             from jacli.accumulate import compute_accumulation
 
             if o.batch_axis is not None:
-                raise JacliError("--repeat shows one x.grad after each call; with --batch-axis there is one per "
-                                 "point: leave out --batch-axis and give one point's inputs")
+                raise _clash("--repeat shows one x.grad after each call; with --batch-axis there is one per "
+                             "point: leave out --batch-axis and give one point's inputs")
 
             return compute_accumulation(
                 expression, specs, v_spec, repeat=repeat if repeat is not None else _needs_repeat(),
@@ -1117,15 +1116,15 @@ def functions(
 
 
 def _needs_repeat() -> int:
-    raise JacliError("--zero-grad-after zeroes x.grad between repeated calls; give --repeat N too, "
-                     "e.g. --repeat 3 --zero-grad-after 2")
+    raise _clash("--zero-grad-after zeroes x.grad between repeated calls; give --repeat N too, "
+                 "e.g. --repeat 3 --zero-grad-after 2")
 
 
 def _teaching_view(result: Any, out: _Out) -> None:
     """A teaching result (jacli.accumulate, jacli.graph, jacli.answer) formats itself."""
     if out.file is not None:
-        raise JacliError(f"--output {out.file}: this view is written to standard output only; "
-                         f"redirect it instead (> {out.file})")
+        raise _clash(f"--output {out.file}: this view is written to standard output only; "
+                     f"redirect it instead (> {out.file})")
     chosen = getattr(result, "format", None) or out.destination()
     if chosen == "pretty":
         console = _stdout_console()
@@ -1203,8 +1202,7 @@ def batch_command(
     except JacliError as error:
         if debug:
             raise
-        _diagnose(f"Error: {error.cli_message or flagged(str(error), FLAGS)}")
-        raise typer.Exit(1) from None
+        raise _refused(error) from None
     except KeyboardInterrupt:
         if debug:
             raise
@@ -1232,7 +1230,7 @@ def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Pat
 
     untrusted = untrusted or is_untrusted_environment()
     if output is not None and resume is not None:
-        raise JacliError("--output writes a new file and --resume appends to one; give one of them")
+        raise _clash("--output writes a new file and --resume appends to one; give one of them")
     if jobs is None and sys.stdin is not None and sys.stdin.isatty():
         _diagnose("Error: jacli batch needs jobs: a file (jacli batch jobs.jsonl), or - for standard input "
                   "(jacli batch - < jobs.jsonl)")
@@ -1316,7 +1314,7 @@ def _cluster_mapper(scheduler: Optional[str], workers: Optional[int]) -> Any:
     if scheduler is None and workers is None:
         return None
     if scheduler is not None and workers is not None:
-        raise JacliError("--scheduler uses a running cluster and --workers starts a local one; give one of them")
+        raise _clash("--scheduler uses a running cluster and --workers starts a local one; give one of them")
     try:
         from jacli import cluster
     except ImportError as error:
@@ -1426,8 +1424,7 @@ def _run(
     except JacliError as error:
         if debug:
             raise
-        _diagnose(f"Error: {error.cli_message or flagged(str(error), FLAGS)}")
-        raise typer.Exit(1) from None
+        raise _refused(error) from None
     except MemoryError:
         # The budget checks refuse what they can estimate; this is what slipped past them.
         if debug:
@@ -1473,6 +1470,18 @@ def _diagnose(line: str) -> None:
     sys.stderr.flush()
 
 
+def _refused(error: JacliError) -> typer.Exit:
+    """A library error's ``Error:`` line on stderr, and the exit that goes with it: 2 when the
+    options given do not go together (``error.usage``: a usage error, like a typo in a flag), else 1."""
+    _diagnose(f"Error: {error.cli_message or flagged(str(error), FLAGS)}")
+    return typer.Exit(EXIT_USAGE if error.usage else EXIT_USER_ERROR)
+
+
+def _clash(message: str) -> JacliError:
+    """Options that do not go together: raised, it is reported as a usage error (exit 2)."""
+    return JacliError(message, usage=True)
+
+
 def _check_teaching(out: _Out, teach: tuple[bool, bool]) -> None:
     """--explain and --trace add text to stdout: a CSV table has no place for it (usage error)."""
     if any(teach) and out.code:
@@ -1489,12 +1498,17 @@ def _check_teaching(out: _Out, teach: tuple[bool, bool]) -> None:
 
 def _explained_alone(o: "_Options", **others: bool) -> None:
     """--explain and --trace explain jacli's own result: --answer, --repeat and --show-code replace
-    that result with another view, so they do not go together (usage error)."""
+    that result with another view, so they do not go together, nor does --show-code with --answer
+    or --repeat (usage errors)."""
     clashing = [FLAGS[name] for name, on in others.items() if on]
     if (o.explain or o.trace) and clashing:
         wanted = " and ".join(flag for flag, on in zip(("--explain", "--trace"), (o.explain, o.trace)) if on)
         _diagnose(f"Error: {wanted} explains jacli's own result, which {clashing[0]} replaces; "
                   f"run them as two commands, one with {wanted} and one with {clashing[0]}")
+        raise typer.Exit(2)
+    if o.show_code and clashing:
+        _diagnose(f"Error: --show-code prints a script in place of jacli's result, and {clashing[0]} shows another "
+                  f"view of it; run them as two commands, one with --show-code and one with {clashing[0]}")
         raise typer.Exit(2)
 
 

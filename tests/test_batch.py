@@ -238,9 +238,9 @@ def test_output_file_and_usage_errors(tmp_path):
     assert result.exit_code == 0 and result.stdout == ""
     assert len(target.read_text().splitlines()) == 2
     both = run("batch", str(jobs), "-o", str(target), "--resume", str(target))
-    assert both.exit_code == 1 and "give one of them" in both.stderr
+    assert both.exit_code == 2 and both.stdout == "" and "give one of them" in both.stderr
     clusters = run("batch", str(jobs), "--scheduler", "tcp://127.0.0.1:8786", "--workers", "2")
-    assert clusters.exit_code == 1 and clusters.stdout == ""
+    assert clusters.exit_code == 2 and clusters.stdout == ""
     assert clusters.stderr == ("Error: --scheduler uses a running cluster and --workers starts a local one; "
                                "give one of them\n")
 
