@@ -1198,7 +1198,7 @@ def batch_command(
     debug = debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
     assert failed_code == EXIT_SOME_FAILED
     try:
-        failed = _run_batch(jobs, output, resume, scheduler, workers, untrusted, debug)
+        failed, failed_before = _run_batch(jobs, output, resume, scheduler, workers, untrusted, debug)
     except JacliError as error:
         if debug:
             raise
@@ -1214,6 +1214,12 @@ def batch_command(
     if failed:
         _note(f"jacli: {len(failed)} job{'s' if len(failed) != 1 else ''} failed (line{'s' if len(failed) != 1 else ''} "
               f"{_short_list(failed)}); each has its error line")
+    if failed_before:  # a resumed file still holding error lines is not a finished run
+        many = len(failed_before) != 1
+        _note(f"jacli: {resume} still holds {len(failed_before)} error line{'s' if many else ''} from before (the "
+              f"job{'s' if many else ''} on line{'s' if many else ''} {_short_list(failed_before)}); delete "
+              f"{'those lines' if many else 'that line'} and --resume again to run {'them' if many else 'it'}")
+    if failed or failed_before:
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
@@ -1223,8 +1229,9 @@ def _short_list(numbers: List[int], most: int = 10) -> str:
 
 
 def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Path], scheduler: Optional[str],
-               workers: Optional[int], untrusted: bool, debug: bool = False) -> List[int]:
-    """Read the jobs, run them, write the lines; the failed jobs' line numbers."""
+               workers: Optional[int], untrusted: bool, debug: bool = False) -> tuple[List[int], List[int]]:
+    """Read the jobs, run them, write the lines; the line numbers of the jobs that failed now, and
+    of those whose error lines were already in the file resumed."""
     from jacli import batch
     from jacli.problem import is_untrusted_environment
 
@@ -1237,18 +1244,22 @@ def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Pat
         raise typer.Exit(EXIT_USAGE)
     lines = _job_lines(jobs)
     done: list = []
+    failed_before: List[int] = []
     target, mode = (output, "w") if output is not None else (resume, "a") if resume is not None else (None, "")
     if resume is not None and resume.exists():
         try:
             text = resume.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise JacliError(f"cannot read --resume {resume} ({getattr(error, 'strerror', None) or error})") from None
-        done, complete = batch.written_ids(text)
+        done, complete, failed_before = batch.written_ids(text)
         if complete < len(text.encode("utf-8")):
             with open(resume, "r+b") as handle:
                 handle.truncate(complete)
             _note(f"jacli: dropped the last line of {resume}, cut short; its job runs again")
-        _note(f"jacli: {len(done):,} job{'s' if len(done) != 1 else ''} already in {resume}, skipped")
+        errors = (f"; {len(failed_before):,} of them {'are errors' if len(failed_before) != 1 else 'is an error'}: delete "
+                  f"{'those lines' if len(failed_before) != 1 else 'that line'} to run "
+                  f"{'them' if len(failed_before) != 1 else 'it'} again") if failed_before else ""
+        _note(f"jacli: {len(done):,} job{'s' if len(done) != 1 else ''} already in {resume}, skipped{errors}")
     mapper = _cluster_mapper(scheduler, workers)
     failed: List[int] = []
     try:
@@ -1267,7 +1278,7 @@ def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Pat
     finally:
         if target is not None:
             stream.close()
-    return failed
+    return failed, failed_before
 
 
 def _job_lines(jobs: Optional[str]) -> Iterable[str]:
