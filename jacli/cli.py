@@ -647,7 +647,18 @@ def _continue(earlier: Any, values: dict[str, Any], o: _Options, context: Any) -
         return source is None or source.name in ("DEFAULT", "DEFAULT_MAP")
 
     if "wrt" in values and default("wrt") and earlier.wrt:
-        values["wrt"] = list(earlier.wrt)
+        values["wrt"] = list(earlier.wrt)  # a --const typed now gives way to none of it (_hold_constant)
+    source = "the last problem" if earlier.source == "history" else "the problem piped in"
+    if earlier.batch_axis is not None and default("batch_axis"):
+        if not any(getattr(param, "name", None) == "batch_axis" for param in context.command.params):
+            raise InputError(
+                f"{source} has many points (--batch-axis {earlier.batch_axis}), and jacli {context.command.name} "
+                "computes one point; give one point's problem (EXPR and its inputs), or continue this one with "
+                "jacobian, vjp, jvp or grad"
+            )
+        o.batch_axis = earlier.batch_axis
+        if default("batched"):
+            o.batched = list(earlier.batched)
     if default("dtype") and earlier.dtype in DType.__members__:
         o.dtype = DType(earlier.dtype)
     if default("device"):
@@ -659,7 +670,8 @@ def _continue(earlier: Any, values: dict[str, Any], o: _Options, context: Any) -
     shown += [f"--dtype {earlier.dtype}"] if earlier.dtype != "float64" else []
     shown += [f"--device {shlex.quote(earlier.device)}"] if earlier.device != "cpu" else []
     shown += [f"--seed {earlier.seed}"] if earlier.seed and earlier.source == "history" else []
-    source = "the last problem" if earlier.source == "history" else "the problem piped in"
+    shown += [f"--batch-axis {earlier.batch_axis}"] if earlier.batch_axis is not None else []
+    shown += [f"--batched {shlex.quote(','.join(earlier.batched))}"] if earlier.batch_axis is not None and earlier.batched else []
     _diagnose(f"jacli: continuing {source}: jacli {earlier.command} {' '.join(shown)}")
 
 
@@ -705,7 +717,7 @@ def _remember(command: str, values: dict[str, Any], o: _Options) -> None:
         history.save(
             command, values["expression"], [(name, spec.text) for name, spec in specs],
             variables=parse(values["expression"]).variables, wrt=list(values.get("wrt") or []),
-            dtype=o.dtype.value, device=o.device, seed=o.seed,
+            dtype=o.dtype.value, device=o.device, seed=o.seed, batch_axis=o.batch_axis, batched=list(o.batched),
         )
     except JacliError:
         pass
