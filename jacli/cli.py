@@ -471,13 +471,15 @@ class _Options:
             return {}
         taught = [flag for flag, on in (("--explain", self.explain), ("--trace", self.trace),
                                         ("--show-code", self.show_code)) if on]
+        # a continued problem's --batch-axis was not typed: it cannot be left out, only replaced
+        fix = ("give one point's problem instead (EXPR and its inputs): the continued one has many points"
+               if self.given is not None else "leave out --batch-axis and give one point's inputs")
         if taught:
             doing = "writes the script of" if taught[0] == "--show-code" else "explains"
-            raise _clash(f"{taught[0]} {doing} one point; with --batch-axis there is one result per point: "
-                         "leave out --batch-axis and give one point's inputs")
+            raise _clash(f"{taught[0]} {doing} one point; with --batch-axis there is one result per point: {fix}")
         if self.view is not None or self.plot is not None:
             raise _clash(f"{'--view' if self.view is not None else '--plot'} draws one matrix; with --batch-axis "
-                         "there is one per point: leave out --batch-axis to draw one point")
+                         f"there is one per point: {fix}")
         return {"batch_axis": self.batch_axis, "batched": list(self.batched) or None}
 
     def specs(self) -> tuple[list, Optional[int]]:

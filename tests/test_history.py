@@ -422,3 +422,13 @@ def test_a_repeat_list_is_continued_and_a_graph_says_it_cannot_be(cache) -> None
     assert refused.exit_code == 1 and refused.stdout == ""
     assert refused.stderr.startswith("Error: standard input: the graph output gives no values for input 'x' (the "
                                      "JSON of graph describes the problem without its numbers, and cannot be continued)")
+
+
+def test_explaining_a_continued_problem_of_many_points_says_to_give_one_point(cache) -> None:
+    first = run("grad", "sum(x*y)", "-i", "x=[[1,2],[3,4]]", "-i", "y=5,7", "--batch-axis", "0", "-f", "json")
+    assert first.exit_code == 0, first.stderr
+    result = run("grad", "--explain", stdin=first.stdout)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        "Error: --explain explains one point; with --batch-axis there is one result per point: give one point's "
+        "problem instead (EXPR and its inputs): the continued one has many points")
