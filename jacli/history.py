@@ -302,7 +302,7 @@ def document(text: str) -> Earlier:
             raise InputError(
                 f"{where}: the {command} output gives no values for input {name!r} (the JSON of {command} "
                 "describes the problem without its numbers, and cannot be continued); pipe the JSON output "
-                "of jacobian, vjp, jvp, grad, hessian or hvp (with --repeat too)"
+                "of jacobian, vjp, jvp, grad, hessian or hvp (with `repeat` too)"
             )
         numbers = _json_numbers(entry["values"], f"{where}: input {name}")
         spec = entry.get("spec") if isinstance(entry.get("spec"), str) else "(values)"
