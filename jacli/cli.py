@@ -1524,16 +1524,16 @@ def _check_teaching(out: _Out, teach: tuple[bool, bool]) -> None:
 def _explained_alone(o: "_Options", **others: bool) -> None:
     """--explain and --trace explain jacli's own result: --answer, --repeat and --show-code replace
     that result with another view, so they do not go together, nor does --show-code with --answer
-    or --repeat (usage errors)."""
+    (usage errors)."""
     clashing = [FLAGS[name] for name, on in others.items() if on]
     if (o.explain or o.trace) and clashing:
         wanted = " and ".join(flag for flag, on in zip(("--explain", "--trace"), (o.explain, o.trace)) if on)
         _diagnose(f"Error: {wanted} explains jacli's own result, which {clashing[0]} replaces; "
                   f"run them as two commands, one with {wanted} and one with {clashing[0]}")
         raise typer.Exit(2)
-    if o.show_code and clashing:
-        _diagnose(f"Error: --show-code prints a script in place of jacli's result, and {clashing[0]} shows another "
-                  f"view of it; run them as two commands, one with --show-code and one with {clashing[0]}")
+    if o.show_code and others.get("answer"):  # (--repeat's script is the loop of backward calls: it goes)
+        _diagnose("Error: --show-code prints a script in place of jacli's result, and --answer checks your Jacobian "
+                  "against that result; run them as two commands, one with --show-code and one with --answer")
         raise typer.Exit(2)
 
 
