@@ -95,7 +95,7 @@ class AccumulationResult:
             yield json.dumps([self._json(index) for index in range(len(self.calls))], allow_nan=False) + "\n"
             return
         if chosen != "plain":
-            raise teaching.refuse_format("--repeat's list of results", chosen, "pretty, plain or json")
+            raise teaching.refuse_format("`repeat`'s list of results", chosen, "pretty, plain or json")
         for index, (call, held, zeroed) in enumerate(zip(self.calls, self.since_zeroing(), self.zeroed)):
             yield f"# {self._title(index, held)}\n"
             for name, grad in call.grads.items():
@@ -147,7 +147,7 @@ def compute_accumulation(
         raise InputError(
             "`repeat` shows how x.grad accumulates over calls of y.backward(v), which `method` grad "
             "(torch.autograd.grad, a fresh gradient each call) never does; use `method` backward",
-            param="repeat",
+            param="repeat", usage=True,
         )
     if not isinstance(repeat, int) or repeat < 1:
         raise InputError(f"`repeat` {repeat!r} is not a number of calls; give 1 or more, e.g. 3", param="repeat")

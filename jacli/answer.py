@@ -77,11 +77,12 @@ class AnswerReport:
 
     def verdict(self) -> str:
         if self.ok:
-            return (f"Right: all {self.entries} entries of your Jacobian agree with jacli's "
-                    f"({self._tolerance()}).")
+            which = "the 1 entry of your Jacobian agrees" if self.entries == 1 else \
+                f"all {self.entries} entries of your Jacobian agree"
+            return f"Right: {which} with jacli's ({self._tolerance()})."
         count = len(self.wrong)
-        return (f"Not yet: {count} of {self.entries} {'entry' if self.entries == 1 else 'entries'} "
-                f"{'is' if count == 1 else 'are'} wrong (an entry is right when {self._tolerance()}).")
+        which = "the 1 entry is" if self.entries == 1 else f"{count} of {self.entries} entries {'is' if count == 1 else 'are'}"
+        return f"Not yet: {which} wrong (an entry is right when {self._tolerance()})."
 
     def print_pretty(self, console: Any, precision: int | None = None) -> None:
         from rich.table import Table
@@ -140,7 +141,6 @@ def read_answer(answer: Any, problem: Any) -> Any:
     import torch
 
     from jacli import inputs as specs
-    from jacli.problem import materialize
 
     if not isinstance(answer, str):
         try:
@@ -154,8 +154,7 @@ def read_answer(answer: Any, problem: Any) -> Any:
         if problem.untrusted:
             raise InputError(f"`answer` {text!r} is a file, and untrusted mode reads no files; give the numbers",
                              param="answer")
-        spec = specs.parse_spec(text, param="answer")
-        return materialize(spec, "answer", problem).to(torch.float64)
+        return _materialized(specs.parse_spec(text, param="answer"), problem)
     try:
         return _evaluate(text, problem)
     except ExpressionError as error:
@@ -163,7 +162,25 @@ def read_answer(answer: Any, problem: Any) -> Any:
             spec = specs.parse_spec(text, param="answer")
         except JacliError:
             raise InputError(f"`answer` {answer!r} is neither numbers nor a formula: {error}", param="answer") from None
+        return _materialized(spec, problem)
+
+
+def _materialized(spec: Any, problem: Any) -> Any:
+    """A spec's tensor in float64; its errors name the parameter (`` `answer` @J.npy: ...``), not
+    an input called answer (the input readers write ``NAME = @file``)."""
+    import torch
+
+    from jacli.problem import materialize
+
+    try:
         return materialize(spec, "answer", problem).to(torch.float64)
+    except JacliError as error:
+        message = str(error)
+        for prefix in ("answer = ", "input answer"):
+            if message.startswith(prefix):
+                raise type(error)("`answer`" + (" " if prefix.endswith("= ") else "") + message[len(prefix):],
+                                  param="answer") from None
+        raise
 
 
 def _evaluate(text: str, problem: Any) -> Any:
@@ -187,7 +204,9 @@ def _evaluate(text: str, problem: Any) -> Any:
 def _fit(yours: Any, correct: Any, result: Any) -> Any:
     """The answer laid out as the matrix, when its shape is one of those accepted."""
     rows, columns = correct.shape
-    accepted = [(rows, columns), tuple(n for n in (rows, columns) if n != 1)]
+    # the matrix's shape less any of its axes of length 1: [6] or 6 for a 1×1 matrix, [4, 1] for 1×2
+    accepted = [(rows, columns), (rows,) if columns == 1 else None, (columns,) if rows == 1 else None,
+                () if rows == columns == 1 else None]
     if len(result.wrt) == 1:
         name = result.wrt[0]
         accepted.append(tuple(result.output.shape) + tuple(result.inputs[name].shape))

@@ -736,7 +736,7 @@ def _alone(command: str, **asked: bool) -> None:
         if on:
             raise ShapeError(
                 f"`{name}` works on one point; leave it out with `batch_axis`, or call {command} once per point",
-                param=name,
+                param=name, usage=True,
             )
 
 
@@ -773,7 +773,7 @@ def _resolve(
     if target is not Layout.dense:
         raise ShapeError(
             f"`method` structured builds a dense Jacobian; ask for `layout` dense, or `method` compressed "
-            f"for the {target.value} layout", param="method",
+            f"for the {target.value} layout", param="method", usage=True,
         )
     problem.plan.check_structured_accumulation()
     structured = _structured(problem)

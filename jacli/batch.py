@@ -638,10 +638,11 @@ def _is_error(line: str) -> bool:
     return '"error": ' in line[-2000:] and set(json.loads(line)) == {"id", "line", "error"}
 
 
-def written_ids(text: str) -> tuple[list[Any], int]:
-    """The ids of the complete lines of an output file (``--resume``), and how many bytes of it
-    are complete lines (a last line cut short by a crash is not)."""
-    ids = []
+def written_ids(text: str) -> tuple[list[Any], int, list[int]]:
+    """The ids of the complete lines of an output file (``--resume``), how many bytes of it are
+    complete lines (a last line cut short by a crash is not), and the jobs' line numbers of the
+    error lines among them (those jobs failed, and are not run again while their line is there)."""
+    ids, errors = [], []
     end = text.rfind("\n") + 1
     for line in text[:end].splitlines():
         if not line.strip():
@@ -653,7 +654,9 @@ def written_ids(text: str) -> tuple[list[Any], int]:
                              "that jacli batch wrote") from None
         if isinstance(document, dict) and "id" in document:
             ids.append(document["id"])
-    return ids, len(text[:end].encode("utf-8"))
+            if set(document) == {"id", "line", "error"}:
+                errors.append(document["line"])
+    return ids, len(text[:end].encode("utf-8")), errors
 
 
 __all__ = ["run", "run_group", "read_jobs", "groups_of", "written_ids", "EXIT_SOME_FAILED", "Job", "Group"]

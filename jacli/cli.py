@@ -466,17 +466,20 @@ class _Options:
         """The library's ``batch_axis`` and ``batched`` (none without --batch-axis)."""
         if self.batch_axis is None:
             if self.batched:
-                raise JacliError("--batched names the inputs that hold points along --batch-axis; give --batch-axis "
-                                 "too, e.g. --batch-axis 0")
+                raise _clash("--batched names the inputs that hold points along --batch-axis; give --batch-axis "
+                             "too, e.g. --batch-axis 0")
             return {}
         taught = [flag for flag, on in (("--explain", self.explain), ("--trace", self.trace),
                                         ("--show-code", self.show_code)) if on]
+        # a continued problem's --batch-axis was not typed: it cannot be left out, only replaced
+        fix = ("give one point's problem instead (EXPR and its inputs): the continued one has many points"
+               if self.given is not None else "leave out --batch-axis and give one point's inputs")
         if taught:
-            raise JacliError(f"{taught[0]} explains one point; with --batch-axis there is one result per point: "
-                             "leave out --batch-axis and give one point's inputs")
+            doing = "writes the script of" if taught[0] == "--show-code" else "explains"
+            raise _clash(f"{taught[0]} {doing} one point; with --batch-axis there is one result per point: {fix}")
         if self.view is not None or self.plot is not None:
-            raise JacliError(f"{'--view' if self.view is not None else '--plot'} draws one matrix; with --batch-axis "
-                             "there is one per point: leave out --batch-axis to draw one point")
+            raise _clash(f"{'--view' if self.view is not None else '--plot'} draws one matrix; with --batch-axis "
+                         f"there is one per point: {fix}")
         return {"batch_axis": self.batch_axis, "batched": list(self.batched) or None}
 
     def specs(self) -> tuple[list, Optional[int]]:
@@ -593,8 +596,7 @@ def _problem(command: Callable[..., Any], values: dict[str, Any], o: _Options, c
     except JacliError as error:
         if o.debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):
             raise
-        _diagnose(f"Error: {error.cli_message or flagged(str(error), FLAGS)}")
-        raise typer.Exit(1) from None
+        raise _refused(error) from None
 
 
 def _hold_constant(values: dict[str, Any], o: _Options, context: Any) -> None:
@@ -611,8 +613,7 @@ def _hold_constant(values: dict[str, Any], o: _Options, context: Any) -> None:
     except JacliError as error:
         if o.debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off"):
             raise
-        _diagnose(f"Error: {flagged(str(error), FLAGS)}")
-        raise typer.Exit(1) from None
+        raise _refused(error) from None
 
 
 def _reads_stdin(o: _Options, values: dict[str, Any]) -> bool:
@@ -648,7 +649,18 @@ def _continue(earlier: Any, values: dict[str, Any], o: _Options, context: Any) -
         return source is None or source.name in ("DEFAULT", "DEFAULT_MAP")
 
     if "wrt" in values and default("wrt") and earlier.wrt:
-        values["wrt"] = list(earlier.wrt)
+        values["wrt"] = list(earlier.wrt)  # a --const typed now gives way to none of it (_hold_constant)
+    source = "the last problem" if earlier.source == "history" else "the problem piped in"
+    if earlier.batch_axis is not None and default("batch_axis"):
+        if not any(getattr(param, "name", None) == "batch_axis" for param in context.command.params):
+            raise InputError(
+                f"{source} has many points (--batch-axis {earlier.batch_axis}), and jacli {context.command.name} "
+                "computes one point; give one point's problem (EXPR and its inputs), or continue this one with "
+                "jacobian, vjp, jvp or grad"
+            )
+        o.batch_axis = earlier.batch_axis
+        if default("batched"):
+            o.batched = list(earlier.batched)
     if default("dtype") and earlier.dtype in DType.__members__:
         o.dtype = DType(earlier.dtype)
     if default("device"):
@@ -660,7 +672,8 @@ def _continue(earlier: Any, values: dict[str, Any], o: _Options, context: Any) -
     shown += [f"--dtype {earlier.dtype}"] if earlier.dtype != "float64" else []
     shown += [f"--device {shlex.quote(earlier.device)}"] if earlier.device != "cpu" else []
     shown += [f"--seed {earlier.seed}"] if earlier.seed and earlier.source == "history" else []
-    source = "the last problem" if earlier.source == "history" else "the problem piped in"
+    shown += [f"--batch-axis {earlier.batch_axis}"] if earlier.batch_axis is not None else []
+    shown += [f"--batched {shlex.quote(','.join(earlier.batched))}"] if earlier.batch_axis is not None and earlier.batched else []
     _diagnose(f"jacli: continuing {source}: jacli {earlier.command} {' '.join(shown)}")
 
 
@@ -706,7 +719,7 @@ def _remember(command: str, values: dict[str, Any], o: _Options) -> None:
         history.save(
             command, values["expression"], [(name, spec.text) for name, spec in specs],
             variables=parse(values["expression"]).variables, wrt=list(values.get("wrt") or []),
-            dtype=o.dtype.value, device=o.device, seed=o.seed,
+            dtype=o.dtype.value, device=o.device, seed=o.seed, batch_axis=o.batch_axis, batched=list(o.batched),
         )
     except JacliError:
         pass
@@ -776,8 +789,8 @@ def jacobian(
         if layout is Layout.auto and o.shown_as() not in ("pretty", ".npz", ".pt") and not pictured:
             shown = Layout.dense
         if answer is not None and o.batch_axis is not None:
-            raise JacliError("--answer checks one point's Jacobian; with --batch-axis there is one per point: "
-                             "leave out --batch-axis and give one point's inputs")
+            raise _clash("--answer checks one point's Jacobian; with --batch-axis there is one per point: "
+                         "leave out --batch-axis and give one point's inputs")
         result = api.compute_jacobian(
             expression, specs, wrt=wrt, method=method.value, device=o.device, dtype=o.dtype.value,
             seed=o.seed, max_memory=budget, untrusted=o.untrusted, progress=_RowProgress(), symbolic=symbolic, det=det,
@@ -843,8 +856,8 @@ def vjp(
             from jacli.accumulate import compute_accumulation
 
             if o.batch_axis is not None:
-                raise JacliError("--repeat shows one x.grad after each call; with --batch-axis there is one per "
-                                 "point: leave out --batch-axis and give one point's inputs")
+                raise _clash("--repeat shows one x.grad after each call; with --batch-axis there is one per "
+                             "point: leave out --batch-axis and give one point's inputs")
 
             return compute_accumulation(
                 expression, specs, v_spec, repeat=repeat if repeat is not None else _needs_repeat(),
@@ -1117,15 +1130,15 @@ def functions(
 
 
 def _needs_repeat() -> int:
-    raise JacliError("--zero-grad-after zeroes x.grad between repeated calls; give --repeat N too, "
-                     "e.g. --repeat 3 --zero-grad-after 2")
+    raise _clash("--zero-grad-after zeroes x.grad between repeated calls; give --repeat N too, "
+                 "e.g. --repeat 3 --zero-grad-after 2")
 
 
 def _teaching_view(result: Any, out: _Out) -> None:
     """A teaching result (jacli.accumulate, jacli.graph, jacli.answer) formats itself."""
     if out.file is not None:
-        raise JacliError(f"--output {out.file}: this view is written to standard output only; "
-                         f"redirect it instead (> {out.file})")
+        raise _clash(f"--output {out.file}: this view is written to standard output only; "
+                     f"redirect it instead (> {out.file})")
     chosen = getattr(result, "format", None) or out.destination()
     if chosen == "pretty":
         console = _stdout_console()
@@ -1199,12 +1212,11 @@ def batch_command(
     debug = debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
     assert failed_code == EXIT_SOME_FAILED
     try:
-        failed = _run_batch(jobs, output, resume, scheduler, workers, untrusted, debug)
+        failed, failed_before = _run_batch(jobs, output, resume, scheduler, workers, untrusted, debug)
     except JacliError as error:
         if debug:
             raise
-        _diagnose(f"Error: {error.cli_message or flagged(str(error), FLAGS)}")
-        raise typer.Exit(1) from None
+        raise _refused(error) from None
     except KeyboardInterrupt:
         if debug:
             raise
@@ -1216,6 +1228,12 @@ def batch_command(
     if failed:
         _note(f"jacli: {len(failed)} job{'s' if len(failed) != 1 else ''} failed (line{'s' if len(failed) != 1 else ''} "
               f"{_short_list(failed)}); each has its error line")
+    if failed_before:  # a resumed file still holding error lines is not a finished run
+        many = len(failed_before) != 1
+        _note(f"jacli: {resume} still holds {len(failed_before)} error line{'s' if many else ''} from before (the "
+              f"job{'s' if many else ''} on line{'s' if many else ''} {_short_list(failed_before)}); delete "
+              f"{'those lines' if many else 'that line'} and --resume again to run {'them' if many else 'it'}")
+    if failed or failed_before:
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
@@ -1225,32 +1243,37 @@ def _short_list(numbers: List[int], most: int = 10) -> str:
 
 
 def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Path], scheduler: Optional[str],
-               workers: Optional[int], untrusted: bool, debug: bool = False) -> List[int]:
-    """Read the jobs, run them, write the lines; the failed jobs' line numbers."""
+               workers: Optional[int], untrusted: bool, debug: bool = False) -> tuple[List[int], List[int]]:
+    """Read the jobs, run them, write the lines; the line numbers of the jobs that failed now, and
+    of those whose error lines were already in the file resumed."""
     from jacli import batch
     from jacli.problem import is_untrusted_environment
 
     untrusted = untrusted or is_untrusted_environment()
     if output is not None and resume is not None:
-        raise JacliError("--output writes a new file and --resume appends to one; give one of them")
+        raise _clash("--output writes a new file and --resume appends to one; give one of them")
     if jobs is None and sys.stdin is not None and sys.stdin.isatty():
         _diagnose("Error: jacli batch needs jobs: a file (jacli batch jobs.jsonl), or - for standard input "
                   "(jacli batch - < jobs.jsonl)")
         raise typer.Exit(EXIT_USAGE)
     lines = _job_lines(jobs)
     done: list = []
+    failed_before: List[int] = []
     target, mode = (output, "w") if output is not None else (resume, "a") if resume is not None else (None, "")
     if resume is not None and resume.exists():
         try:
             text = resume.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise JacliError(f"cannot read --resume {resume} ({getattr(error, 'strerror', None) or error})") from None
-        done, complete = batch.written_ids(text)
+        done, complete, failed_before = batch.written_ids(text)
         if complete < len(text.encode("utf-8")):
             with open(resume, "r+b") as handle:
                 handle.truncate(complete)
             _note(f"jacli: dropped the last line of {resume}, cut short; its job runs again")
-        _note(f"jacli: {len(done):,} job{'s' if len(done) != 1 else ''} already in {resume}, skipped")
+        errors = (f"; {len(failed_before):,} of them {'are errors' if len(failed_before) != 1 else 'is an error'}: delete "
+                  f"{'those lines' if len(failed_before) != 1 else 'that line'} to run "
+                  f"{'them' if len(failed_before) != 1 else 'it'} again") if failed_before else ""
+        _note(f"jacli: {len(done):,} job{'s' if len(done) != 1 else ''} already in {resume}, skipped{errors}")
     mapper = _cluster_mapper(scheduler, workers)
     failed: List[int] = []
     try:
@@ -1269,7 +1292,7 @@ def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Pat
     finally:
         if target is not None:
             stream.close()
-    return failed
+    return failed, failed_before
 
 
 def _job_lines(jobs: Optional[str]) -> Iterable[str]:
@@ -1316,7 +1339,7 @@ def _cluster_mapper(scheduler: Optional[str], workers: Optional[int]) -> Any:
     if scheduler is None and workers is None:
         return None
     if scheduler is not None and workers is not None:
-        raise JacliError("--scheduler uses a running cluster and --workers starts a local one; give one of them")
+        raise _clash("--scheduler uses a running cluster and --workers starts a local one; give one of them")
     try:
         from jacli import cluster
     except ImportError as error:
@@ -1426,8 +1449,7 @@ def _run(
     except JacliError as error:
         if debug:
             raise
-        _diagnose(f"Error: {error.cli_message or flagged(str(error), FLAGS)}")
-        raise typer.Exit(1) from None
+        raise _refused(error) from None
     except MemoryError:
         # The budget checks refuse what they can estimate; this is what slipped past them.
         if debug:
@@ -1473,6 +1495,18 @@ def _diagnose(line: str) -> None:
     sys.stderr.flush()
 
 
+def _refused(error: JacliError) -> typer.Exit:
+    """A library error's ``Error:`` line on stderr, and the exit that goes with it: 2 when the
+    options given do not go together (``error.usage``: a usage error, like a typo in a flag), else 1."""
+    _diagnose(f"Error: {error.cli_message or flagged(str(error), FLAGS)}")
+    return typer.Exit(EXIT_USAGE if error.usage else EXIT_USER_ERROR)
+
+
+def _clash(message: str) -> JacliError:
+    """Options that do not go together: raised, it is reported as a usage error (exit 2)."""
+    return JacliError(message, usage=True)
+
+
 def _check_teaching(out: _Out, teach: tuple[bool, bool]) -> None:
     """--explain and --trace add text to stdout: a CSV table has no place for it (usage error)."""
     if any(teach) and out.code:
@@ -1489,12 +1523,17 @@ def _check_teaching(out: _Out, teach: tuple[bool, bool]) -> None:
 
 def _explained_alone(o: "_Options", **others: bool) -> None:
     """--explain and --trace explain jacli's own result: --answer, --repeat and --show-code replace
-    that result with another view, so they do not go together (usage error)."""
+    that result with another view, so they do not go together, nor does --show-code with --answer
+    (usage errors)."""
     clashing = [FLAGS[name] for name, on in others.items() if on]
     if (o.explain or o.trace) and clashing:
         wanted = " and ".join(flag for flag, on in zip(("--explain", "--trace"), (o.explain, o.trace)) if on)
         _diagnose(f"Error: {wanted} explains jacli's own result, which {clashing[0]} replaces; "
                   f"run them as two commands, one with {wanted} and one with {clashing[0]}")
+        raise typer.Exit(2)
+    if o.show_code and others.get("answer"):  # (--repeat's script is the loop of backward calls: it goes)
+        _diagnose("Error: --show-code prints a script in place of jacli's result, and --answer checks your Jacobian "
+                  "against that result; run them as two commands, one with --show-code and one with --answer")
         raise typer.Exit(2)
 
 

@@ -3,7 +3,8 @@
 Every message names the bad value and says what to do instead. The library speaks Python: a
 message names a parameter in backticks (`` `wrt` ``, `` `max_memory` ``), and ``param`` says
 which one was wrong; the CLI prints each backticked parameter as its flag (``--wrt``,
-``--max-memory``), see ``flagged``. The CLI prints ``Error: <message>`` on stderr and exits 1;
+``--max-memory``), see ``flagged``. The CLI prints ``Error: <message>`` on stderr and exits 1
+(2 for parameters that do not go together, ``usage``);
 anything that is not a ``JacliError`` is a bug in jacli and keeps its traceback.
 
 Example:
@@ -34,12 +35,16 @@ class JacliError(Exception):
         param: the parameter that was wrong (``"wrt"``, ``"v"``, ``"inputs"``...), when one was.
         cli_message: the same advice for the command line, where it differs by more than the
             flags' names (a whole command to run instead of a function to call).
+        usage: the parameters given do not go together (``method`` rows with ``batch_axis``): on
+            the command line that is a usage error, exit 2, like any other clash of options.
     """
 
-    def __init__(self, message: str, *, param: str | None = None, cli_message: str | None = None):
+    def __init__(self, message: str, *, param: str | None = None, cli_message: str | None = None,
+                 usage: bool = False):
         super().__init__(message)
         self.param = param
         self.cli_message = cli_message
+        self.usage = usage
 
 
 class ExpressionError(JacliError):

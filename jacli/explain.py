@@ -166,18 +166,26 @@ def einsum_jvp(output_rank: int, input_rank: int) -> str:
 
 # -- the sections ------------------------------------------------------------------------------------
 
+def _output(result: Any) -> str:
+    """The output's name, as the pretty header calls it: ``y``, unless an input is called ``y``."""
+    from jacli.result import output_symbol
+
+    return output_symbol(result.problem.inputs)
+
+
 def _function(result: Any) -> Section:
     problem = result.problem
-    lines = [f"y = {problem.expression}"]
+    out = _output(result)
+    lines = [f"{out} = {problem.expression}"]
     inputs = {}
     for name, tensor in problem.inputs.items():
         moving = "" if name in problem.wrt else " (held constant)"
         lines.append(f"{name}: {_described(tensor)}{moving}")
         inputs[name] = list(tensor.shape)
     output = result.output
-    lines.append(f"y: {_described(output)}")
+    lines.append(f"{out}: {_described(output)}")
     return Section("function", "The function", lines,
-                   {"inputs": inputs, "output_shape": list(output.shape), "wrt": list(problem.wrt)})
+                   {"inputs": inputs, "output": out, "output_shape": list(output.shape), "wrt": list(problem.wrt)})
 
 
 def _second_order(result: Any) -> bool:
@@ -211,7 +219,7 @@ def _derivatives(result: Any) -> Section:
         return Section("derivatives", title, [why], {"entries": None, "skipped": why})
     listed: dict[str, str] = {}
     zeros = 0
-    y = "y"
+    y = _output(result)
     for key, block in blocks.items():
         for index, entry in _entries(block):
             if entry == 0:
@@ -220,7 +228,7 @@ def _derivatives(result: Any) -> Section:
             if second:
                 a, b = key
                 split = len(problem.shapes[a])
-                name = f"∂²y/∂{_element(a, index[:split])}∂{_element(b, index[split:])}"
+                name = f"∂²{y}/∂{_element(a, index[:split])}∂{_element(b, index[split:])}"
             else:
                 split = len(plan.output_shape)
                 name = f"∂{_element(y, index[:split])}/∂{_element(key, index[split:])}"
@@ -253,6 +261,7 @@ def _wrt(result: Any) -> tuple[str, ...]:
 def _shape(result: Any) -> Section:
     problem = result.problem
     y = tuple(result.output.shape)
+    out = _output(result)
     wrt = _wrt(result)
     shapes = {name: tuple(problem.shapes[name]) for name in wrt}
     command = result.command
@@ -277,13 +286,13 @@ def _shape(result: Any) -> Section:
         lines.append(f"as the classic matrix: {rows} row{'s' if rows != 1 else ''} (output elements) × {cols} "
                      f"column{'s' if cols != 1 else ''} (input elements)")
     elif command == "vjp":
-        lines.append(f"v is shaped like y, {shape_text(y)}; vᵀJ for each input is shaped like that input "
+        lines.append(f"v is shaped like {out}, {shape_text(y)}; vᵀJ for each input is shaped like that input "
                      f"({', '.join(f'{n} {shape_text(s)}' for n, s in shapes.items())})")
     elif command == "jvp":
         lines.append(f"u is shaped like each input it moves ({', '.join(f'{n} {shape_text(s)}' for n, s in shapes.items())}); "
-                     f"J·u is shaped like y, {shape_text(y)}")
+                     f"J·u is shaped like {out}, {shape_text(y)}")
     elif command == "grad":
-        lines.append(f"y has one element, so J's output part is {shape_text(y)}: the gradient for each input "
+        lines.append(f"{out} has one element, so J's output part is {shape_text(y)}: the gradient for each input "
                      "is J reshaped to that input's shape")
     elif command == "hvp":
         lines.append(f"H·u for each input is shaped like that input ({', '.join(f'{n} {shape_text(s)}' for n, s in shapes.items())})")
@@ -297,6 +306,7 @@ def _structure(result: Any) -> Section | None:
 
     problem = result.problem
     y = tuple(result.output.shape)
+    o = _output(result)
     wrt = _wrt(result)
     if not y and all(not problem.shapes[name] for name in wrt):
         return None  # one number by one number: nothing to say about a pattern
@@ -309,17 +319,17 @@ def _structure(result: Any) -> Section | None:
         shape = tuple(problem.shapes[name])
         total = pattern.output_size * pattern.input_size
         if pattern.is_zero:
-            lines.append(f"J for {name} is zero: y does not depend on {name}")
+            lines.append(f"J for {name} is zero: {o} does not depend on {name}")
             data[name] = {"kind": "zero", "nonzeros": 0, "entries": total}
         elif pattern.is_diagonal and y == shape and y:
             out, inp = ", ".join(_letters(len(y), 12)), ", ".join(_letters(len(y), 8))
             same = f"{out} = {inp}" if len(y) == 1 else f"({out}) = ({inp})"
-            line = (f"J for {name} is diagonal (y[{out}] depends on {name}[{out}] alone): ∂y[{out}]/∂{name}[{inp}] = 0 "
+            line = (f"J for {name} is diagonal ({o}[{out}] depends on {name}[{out}] alone): ∂{o}[{out}]/∂{name}[{inp}] = 0 "
                     f"unless {same}")
             entry: dict[str, Any] = {"kind": "diagonal", "nonzeros": pattern.nnz, "entries": total}
             if elementwise:
                 derivative = _sympy_text(scalar_derivative(tree, name))
-                line += f"; on the diagonal ∂y/∂{name} = {derivative} (the formula read with scalar {name})"
+                line += f"; on the diagonal ∂{o}/∂{name} = {derivative} (the formula read with scalar {name})"
                 entry["diagonal"] = derivative
             lines.append(line)
             data[name] = entry
@@ -404,19 +414,21 @@ def _product_vjp(result: Any) -> Section:
                             result.grads[name])
             for name in problem.wrt
         )
-        lines += _shown_jacobians(problem, jacobians)
+        lines += _shown_jacobians(problem, jacobians, _output(result))
         lines.append(f"checked here: J computed in full by forward mode (jacfwd), contracted with v by that einsum: "
                      f"max |difference| from the VJP = {_difference_text(difference)}")
     else:
         lines.append(why)
+    y, x = _output(result), problem.wrt[0]
     lines += [
-        "this is exactly y.backward(v), then x.grad; and the same as sum(v * y).backward(): v is a constant, "
-        "so the gradient of the one number Σ v·y is Σ v[out]·∂y[out]/∂x",
-        f"v must have y's shape {shape_text(v.shape)}: it holds one weight per output element (backward needs "
-        "a number to differentiate, and Σ v·y is that number)",
-        "v = ones gives J's column sums (the gradient of sum(y)); v = onehot:k gives row k of J (the gradient of y.flat[k])",
+        f"this is exactly {y}.backward(v), then {x}.grad; and the same as sum(v * {y}).backward(): v is a constant, "
+        f"so the gradient of the one number Σ v·{y} is Σ v[out]·∂{y}[out]/∂{x}",
+        f"v must have {y}'s shape {shape_text(v.shape)}: it holds one weight per output element (backward needs "
+        f"a number to differentiate, and Σ v·{y} is that number)",
+        f"v = ones gives J's column sums (the gradient of sum({y})); v = onehot:k gives row k of J (the gradient of "
+        f"{y}.flat[k])",
     ]
-    own = _which_v(v)
+    own = _which_v(v, y)
     if own:
         lines.append(f"here v is {own}")
     data = {"einsum": einsums[problem.wrt[0]] if len(einsums) == 1 else einsums, "max_difference": difference,
@@ -424,7 +436,7 @@ def _product_vjp(result: Any) -> Section:
     return Section("product", "What vᵀJ is", lines, data)
 
 
-def _shown_jacobians(problem: Any, jacobians: dict[str, Any]) -> list[str]:
+def _shown_jacobians(problem: Any, jacobians: dict[str, Any], y: str) -> list[str]:
     """Each full J as its classic matrix, a row per output element, when it is small enough to read."""
     if sum(j.numel() for j in jacobians.values()) > MAX_SHOWN_ENTRIES:
         return []
@@ -432,12 +444,12 @@ def _shown_jacobians(problem: Any, jacobians: dict[str, Any]) -> list[str]:
     rows = problem.plan.output_elements
     for name, jacobian in jacobians.items():
         columns = max(1, math.prod(problem.shapes[name]))
-        lines.append(f"J for {name}, as a {rows}×{columns} matrix (a row per element of y, a column per element of {name}):")
+        lines.append(f"J for {name}, as a {rows}×{columns} matrix (a row per element of {y}, a column per element of {name}):")
         lines += [f"  {_tensor_text(row, most=columns)}" for row in jacobian.reshape(rows, columns)]
     return lines
 
 
-def _which_v(v: Any) -> str:
+def _which_v(v: Any, y: str) -> str:
     """What this run's v picks out of J, when it is ones or a one-hot."""
     import torch
 
@@ -446,7 +458,7 @@ def _which_v(v: Any) -> str:
         return "ones: the result is J's column sums"
     if bool(((flat == 0) | (flat == 1)).all()) and int((flat == 1).sum()) == 1:
         k = int(torch.nonzero(flat)[0])
-        return f"onehot:{k}: the result is row {k} of J (the gradient of y.flat[{k}])"
+        return f"onehot:{k}: the result is row {k} of J (the gradient of {y}.flat[{k}])"
     return ""
 
 
@@ -472,7 +484,7 @@ def _product_jvp(result: Any) -> Section:
             for name in names
         )
         difference = _max_difference(total.reshape(result.value.shape), result.value)
-        lines += _shown_jacobians(problem, jacobians)
+        lines += _shown_jacobians(problem, jacobians, _output(result))
         lines.append(f"checked here: J computed in full by reverse mode (jacrev), contracted with u by that einsum: "
                      f"max |difference| from the JVP = {_difference_text(difference)}")
     else:
@@ -490,13 +502,14 @@ def _product_jvp(result: Any) -> Section:
 
 def _product_grad(result: Any) -> Section:
     problem = result.problem
+    y, x = _output(result), problem.wrt[0]
     lines = [
-        "grad needs a one-number output: the gradient is ∂y/∂x, one number per input element, shaped like x "
+        f"grad needs a one-number output: the gradient is ∂{y}/∂{x}, one number per input element, shaped like {x} "
         "(J's only row)",
         "an output with several elements has one gradient per element (the rows of J): ask for the jacobian, "
-        "or for a vjp with a v that weighs the elements; torch refuses y.backward() there (grad can be "
+        f"or for a vjp with a v that weighs the elements; torch refuses {y}.backward() there (grad can be "
         "implicitly created only for scalar outputs)",
-        "this is y.backward(), then x.grad: y.backward(torch.ones_like(y)) for a one-number y",
+        f"this is {y}.backward(), then {x}.grad: {y}.backward(torch.ones_like({y})) for a one-number {y}",
     ]
     ok, why = _fits(problem, problem.plan.wrt_elements)
     difference = None
@@ -541,8 +554,9 @@ def _product_hessian(result: Any) -> Section:
 
     problem = result.problem
     matrix = result.values if getattr(result, "values", None) is not None else result.matrix().to_dense()
+    y = _output(result)
     lines = [
-        "H[i, j] = ∂²y/∂x[i]∂x[j]: the Jacobian of the gradient (the gradient is one row; H stacks how "
+        f"H[i, j] = ∂²{y}/∂x[i]∂x[j]: the Jacobian of the gradient (the gradient is one row; H stacks how "
         "each of its entries changes)",
         {"forward": "forward over reverse: one JVP of the reverse-mode gradient per input element (jacfwd(jacrev(f)))",
          "reverse": "reverse over reverse: one VJP of the reverse-mode gradient per input element (jacrev(jacrev(f)))",
@@ -551,7 +565,7 @@ def _product_hessian(result: Any) -> Section:
     ]
     symmetry = float((matrix - matrix.T).abs().max()) if matrix.numel() else 0.0
     if bool(torch.isfinite(matrix).all()):
-        lines.append(f"H is symmetric where y is twice continuously differentiable: max |H − Hᵀ| here = {_number(symmetry)}")
+        lines.append(f"H is symmetric where {y} is twice continuously differentiable: max |H − Hᵀ| here = {_number(symmetry)}")
     return Section("product", "What H is", lines, {"max_asymmetry": symmetry})
 
 
@@ -593,7 +607,7 @@ def _passes(result: Any) -> str:
     if command == "jacobian":
         return getattr(result, "how", None) or method
     if command == "vjp":
-        return "1 VJP: one forward pass and one backward pass" + (" (y.backward(v))" if method == "backward" else
+        return "1 VJP: one forward pass and one backward pass" + (f" ({_output(result)}.backward(v))" if method == "backward" else
                                                                   " (torch.autograd.grad)")
     if command == "jvp":
         return "1 JVP: one forward pass carrying tangents (torch.func.jvp)"

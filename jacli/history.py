@@ -49,7 +49,10 @@ class Earlier:
         command: the command that ran it (``jacobian``).
         expression: the expression text.
         inputs: (name, spec text) for each input, as the user gave it.
-        wrt, dtype, device, seed: as that run had them.
+        wrt, dtype, device, seed: as that run had them (a piped result's ``wrt`` is read off the
+            names its ``result`` is keyed by: the inputs differentiated, ``--const`` ones left out).
+        batch_axis, batched: the axis of the points and the inputs that hold them, for a problem
+            of many points (``--batch-axis``); None and () for one point.
         source: ``"history"`` (the last problem) or ``"stdin"`` (a piped jacli result).
         values: for a piped result, name → the input's values (a ``Literal`` spec), which are
             used instead of making the spec again.
@@ -64,6 +67,8 @@ class Earlier:
     seed: int = 0
     source: str = "history"
     values: dict[str, Any] = field(default_factory=dict, repr=False)
+    batch_axis: int | None = None
+    batched: tuple[str, ...] = ()
 
 
 def enabled() -> bool:
@@ -102,6 +107,8 @@ def save(
     dtype: str = "float64",
     device: str = "cpu",
     seed: int = 0,
+    batch_axis: int | None = None,
+    batched: list[str] | tuple[str, ...] = (),
 ) -> bool:
     """Keep this problem as the last one (atomically), unless the history is off.
 
@@ -138,6 +145,7 @@ def save(
     record = {
         "version": VERSION, "command": command, "expression": expression, "inputs": kept,
         "wrt": list(wrt), "dtype": dtype, "device": device, "seed": seed,
+        **({"batch_axis": batch_axis, "batched": list(batched)} if batch_axis is not None else {}),
     }
     return _write_atomically(history_file(), json.dumps(record, ensure_ascii=False) + "\n")
 
@@ -192,10 +200,15 @@ def _from_record(record: Any) -> Earlier:
     seed = record.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError("seed")
+    axis, batched = record.get("batch_axis"), record.get("batched", [])
+    if axis is not None and (not isinstance(axis, int) or isinstance(axis, bool)):
+        raise ValueError("batch_axis")
+    if not (isinstance(batched, list) and all(isinstance(b, str) for b in batched)):
+        raise ValueError("batched")
     return Earlier(
         command=record["command"], expression=record["expression"],
         inputs=tuple((name, text) for name, text in inputs), wrt=tuple(wrt),
-        dtype=strings[2], device=strings[3], seed=seed,
+        dtype=strings[2], device=strings[3], seed=seed, batch_axis=axis, batched=tuple(batched),
     )
 
 
@@ -273,6 +286,8 @@ def document(text: str) -> Earlier:
             f"{where} is not jacli's JSON output (not valid JSON); pipe the output of a jacli "
             "command run with `format` json"
         ) from None
+    if isinstance(data, list) and data and all(isinstance(call, dict) for call in data):
+        data = data[0]  # vjp --repeat: one document per call, all of the same problem
     inputs = data.get("inputs") if isinstance(data, dict) else None
     if not isinstance(data, dict) or not isinstance(data.get("expression"), str) or not isinstance(inputs, dict):
         raise InputError(
@@ -285,22 +300,40 @@ def document(text: str) -> Earlier:
     for name, entry in inputs.items():
         if not isinstance(entry, dict) or "values" not in entry:
             raise InputError(
-                f"{where}: the {command} result gives no values for input {name!r} (jacli's check "
-                "report and older versions do not); pipe the JSON output of jacobian, vjp, jvp, grad, "
-                "hessian or hvp"
+                f"{where}: the {command} output gives no values for input {name!r} (the JSON of {command} "
+                "describes the problem without its numbers, and cannot be continued); pipe the JSON output "
+                "of jacobian, vjp, jvp, grad, hessian or hvp (with `repeat` too)"
             )
         numbers = _json_numbers(entry["values"], f"{where}: input {name}")
         spec = entry.get("spec") if isinstance(entry.get("spec"), str) else "(values)"
         values[name] = Literal(spec, numbers, nested_shape(numbers, f"{where}: input {name}"))
         given.append((name, spec))
     seed = data.get("seed", 0)
+    points = data.get("points") if isinstance(data.get("points"), dict) else {}
+    axis = points.get("axis")
+    batched = points.get("inputs") if isinstance(points.get("inputs"), list) else []
     return Earlier(
-        command=command, expression=data["expression"], inputs=tuple(given),
+        command=command, expression=data["expression"], inputs=tuple(given), wrt=_wrt_of(data, values),
         dtype=data.get("dtype") if data.get("dtype") in ("float64", "float32") else "float64",
         device=data.get("device") if isinstance(data.get("device"), str) else "cpu",
         seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else 0,
         source="stdin", values=values,
+        batch_axis=axis if isinstance(axis, int) and not isinstance(axis, bool) else None,
+        batched=tuple(name for name in batched if name in values),
     )
+
+
+def _wrt_of(data: dict[str, Any], inputs: dict[str, Any]) -> tuple[str, ...]:
+    """The inputs a piped result differentiated by: the names its ``result`` is keyed by (``x``,
+    or ``x,y`` for a Hessian's block), in that order (``wrt``'s); () where it does not say (jvp keys
+    its one result ``output``: it is differentiated along ``u``, by no ``wrt`` of its own)."""
+    result = data.get("result")
+    if data.get("command") == "jvp" or not isinstance(result, dict) or not result:
+        return ()
+    named = tuple(dict.fromkeys(part for key in result for part in str(key).split(",")))
+    if not set(named) <= set(inputs) or named == tuple(inputs):
+        return ()  # not input names; or every input, as jacli's default wrt is anyway
+    return named
 
 
 # -- the expression from a file ----------------------------------------------------------------------

@@ -46,12 +46,12 @@ def jacobian_points(
         raise InputError(
             f"`method` {chosen.value} computes one point at a time; with `batch_axis` use auto, reverse or "
             "forward (vectorized over the points), or leave out `batch_axis` and call once per point",
-            param="method",
+            param="method", usage=True,
         )
     if Layout.parse(layout) not in (Layout.auto, Layout.dense):
         raise InputError(
             f"`layout` {Layout.parse(layout).value}: with `batch_axis` each point's Jacobian is dense; ask for "
-            "`layout` dense (or auto), or leave out `batch_axis` for a structured layout", param="layout",
+            "`layout` dense (or auto), or leave out `batch_axis` for a structured layout", param="layout", usage=True,
         )
     problem = _prepare(expr, inputs, batch_axis, batched, wrt, device, dtype, seed, max_memory, untrusted)
     plan = problem.plan
@@ -86,7 +86,7 @@ def vjp_points(
     if chosen is VJPMethod.backward:
         raise InputError(
             "`method` backward calls y.backward(v) one point at a time; with `batch_axis` use auto or grad "
-            "(the same numbers, vectorized over the points)", param="method",
+            "(the same numbers, vectorized over the points)", param="method", usage=True,
         )
     v_spec = specs.parse_spec(specs.unnamed_v(v), for_v=True) if isinstance(v, str) else v
     problem = _prepare(expr, inputs, batch_axis, batched, wrt, device, dtype, seed, max_memory, untrusted, {"v": v_spec})
@@ -125,7 +125,7 @@ def grad_points(
     if chosen is GradMethod.symbolic:
         raise InputError(
             "`method` symbolic evaluates SymPy's derivative one point at a time; with `batch_axis` use auto, "
-            "reverse or forward", param="method",
+            "reverse or forward", param="method", usage=True,
         )
     problem = _prepare(expr, inputs, batch_axis, batched, wrt, device, dtype, seed, max_memory, untrusted)
     problem.require_scalar("grad")

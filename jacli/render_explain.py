@@ -96,7 +96,7 @@ def _rows(trace: Any, digits: int) -> list[tuple[str, ...]]:
     rows = []
     for node in trace.nodes:
         local = "input" if node.is_input else node.local
-        label = node.label + (" = y" if node is trace.nodes[-1] else "")
+        label = node.label + (f" = {trace.output}" if node is trace.nodes[-1] else "")
         rows.append((label, node.text, local, _inline(node.value, digits), _inline(node.tangent, digits),
                      _inline(node.adjoint, digits)))
     return rows
@@ -124,6 +124,7 @@ def trace_lines(trace: Any, precision: int | None = None) -> Iterator[str]:
 
 def trace_json(trace: Any) -> dict[str, Any]:
     return {
+        "output": trace.output,
         "direction": {name: _json_numbers(t) for name, t in trace.direction.items()},
         "direction_text": trace.direction_text,
         "seed": _json_numbers(trace.seed),

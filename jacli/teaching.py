@@ -89,6 +89,6 @@ def pretty_tensor(tensor: Any, precision: int | None) -> Any:
 
 
 def refuse_format(what: str, chosen: str, formats: str) -> InputError:
-    """The error for a format a teaching view does not write."""
+    """The error for a format a teaching view does not write (a usage error on the command line)."""
     return InputError(f"{what} is written as {formats}, not {chosen}; choose one of those with `format`",
-                      param="format")
+                      param="format", usage=True)

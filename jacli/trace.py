@@ -75,6 +75,8 @@ class Trace:
     direction_text: str
     seed: Any
     seed_text: str
+    output: str = "y"
+    """The output's name: ``y``, unless an input is called ``y`` (``jacli.result.output_symbol``)."""
 
 
 def trace(problem: Any, direction: Mapping[str, Any] | None = None, seed: Any = None,
@@ -95,11 +97,13 @@ def trace(problem: Any, direction: Mapping[str, Any] | None = None, seed: Any = 
 
     from jacli.compile import compile_tree
     from jacli.engine.trace import evaluate
+    from jacli.result import output_symbol
 
     tree = problem.compiled.tree
     variables = list(problem.compiled.variables)
     order = _nodes(tree)
     output_shape = tuple(problem.plan.output_shape)
+    output = output_symbol(problem.inputs)  # y, unless an input is called y
     total = sum(math.prod(problem.shapes[name]) for name in variables)
     for node in order:  # each node's size from shapes alone, stopping at the limit
         total += 0 if total > LIMIT else _size(node, problem.shapes)
@@ -147,7 +151,7 @@ def trace(problem: Any, direction: Mapping[str, Any] | None = None, seed: Any = 
         if math.prod(output_shape) == 1:
             seed_text = seed_text or "1 (the output is one number)"
         else:
-            seed_text = seed_text or f"one-hot on y[{', '.join('0' for _ in output_shape)}] (the adjoints are row 0 of J)"
+            seed_text = seed_text or f"one-hot on {output}[{', '.join('0' for _ in output_shape)}] (the adjoints are row 0 of J)"
     evaluated = evaluate(inputs, steps, tangents, seed)
 
     found = []
@@ -158,7 +162,7 @@ def trace(problem: Any, direction: Mapping[str, Any] | None = None, seed: Any = 
             text, local, children = rows[i - len(variables)]
         found.append(TraceNode(label, text, local, children, evaluated.values[i], evaluated.tangents[i],
                                evaluated.adjoints[i], is_input=i < len(variables)))
-    return Trace(problem.expression, found, dict(direction), direction_text, seed, seed_text)
+    return Trace(problem.expression, found, dict(direction), direction_text, seed, seed_text, output)
 
 
 def _replaced(tree: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic]) -> sp.Basic:

@@ -73,12 +73,12 @@ def test_errors() -> None:
     runner = cli_runner()
     base = ["vjp", "(x+1)**2", "-i", "eye:2", "--v", "ones"]
     alone = runner.invoke(app, [*base, "--zero-grad-after", "2"])
-    assert alone.exit_code == 1 and alone.stdout == ""
+    assert alone.exit_code == 2 and alone.stdout == ""
     assert alone.stderr.startswith("Error: --zero-grad-after") and "--repeat" in alone.stderr
     grad = runner.invoke(app, [*base, "--repeat", "2", "--method", "grad"])
-    assert grad.exit_code == 1 and grad.stdout == ""
+    assert grad.exit_code == 2 and grad.stdout == ""
     assert "--method backward" in grad.stderr and "Traceback" not in grad.stderr
     zero = runner.invoke(app, [*base, "--repeat", "0"])
     assert zero.exit_code == 2 and zero.stderr.startswith("Error: --repeat")
     csv = runner.invoke(app, [*base, "--repeat", "2", "-f", "csv"])
-    assert csv.exit_code == 1 and "pretty, plain or json" in csv.stderr
+    assert csv.exit_code == 2 and csv.stdout == "" and "pretty, plain or json" in csv.stderr

@@ -99,3 +99,32 @@ def test_the_answer_is_never_executed_as_python(tmp_path) -> None:
     marker = tmp_path / "ran"
     run = _run("--answer", f"__import__('pathlib').Path({str(marker)!r}).touch()")
     assert run.exit_code == 1 and not marker.exists()
+
+
+@pytest.mark.parametrize("answer", ["[6]", "6", "[[6]]", "2*x"])
+def test_a_one_by_one_jacobian_takes_its_length_1_axes_left_out(answer: str) -> None:
+    """d(x**2)/dx = 2x = 6 at x = 3, by hand: [6] leaves out one axis of length 1, 6 both."""
+    run = cli_runner().invoke(app, ["jacobian", "x**2", "-i", "x=3", "--answer", answer, "-f", "plain"],
+                              env={"JACLI_NO_HISTORY": "1"})
+    assert run.exit_code == 0, run.stderr
+    assert run.stdout.startswith("# Right: the 1 entry of your Jacobian agrees with jacli's")
+    wrong = cli_runner().invoke(app, ["jacobian", "x**2", "-i", "x=3", "--answer", "[7]", "-f", "plain"],
+                                env={"JACLI_NO_HISTORY": "1"})
+    assert wrong.exit_code == 3
+    assert wrong.stdout.splitlines()[0].startswith("# Not yet: the 1 entry is wrong")
+    assert wrong.stdout.splitlines()[-1] == "∂y/∂x 0 0 7.0 6.0"
+    # a 2×1 matrix ([x, 2x] by x): [1, 2] leaves out the columns' axis; [[1, 2]] is a 1×2, refused
+    column = api.compute_jacobian("[x, 2*x]", {"x": 3.0})
+    assert check_answer(column, "[1, 2]").ok and check_answer(column, "[[1], [2]]").ok
+    with pytest.raises(ShapeError, match=r"has shape \(1, 2\), but the Jacobian is a 2×1 matrix"):
+        check_answer(column, "[[1, 2]]")
+
+
+def test_a_missing_answer_file_names_the_option(tmp_path) -> None:
+    missing = tmp_path / "nope.npy"
+    run = _run("--answer", f"@{missing}")
+    assert run.exit_code == 1 and run.stdout == ""
+    assert run.stderr == f"Error: --answer @{missing}: cannot read it (No such file or directory)\n"
+    with pytest.raises(InputError, match=r"^`answer` @") as raised:
+        check_answer(api.compute_jacobian("x**2*y", {"x": 1.0, "y": 2.0}), f"@{missing}")
+    assert raised.value.param == "answer"

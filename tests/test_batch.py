@@ -227,7 +227,36 @@ def test_resume_skips_what_was_written_and_appends(tmp_path):
 
     assert [without_how(line) for line in written[2:5]] == [without_how(line) for line in full[2:5]]
     again = run("batch", str(jobs), "--resume", str(out))
-    assert again.exit_code == 0 and out.read_text().splitlines() == written  # nothing left to do
+    # nothing left to run, but job 6's error line is still there: not a finished run
+    assert again.exit_code == 4 and again.stdout == "" and out.read_text().splitlines() == written
+    assert "6 jobs already in" in again.stderr and "1 of them is an error: delete that line" in again.stderr
+
+
+def test_resume_exits_4_while_the_file_holds_error_lines(tmp_path):
+    """A second --resume runs nothing new; it exits 4 while errors remain, and 0 once they are deleted and rerun."""
+    good = [{"id": k, "command": "grad", "expr": "sum(x**3)", "inputs": {"x": [k, k + 1.0]}} for k in range(3)]
+    bad = [{"id": "b1", "command": "grad", "expr": "x**", "inputs": {"x": 1}},
+           {"id": "b2", "command": "grad", "expr": "x", "inputs": {"x": [1, 2]}}]  # x is not one number
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("\n".join(lines_of([good[0], bad[0], good[1], bad[1], good[2]])) + "\n")
+    out = tmp_path / "r.jsonl"
+    first = run("batch", str(jobs), "-o", str(out))
+    assert first.exit_code == 4 and "2 jobs failed (lines 2, 4)" in first.stderr
+    written = out.read_text()
+    second = run("batch", str(jobs), "--resume", str(out))
+    assert second.exit_code == 4 and second.stdout == "" and out.read_text() == written  # nothing rerun
+    assert ("jacli: 5 jobs already in " in second.stderr
+            and "skipped; 2 of them are errors: delete those lines to run them again" in second.stderr)
+    assert "still holds 2 error lines from before (the jobs on lines 2, 4)" in second.stderr
+    # deleting the error lines and fixing the jobs finishes the run: exit 0, the gradients 3x² by hand
+    kept = [line for line in written.splitlines() if '"error"' not in line]
+    out.write_text("\n".join(kept) + "\n")
+    bad[0]["expr"], bad[1]["expr"] = "x**2", "sum(x**2)"
+    jobs.write_text("\n".join(lines_of([good[0], bad[0], good[1], bad[1], good[2]])) + "\n")
+    third = run("batch", str(jobs), "--resume", str(out))
+    assert third.exit_code == 0, third.stderr
+    results = {json.loads(line)["id"]: json.loads(line)["result"]["x"]["values"] for line in out.read_text().splitlines()}
+    assert results == {0: [0.0, 3.0], 1: [3.0, 12.0], 2: [12.0, 27.0], "b1": 2.0, "b2": [2.0, 4.0]}
 
 
 def test_output_file_and_usage_errors(tmp_path):
@@ -238,9 +267,9 @@ def test_output_file_and_usage_errors(tmp_path):
     assert result.exit_code == 0 and result.stdout == ""
     assert len(target.read_text().splitlines()) == 2
     both = run("batch", str(jobs), "-o", str(target), "--resume", str(target))
-    assert both.exit_code == 1 and "give one of them" in both.stderr
+    assert both.exit_code == 2 and both.stdout == "" and "give one of them" in both.stderr
     clusters = run("batch", str(jobs), "--scheduler", "tcp://127.0.0.1:8786", "--workers", "2")
-    assert clusters.exit_code == 1 and clusters.stdout == ""
+    assert clusters.exit_code == 2 and clusters.stdout == ""
     assert clusters.stderr == ("Error: --scheduler uses a running cluster and --workers starts a local one; "
                                "give one of them\n")
 

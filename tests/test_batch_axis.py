@@ -219,7 +219,7 @@ def test_cli_errors_are_one_line_with_flags():
     assert result.stderr.startswith("Error: --batch-axis 0: the inputs hold different numbers of points")
     assert "--batched" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     alone = run("jacobian", "x", "-i", "1,2", "--batched", "x")
-    assert alone.exit_code == 1 and "give --batch-axis too" in alone.stderr
+    assert alone.exit_code == 2 and alone.stdout == "" and "give --batch-axis too" in alone.stderr
 
 
 def test_cli_file_output(tmp_path):
@@ -328,11 +328,11 @@ def test_every_function_of_the_table_batched_equals_a_loop(method):
 def test_one_point_teaching_refuses_points_in_one_line(extra, named):
     run = cli_runner().invoke(app, ["jacobian", "x**2", "-i", "1,2,3", "--batch-axis", "0", *extra],
                               env={"JACLI_DEBUG": None})
-    assert run.exit_code == 1 and run.stdout == ""
+    assert run.exit_code == 2 and run.stdout == ""
     assert run.stderr.startswith(f"Error: {named} ") and "--batch-axis" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_repeat_refuses_points_in_one_line():
     run = cli_runner().invoke(app, ["vjp", "(x+1)**2", "-i", "eye:2", "--v", "ones", "--method", "backward",
                                     "--repeat", "2", "--batch-axis", "0"], env={"JACLI_DEBUG": None})
-    assert run.exit_code == 1 and run.stdout == "" and run.stderr.startswith("Error: --repeat ")
+    assert run.exit_code == 2 and run.stdout == "" and run.stderr.startswith("Error: --repeat ")

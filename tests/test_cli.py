@@ -1112,3 +1112,60 @@ def test_csv_says_where_det_and_structured_jacobians_go() -> None:
     assert refused.exit_code == 1 and refused.stdout == ""
     assert refused.stderr.startswith("Error: CSV holds a dense table, but this Jacobian is diagonal (2 of 4")
     assert "--output" not in refused.stderr and "--layout dense" in refused.stderr
+
+
+BASE_VJP = ("vjp", "(x+1)**2", "-i", "x=1,2", "--v", "ones")
+
+
+@pytest.mark.parametrize("args,line", [
+    ((*BASE_VJP, "--method", "grad", "--repeat", "2"),
+     "Error: --repeat shows how x.grad accumulates over calls of y.backward(v), which --method grad"),
+    ((*BASE_VJP, "--zero-grad-after", "1"), "Error: --zero-grad-after zeroes x.grad between repeated calls; give --repeat N"),
+    ((*BASE_VJP, "--repeat", "2", "-f", "csv"), "Error: --repeat's list of results is written as pretty, plain or json"),
+    (("jacobian", "x*y", "-i", "x=1,2", "-i", "y=3", "--batched", "x"),
+     "Error: --batched names the inputs that hold points along --batch-axis; give --batch-axis too"),
+    (("jacobian", "x**2", "-i", "x=[[1,2],[3,4]]", "--show-code", "--batch-axis", "0"),
+     "Error: --show-code writes the script of one point; with --batch-axis there is one result per point"),
+    (("jacobian", "x**2", "-i", "x=[[1,2],[3,4]]", "--method", "rows", "--batch-axis", "0"),
+     "Error: --method rows computes one point at a time; with --batch-axis use auto, reverse or forward"),
+    (("jacobian", "x**2", "-i", "x=[[1,2],[3,4]]", "--symbolic", "--batch-axis", "0"),
+     "Error: --symbolic works on one point; leave it out with --batch-axis"),
+    (("jacobian", "x**2", "-i", "x=3", "--answer", "[[6]]", "--show-code"),
+     "Error: --show-code prints a script in place of jacli's result, and --answer checks your Jacobian"),
+    (("jacobian", "x**2", "-i", "x=3", "--answer", "[[5]]", "--show-code"),
+     "Error: --show-code prints a script in place of jacli's result, and --answer checks your Jacobian"),
+    (("jacobian", "x**2", "-i", "x=1,2", "--method", "structured", "--layout", "sparse"),
+     "Error: --method structured builds a dense Jacobian; ask for --layout dense"),
+    (("grad", "sum(x**2)", "-i", "x=1,2", "--trace", "--answer", "[2,4]"), None),
+])
+def test_options_that_do_not_go_together_are_usage_errors(args, line) -> None:
+    """Every clash of options is a usage error, whichever layer finds it: one Error line, exit 2, nothing on stdout."""
+    result = run(*args)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    if line is not None:
+        assert lines[0].startswith(line), lines[0]
+
+
+def test_batch_output_and_resume_together_is_a_usage_error(tmp_path) -> None:
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"command": "grad", "expr": "x**2", "inputs": {"x": 3}}\n')
+    result = run("batch", str(jobs), "-o", str(tmp_path / "a.jsonl"), "--resume", str(tmp_path / "b.jsonl"))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == "Error: --output writes a new file and --resume appends to one; give one of them\n"
+    assert not (tmp_path / "a.jsonl").exists() and not (tmp_path / "b.jsonl").exists()
+
+
+def test_the_library_still_raises_jacli_errors_for_a_clash() -> None:
+    """The API keeps its own error types; only the CLI turns a clash into exit 2."""
+    from jacli import api
+    from jacli.errors import InputError
+
+    with pytest.raises(InputError, match="`method` rows computes one point at a time") as raised:
+        api.compute_jacobian("x**2", {"x": torch.ones(2, 2, dtype=torch.float64)}, method="rows", batch_axis=0)
+    assert raised.value.usage and raised.value.param == "method"
+    # a bad value, not a clash, stays exit 1
+    wrong = run("grad", "sum(x**2)", "-i", "x=1,2", "--wrt", "z")
+    assert wrong.exit_code == 1 and wrong.stdout == "" and wrong.stderr.startswith("Error: ")

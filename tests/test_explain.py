@@ -271,3 +271,43 @@ def test_explain_refuses_the_options_that_replace_the_result(args, replaced) -> 
     run = cli(*args)
     assert run.exit_code == 2 and run.stdout == ""
     assert run.stderr.startswith("Error: ") and replaced in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_output_is_called_f_everywhere_when_an_input_is_called_y() -> None:
+    """An input named ``y`` renames the output in every sentence, as the pretty header does."""
+    expr = "sum((y - x[0]*exp(-x[1]*arange(1, 6)/10))**2)"
+    result = cli("grad", expr, "-i", "x=2,0.5", "-i", "y=1.9,1.8,1.7,1.6,1.5", "--const", "y", "--explain", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    explanation = json.loads(result.stdout)["explanation"]
+    assert explanation["function"]["output"] == "f"
+    assert explanation["function"]["text"][0] == f"f = {expr}"
+    assert explanation["function"]["text"][-1].startswith("f: shape () = ")
+    # the entries are SymPy's own derivative of the formula, under f's name
+    x0, x1 = sp.symbols("x0 x1")
+    ys = [1.9, 1.8, 1.7, 1.6, 1.5]
+    f = sum((ys[k] - x0 * sp.exp(-x1 * (k + 1) / 10)) ** 2 for k in range(5))
+    entries = explanation["derivatives"]["entries"]
+    assert set(entries) == {"∂f/∂x[0]", "∂f/∂x[1]"}
+    at = {x0: 2.0, x1: 0.5}
+    for name, symbol in (("∂f/∂x[0]", x0), ("∂f/∂x[1]", x1)):
+        text = entries[name].replace("x[0]", "x0").replace("x[1]", "x1")
+        for k, value in enumerate(ys):
+            text = text.replace(f"y[{k}]", repr(value))
+        stated = sp.sympify(text, locals={"x0": x0, "x1": x1})
+        assert float(stated.subs(at)) == pytest.approx(float(sp.diff(f, symbol).subs(at)), abs=TOLERANCE)
+    text = "\n".join(line for section in explanation.values() if isinstance(section, dict) for line in section["text"])
+    assert "f.backward()" in text and "∂f/∂x" in text
+    assert "y.backward" not in text and "∂y/" not in text and "∂y[" not in text and "y has one element" not in text
+
+
+def test_the_vjp_sentence_names_f_backward_when_an_input_is_called_y() -> None:
+    result = cli("vjp", "x*y", "-i", "x=1,2", "-i", "y=3,4", "--wrt", "x", "-v", "ones", "--explain", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    # vᵀJ with v = ones for x*y by x is y itself: (3, 4)
+    assert document["result"]["x"]["values"] == [3.0, 4.0]
+    lines = document["explanation"]["product"]["text"] + document["explanation"]["shape"]["text"]
+    assert any("this is exactly f.backward(v), then x.grad" in line for line in lines)
+    assert any(line.startswith("v is shaped like f, (2,)") for line in lines)
+    assert any("a row per element of f" in line for line in lines)
+    assert not any("y.backward" in line or "like y," in line for line in lines)

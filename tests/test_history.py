@@ -318,7 +318,7 @@ def test_a_piped_check_report_says_it_holds_no_values(cache) -> None:
     report = run("check", "x**2", "-i", "1,2", "-f", "json")
     result = run("vjp", "--v", "ones", stdin=report.stdout)
     assert result.exit_code == 1
-    assert "the check result gives no values for input 'x'" in result.stderr
+    assert result.stdout == "" and "the check output gives no values for input 'x'" in result.stderr
 
 
 # -- the expression from a file or standard input --------------------------------------------------
@@ -353,3 +353,82 @@ def test_the_expression_and_an_input_cannot_both_read_standard_input(cache) -> N
     result = run("grad", "-", "-i", "@-", stdin="x**2")
     assert result.exit_code == 1
     assert "the expression is - (standard input), and so is an input or --v" in result.stderr
+
+
+# -- what a piped result carries besides its inputs -------------------------------------------------
+
+
+@pytest.mark.parametrize("chosen", [["--wrt", "x"], ["--const", "y"]])
+def test_a_piped_result_keeps_its_wrt_and_const(cache, chosen) -> None:
+    first = run("grad", "x*y", "-i", "x=2", "-i", "y=3", *chosen, "-f", "json")
+    assert first.exit_code == 0, first.stderr
+    cache.unlink()  # the pipe, not the history, carries the problem
+    result = run("grad", "-f", "json", stdin=first.stdout)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == "jacli: continuing the problem piped in: jacli grad 'x*y' -i x=2 -i y=3 --wrt x\n"
+    assert strict_json(result.stdout)["result"] == {"x": {"shape": [], "values": 3.0}}  # ∂(xy)/∂x = y = 3
+    # what is typed now wins: --wrt y, or --const x (which leaves y)
+    for typed in (["--wrt", "y"], ["--const", "x"]):
+        now = run("grad", *typed, "-f", "json", stdin=first.stdout)
+        assert now.exit_code == 0, now.stderr
+        assert strict_json(now.stdout)["result"] == {"y": {"shape": [], "values": 2.0}}  # ∂(xy)/∂y = x = 2
+
+
+def test_a_piped_hessian_keeps_its_wrt_in_order(cache) -> None:
+    first = run("hessian", "x*y*z", "-i", "x=2", "-i", "y=3", "-i", "z=5", "--wrt", "z,x", "-f", "json")
+    assert first.exit_code == 0, first.stderr
+    result = run("jacobian", "-f", "json", stdin=first.stdout)
+    assert result.exit_code == 0, result.stderr
+    # ∂(xyz)/∂z = xy = 6, ∂/∂x = yz = 15, in --wrt order
+    document = strict_json(result.stdout)
+    assert list(document["result"]) == ["z", "x"]
+    assert [document["result"][n]["values"] for n in ("z", "x")] == [6.0, 15.0]
+
+
+def test_a_piped_and_a_remembered_problem_keep_their_points(cache) -> None:
+    first = run("grad", "sum(x*y)", "-i", "x=[[1,2],[3,4]]", "-i", "y=5,7", "--batch-axis", "0", "--batched", "x",
+                "-f", "json")
+    assert first.exit_code == 0, first.stderr
+    for stdin in (first.stdout, ""):  # piped in, then the last problem from the history
+        result = run("vjp", "--v", "1", "-f", "json", stdin=stdin)
+        assert result.exit_code == 0, result.stderr
+        assert "--batch-axis 0 --batched x" in result.stderr
+        document = strict_json(result.stdout)
+        assert {k: document["points"][k] for k in ("count", "axis", "inputs")} == {"count": 2, "axis": 0, "inputs": ["x"]}
+        # per point, vᵀJ of sum(x·y) with v = 1 is y for x (shared y) and that point's x for y
+        assert document["result"]["x"]["values"] == [[5.0, 7.0], [5.0, 7.0]]
+        assert document["result"]["y"]["values"] == [[1.0, 2.0], [3.0, 4.0]]
+    kept = json.loads(cache.read_text())
+    assert (kept["batch_axis"], kept["batched"]) == (0, ["x"])
+    one_point = run("hessian", stdin=first.stdout)
+    assert one_point.exit_code == 1 and one_point.stdout == ""
+    assert one_point.stderr == (
+        "Error: the problem piped in has many points (--batch-axis 0), and jacli hessian computes one point; give "
+        "one point's problem (EXPR and its inputs), or continue this one with jacobian, vjp, jvp or grad\n")
+
+
+def test_a_repeat_list_is_continued_and_a_graph_says_it_cannot_be(cache) -> None:
+    repeated = run("vjp", "x**2", "-i", "x=1,2", "--v", "ones", "--repeat", "2", "-f", "json")
+    assert repeated.exit_code == 0, repeated.stderr
+    assert isinstance(json.loads(repeated.stdout), list)
+    cache.unlink()
+    result = run("jacobian", "-f", "json", stdin=repeated.stdout)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == "jacli: continuing the problem piped in: jacli vjp 'x**2' -i x=1,2\n"
+    assert strict_json(result.stdout)["result"]["x"]["values"] == [[2.0, 0.0], [0.0, 4.0]]  # diag(2x)
+    graph = run("graph", "x**2", "-i", "x=1,2", "-f", "json")
+    assert graph.exit_code == 0, graph.stderr
+    refused = run("grad", stdin=graph.stdout)
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert refused.stderr.startswith("Error: standard input: the graph output gives no values for input 'x' (the "
+                                     "JSON of graph describes the problem without its numbers, and cannot be continued)")
+
+
+def test_explaining_a_continued_problem_of_many_points_says_to_give_one_point(cache) -> None:
+    first = run("grad", "sum(x*y)", "-i", "x=[[1,2],[3,4]]", "-i", "y=5,7", "--batch-axis", "0", "-f", "json")
+    assert first.exit_code == 0, first.stderr
+    result = run("grad", "--explain", stdin=first.stdout)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        "Error: --explain explains one point; with --batch-axis there is one result per point: give one point's "
+        "problem instead (EXPR and its inputs): the continued one has many points")

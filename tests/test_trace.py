@@ -148,3 +148,18 @@ def test_a_constant_node_has_no_tangent_and_is_not_an_input() -> None:
     assert constant.text == "pi/2" and not constant.is_input and constant.children == ()
     assert float(constant.value) == pytest.approx(torch.pi / 2, abs=TOLERANCE) and float(constant.tangent) == 0.0
     assert [n.is_input for n in t.nodes] == [True, False, False]
+
+
+def test_the_output_is_called_f_when_an_input_is_called_y() -> None:
+    """The node the output is must not read ``= y`` beside the input ``y``: it takes the header's name."""
+    plain = cli("grad", "sum(x*y)", "-i", "x=1,2", "-i", "y=3,4", "--trace", "--format", "plain")
+    assert plain.exit_code == 0, plain.stderr
+    rows = {line.split()[0]: line.split() for line in plain.stdout.splitlines() if line[:1] in "xyv"}
+    # sum(x*y) at x = (1, 2), y = (3, 4) is 1*3 + 2*4 = 11; along x[0] it moves by y[0] = 3; adjoint 1
+    assert rows["v2"][:3] == ["v2", "=", "f"] and rows["v2"][-3:] == ["11", "3", "1"]
+    assert not any(line.startswith("v") and "= y" in line for line in plain.stdout.splitlines())
+    document = json.loads(cli("grad", "sum(x*y)", "-i", "x=1,2", "-i", "y=3,4", "--trace", "-f", "json").stdout)
+    assert document["trace"]["output"] == "f"
+    vector = trace(prepare("x*y", {"x": [1.0, 2.0], "y": [3.0, 4.0]}))
+    assert vector.output == "f" and vector.seed_text.startswith("one-hot on f[0]")
+    assert trace(prepare("x*z", {"x": [1.0, 2.0], "z": [3.0, 4.0]})).output == "y"
