@@ -645,7 +645,7 @@ def wrt_without(expr: str, wrt: Any, const: Sequence[str] | str | None) -> Any:
     if both:
         raise InputError(
             f"{both[0]!r} is both in `wrt` (differentiate) and in `const` (hold constant); name it in one of them",
-            param="const",
+            param="const", usage=True,
         )
     kept = [name for name in chosen if name not in held]
     if not kept:

@@ -150,11 +150,17 @@ def test_const_typed_on_a_continued_problem_replaces_its_wrt(tmp_path, monkeypat
 @pytest.mark.parametrize("arguments, fragments", [
     (["--const", "z"], ["--const 'z' is not a variable of the expression", "Its variables are: y, x"]),
     (["--const", "Y"], ["did you mean y?"]),
-    (["--const", "y", "--wrt", "y"], ["'y' is both in --wrt (differentiate) and in --const (hold constant)"]),
     (["--const", "x,y"], ["--const holds every variable (y, x), so nothing is left to differentiate"]),
 ])
 def test_const_errors_name_the_input_and_say_what_to_do(arguments: list[str], fragments: list[str]) -> None:
     assert_user_error(run("jacobian", "y * x", "-i", "x=1", "-i", "y=2", *arguments), *fragments)
+
+
+def test_wrt_and_const_naming_one_input_is_a_usage_error() -> None:
+    """Two options that contradict each other: exit 2, one line, as every clash of options."""
+    result = run("jacobian", "y * x", "-i", "x=1", "-i", "y=2", "--const", "y", "--wrt", "y")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("Error: 'y' is both in --wrt (differentiate) and in --const (hold constant)")
 
 
 def test_the_library_speaks_of_const_and_wrt_never_of_flags() -> None:
