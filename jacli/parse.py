@@ -606,6 +606,8 @@ class _Builder:
                 raise self.fail(
                     keyword, f"{what}; " + (f"{name} takes {taken}" if taken else f"call {name}(x, ...) with positions")
                 )
+            if keyword.arg in found:
+                raise self.fail(keyword, f"{name} got the keyword {keyword.arg}= twice; give it once")
             found[keyword.arg] = self._integer(keyword.value, f"{name}'s {keyword.arg}")
         return found
 

@@ -244,6 +244,7 @@ REFUSED = [
     ("2 * {i: i for i in x}", ["comprehension"], "{i:"),
     ("sum((i for i in x))", ["generator"], "(i for"),
     ("sin(x, k=2)", ["keyword"], "k=2"),
+    ("cat(x, y, axis=1, axis=0)", ["axis= twice", "give it once"], "axis=0"),  # Python's ast keeps both
     ("x + _y", ["'_'", "_y"], "_y"),
     ("x * __import__('os')", ["'_'", "__import__"], "__import__"),
     ("x * __builtins__", ["'_'"], "__builtins__"),
