@@ -125,3 +125,50 @@ def test_the_deadline_comes_again_when_its_first_alarm_is_swallowed():
                     if swallowed > 1:
                         raise
     assert swallowed == 2
+
+
+def test_a_fit_against_1000_held_data_points_is_differentiated_exactly(monkeypatch):
+    # Held data counts toward the expansion's size, not toward the 400 differentiated elements:
+    # the exact gradient has 2 entries. The deadline is lifted here because this test is about
+    # the size rule and the value, not the speed of a machine shared with the rest of the suite.
+    from jacli.engine import exact
+
+    monkeypatch.setattr(exact, "SECONDS", 600.0)
+    t = torch.linspace(0, 4, 1000, dtype=torch.float64)
+    y = 2 * torch.exp(-0.5 * t) + 0.1 * random((1000,), 3)
+    inputs = {"a": 1.5, "b": 0.7, "y": y, "t": t}
+    expr = "sum((y - a*exp(-b*t))**2)"
+    symbolic = jacli.grad(expr, inputs, const=["y", "t"], method="symbolic")
+    reverse = jacli.grad(expr, inputs, const=["y", "t"], method="reverse")
+    for name in ("a", "b"):
+        torch.testing.assert_close(symbolic[name], reverse[name], rtol=1e-10, atol=1e-10)
+    # and against the gradient worked by hand: r = y - a e^(-bt), d/da = -2 Σ r e^(-bt), d/db = 2a Σ r t e^(-bt)
+    decay = torch.exp(-0.7 * t)
+    residual = y - 1.5 * decay
+    torch.testing.assert_close(symbolic["a"], -2 * (residual * decay).sum(), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(symbolic["b"], 2 * 1.5 * (residual * t * decay).sum(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "expr, inputs, const, words",
+    [
+        # 401 differentiated elements: the exact derivative's columns
+        ("sum(x**2)", {"x": "ones:401"}, None, ["at most 400 differentiated input elements", "this has 401"]),
+        # held data past the constants' limit
+        ("sum((y - a*t)**2)", {"a": 1.0, "y": "ones:3000", "t": "ones:3000"}, ["y", "t"],
+         ["at most 5,000 elements", "holds 6,000 constant elements (y (3,000), t (3,000))"]),
+        # few constants, but an expression of 3,660 elements read once per each of 60 columns
+        ("sum(A @ x)", {"A": "ones:60x60", "x": "ones:60"}, ["A"], ["differentiates 60, for 219,600"]),
+    ],
+)
+def test_a_symbolic_problem_too_big_is_refused_in_one_line(expr, inputs, const, words):
+    with pytest.raises(ResourceError) as info:
+        jacli.grad(expr, inputs, const=const, method="symbolic")
+    message = str(info.value)
+    assert "\n" not in message and "Use `method` reverse or forward" in message
+    for word in words:
+        assert word in message, message
+    args = ["grad", expr, "--method", "symbolic"] + [a for k, v in inputs.items() for a in ("-i", f"{k}={v}")]
+    result = cli(*args, *(["--const", ",".join(const)] if const else []))
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "--method reverse" in result.stderr

@@ -37,10 +37,21 @@ SECONDS = 20.0
 scalars, x@x@x@x@x@x on 5x5), so it runs under a deadline and is refused when it passes it."""
 
 MAX_INPUT_ELEMENTS = 400
-"""Symbolic expansion handles at most this many input elements in all."""
+"""Symbolic differentiation handles at most this many differentiated input elements in all (the
+exact derivative's columns); inputs held constant (``const``) do not count here."""
 
 MAX_ENTRIES = 10_000
 """... and Jacobians of at most this many entries (SymPy works entry by entry)."""
+
+MAX_CONSTANT_ELEMENTS = 5_000
+"""... and at most this many elements of inputs held constant: each is a symbol of the expansion,
+so the expression SymPy differentiates grows with them (a sum over 1,000 data points is a sum
+of 1,000 terms)."""
+
+MAX_WORK = MAX_INPUT_ELEMENTS * MAX_INPUT_ELEMENTS
+"""... and at most this many (input element, differentiated element) pairs: SymPy walks an
+expression about as big as the inputs it reads once per differentiated element. 400 x 400 is the
+largest problem the limits allowed when constants counted as inputs."""
 
 MAX_INTERMEDIATE = 100_000
 """... and intermediate results of at most this many elements (a constant such as ones(10**6))."""
@@ -109,19 +120,33 @@ def check_size(
     shapes: Mapping[str, tuple[int, ...]], output_shape: tuple[int, ...], wrt: Sequence[str], largest: int = 0
 ) -> None:
     """Refuse expansions too big for SymPy to finish in reasonable time (``largest``: the most
-    elements of one intermediate result, such as a constant ones(10**6) inside the formula)."""
-    inputs = sum(math.prod(shapes[name]) for name in shapes)
-    entries = math.prod(output_shape) * sum(math.prod(shapes[name]) for name in wrt)
+    elements of one intermediate result, such as a constant ones(10**6) inside the formula).
+
+    What bounds the work: the exact entries (output elements x differentiated elements), and the
+    expression each is read off, whose size grows with every input element, held constant or not.
+    """
+    differentiated = sum(math.prod(shapes[name]) for name in wrt)
+    held = {name: math.prod(shape) for name, shape in shapes.items() if name not in wrt}
+    constants = sum(held.values())
+    entries = math.prod(output_shape) * differentiated
     if largest > MAX_INTERMEDIATE:
         raise ResourceError(
             f"the symbolic method works entry by entry and handles intermediate results of at most "
             f"{MAX_INTERMEDIATE:,} elements; this formula makes one of {largest:,}. Use `method` reverse or forward."
         )
-    if inputs > MAX_INPUT_ELEMENTS or entries > MAX_ENTRIES:
+    if differentiated > MAX_INPUT_ELEMENTS or entries > MAX_ENTRIES:
         raise ResourceError(
             f"the symbolic method works entry by entry and handles at most {MAX_INPUT_ELEMENTS} "
-            f"input elements and {MAX_ENTRIES:,} Jacobian entries; this has {inputs:,} and "
-            f"{entries:,}. Use `method` reverse or forward for inputs this large."
+            f"differentiated input elements and {MAX_ENTRIES:,} Jacobian entries; this has {differentiated:,} and "
+            f"{entries:,}. Use `method` reverse or forward for inputs this large, or hold data constant with `const`."
+        )
+    if constants > MAX_CONSTANT_ELEMENTS or (constants + differentiated) * differentiated > MAX_WORK:
+        named = ", ".join(f"{name} ({size:,})" for name, size in sorted(held.items(), key=lambda item: -item[1]))
+        raise ResourceError(
+            f"the symbolic method expands held-constant inputs of at most {MAX_CONSTANT_ELEMENTS:,} elements, "
+            f"and at most {MAX_WORK:,} input elements x differentiated elements; this holds {constants:,} "
+            f"constant elements ({named}) and differentiates {differentiated:,}, for {(constants + differentiated) * differentiated:,}. "
+            "Use `method` reverse or forward."
         )
 
 
