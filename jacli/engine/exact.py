@@ -137,8 +137,8 @@ def check_size(
     if differentiated > MAX_INPUT_ELEMENTS or entries > MAX_ENTRIES:
         raise ResourceError(
             f"the symbolic method works entry by entry and handles at most {MAX_INPUT_ELEMENTS} "
-            f"differentiated input elements and {MAX_ENTRIES:,} Jacobian entries; this has {differentiated:,} and "
-            f"{entries:,}. Use `method` reverse or forward for inputs this large, or hold data constant with `const`."
+            f"input elements (those differentiated; data held with `const` counts apart) and {MAX_ENTRIES:,} "
+            f"Jacobian entries; this has {differentiated:,} and {entries:,}. Use `method` reverse or forward for inputs this large."
         )
     if constants > MAX_CONSTANT_ELEMENTS or (constants + differentiated) * differentiated > MAX_WORK:
         named = ", ".join(f"{name} ({size:,})" for name, size in sorted(held.items(), key=lambda item: -item[1]))
