@@ -215,8 +215,9 @@ class Function:
         return operands, [literal(v) for v in literals], keywords
 
     def make(self, args: list[sp.Basic], ints: list[Any], keywords: dict[str, int] | None = None) -> sp.Basic:
-        """The SymPy node for a call with these arguments (already checked by the parser)."""
-        if self.build is not None:
+        """The SymPy node for a call with these arguments (already checked by the parser): ``build``'s
+        when the entry has one, except for a call with keywords, which only ``node`` holds."""
+        if self.build is not None and not (keywords and self.node is not None):
             return self.build(*args, *ints)
         assert self.node is not None
         trailing = [nodes.text(i) if isinstance(i, str) else sp.sympify(i) for i in ints]
@@ -969,12 +970,15 @@ _TABLE = [
         code=lambda *parts, axis=0: "torch.cat([" + ", ".join(f"torch.atleast_1d({p})" for p in parts) + f"], dim={axis})",
     ),
     Function(
-        "stack", "stack(a, b, ...): the same as [a, b, ...], broadcast to one shape along a new first axis",
-        lambda *parts: torch.stack(torch.broadcast_tensors(*parts)), None, tensors=(1, 256),
-        elementwise=False, expand=lambda *parts: symbolic_array(np.stack(np.broadcast_arrays(*parts))),
-        shape=lambda *parts: (len(parts),) + shapes.broadcast(parts), group=SHAPE, sparsity=_sparsity("stack"),
+        "stack", "stack(a, b, ...): the same as [a, b, ...], broadcast to one shape along a new first axis; "
+        "stack(a, b, axis=1) along a new axis there",
+        lambda *parts, axis=0: torch.stack(torch.broadcast_tensors(*parts), dim=axis), nodes.tensor_op("stack"),
+        tensors=(1, 256), keywords=("axis",),
+        elementwise=False, expand=lambda *parts, axis=0: symbolic_array(np.stack(np.broadcast_arrays(*parts), axis=axis)),
+        shape=shapes.stacked, group=SHAPE, sparsity=_sparsity("stack"),
+        # without axis= it is the list literal [a, b, ...], which every stage knows (``make``)
         build=lambda *parts: nodes.Components(*parts),
-        code=lambda *parts: f"torch.stack(torch.broadcast_tensors({', '.join(parts)}))",
+        code=lambda *parts, axis=0: f"torch.stack(torch.broadcast_tensors({', '.join(parts)}), dim={axis})",
     ),
     Function(
         "flip", "flip(x): reversed along every axis; flip(x, axis) along one",

@@ -287,6 +287,17 @@ def concatenated(*parts: Shape, axis: int = 0) -> Shape:
     return first[:position] + (sum(part[position] for part in promoted),) + first[position + 1:]
 
 
+def stacked(*parts: Shape, axis: int = 0) -> Shape:
+    """stack(a, b, ..., axis=0): the parts broadcast to one shape, with a new axis of
+    ``len(parts)`` at ``axis`` (counted in the result's axes, so -1 puts it last)."""
+    shape = broadcast(parts)
+    ndim = len(shape) + 1
+    if not -ndim <= axis < ndim:
+        raise IndexError(f"stack's axis {axis} is out of range for its result of {ndim} dimensions; use {-ndim} to {ndim - 1}")
+    position = axis % ndim
+    return shape[:position] + (len(parts),) + shape[position:]
+
+
 def padded(x: Shape, before: int, after: int, axis: int = -1) -> Shape:
     """pad: ``before`` and ``after`` more elements along ``axis`` (the last by default)."""
     if not x:

@@ -499,9 +499,16 @@ def transpose(context: Context, shape: Shape, operands: Sequence[Operand], *dims
     return context.gather(operand, moved.reshape(-1), shape)
 
 
-def stack(context: Context, shape: Shape, operands: Sequence[Operand]) -> Pattern | None:
-    """A list literal: the components broadcast to one shape, one block of rows each."""
-    return context.stack([context.broadcast(operand, shape[1:]) for operand in operands], shape)
+def stack(context: Context, shape: Shape, operands: Sequence[Operand], axis: int = 0) -> Pattern | None:
+    """A list literal: the components broadcast to one shape, one block of rows each; stack's
+    ``axis=`` elsewhere: those blocks gathered so the new axis sits at ``axis``."""
+    position = axis % len(shape)
+    first = (shape[position],) + shape[:position] + shape[position + 1:]
+    blocks = context.stack([context.broadcast(operand, first[1:]) for operand in operands], first)
+    if position == 0:
+        return blocks
+    taken = np.moveaxis(_positions(first), 0, position)
+    return context.gather(Operand(first, blocks), taken.reshape(-1), shape)
 
 
 def concatenate(context: Context, shape: Shape, operands: Sequence[Operand], axis: int = 0) -> Pattern | None:

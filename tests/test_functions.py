@@ -375,6 +375,11 @@ TENSOR_CASES = [
     ("cat(x, 2*x, axis=1)", [M23], lambda x: np.concatenate([x, 2 * x], axis=1)),
     ("cat(x, y, axis=-1)", [M23, M34[:2]], lambda x, y: np.concatenate([x, y], axis=-1)),
     ("cat(x, y, axis=0)", [M23, M34[:, :3]], lambda x, y: np.concatenate([x, y])),
+    # stack along a new axis elsewhere, the parts broadcast first
+    ("stack(x, 2*x, axis=1)", [M23], lambda x: np.stack([x, 2 * x], axis=1)),
+    ("stack(x, y, axis=-1)", [M23, V3], lambda x, y: np.stack(np.broadcast_arrays(x, y), axis=-1)),
+    ("stack(x, y**2, x*y, axis=2)", [M23, V3], lambda x, y: np.stack(np.broadcast_arrays(x, y**2, x * y), axis=2)),
+    ("stack(x, y, axis=-3)", [M23, V3], lambda x, y: np.stack(np.broadcast_arrays(x, y))),
     ("pad(x, 1, 2)", [M23], lambda x: np.pad(x, ((0, 0), (1, 2)))),
     ("pad(x, 2, 0, 0)", [M23], lambda x: np.pad(x, ((2, 0), (0, 0)))),
     ("pad(x, 0, 1)", [V3], lambda x: np.pad(x, (0, 1))),

@@ -232,6 +232,20 @@ def test_cat_along_an_axis_and_its_shape_errors() -> None:
                       "axis 2 is out of range for 2 dimensions")
 
 
+def test_stack_along_an_axis_and_its_range() -> None:
+    a, b = torch.ones(2, 3, dtype=F64), torch.zeros(3, dtype=F64)
+    # the new axis in the middle: out[i, j, k] is part j at (i, k), b broadcast to a's shape
+    assert compile_expression("stack(a, b, axis=1)")(a, b).tolist() == [[[1, 1, 1], [0, 0, 0]]] * 2
+    assert compile_expression("stack(a, b, axis=-1)")(a, b).tolist() == [[[1, 0]] * 3] * 2
+    # without axis= (or with axis=0) it is the list literal
+    assert parse("stack(a, b)").tree == parse("[a, b]").tree
+    assert compile_expression("stack(a, b, axis=0)")(a, b).tolist() == [[[1, 1, 1]] * 2, [[0, 0, 0]] * 2]
+    assert_user_error(run("jacobian", "stack(a, b, axis=3)", "-i", "a=ones:2x3", "-i", "b=ones:3"),
+                      "stack's axis 3 is out of range for its result of 3 dimensions; use -3 to 2")
+    assert_user_error(run("jacobian", "stack(a, b, axis=-4)", "-i", "a=ones:2x3", "-i", "b=ones:3"),
+                      "stack's axis -4 is out of range")
+
+
 # -- linear algebra by hand -------------------------------------------------------------------------
 
 def test_slogdet_is_log_abs_det_with_the_inverse_transpose_as_its_derivative() -> None:
@@ -257,6 +271,8 @@ def test_cross_and_its_jacobian_the_skew_matrix() -> None:
     ("x * arange(1, 4) + sum(eye(3) @ x)", {"x": [0.3, -0.7, 1.1]}),
     ("cat(reshape(x, 2, 2), ones(2, 1) * x[0], axis=1)", {"x": [1.0, 2.0, 3.0, 4.0]}),
     ("pad(sin(x), 1, 2)", {"x": [0.3, -0.7, 1.1]}),
+    ("stack(sin(x), x**2, axis=1)", {"x": [0.3, -0.7, 1.1]}),
+    ("stack(reshape(x, 2, 2), y**3, axis=-1)", {"x": [0.3, -0.7, 0.4, -1.0], "y": [1.1, 0.2]}),
     ("kron(x, y**2)", {"x": [0.3, -0.7], "y": [1.1, 0.2, 0.5]}),
     ("cross(x, sin(y))", {"x": [0.3, -0.7, 0.4], "y": [1.1, 0.2, 0.5]}),
     ("einsum('ij,j->i', reshape(x, 2, 3), y)", {"x": [0.3, -0.7, 0.4, 1, 2, 3], "y": [1.1, 0.2, 0.5]}),

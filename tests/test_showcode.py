@@ -183,6 +183,7 @@ CALLS = {
     "zeros": "x + zeros(4)", "eye": "m * eye(2) + sum(eye(2, 3))",
 }
 CALLS["cat"] = "cat(x, p, 2)[:8] + reshape(cat(m, m, axis=1), 8)"
+CALLS["stack"] = "reshape(stack(x, p), 8) + reshape(stack(m, p[:2], axis=1), 8) + reshape(stack(x, p, axis=-1), 8)"
 COMPARISONS = "(x < p) + (x <= p) + (x > p) + (x >= p) + (x == p) + (x != p)"
 
 

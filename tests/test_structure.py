@@ -172,6 +172,12 @@ COMPOSITES = [
         "x": _rows(6, 4, lambda k: [] if k % 3 == 2 else [2 * (k // 3) + k % 3]),
         "y": _rows(6, 2, lambda k: [k // 3] if k % 3 == 2 else [])}),
     ("cat(x, 2*x, axis=-1)", {"x": (2, 2)}, {"x": _rows(8, 4, lambda k: [2 * (k // 4) + k % 2])}),
+    # stack along the last axis: element k of the result is part k % 2 at x[k // 2]
+    ("stack(x, 2*x, axis=-1)", {"x": (3,)}, {"x": _rows(6, 3, lambda k: [k // 2])}),
+    # along axis 1 of a (2, 2, 2) result: out[i, j, k] (flat 4i + 2j + k) is x[i, k] for j = 0, y[k] for j = 1
+    ("stack(reshape(x, 2, 2), y, axis=1)", {"x": (4,), "y": (2,)}, {
+        "x": _rows(8, 4, lambda k: [2 * (k // 4) + k % 2] if (k // 2) % 2 == 0 else []),
+        "y": _rows(8, 2, lambda k: [k % 2] if (k // 2) % 2 == 1 else [])}),
     # pad: zeros before and after; a shift is a pad and a slice
     ("pad(x, 1, 2)", {"x": (3,)}, {"x": _rows(6, 3, lambda k: [k - 1] if 1 <= k <= 3 else [])}),
     ("pad(x, 1, 0)[:-1] - x", {"x": (4,)}, {"x": _rows(4, 4, lambda k: [k - 1, k] if k else [0])}),
