@@ -610,6 +610,18 @@ def test_command_help_lists_the_spec_forms_and_the_functions(name: str) -> None:
     assert re.search(r"^\s+jacli functions$", text, flags=re.MULTILINE)
 
 
+@pytest.mark.parametrize("held", ["", ",", " "])
+def test_an_empty_const_is_refused_as_an_empty_wrt_is(held: str) -> None:
+    """--const "" holds nothing: not silently every input differentiated, but --wrt ""'s error."""
+    args = ["jacobian", "x*y", "-i", "x=1,2", "-i", "y=3"]
+    empty_wrt, empty_const = run(*args, "--wrt", held), run(*args, "--const", held)
+    assert empty_wrt.stderr == "Error: --wrt names no variable; its variables are: x, y\n"
+    assert empty_const.stderr == "Error: --const names no variable; its variables are: x, y\n"
+    assert empty_wrt.exit_code == empty_const.exit_code == 1 and empty_const.stdout == ""
+    # an empty item beside a name is no error, as with --wrt: ∂(xy)/∂x = 3·I by hand
+    assert run(*args, "--const", "y,", "-f", "plain").stdout == "# x 2x2\n3.0 0.0\n0.0 3.0\n"
+
+
 def test_functions_lists_what_the_parser_knows() -> None:
     result = run("functions")
     assert result.exit_code == 0 and result.stderr == ""
