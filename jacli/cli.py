@@ -1212,7 +1212,7 @@ def batch_command(
     debug = debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
     assert failed_code == EXIT_SOME_FAILED
     try:
-        failed, failed_before = _run_batch(jobs, output, resume, scheduler, workers, untrusted, debug)
+        failed, failed_before, written, skipped = _run_batch(jobs, output, resume, scheduler, workers, untrusted, debug)
     except JacliError as error:
         if debug:
             raise
@@ -1225,6 +1225,12 @@ def batch_command(
     except BrokenPipeError:
         _silence_stdout()
         raise typer.Exit(0) from None
+    if written == 0 and not skipped:
+        _note(f"jacli: no jobs in {'standard input' if jobs in (None, '-') else jobs} (it is empty or blank); "
+              + (f"wrote an empty {output}" if output is not None else "nothing to do"))
+    elif output is not None:  # as the other commands note the file -o wrote
+        errors = f", {len(failed):,} error{'s' if len(failed) != 1 else ''}" if failed else ""
+        _note(f"jacli: wrote {output} ({written:,} line{'s' if written != 1 else ''}{errors})")
     if failed:
         _note(f"jacli: {len(failed)} job{'s' if len(failed) != 1 else ''} failed (line{'s' if len(failed) != 1 else ''} "
               f"{_short_list(failed)}); each has its error line")
@@ -1243,9 +1249,10 @@ def _short_list(numbers: List[int], most: int = 10) -> str:
 
 
 def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Path], scheduler: Optional[str],
-               workers: Optional[int], untrusted: bool, debug: bool = False) -> tuple[List[int], List[int]]:
+               workers: Optional[int], untrusted: bool, debug: bool = False) -> tuple[List[int], List[int], int, int]:
     """Read the jobs, run them, write the lines; the line numbers of the jobs that failed now, and
-    of those whose error lines were already in the file resumed."""
+    of those whose error lines were already in the file resumed; the lines written, and the jobs
+    already in the file resumed."""
     from jacli import batch
     from jacli.problem import is_untrusted_environment
 
@@ -1276,6 +1283,7 @@ def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Pat
         _note(f"jacli: {len(done):,} job{'s' if len(done) != 1 else ''} already in {resume}, skipped{errors}")
     mapper = _cluster_mapper(scheduler, workers)
     failed: List[int] = []
+    written = 0
     try:
         stream = open(target, mode, encoding="utf-8") if target is not None else sys.stdout
     except OSError as error:
@@ -1286,13 +1294,14 @@ def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Pat
             for line in batch.run(lines, done=done, untrusted=untrusted, mapper=mapper, progress=progress,
                                   failed=failed, raise_errors=debug):
                 stream.write(line + "\n")
+                written += 1
                 if target is not None:
                     stream.flush()  # a crash leaves whole lines behind, for --resume
         stream.flush()
     finally:
         if target is not None:
             stream.close()
-    return failed, failed_before
+    return failed, failed_before, written, len(done)
 
 
 def _job_lines(jobs: Optional[str]) -> Iterable[str]:
