@@ -766,6 +766,36 @@ def test_a_real_pipe_carries_no_ansi_escape() -> None:
     assert "\x1b" not in process.stdout + process.stderr
 
 
+def _piped(*args: str, code: int = 0) -> list[str]:
+    """The lines a command writes to a real pipe, 80 columns wide (rich's width off a terminal)."""
+    process = run_process("-m", "jacli", *args, "-f", "pretty", COLUMNS="80")
+    assert process.returncode == code, process.stderr
+    return process.stdout.splitlines()
+
+
+def test_no_line_written_to_a_pipe_ends_in_spaces() -> None:
+    """rich pads grid cells and table rows to the width, and keeps the space where it wraps."""
+    repeated = _piped("vjp", "(x+1)**2", "-i", "eye:2", "--v", "ones", "--method", "backward", "--repeat", "2")
+    answered = _piped("jacobian", "x**2*y", "-i", "x=2", "-i", "y=2", "--answer", "[2*x*y, x]", code=3)
+    graph = _piped("graph", "sin(x)*y + exp(x)*cos(y)", "-i", "x=1", "-i", "y=2")
+    traced = _piped("jacobian", "sin(x)*y", "-i", "x=1,2", "-i", "y=3", "--trace")
+    for lines in (repeated, answered, graph, traced):
+        assert [line for line in lines if line != line.rstrip()] == []
+    # the views still say what they said. vᵀJ of (x+1)² with v = 1 is 2(x+1) = [[4, 2], [2, 4]]
+    # by hand at eye:2, and .grad doubles on the second call
+    rows = [[float(cell) for cell in line.split("│")[1:]] for line in repeated if re.match(r"^\d │", line)]
+    assert rows == [[4, 2], [2, 4], [8, 4], [4, 8]]
+    # ∂(x²y)/∂y = x² = 4 at x = 2, where the answer says x = 2; its ∂/∂x = 2xy = 8 is right
+    wrong = [[cell.strip() for cell in line.split("│")] for line in answered if line.startswith("∂f/∂")]
+    assert wrong == [["∂f/∂y", "0", "1", "2", "4"]]
+    # the graph's nodes are torch's own grad_fn names for the same formula
+    x, y = torch.tensor(1.0, requires_grad=True), torch.tensor(2.0, requires_grad=True)
+    out = torch.sin(x) * y + torch.exp(x) * torch.cos(y)
+    names = {out.grad_fn.name()} | {f.name() for f, _ in out.grad_fn.next_functions if f is not None}
+    assert all(any(name in line for line in graph) for name in names) and names >= {"AddBackward0", "MulBackward0"}
+    assert f"{math.sin(1) * 3:.6g}" in "\n".join(traced)  # the output sin(x)·y at x[0] = 1, y = 3
+
+
 def test_quiet_prints_only_the_result(tmp_path) -> None:
     noisy = run("jacobian", "log(x)", "-i", "0,1")
     assert noisy.stderr.startswith("Warning: ")
