@@ -401,7 +401,7 @@ def assert_usage_error(result, *fragments: str) -> str:
         (["jacobian", "x", "-i", "1", "--full=1"], "Error: --full takes no value; write --full alone"),
         (["jacobian", "x", "-i", "1", "--max-memory"], "Error: --max-memory needs a value (SIZE); 'jacli jacobian --help' says what it takes"),
         (["jacobian", "x", "-i", "1", "--rtol", "0.1"], "Error: jacli jacobian has no option --rtol; jacli check takes it"),
-        (["functions", "x"], "Error: jacli functions takes no arguments, and got 'x'"),
+        (["batch", "a.jsonl", "b.jsonl"], "Error: jacli batch takes one jobs file, and 'b.jsonl' came after it; give one"),
         (["jacobian", "x", "-i", "1", "--no-colour"], "did you mean --no-color?"),
     ],
 )
@@ -649,6 +649,30 @@ def test_functions_as_json_for_scripts() -> None:
     assert entries["abs"]["kinks"] and not entries["softmax"]["elementwise"]
     assert entries["clamp"]["operands"] == {"min": 3, "max": 3} and entries["sum"]["integers"] == [0, 1]
     assert run("functions", "-f", "xml").exit_code == 2
+
+
+def test_functions_looks_up_the_names_given() -> None:
+    everything = {line.split()[0]: line for line in run("functions").stdout.splitlines()}
+    result = run("functions", "softmax", "sum", "pi", "softmax")
+    assert result.exit_code == 0 and result.stderr == ""
+    rows = result.stdout.splitlines()
+    # the rows of the full list, in the order asked (once each), aligned among themselves
+    assert [row.split()[0] for row in rows] == ["softmax", "sum", "pi"]
+    assert [" ".join(row.split()) for row in rows] == [" ".join(everything[n].split()) for n in ("softmax", "sum", "pi")]
+    assert "the constant 3.14159" in rows[2] and len({row.index(row.split()[1]) for row in rows}) == 1
+    document = json.loads(run("functions", "relu", "e", "-f", "json").stdout)
+    full = {entry["name"]: entry for entry in json.loads(run("functions", "-f", "json").stdout)["functions"]}
+    assert document == {"functions": [full["relu"]], "constants": {"e": math.e}}
+    assert full["relu"]["kinks"] and full["relu"]["elementwise"]  # relu has a kink at 0, by hand
+
+
+@pytest.mark.parametrize("name,hint", [("sinn", "did you mean sin or sinh or sign?"), ("SIN", "did you mean sin?"),
+                                       ("qqqq", "")])
+def test_functions_refuses_an_unknown_name_with_the_near_misses(name: str, hint: str) -> None:
+    result = run("functions", "sin", name)  # nothing printed, not even the known one
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == (f"Error: {name!r} is not a jacli function or constant; {hint}{' ' if hint else ''}"
+                             "'jacli functions' lists them all\n")
 
 
 # -- colour and noise (clig.dev) ------------------------------------------------------------------
