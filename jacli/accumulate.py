@@ -76,16 +76,16 @@ class AccumulationResult:
         grid.add_row("v", Text(f"shape {teaching.shape_text(first.v.shape)} (like the output)"))
         every = f", {self._zeroing()[5:]} after every {self.zero_grad_after}" if self.zero_grad_after else ""
         grid.add_row("method", Text(f"{y}.backward(v, retain_graph=True) {len(self.calls)} times{every}"))
-        console.print(grid)
+        teaching.print_unpadded(console, grid)
         for index, (call, held, zeroed) in enumerate(zip(self.calls, self.since_zeroing(), self.zeroed)):
-            console.print()
-            console.print(Text(self._title(index, held), style="bold"))
+            teaching.print_unpadded(console)
+            teaching.print_unpadded(console, Text(self._title(index, held), style="bold"))
             for name, grad in call.grads.items():
                 if len(call.grads) > 1:
-                    console.print(Text(f"{name}.grad"))
-                console.print(teaching.pretty_tensor(grad, digits))
+                    teaching.print_unpadded(console, Text(f"{name}.grad"))
+                teaching.print_unpadded(console, teaching.pretty_tensor(grad, digits))
             if zeroed:
-                console.print(Text(self._zeroing(), style="bold yellow"))
+                teaching.print_unpadded(console, Text(self._zeroing(), style="bold yellow"))
 
     def text(self, chosen: str, precision: int | None = None) -> str:
         return "".join(self._pieces(chosen, precision))

@@ -97,9 +97,9 @@ class AnswerReport:
         rows, columns = self.correct.shape
         grid.add_row("compared", Text(f"the {rows}×{columns} matrix: rows {self.result.matrix().rows.summary()}; "
                                       f"columns {self.result.matrix().columns.summary()}"))
-        console.print(grid)
-        console.print()
-        console.print(Text(self.verdict(), style="bold green" if self.ok else "bold red"))
+        teaching.print_unpadded(console, grid)
+        teaching.print_unpadded(console)
+        teaching.print_unpadded(console, Text(self.verdict(), style="bold green" if self.ok else "bold red"))
         if self.ok:
             return
         table = Table(show_edge=False, pad_edge=False)
@@ -109,9 +109,9 @@ class AnswerReport:
         for entry in self.wrong[:SHOWN]:
             table.add_row(entry.derivative, str(entry.row), str(entry.column), teaching.number(entry.yours, digits),
                           teaching.number(entry.correct, digits))
-        console.print(table)
+        teaching.print_unpadded(console, table)
         if len(self.wrong) > SHOWN:
-            console.print(Text(f"… and {len(self.wrong) - SHOWN:,} more (-f plain or -f json lists all)", style="dim"))
+            teaching.print_unpadded(console, Text(f"… and {len(self.wrong) - SHOWN:,} more (-f plain or -f json lists all)", style="dim"))
 
     def text(self, chosen: str, precision: int | None = None) -> str:
         if chosen == "json":

@@ -1087,17 +1087,22 @@ def graph(
 
 @app.command(cls=_Command, short_help="The functions a formula may call.")
 def functions(
+    names: Optional[List[str]] = typer.Argument(
+        None, metavar="NAME", show_default=False,
+        help="Only these functions or constants, in this order, e.g. softmax sum (default: all).",
+    ),
     output_format: Optional[str] = typer.Option(
         None, "--format", "-f", metavar="FORMAT",
         help="plain (default: one per line, with its group) or json (each function's group and "
         "arguments, whether it is elementwise and whether it has kinks, and the constants).",
     ),
 ) -> None:
-    """The functions a formula may call, one per line, and the constants.
+    """The functions a formula may call, one per line, and the constants; with NAMEs, only those.
 
     \b
     Example:
       jacli functions
+      jacli functions softmax sum
       jacli functions -f json
     """
     from jacli.functions import CONSTANTS, FUNCTIONS
@@ -1106,6 +1111,7 @@ def functions(
     if wanted not in ("plain", "json"):
         _diagnose(f"Error: --format {output_format!r} is not one of its choices; choose plain or json")
         raise typer.Exit(2)
+    chosen = _chosen_functions(names or [], [*FUNCTIONS, *CONSTANTS])
     if wanted == "json":
         document = {
             "functions": [
@@ -1117,16 +1123,35 @@ def functions(
                     "group": entry.group, "constant": entry.constant, "keywords": list(entry.keywords),
                     "subscripts": entry.subscripts is not None,
                 }
-                for entry in FUNCTIONS.values()
+                for entry in (FUNCTIONS[name] for name in chosen if name in FUNCTIONS)
             ],
-            "constants": {name: float(value) for name, value in CONSTANTS.items()},
+            "constants": {name: float(CONSTANTS[name]) for name in chosen if name in CONSTANTS},
         }
         sys.stdout.write(json.dumps(document) + "\n")
         return
     rows = [(entry.name, entry.group, entry.summary) for entry in FUNCTIONS.values()]
     rows += [(name, "constant", f"the constant {float(value):.6g}...") for name, value in CONSTANTS.items()]
+    by_name = {row[0]: row for row in rows}
+    rows = [by_name[name] for name in chosen]
     width, kind = max(len(row[0]) for row in rows), max(len(row[1]) for row in rows)
     sys.stdout.write("".join(f"{name:<{width}}  {group:<{kind}}  {summary}\n" for name, group, summary in rows))
+
+
+def _chosen_functions(names: List[str], known: List[str]) -> List[str]:
+    """The functions and constants ``jacli functions NAME...`` shows, in the order named (none
+    named: all of them); an unknown name is an Error with the near misses, before any output."""
+    import difflib
+
+    if not names:
+        return list(known)
+    for name in names:
+        if name not in known:
+            close = [name.lower()] if name.lower() in known else difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            _diagnose(f"Error: {name!r} is not a jacli function or constant; {hint}"
+                      "'jacli functions' lists them all")
+            raise typer.Exit(1)
+    return list(dict.fromkeys(names))
 
 
 def _needs_repeat() -> int:
@@ -1212,7 +1237,7 @@ def batch_command(
     debug = debug or os.environ.get("JACLI_DEBUG", "").strip().lower() not in ("", "0", "false", "no", "off")
     assert failed_code == EXIT_SOME_FAILED
     try:
-        failed, failed_before = _run_batch(jobs, output, resume, scheduler, workers, untrusted, debug)
+        failed, failed_before, written, skipped = _run_batch(jobs, output, resume, scheduler, workers, untrusted, debug)
     except JacliError as error:
         if debug:
             raise
@@ -1225,6 +1250,12 @@ def batch_command(
     except BrokenPipeError:
         _silence_stdout()
         raise typer.Exit(0) from None
+    if written == 0 and not skipped:
+        _note(f"jacli: no jobs in {'standard input' if jobs in (None, '-') else jobs} (it is empty or blank); "
+              + (f"wrote an empty {output}" if output is not None else "nothing to do"))
+    elif output is not None:  # as the other commands note the file -o wrote
+        errors = f", {len(failed):,} error{'s' if len(failed) != 1 else ''}" if failed else ""
+        _note(f"jacli: wrote {output} ({written:,} line{'s' if written != 1 else ''}{errors})")
     if failed:
         _note(f"jacli: {len(failed)} job{'s' if len(failed) != 1 else ''} failed (line{'s' if len(failed) != 1 else ''} "
               f"{_short_list(failed)}); each has its error line")
@@ -1243,9 +1274,10 @@ def _short_list(numbers: List[int], most: int = 10) -> str:
 
 
 def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Path], scheduler: Optional[str],
-               workers: Optional[int], untrusted: bool, debug: bool = False) -> tuple[List[int], List[int]]:
+               workers: Optional[int], untrusted: bool, debug: bool = False) -> tuple[List[int], List[int], int, int]:
     """Read the jobs, run them, write the lines; the line numbers of the jobs that failed now, and
-    of those whose error lines were already in the file resumed."""
+    of those whose error lines were already in the file resumed; the lines written, and the jobs
+    already in the file resumed."""
     from jacli import batch
     from jacli.problem import is_untrusted_environment
 
@@ -1276,6 +1308,7 @@ def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Pat
         _note(f"jacli: {len(done):,} job{'s' if len(done) != 1 else ''} already in {resume}, skipped{errors}")
     mapper = _cluster_mapper(scheduler, workers)
     failed: List[int] = []
+    written = 0
     try:
         stream = open(target, mode, encoding="utf-8") if target is not None else sys.stdout
     except OSError as error:
@@ -1286,13 +1319,14 @@ def _run_batch(jobs: Optional[str], output: Optional[Path], resume: Optional[Pat
             for line in batch.run(lines, done=done, untrusted=untrusted, mapper=mapper, progress=progress,
                                   failed=failed, raise_errors=debug):
                 stream.write(line + "\n")
+                written += 1
                 if target is not None:
                     stream.flush()  # a crash leaves whole lines behind, for --resume
         stream.flush()
     finally:
         if target is not None:
             stream.close()
-    return failed, failed_before
+    return failed, failed_before, written, len(done)
 
 
 def _job_lines(jobs: Optional[str]) -> Iterable[str]:
@@ -1905,6 +1939,9 @@ def usage_message(error: Exception, argv: List[str], group: Any = None) -> str:
     if extra:
         if not any(getattr(p, "param_type_name", "") == "argument" for p in getattr(command, "params", [])):
             return f"{where} takes no arguments, and got {extra.group(1)!r}; '{where} --help' lists its options"
+        if getattr(command, "name", "") == "batch":
+            return (f"{where} takes one jobs file, and {extra.group(1)!r} came after it; give one FILE, or - for "
+                    "standard input (join several files with cat a.jsonl b.jsonl | jacli batch)")
         return (
             f"{where} takes one formula, and {extra.group(1)!r} came after it; quote a formula that "
             "has spaces (\"x + y\"), and give each input with -i NAME=SPEC"

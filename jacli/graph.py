@@ -123,9 +123,10 @@ class GraphResult:
     def print_pretty(self, console: Any, precision: int | None = None) -> None:
         from rich.text import Text
 
-        console.print(self._tree())
+        teaching.print_unpadded(console, self._tree())
         if self.held:
-            console.print(Text(f"held constant (requires_grad=False): {', '.join(self.held)}", style="dim"))
+            held = Text(f"held constant (requires_grad=False): {', '.join(self.held)}", style="dim")
+            teaching.print_unpadded(console, held)
 
     def text(self, chosen: str, precision: int | None = None) -> str:
         chosen = self.format or chosen

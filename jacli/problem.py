@@ -640,6 +640,8 @@ def wrt_without(expr: str, wrt: Any, const: Sequence[str] | str | None) -> Any:
                 raise _unknown(f"`const` {name!r} is not a variable of the expression", name, variables, "const")
             if name and name not in held:
                 held.append(name)
+    if not held:  # "" or ",": as an empty `wrt` is refused, not read as "hold nothing"
+        raise InputError(f"`const` names no variable; its variables are: {', '.join(variables)}", param="const")
     chosen = _check_wrt(variables, specs.check_wrt(wrt))
     both = [name for name in held if name in chosen and wrt]
     if both:

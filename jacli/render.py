@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from jacli.result import Block, CheckReport, Key, key_text, output_symbol
+from jacli.result import Block, CheckReport, Key, Labels, key_text, output_symbol
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType
@@ -798,7 +798,7 @@ def plain_lines(result: Any, precision: int | None = None) -> Iterator[str]:
         yield from _plain_matrix_lines(result.matrix(), precision)
         if symbolic is not None:
             for line in _symbolic_matrix_lines(result):
-                yield f"# exact: {line}\n"
+                yield f"# exact {line}\n"
     elif result.command == "hessian" and symbolic is None:
         yield from _plain_hessian(result, precision)
         return
@@ -811,13 +811,13 @@ def plain_lines(result: Any, precision: int | None = None) -> Iterator[str]:
             yield from _plain_pieces(_plain_matrix(array), precision)
         if symbolic is not None and key in symbolic:
             for line in _symbolic_lines(result, key):
-                yield f"# exact: {line}\n"
+                yield f"# exact {line}\n"
     if getattr(result, "det", None) is not None:
         yield "# det scalar\n"
         for row in _plain_rows(_numpy(result.det).reshape(1, 1), precision):
             yield row + "\n"
         if result.det_symbolic is not None:
-            yield f"# exact: {result.det_symbolic}\n"
+            yield f"# exact det J: {result.det_symbolic}\n"
 
 
 def _matrix_header(matrix: Any) -> str:
@@ -846,11 +846,11 @@ def _plain_matrix_lines(matrix: Any, precision: int | None) -> Iterator[str]:
 
 
 def _symbolic_matrix_lines(result: Any) -> list[str]:
-    """The exact derivative entry by entry in the matrix's row-major order (or the diagonal,
-    for elementwise expressions)."""
+    """The exact derivative entry by entry in the matrix's row-major order, each labelled as the
+    pretty view labels it: ``∂y[0]/∂x[1]: 0`` (or the diagonal, for elementwise expressions)."""
     diagonal = getattr(result, "diagonal", None)
     if diagonal is not None:
-        return [f"diagonal {name}: {derivative}" for name, derivative in diagonal.items()]
+        return [_diagonal_line(result, name, derivative) for name, derivative in diagonal.items()]
     symbolic = result.symbolic
     if result.command == "hessian":
         names = list(dict.fromkeys(a for a, _ in result.blocks))
@@ -860,7 +860,24 @@ def _symbolic_matrix_lines(result: Any) -> list[str]:
     else:
         count = math.prod(result.output.shape)
         entries = np.concatenate([symbolic[name].reshape(count, -1) for name in result.blocks], axis=1)
-    return [str(e) for e in entries.reshape(-1)]
+    matrix = result.matrix()
+    labels = (_entry_label(result, row, column) for row in matrix.rows for column in matrix.columns)
+    return [f"{label}: {e}" for label, e in zip(labels, entries.reshape(-1))]
+
+
+def _entry_label(result: Any, row: str, column: str) -> str:
+    """One entry's derivative: ``∂y[0]/∂x[1]``, or ``∂²y/∂a∂b[1]`` in a Hessian (whose rows and
+    columns are both inputs' elements)."""
+    if result.command == "hessian":
+        y = _output_symbol(result)
+        return f"∂²{y}/∂{row}²" if row == column else f"∂²{y}/∂{row}∂{column}"
+    return f"∂{row}/∂{column}"
+
+
+def _diagonal_line(result: Any, name: str, derivative: Any) -> str:
+    """An elementwise block's one exact form, as the pretty view says it: ``∂y[i]/∂x[i]: 2*x[i]``."""
+    y = _output_symbol(result)
+    return f"∂{y}[i]/∂{name}[i]: {derivative}"
 
 
 def _plain_structured(name: str, block: Any, precision: int | None) -> Iterator[str]:
@@ -916,9 +933,15 @@ def _symbolic_lines(result: Any, key: Key) -> list[str]:
     """The exact derivative in one line per entry (or the diagonal, for elementwise expressions)."""
     diagonal = getattr(result, "diagonal", None)
     if diagonal is not None and key in diagonal:
-        return [f"diagonal {diagonal[key]}"]
+        return [_diagonal_line(result, key, diagonal[key])]
     entries = result.symbolic[key]
-    return [str(e) for e in entries.reshape(-1)]
+    if isinstance(key, tuple):  # a Hessian block: its rows are a's elements, its columns b's
+        a, b = key
+        rows, columns = Labels([(a, result.inputs[a].shape)]), Labels([(b, result.inputs[b].shape)])
+    else:
+        rows, columns = Labels([(_output_symbol(result), result.output.shape)]), Labels([(key, result.inputs[key].shape)])
+    labels = (_entry_label(result, row, column) for row in rows for column in columns)
+    return [f"{label}: {e}" for label, e in zip(labels, entries.reshape(-1))]
 
 
 # -- the Hessian, read from its one matrix ---------------------------------------------------------

@@ -149,7 +149,9 @@ def print_trace(trace: Any, console: Any, precision: int | None = None) -> None:
         table.add_column(header, justify="right" if header in ("value", "tangent", "adjoint") else "left")
     for row in _rows(trace, digits):
         table.add_row(*(Text(cell) for cell in row))
-    console.print(table)
+    from jacli.teaching import print_unpadded
+
+    print_unpadded(console, table)  # a table's title and caption are padded to its width
 
 
 # -- both, after the result --------------------------------------------------------------------------

@@ -92,3 +92,31 @@ def refuse_format(what: str, chosen: str, formats: str) -> InputError:
     """The error for a format a teaching view does not write (a usage error on the command line)."""
     return InputError(f"{what} is written as {formats}, not {chosen}; choose one of those with `format`",
                       param="format", usage=True)
+
+
+class Unpadded:
+    """A renderable printed line by line with no trailing spaces: rich pads a grid's cells and a
+    table's rows to their width, and a line it wraps keeps the space it broke at; a pipe (or
+    ``diff``, or a test) should see neither. The pretty views print everything through it."""
+
+    def __init__(self, renderable: Any) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
+        from rich.segment import Segment
+
+        for line in console.render_lines(self.renderable, options, pad=False):
+            while line and not line[-1].control and not line[-1].text.rstrip(" "):
+                line.pop()
+            if line and not line[-1].control:
+                line[-1] = Segment(line[-1].text.rstrip(" "), line[-1].style)
+            yield from line
+            yield Segment.line()
+
+
+def print_unpadded(console: Any, *renderables: Any) -> None:
+    """``console.print`` of each renderable (none: an empty line) without trailing spaces."""
+    from rich.text import Text
+
+    for renderable in renderables or (Text(""),):
+        console.print(Unpadded(renderable))

@@ -208,6 +208,38 @@ def test_standard_input_with_a_dash_or_nothing():
         assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["p0", "p1"]
 
 
+def test_no_jobs_is_said_on_stderr_and_exits_0(tmp_path):
+    empty, blank = tmp_path / "empty.jsonl", tmp_path / "blank.jsonl"
+    empty.write_text("")
+    blank.write_text("\n  \n")
+    for argv, text, where in ((["batch", str(empty)], None, str(empty)), (["batch", str(blank)], None, str(blank)),
+                              (["batch"], "", "standard input"), (["batch", "-"], "\n", "standard input")):
+        result = run(*argv, input=text)
+        assert result.exit_code == 0 and result.stdout == ""
+        assert result.stderr == f"jacli: no jobs in {where} (it is empty or blank); nothing to do\n", argv
+    assert run("batch", str(empty), "-q").stderr == ""
+    target = tmp_path / "out.jsonl"
+    result = run("batch", str(empty), "-o", str(target))
+    assert result.exit_code == 0 and target.read_text() == ""
+    assert result.stderr == f"jacli: no jobs in {empty} (it is empty or blank); wrote an empty {target}\n"
+
+
+def test_output_file_is_noted_with_its_lines_and_errors(tmp_path):
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("\n".join(lines_of(sweep(2) + ["{oops"])) + "\n")
+    target = tmp_path / "out.jsonl"
+    result = run("batch", str(jobs), "-o", str(target))
+    written = target.read_text().splitlines()
+    assert result.exit_code == 4 and result.stdout == "" and len(written) == 3
+    assert sum('"error"' in line for line in written) == 1
+    assert result.stderr.splitlines()[0] == f"jacli: wrote {target} (3 lines, 1 error)"
+    jobs.write_text(lines_of(sweep(1))[0] + "\n")
+    one = run("batch", str(jobs), "-o", str(target))
+    assert one.exit_code == 0 and one.stderr == f"jacli: wrote {target} (1 line)\n"
+    assert len(target.read_text().splitlines()) == 1
+    assert run("batch", str(jobs), "-o", str(target), "-q").stderr == ""
+
+
 def test_resume_skips_what_was_written_and_appends(tmp_path):
     jobs = tmp_path / "jobs.jsonl"
     jobs.write_text("\n".join(lines_of(sweep(5) + ["not json"])) + "\n")

@@ -401,7 +401,7 @@ def assert_usage_error(result, *fragments: str) -> str:
         (["jacobian", "x", "-i", "1", "--full=1"], "Error: --full takes no value; write --full alone"),
         (["jacobian", "x", "-i", "1", "--max-memory"], "Error: --max-memory needs a value (SIZE); 'jacli jacobian --help' says what it takes"),
         (["jacobian", "x", "-i", "1", "--rtol", "0.1"], "Error: jacli jacobian has no option --rtol; jacli check takes it"),
-        (["functions", "x"], "Error: jacli functions takes no arguments, and got 'x'"),
+        (["batch", "a.jsonl", "b.jsonl"], "Error: jacli batch takes one jobs file, and 'b.jsonl' came after it; give one"),
         (["jacobian", "x", "-i", "1", "--no-colour"], "did you mean --no-color?"),
     ],
 )
@@ -610,6 +610,18 @@ def test_command_help_lists_the_spec_forms_and_the_functions(name: str) -> None:
     assert re.search(r"^\s+jacli functions$", text, flags=re.MULTILINE)
 
 
+@pytest.mark.parametrize("held", ["", ",", " "])
+def test_an_empty_const_is_refused_as_an_empty_wrt_is(held: str) -> None:
+    """--const "" holds nothing: not silently every input differentiated, but --wrt ""'s error."""
+    args = ["jacobian", "x*y", "-i", "x=1,2", "-i", "y=3"]
+    empty_wrt, empty_const = run(*args, "--wrt", held), run(*args, "--const", held)
+    assert empty_wrt.stderr == "Error: --wrt names no variable; its variables are: x, y\n"
+    assert empty_const.stderr == "Error: --const names no variable; its variables are: x, y\n"
+    assert empty_wrt.exit_code == empty_const.exit_code == 1 and empty_const.stdout == ""
+    # an empty item beside a name is no error, as with --wrt: ∂(xy)/∂x = 3·I by hand
+    assert run(*args, "--const", "y,", "-f", "plain").stdout == "# x 2x2\n3.0 0.0\n0.0 3.0\n"
+
+
 def test_functions_lists_what_the_parser_knows() -> None:
     result = run("functions")
     assert result.exit_code == 0 and result.stderr == ""
@@ -637,6 +649,30 @@ def test_functions_as_json_for_scripts() -> None:
     assert entries["abs"]["kinks"] and not entries["softmax"]["elementwise"]
     assert entries["clamp"]["operands"] == {"min": 3, "max": 3} and entries["sum"]["integers"] == [0, 1]
     assert run("functions", "-f", "xml").exit_code == 2
+
+
+def test_functions_looks_up_the_names_given() -> None:
+    everything = {line.split()[0]: line for line in run("functions").stdout.splitlines()}
+    result = run("functions", "softmax", "sum", "pi", "softmax")
+    assert result.exit_code == 0 and result.stderr == ""
+    rows = result.stdout.splitlines()
+    # the rows of the full list, in the order asked (once each), aligned among themselves
+    assert [row.split()[0] for row in rows] == ["softmax", "sum", "pi"]
+    assert [" ".join(row.split()) for row in rows] == [" ".join(everything[n].split()) for n in ("softmax", "sum", "pi")]
+    assert "the constant 3.14159" in rows[2] and len({row.index(row.split()[1]) for row in rows}) == 1
+    document = json.loads(run("functions", "relu", "e", "-f", "json").stdout)
+    full = {entry["name"]: entry for entry in json.loads(run("functions", "-f", "json").stdout)["functions"]}
+    assert document == {"functions": [full["relu"]], "constants": {"e": math.e}}
+    assert full["relu"]["kinks"] and full["relu"]["elementwise"]  # relu has a kink at 0, by hand
+
+
+@pytest.mark.parametrize("name,hint", [("sinn", "did you mean sin or sinh or sign?"), ("SIN", "did you mean sin?"),
+                                       ("qqqq", "")])
+def test_functions_refuses_an_unknown_name_with_the_near_misses(name: str, hint: str) -> None:
+    result = run("functions", "sin", name)  # nothing printed, not even the known one
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == (f"Error: {name!r} is not a jacli function or constant; {hint}{' ' if hint else ''}"
+                             "'jacli functions' lists them all\n")
 
 
 # -- colour and noise (clig.dev) ------------------------------------------------------------------
@@ -752,6 +788,36 @@ def test_a_real_pipe_carries_no_ansi_escape() -> None:
     process = run_process("-m", "jacli", *PRETTY, "-f", "pretty", TERM="xterm-256color")
     assert process.returncode == 0 and "∂/∂r" in process.stdout
     assert "\x1b" not in process.stdout + process.stderr
+
+
+def _piped(*args: str, code: int = 0) -> list[str]:
+    """The lines a command writes to a real pipe, 80 columns wide (rich's width off a terminal)."""
+    process = run_process("-m", "jacli", *args, "-f", "pretty", COLUMNS="80")
+    assert process.returncode == code, process.stderr
+    return process.stdout.splitlines()
+
+
+def test_no_line_written_to_a_pipe_ends_in_spaces() -> None:
+    """rich pads grid cells and table rows to the width, and keeps the space where it wraps."""
+    repeated = _piped("vjp", "(x+1)**2", "-i", "eye:2", "--v", "ones", "--method", "backward", "--repeat", "2")
+    answered = _piped("jacobian", "x**2*y", "-i", "x=2", "-i", "y=2", "--answer", "[2*x*y, x]", code=3)
+    graph = _piped("graph", "sin(x)*y + exp(x)*cos(y)", "-i", "x=1", "-i", "y=2")
+    traced = _piped("jacobian", "sin(x)*y", "-i", "x=1,2", "-i", "y=3", "--trace")
+    for lines in (repeated, answered, graph, traced):
+        assert [line for line in lines if line != line.rstrip()] == []
+    # the views still say what they said. vᵀJ of (x+1)² with v = 1 is 2(x+1) = [[4, 2], [2, 4]]
+    # by hand at eye:2, and .grad doubles on the second call
+    rows = [[float(cell) for cell in line.split("│")[1:]] for line in repeated if re.match(r"^\d │", line)]
+    assert rows == [[4, 2], [2, 4], [8, 4], [4, 8]]
+    # ∂(x²y)/∂y = x² = 4 at x = 2, where the answer says x = 2; its ∂/∂x = 2xy = 8 is right
+    wrong = [[cell.strip() for cell in line.split("│")] for line in answered if line.startswith("∂f/∂")]
+    assert wrong == [["∂f/∂y", "0", "1", "2", "4"]]
+    # the graph's nodes are torch's own grad_fn names for the same formula
+    x, y = torch.tensor(1.0, requires_grad=True), torch.tensor(2.0, requires_grad=True)
+    out = torch.sin(x) * y + torch.exp(x) * torch.cos(y)
+    names = {out.grad_fn.name()} | {f.name() for f, _ in out.grad_fn.next_functions if f is not None}
+    assert all(any(name in line for line in graph) for name in names) and names >= {"AddBackward0", "MulBackward0"}
+    assert f"{math.sin(1) * 3:.6g}" in "\n".join(traced)  # the output sin(x)·y at x[0] = 1, y = 3
 
 
 def test_quiet_prints_only_the_result(tmp_path) -> None:

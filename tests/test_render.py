@@ -1631,3 +1631,63 @@ def test_no_status_on_a_pipe() -> None:
     assert child.returncode == 0
     assert re.fullmatch(rb"peak \d+\n", stderr), stderr  # only what the test's wrapper writes
     assert stdout.startswith(b"# x 90x90\n") and b"\x1b" not in stdout
+
+
+def _exact_lines(text: str) -> dict[str, str]:
+    """The ``# exact LABEL: FORM`` lines of plain output, label → form."""
+    found = [re.fullmatch(r"# exact (.+?): (.*)", line) for line in text.splitlines() if line.startswith("# exact")]
+    assert all(found), text
+    return {match[1]: match[2] for match in found}
+
+
+def test_plain_symbolic_lines_name_their_entry() -> None:
+    """Each exact line says which entry it is (∂y[m]/∂x[i]); its form is SymPy's derivative,
+    worked out here: y[m] = m·x[m], so ∂y[m]/∂x[i] = m where m = i, else 0."""
+    import sympy as sp
+
+    result = compute_jacobian("x*arange(3)", {"x": torch.tensor([1.0, 2.0, 3.0], dtype=F64)}, symbolic=True,
+                              layout="dense")
+    lines = _exact_lines(render.to_plain(result))
+    xs = sp.symbols("x0:3")
+    J = sp.Matrix([m * xs[m] for m in range(3)]).jacobian(xs)
+    assert list(lines) == [f"∂y[{m}]/∂x[{i}]" for m in range(3) for i in range(3)]
+    assert [sp.sympify(form) for form in lines.values()] == list(J)
+    # the classic matrix: its rows and columns name them, several inputs side by side
+    polar = compute_jacobian("[r*cos(t), r*sin(t)]", {"r": 2.0, "t": 0.5}, symbolic=True, det=True)
+    r, t = sp.symbols("r t")
+    J = sp.Matrix([r * sp.cos(t), r * sp.sin(t)]).jacobian([r, t])
+    lines = _exact_lines(render.to_plain(polar))
+    labels = [f"∂y[{m}]/∂{name}" for m in range(2) for name in "rt"]
+    assert list(lines) == labels + ["det J"]
+    assert [sp.simplify(sp.sympify(lines[label]) - J[k]) for k, label in enumerate(labels)] == [0] * 4
+    assert sp.simplify(sp.sympify(lines["det J"]) - J.det()) == 0
+
+
+def test_plain_symbolic_lines_of_a_hessian_and_a_diagonal() -> None:
+    import sympy as sp
+
+    from jacli.api import compute_hessian
+
+    hessian = compute_hessian("sum(x**3)*y", {"x": torch.tensor([1.0, 2.0], dtype=F64), "y": 3.0}, symbolic=True)
+    lines = _exact_lines(render.to_plain(hessian))
+    x0, x1, y = sp.symbols("x0 x1 y")
+    H = sp.hessian((x0**3 + x1**3) * y, (x0, x1, y))
+    name = {x0: "x[0]", x1: "x[1]", y: "y"}
+    expected = {}
+    for a, b in [("x", "x"), ("x", "y"), ("y", "x"), ("y", "y")]:  # the blocks' order
+        for i, u in enumerate((x0, x1, y)):
+            for j, v in enumerate((x0, x1, y)):
+                if name[u][0] == a and name[v][0] == b:
+                    label = f"∂²f/∂{name[u]}²" if u == v else f"∂²f/∂{name[u]}∂{name[v]}"
+                    expected[label] = H[i, j].subs({x0: sp.Symbol("x[0]"), x1: sp.Symbol("x[1]")})
+    assert list(lines) == list(expected)  # the output is f: an input is called y
+    to_symbols = {"x": sp.IndexedBase("x")}
+    for label, form in lines.items():
+        got = sp.sympify(form, locals=to_symbols).subs({sp.IndexedBase("x")[0]: sp.Symbol("x[0]"),
+                                                        sp.IndexedBase("x")[1]: sp.Symbol("x[1]")})
+        assert sp.simplify(got - expected[label]) == 0, label
+    # an elementwise expression: one line for the diagonal, ∂y[i]/∂x[i] = 2(x+1)
+    diagonal = compute_jacobian("(x+1)**2", {"x": torch.tensor([1.0, 2.0], dtype=F64)}, symbolic=True)
+    (label, form), = _exact_lines(render.to_plain(diagonal)).items()
+    x = sp.Symbol("x")
+    assert label == "∂y[i]/∂x[i]" and sp.simplify(sp.sympify(form) - sp.diff((x + 1)**2, x)) == 0
