@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import string
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 
 MAX_SYMBOLIC_ENTRIES = 16
@@ -515,14 +515,22 @@ def _product_grad(result: Any) -> Section:
     difference = None
     if ok:
         other = "forward" if result.method != "forward" else "reverse"
-        jacobians = _full_jacobian(problem, problem.wrt, other)
-        difference = max(_max_difference(jacobians[n].reshape(result.grads[n].shape), result.grads[n]) for n in problem.wrt)
-        lines.append(f"checked here: J by {other} mode ({'jacfwd' if other == 'forward' else 'jacrev'}): max |difference| "
-                     f"from the gradient = {_difference_text(difference)}")
+        difference = _checked_by(problem, other, lines, "the gradient",
+                                 lambda n, j: _max_difference(j.reshape(result.grads[n].shape), result.grads[n]))
     else:
         lines.append(why)
     return Section("product", "Why a gradient needs one output number", lines,
                    {"max_difference": difference, "checked_with": other if ok else None, "skipped": None if ok else why})
+
+
+def _checked_by(problem: Any, other: str, lines: list[str], against: str, difference: Callable[[str, Any], float]) -> float:
+    """J computed in full by the ``other`` mode, compared with the result through ``difference``
+    (name, that input's J → max |difference|); the line saying so is appended to ``lines``."""
+    jacobians = _full_jacobian(problem, problem.wrt, other)
+    largest = max(difference(name, jacobians[name]) for name in problem.wrt)
+    lines.append(f"checked here: J by {other} mode ({'jacfwd' if other == 'forward' else 'jacrev'}): max |difference| "
+                 f"from {against} = {_difference_text(largest)}")
+    return largest
 
 
 def _product_jacobian(result: Any) -> Section:
@@ -539,10 +547,8 @@ def _product_jacobian(result: Any) -> Section:
     difference = None
     other = "forward" if result.method == "reverse" else "reverse"
     if ok:
-        jacobians = _full_jacobian(problem, problem.wrt, other)
-        difference = max(_max_difference(jacobians[n], result.blocks[n].to_dense()) for n in problem.wrt)
-        lines.append(f"checked here: J by {other} mode ({'jacfwd' if other == 'forward' else 'jacrev'}): max |difference| "
-                     f"from this result = {_difference_text(difference)}")
+        difference = _checked_by(problem, other, lines, "this result",
+                                 lambda n, j: _max_difference(j, result.blocks[n].to_dense()))
     else:
         lines.append(why)
     return Section("product", "Rows and columns of J", lines,
@@ -552,7 +558,6 @@ def _product_jacobian(result: Any) -> Section:
 def _product_hessian(result: Any) -> Section:
     import torch
 
-    problem = result.problem
     matrix = result.values if getattr(result, "values", None) is not None else result.matrix().to_dense()
     y = _output(result)
     lines = [
@@ -600,7 +605,7 @@ def _product_hvp(result: Any) -> Section:
 
 def _passes(result: Any) -> str:
     problem = result.problem
-    m, n = problem.plan.output_elements, problem.plan.wrt_elements
+    n = problem.plan.wrt_elements
     method, command = result.method, result.command
     if method == "symbolic":
         return "SymPy's exact derivative, evaluated on torch"

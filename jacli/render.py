@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from jacli.result import Block, CheckReport, Key, Labels, key_text, output_symbol
+from jacli.teaching import Unpadded as _Lines, json_number
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType
@@ -410,14 +411,6 @@ def _json_problem(result: Any) -> dict[str, Any]:
     return problem
 
 
-def _json_float(value: float) -> Any:
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
-
-
 def _check_document(report: Any) -> dict[str, Any]:
     return {
         "command": "check",
@@ -432,7 +425,7 @@ def _check_document(report: Any) -> dict[str, Any]:
         "kinks": report.kinks,
         "singular": report.singular,
         "methods": [
-            {"method": m.method, "max_abs": _json_float(m.max_abs), "max_rel": _json_float(m.max_rel),
+            {"method": m.method, "max_abs": json_number(m.max_abs), "max_rel": json_number(m.max_rel),
              "ok": m.ok, "skipped": m.skipped, "note": m.note, "nonfinite": m.nonfinite,
              "excused": m.excused}
             for m in report.methods
@@ -1081,31 +1074,6 @@ def print_pretty(result: Any, console: Console, precision: int | None = None, fu
                 parts.append(Text.assemble(("det J", "bold"), " = ", exact, ("  (exact)", "dim")))
     for part in parts:
         console.print(Text("") if part is None else part if isinstance(part, (_Lines, _Grid)) else _Lines(part), crop=False)
-
-
-class _Lines:
-    """A renderable printed line by line with trailing spaces removed (rich pads grid cells and
-    table rows to their width). With ``keep_width``, it is laid out at least as wide as it needs,
-    even beyond the console: rich would otherwise shrink a table's columns until its digits are
-    cut off; the line is then longer than the terminal, which wraps it (or ``less -S`` scrolls)."""
-
-    def __init__(self, renderable: RenderableType, keep_width: bool = False) -> None:
-        self.renderable = renderable
-        self.keep_width = keep_width
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
-        width = options.max_width
-        if self.keep_width:
-            needed = Measurement.get(console, options.update_width(1 << 20), self.renderable).maximum
-            width = max(width, needed)
-        for line in console.render_lines(self.renderable, options.update_width(width), pad=False):
-            while line and not line[-1].control and not line[-1].text.rstrip():
-                line.pop()
-            if line and not line[-1].control:
-                last = line[-1]
-                line[-1] = Segment(last.text.rstrip(), last.style)
-            yield from line
-            yield Segment.line()
 
 
 def _output_symbol(result: Any) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 from rich.console import Console

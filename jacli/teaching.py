@@ -97,19 +97,29 @@ def refuse_format(what: str, chosen: str, formats: str) -> InputError:
 class Unpadded:
     """A renderable printed line by line with no trailing spaces: rich pads a grid's cells and a
     table's rows to their width, and a line it wraps keeps the space it broke at; a pipe (or
-    ``diff``, or a test) should see neither. The pretty views print everything through it."""
+    ``diff``, or a test) should see neither. Every pretty view prints through it (``render`` too).
 
-    def __init__(self, renderable: Any) -> None:
+    With ``keep_width``, it is laid out at least as wide as it needs, even beyond the console:
+    rich would otherwise shrink a table's columns until its digits are cut off; the line is then
+    longer than the terminal, which wraps it (or ``less -S`` scrolls)."""
+
+    def __init__(self, renderable: Any, keep_width: bool = False) -> None:
         self.renderable = renderable
+        self.keep_width = keep_width
 
     def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
+        from rich.measure import Measurement
         from rich.segment import Segment
 
-        for line in console.render_lines(self.renderable, options, pad=False):
-            while line and not line[-1].control and not line[-1].text.rstrip(" "):
+        width = options.max_width
+        if self.keep_width:
+            needed = Measurement.get(console, options.update_width(1 << 20), self.renderable).maximum
+            width = max(width, needed)
+        for line in console.render_lines(self.renderable, options.update_width(width), pad=False):
+            while line and not line[-1].control and not line[-1].text.rstrip():
                 line.pop()
             if line and not line[-1].control:
-                line[-1] = Segment(line[-1].text.rstrip(" "), line[-1].style)
+                line[-1] = Segment(line[-1].text.rstrip(), line[-1].style)
             yield from line
             yield Segment.line()
 
